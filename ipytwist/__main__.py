@@ -1,0 +1,28 @@
+"""``python -m ipytwist``: command-line entry points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import kernelspec
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ipytwist")
+    sub = p.add_subparsers(dest="command", required=True)
+    ik = sub.add_parser("install-kernel", help="install the ipytwist kernelspec")
+    where = ik.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for the current user")
+    where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (default)")
+    where.add_argument("--prefix", help="under PREFIX/share/jupyter/kernels")
+    ik.add_argument("--name", default=kernelspec.KERNEL_NAME)
+    args = p.parse_args(argv)
+    if args.command == "install-kernel":
+        dest = kernelspec.install(user=args.user, prefix=args.prefix, name=args.name)
+        print(f"Installed kernelspec {args.name} in {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The five Jupyter ZeroMQ channels of one kernel, on txzmq.
+
+shell, control and stdin are ROUTER sockets, iopub is an XPUB socket that
+greets every subscription with ``iopub_welcome``, heartbeat is a REP socket
+echoing in the reactor (so it answers while user code runs in the worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+from twisted.logger import Logger
+from txzmq import ZmqConnection, ZmqFactory
+
+from .kernel.core import Kernel
+from .kernel.stream import Envelope
+from .wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
+
+PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+#: Messages queued for one slow iopub subscriber before ZeroMQ drops (output is coalesced).
+IOPUB_HWM = 100_000
+
+
+class _Socket(ZmqConnection):
+    """A txzmq connection that hands every multipart message to a callback."""
+
+    def __init__(self, factory: ZmqFactory, socket_type: int, on_message: Callable) -> None:
+        self.socketType = socket_type
+        self.on_message = on_message
+        super().__init__(factory)
+
+    def messageReceived(self, message: list[bytes]) -> None:
+        self.on_message(message)
+
+
+class ZmqRequester:
+    """Replies to one ZeroMQ client, addressed by its routing identities."""
+
+    def __init__(self, channels: ZmqChannels, idents: list[bytes]) -> None:
+        self.channels = channels
+        self.idents = idents
+
+    def send(self, channel: str, msg: Message) -> None:
+        self.channels.send(channel, msg, self.idents)
+
+
+def new_connection_info(ip: str = "127.0.0.1", transport: str = "tcp") -> dict[str, Any]:
+    """A connection description with free ports and a random 256-bit key."""
+    info: dict[str, Any] = {
+        "ip": ip,
+        "transport": transport,
+        "signature_scheme": "hmac-sha256",
+        "key": secrets.token_hex(32),
+        "kernel_name": "ipytwist",
+    }
+    for name in PORT_NAMES:
+        info[name] = 0
+    return info
+
+
+def write_connection_file(path: str, info: dict[str, Any]) -> None:
+    """Write ``info`` as JSON readable by its owner only (mode 0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        json.dump(info, f, indent=1)
+
+
+class ZmqChannels:
+    """Bind the channels described by ``connection`` and wire them to ``kernel``."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        connection: dict[str, Any],
+        factory: ZmqFactory | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.kernel = kernel
+        self.connection = dict(connection)
+        self.codec = WireCodec(
+            str(connection.get("key", "")).encode(),
+            connection.get("signature_scheme", "hmac-sha256"),
+            max_message_bytes,
+        )
+        if factory is None:
+            factory = ZmqFactory()
+            factory.registerForShutdown()
+        self.factory = factory
+        self._topic_prefix = f"kernel.{kernel.id}.".encode()
+
+        def router(name: str) -> _Socket:
+            sock = _Socket(factory, zmq.ROUTER, lambda frames: self._on_request(name, frames))
+            sock.socket.set(zmq.ROUTER_HANDOVER, 1)
+            return sock
+
+        self.sockets: dict[str, _Socket] = {
+            "shell": router("shell"),
+            "control": router("control"),
+            "stdin": router("stdin"),
+            "iopub": _Socket(factory, zmq.XPUB, self._on_subscription),
+            "hb": _Socket(factory, zmq.REP, self._on_heartbeat),
+        }
+        iopub = self.sockets["iopub"].socket
+        iopub.set(zmq.XPUB_VERBOSE, 1)
+        iopub.set(zmq.SNDHWM, IOPUB_HWM)
+        for name, sock in self.sockets.items():
+            key = "hb_port" if name == "hb" else f"{name}_port"
+            self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
+        kernel.stream.subscribe(self)
+
+    def _bind(self, sock: _Socket, port: int) -> int:
+        ip = self.connection.get("ip", "127.0.0.1")
+        if self.connection.get("transport", "tcp") == "ipc":
+            if port <= 0:
+                port = 1
+                while os.path.exists(f"{ip}-{port}"):
+                    port += 1
+            sock.socket.bind(f"ipc://{ip}-{port}")
+            return port
+        if port <= 0:
+            return sock.socket.bind_to_random_port(f"tcp://{ip}")
+        sock.socket.bind(f"tcp://{ip}:{port}")
+        return port
+
+    # -- incoming -----------------------------------------------------------
+
+    def _on_request(self, channel: str, frames: list[bytes]) -> None:
+        try:
+            idents, msg = self.codec.deserialize(frames)
+        except WireError as e:
+            self.log.warn("{channel}: dropped message: {why}", channel=channel, why=str(e))
+            return
+        if not isinstance(msg["header"].get("msg_id", ""), str):
+            self.log.warn("{channel}: dropped message: msg_id is not a string", channel=channel)
+            return
+        try:
+            self.kernel.handle(channel, msg, ZmqRequester(self, idents))
+        except Exception as e:  # a bad request must never take the kernel down
+            self.log.failure("{channel}: error handling {t}: {e}", channel=channel,
+                             t=msg["msg_type"][:64], e=type(e).__name__)
+
+    def _on_subscription(self, frames: list[bytes]) -> None:
+        frame = frames[0] if frames else b""
+        if frame[:1] == b"\x01":
+            topic = frame[1:].decode("utf-8", "replace")
+            welcome = new_message("iopub_welcome", {"subscription": topic}, self.kernel.session)
+            self._send("iopub", self.codec.serialize(welcome, [b"iopub_welcome"]))
+
+    def _on_heartbeat(self, frames: list[bytes]) -> None:
+        self._send("hb", frames)
+
+    # -- outgoing -----------------------------------------------------------
+
+    def send(self, channel: str, msg: Message, idents: list[bytes]) -> None:
+        self._send(channel, self.codec.serialize(msg, idents))
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Publish one iopub message (encoded once, shared by every ZMQ subscriber)."""
+        self._send("iopub", envelope.encoded("zmq", self._encode_iopub))
+
+    def _encode_iopub(self, msg: Message) -> list[bytes]:
+        return self.codec.serialize(msg, [self._topic_prefix + msg["msg_type"].encode()])
+
+    def _send(self, channel: str, frames: list[bytes]) -> None:
+        sock = self.sockets.get(channel)
+        if sock is None or sock.socket is None:
+            return
+        try:
+            sock.send(frames)
+        except zmq.ZMQError as e:
+            self.log.warn("{channel}: could not send ({e})", channel=channel, e=e.strerror)
+
+    def close(self) -> None:
+        self.kernel.stream.unsubscribe(self)
+        for sock in self.sockets.values():
+            if sock.socket is not None:
+                sock.shutdown()
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,66 @@
+"""``python -m ipytwist.kernel -f CONNECTION_FILE``: one kernel, as Jupyter launches it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Any
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m ipytwist.kernel", description=__doc__)
+    p.add_argument("-f", "--connection-file", required=True,
+                   help="JSON connection file written by the launching client")
+    p.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with open(args.connection_file) as f:
+        connection: dict[str, Any] = json.load(f)
+
+    from twisted.internet import reactor
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from ..channels import ZmqChannels
+    from . import Kernel, LocalProvisioner
+
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
+    globalLogBeginner.beginLoggingTo(
+        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
+        redirectStandardIO=False,
+    )
+
+    kernel = Kernel(reactor, LocalProvisioner(reactor), name=connection.get("kernel_name")
+                    or "ipytwist")
+    channels = ZmqChannels(kernel, connection)
+
+    def stop(*_: Any) -> None:
+        d = kernel.shutdown()
+        d.addBoth(lambda _: channels.close())
+        d.addBoth(lambda _: reactor.stop() if reactor.running else None)
+
+    kernel.on_shutdown_request = lambda: reactor.callLater(0.05, stop)
+
+    def install_signals() -> None:
+        # SIGINT is how Jupyter interrupts a kernel: pass it on to the interpreter.
+        signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(kernel.interrupt))
+        signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(stop))
+
+    reactor.callWhenRunning(install_signals)
+    reactor.callWhenRunning(kernel.start)
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The Jupyter message model and its ZeroMQ wire form.
+
+Pure code: building messages, signing them with HMAC-SHA256, verifying
+signatures (constant time, replays rejected) and turning messages into the
+multipart frames of the Jupyter wire protocol and back.  Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from binascii import b2a_base64
+from collections import OrderedDict
+from datetime import date, datetime, timezone
+from typing import Any
+
+PROTOCOL_VERSION = "5.5"
+DELIMITER = b"<IDS|MSG>"
+
+#: Largest total size of one incoming message, in bytes (configurable per codec).
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+Message = dict[str, Any]
+
+
+class WireError(ValueError):
+    """An incoming message that cannot be accepted.  ``str()`` is one short line."""
+
+
+class BadSignature(WireError):
+    pass
+
+
+class ReplayedSignature(WireError):
+    pass
+
+
+class MalformedMessage(WireError):
+    pass
+
+
+class MessageTooLarge(WireError):
+    pass
+
+
+def utcnow_iso() -> str:
+    """The current time as Jupyter writes it in headers."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def json_default(obj: Any) -> Any:
+    """Make the values IPython produces JSON-safe, as Jupyter clients expect."""
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return b2a_base64(bytes(obj), newline=False).decode("ascii")
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    for conv in (int, float):  # numpy scalars and friends
+        try:
+            return conv(obj)
+        except (TypeError, ValueError):
+            pass
+    return repr(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact, UTF-8 JSON (non-finite floats allowed, as IPython may produce them)."""
+    return json.dumps(
+        obj, default=json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8", "surrogateescape")
+
+
+def new_header(msg_type: str, session: str, username: str = "kernel") -> dict[str, str]:
+    return {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "username": username,
+        "session": session,
+        "date": utcnow_iso(),
+        "version": PROTOCOL_VERSION,
+    }
+
+
+def new_message(
+    msg_type: str,
+    content: dict[str, Any],
+    session: str,
+    parent: Message | None = None,
+    metadata: dict[str, Any] | None = None,
+    buffers: list[bytes] | None = None,
+) -> Message:
+    """A message dict in the shape jupyter_client uses (``msg_type`` copied to the top)."""
+    header = new_header(msg_type, session)
+    return {
+        "header": header,
+        "msg_id": header["msg_id"],
+        "msg_type": msg_type,
+        "parent_header": dict(parent["header"]) if parent else {},
+        "metadata": metadata or {},
+        "content": content,
+        "buffers": buffers or [],
+    }
+
+
+def reply_type(request_type: str) -> str:
+    """``execute_request`` -> ``execute_reply``; anything else gets ``_reply`` appended."""
+    base = request_type[: -len("_request")] if request_type.endswith("_request") else request_type
+    return base + "_reply"
+
+
+class Signer:
+    """HMAC-SHA256 signatures over the four JSON frames; an empty key disables signing."""
+
+    def __init__(self, key: bytes, scheme: str = "hmac-sha256") -> None:
+        if scheme != "hmac-sha256":
+            raise ValueError(f"unsupported signature scheme {scheme!r}")
+        self.key = key
+        self._proto = hmac.new(key, digestmod=hashlib.sha256) if key else None
+
+    def sign(self, parts: list[bytes]) -> bytes:
+        if self._proto is None:
+            return b""
+        h = self._proto.copy()
+        for p in parts:
+            h.update(p)
+        return h.hexdigest().encode("ascii")
+
+    def verify(self, signature: bytes, parts: list[bytes]) -> bool:
+        if self._proto is None:
+            return True
+        return hmac.compare_digest(signature, self.sign(parts))
+
+
+class SeenSignatures:
+    """A bounded memory of signatures already accepted, to refuse replays."""
+
+    def __init__(self, limit: int = 1 << 16) -> None:
+        self.limit = limit
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    def add(self, signature: bytes) -> bool:
+        """Remember ``signature``; return False if it was already known."""
+        if signature in self._seen:
+            return False
+        self._seen[signature] = None
+        if len(self._seen) > self.limit:
+            self._seen.popitem(last=False)
+        return True
+
+
+class WireCodec:
+    """Serialise messages to ZMQ frames and parse incoming frames for one kernel."""
+
+    def __init__(
+        self,
+        key: bytes,
+        scheme: str = "hmac-sha256",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.signer = Signer(key, scheme)
+        self.seen = SeenSignatures()
+        self.max_message_bytes = max_message_bytes
+
+    def serialize(self, msg: Message, idents: list[bytes] | tuple[bytes, ...] = ()) -> list[bytes]:
+        parts = [
+            dumps(msg["header"]),
+            dumps(msg.get("parent_header") or {}),
+            dumps(msg.get("metadata") or {}),
+            dumps(msg.get("content") or {}),
+        ]
+        frames = [*idents, DELIMITER, self.signer.sign(parts), *parts]
+        frames.extend(bytes(b) for b in msg.get("buffers") or ())
+        return frames
+
+    def deserialize(self, frames: list[bytes]) -> tuple[list[bytes], Message]:
+        """Return ``(routing identities, message)`` or raise a :class:`WireError`."""
+        total = sum(len(f) for f in frames)
+        if total > self.max_message_bytes:
+            raise MessageTooLarge(f"message of {total} bytes exceeds {self.max_message_bytes}")
+        try:
+            i = frames.index(DELIMITER)
+        except ValueError:
+            raise MalformedMessage("no <IDS|MSG> delimiter") from None
+        idents, rest = frames[:i], frames[i + 1 :]
+        if len(rest) < 5:
+            raise MalformedMessage(f"{len(rest)} frames after the delimiter, need at least 5")
+        signature, parts, buffers = rest[0], rest[1:5], rest[5:]
+        if self.signer.key:
+            if not signature:
+                raise BadSignature("missing signature")
+            if not self.signer.verify(signature, parts):
+                raise BadSignature("invalid signature")
+            if not self.seen.add(signature):
+                raise ReplayedSignature("duplicate signature")
+        try:
+            header, parent, metadata, content = (json.loads(p) for p in parts)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise MalformedMessage(f"invalid JSON ({type(e).__name__})") from None
+        if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
+            raise MalformedMessage("header is not an object with a msg_type")
+        if not all(isinstance(x, dict) for x in (parent, metadata, content)):
+            raise MalformedMessage("parent_header, metadata and content must be objects")
+        msg: Message = {
+            "header": header,
+            "msg_id": header.get("msg_id", ""),
+            "msg_type": header["msg_type"],
+            "parent_header": parent,
+            "metadata": metadata,
+            "content": content,
+            "buffers": buffers,
+        }
+        return idents, msg

@@ -1,0 +1,111 @@
+"""The worker's end of the record pipes, and SIGINT that only hits user code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..framing import RecordDecoder, encode_record
+
+
+class Interrupts:
+    """SIGINT raises ``KeyboardInterrupt`` only while user code is running.
+
+    Outside user code (idle, writing a record, building a reply) the signal is
+    ignored or held back until the critical section ends, so an interrupt can
+    never tear a record in half or lose a reply.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self._held = 0
+        self._pending = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self.handler)
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if not self.armed:
+            return
+        if self._held:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals are only delivered to the main thread
+            return
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._pending and self.armed:
+                self._pending = False
+                raise KeyboardInterrupt
+
+    @contextmanager
+    def user_code(self) -> Iterator[None]:
+        self._pending = False
+        self.armed = True
+        try:
+            yield
+        finally:
+            self.armed = False
+            self._pending = False
+
+
+class WorkerLink:
+    """Blocking reads of request records, atomic writes of event records."""
+
+    def __init__(
+        self,
+        read_fd: int,
+        write_fd: int,
+        interrupts: Interrupts,
+        before_emit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.interrupts = interrupts
+        self.before_emit = before_emit
+        self._decoder = RecordDecoder()
+        self._queue: deque[dict[str, Any]] = deque()
+        self._write_lock = threading.Lock()
+
+    def read(self) -> dict[str, Any] | None:
+        """The next request record, or None when the kernel has gone away."""
+        while not self._queue:
+            data = os.read(self.read_fd, 1 << 16)
+            if not data:
+                return None
+            self._queue.extend(self._decoder.feed(data))
+        return self._queue.popleft()
+
+    def read_matching(self, kind: str) -> dict[str, Any] | None:
+        """Wait for a record of ``kind``; others wait in the queue for the main loop."""
+        kept: list[dict[str, Any]] = []
+        try:
+            while True:
+                rec = self.read()
+                if rec is None or rec.get("req") == kind:
+                    return rec
+                kept.append(rec)
+        finally:
+            self._queue.extendleft(reversed(kept))
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """Send one event, after everything user code already wrote to stdout/stderr."""
+        self.before_emit()
+        data = memoryview(encode_record(event))
+        with self.interrupts.held(), self._write_lock:
+            while data:
+                n = os.write(self.write_fd, data)
+                data = data[n:]

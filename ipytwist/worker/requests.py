@@ -1,0 +1,203 @@
+"""What the worker does for each request: run code, complete, inspect, history."""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.completer import provisionalcompleter, rectify_completions
+from IPython.core.error import StdinNotImplementedError
+from IPython.utils.tokenutil import token_at_cursor
+
+from .link import Interrupts, WorkerLink
+from .shell import WorkerShell
+
+Content = dict[str, Any]
+
+
+def _error_content(exc: BaseException) -> Content:
+    return {
+        "status": "error",
+        "ename": type(exc).__name__,
+        "evalue": str(exc),
+        "traceback": [f"{type(exc).__name__}: {exc}"],
+    }
+
+
+class RequestHandlers:
+    """One method per request kind; each returns the reply content."""
+
+    def __init__(self, shell: WorkerShell, link: WorkerLink, interrupts: Interrupts) -> None:
+        self.shell = shell
+        self.link = link
+        self.interrupts = interrupts
+        self._allow_stdin = False
+
+    def table(self) -> dict[str, Callable[[Content], Content]]:
+        return {
+            "execute": self.execute,
+            "complete": self.complete,
+            "inspect": self.inspect,
+            "is_complete": self.is_complete,
+            "history": self.history,
+        }
+
+    # -- stdin --------------------------------------------------------------
+
+    def _ask(self, prompt: str, password: bool) -> str:
+        if not self._allow_stdin:
+            raise StdinNotImplementedError(
+                "raw_input was called, but this frontend does not support input requests."
+            )
+        self.link.emit({"ev": "input_request", "prompt": str(prompt), "password": password})
+        rec = self.link.read_matching("input_reply")
+        if rec is None:
+            raise EOFError("the kernel went away while waiting for input")
+        value = rec.get("value", "")
+        if not isinstance(value, str):
+            value = str(value)
+        return value
+
+    def raw_input(self, prompt: Any = "") -> str:
+        return self._ask(str(prompt), password=False)
+
+    def getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
+        return self._ask(prompt, password=True)
+
+    # -- requests -----------------------------------------------------------
+
+    def execute(self, c: Content) -> Content:
+        shell = self.shell
+        code = str(c.get("code", ""))
+        silent = bool(c.get("silent", False))
+        store_history = bool(c.get("store_history", not silent))
+        self._allow_stdin = bool(c.get("allow_stdin", False))
+        if not silent:
+            self.link.emit({"ev": "execute_input", "code": code, "count": shell.execution_count})
+        shell.last_error = None
+        saved = builtins.input, getpass.getpass
+        builtins.input, getpass.getpass = self.raw_input, self.getpass
+        try:
+            with self.interrupts.user_code():
+                result = shell.run_cell(code, store_history=store_history, silent=silent)
+            error = result.error_before_exec or result.error_in_exec
+        except KeyboardInterrupt as e:  # landed in IPython's machinery, not user code
+            shell.showtraceback((type(e), e, None))
+            error = e
+        finally:
+            builtins.input, getpass.getpass = saved
+            self._allow_stdin = False
+        reply: Content = {"execution_count": shell.execution_count - 1}
+        if error is None:
+            reply["status"] = "ok"
+            reply["user_expressions"] = shell.user_expressions(c.get("user_expressions") or {})
+        else:
+            reply["status"] = "error"
+            reply.update(shell.last_error or _error_content(error))
+            reply["user_expressions"] = {}
+        reply["payload"] = shell.payload_manager.read_payload()
+        shell.payload_manager.clear_payload()
+        return reply
+
+    def complete(self, c: Content) -> Content:
+        code = str(c.get("code", ""))
+        cursor_pos = c.get("cursor_pos")
+        if not isinstance(cursor_pos, int) or not 0 <= cursor_pos <= len(code):
+            cursor_pos = len(code)
+        with provisionalcompleter():
+            raw = self.shell.Completer.completions(code, cursor_pos)
+            completions = list(rectify_completions(code, raw))
+        if completions:
+            start, end = completions[0].start, completions[0].end
+        else:
+            start = end = cursor_pos
+        types = [
+            {
+                "start": comp.start,
+                "end": comp.end,
+                "text": comp.text,
+                "type": comp.type,
+                "signature": comp.signature,
+            }
+            for comp in completions
+        ]
+        return {
+            "status": "ok",
+            "matches": [comp.text for comp in completions],
+            "cursor_start": start,
+            "cursor_end": end,
+            "metadata": {"_jupyter_types_experimental": types},
+        }
+
+    def inspect(self, c: Content) -> Content:
+        code = str(c.get("code", ""))
+        cursor_pos = c.get("cursor_pos")
+        if not isinstance(cursor_pos, int) or not 0 <= cursor_pos <= len(code):
+            cursor_pos = len(code)
+        detail = 1 if c.get("detail_level") == 1 else 0
+        name = token_at_cursor(code, cursor_pos)
+        reply: Content = {"status": "ok", "data": {}, "metadata": {}, "found": False}
+        try:
+            reply["data"].update(self.shell.object_inspect_mime(name, detail_level=detail))
+            reply["found"] = True
+        except KeyError:
+            pass
+        return reply
+
+    def is_complete(self, c: Content) -> Content:
+        status, indent = self.shell.input_transformer_manager.check_complete(
+            str(c.get("code", ""))
+        )
+        reply: Content = {"status": status}
+        if status == "incomplete":
+            reply["indent"] = " " * (indent or 0)
+        return reply
+
+    def history(self, c: Content) -> Content:
+        hm = self.shell.history_manager
+        raw = bool(c.get("raw", True))
+        output = bool(c.get("output", False))
+        kind = c.get("hist_access_type")
+        hm.writeout_cache()
+        if kind == "tail":
+            rows = hm.get_tail(int(c.get("n") or 10), raw=raw, output=output, include_latest=True)
+        elif kind == "range":
+            rows = hm.get_range(
+                int(c.get("session") or 0),
+                int(c.get("start") or 1),
+                c.get("stop"),
+                raw=raw,
+                output=output,
+            )
+        elif kind == "search":
+            rows = hm.search(
+                str(c.get("pattern") or "*"),
+                raw=raw,
+                output=output,
+                n=c.get("n"),
+                unique=bool(c.get("unique", False)),
+            )
+        else:
+            return {"status": "error", "ename": "ValueError",
+                    "evalue": f"unknown hist_access_type {kind!r}", "traceback": [],
+                    "history": []}
+        current = hm.session_number
+        # IPython numbers the live session 0 in ranges; use its real number everywhere
+        # so a (session, line) from one query finds the same entry in another.
+        history = [[s or current, n, list(e) if output else e] for s, n, e in rows]
+        return {"status": "ok", "history": history}
+
+
+def flush_all(*streams: Any) -> None:
+    for s in streams:
+        try:
+            s.flush()
+        except (ValueError, OSError):
+            pass
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass

@@ -1,0 +1,121 @@
+"""The worker's main loop: read a request, run it in the main thread, reply."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import sys
+import threading
+from typing import Any
+
+from . import EVENT_FD, REQUEST_FD
+from .link import Interrupts, WorkerLink
+
+PARTIAL_LINE_FLUSH_SECONDS = 0.05
+
+
+def _std_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
+    """Line-buffered text streams straight onto file descriptors 1 and 2.
+
+    Python-level and C-level writes share one pipe per stream, so
+    ``print(); os.system()`` keeps its order.
+    """
+
+    def make(fd: int) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, "w", closefd=False)
+        return io.TextIOWrapper(
+            io.BufferedWriter(raw, 1 << 16),
+            encoding="utf-8",
+            errors="backslashreplace",
+            line_buffering=True,
+        )
+
+    return make(1), make(2)
+
+
+def _libc_fflush() -> Any:
+    try:
+        libc = ctypes.CDLL(None)
+        return lambda: libc.fflush(None)
+    except Exception:
+        return lambda: None
+
+
+def serve() -> int:
+    out, err = _std_streams()
+    sys.stdout, sys.stderr = out, err
+    sys.stdin = io.TextIOWrapper(io.FileIO(os.open(os.devnull, os.O_RDONLY)), encoding="utf-8")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    os.environ.setdefault("PAGER", "cat")
+    os.environ.setdefault("CLICOLOR", "1")
+    fflush = _libc_fflush()
+
+    def flush_std() -> None:
+        for s in (out, err):
+            try:
+                s.flush()
+            except (ValueError, OSError):
+                pass
+        fflush()
+
+    interrupts = Interrupts()
+    link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=flush_std)
+
+    from .requests import RequestHandlers
+    from .shell import WorkerShell
+
+    shell = WorkerShell.instance(emit=link.emit)
+    shell.colors = "Linux" if os.environ.get("IPYTWIST_COLORS", "1") != "0" else "NoColor"
+    handlers = RequestHandlers(shell, link, interrupts).table()
+
+    busy = threading.Event()
+
+    def flush_partial_lines() -> None:
+        """``print('x', end='')`` then a long wait still shows ``x`` promptly."""
+        while True:
+            busy.wait()
+            threading.Event().wait(PARTIAL_LINE_FLUSH_SECONDS)
+            try:
+                out.flush()
+                err.flush()
+            except Exception:
+                pass
+
+    threading.Thread(target=flush_partial_lines, name="flush", daemon=True).start()
+    interrupts.install()
+    link.emit({"ev": "ready", "pid": os.getpid()})
+
+    while True:
+        try:
+            rec = link.read()
+        except KeyboardInterrupt:
+            continue
+        if rec is None or rec.get("req") == "shutdown":
+            break
+        kind = rec.get("req")
+        handler = handlers.get(kind) if isinstance(kind, str) else None
+        busy.set()
+        try:
+            if handler is None:
+                content = {"status": "error", "ename": "ValueError",
+                           "evalue": f"unknown request {kind!r}", "traceback": []}
+            else:
+                content = handler(rec.get("content") or {})
+        except BaseException as e:  # noqa: BLE001 - the loop must survive anything
+            if isinstance(e, SystemExit) and kind != "execute":
+                break
+            content = {"status": "error", "ename": type(e).__name__, "evalue": str(e),
+                       "traceback": []}
+        finally:
+            busy.clear()
+        try:
+            link.emit({"ev": "reply", "content": content})
+        except KeyboardInterrupt:
+            link.emit({"ev": "reply", "content": content})
+    try:
+        shell.atexit_operations()
+    except Exception:
+        pass
+    flush_std()
+    return 0

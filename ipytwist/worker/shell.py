@@ -1,0 +1,92 @@
+"""IPython's InteractiveShell, with its output turned into worker events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core import page, payloadpage
+from IPython.core.displayhook import DisplayHook
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets import Any as AnyTrait
+
+Emit = Any  # Callable[[dict], None]; traitlets wants a plain attribute
+
+
+class EventDisplayPublisher(DisplayPublisher):
+    """``display()``, ``update_display()`` and ``clear_output()`` become events."""
+
+    def publish(  # type: ignore[override]
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        source: Any = None,
+        *,
+        transient: dict[str, Any] | None = None,
+        update: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.shell.emit(
+            {
+                "ev": "update_display_data" if update else "display_data",
+                "data": data,
+                "metadata": metadata or {},
+                "transient": transient or {},
+            }
+        )
+
+    def clear_output(self, wait: bool = False) -> None:
+        self.shell.emit({"ev": "clear_output", "wait": bool(wait)})
+
+
+class EventDisplayHook(DisplayHook):
+    """The value of a cell's last expression becomes an ``execute_result`` event."""
+
+    def start_displayhook(self) -> None:
+        self._event: dict[str, Any] = {"ev": "execute_result", "data": {}, "metadata": {}}
+
+    def write_output_prompt(self) -> None:
+        self._event["execution_count"] = self.prompt_count
+
+    def write_format_data(self, format_dict: dict, md_dict: dict | None = None) -> None:
+        self._event["data"] = format_dict
+        self._event["metadata"] = md_dict or {}
+
+    def finish_displayhook(self) -> None:
+        event, self._event = self._event, {}
+        if event.get("data"):
+            self.shell.emit(event)
+
+
+class WorkerShell(InteractiveShell):
+    """An InteractiveShell whose output, errors and pager go to ``emit``."""
+
+    displayhook_class = EventDisplayHook
+    display_pub_class = EventDisplayPublisher
+    emit = AnyTrait()
+
+    def init_hooks(self) -> None:
+        super().init_hooks()
+        # `obj?` and `%page` fill the execute reply's pager payload.
+        self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
+
+    def init_virtualenv(self) -> None:  # the worker runs in the kernel's interpreter
+        pass
+
+    def _showtraceback(self, etype: Any, evalue: Any, stb: list[str]) -> None:
+        content = {
+            "ename": getattr(etype, "__name__", str(etype)),
+            "evalue": str(evalue),
+            "traceback": stb,
+        }
+        self.last_error = content
+        self.emit({"ev": "error", **content})
+
+    def enable_gui(self, gui: str | None = None) -> None:
+        if gui not in (None, "inline"):
+            raise NotImplementedError(
+                f"GUI event loop {gui!r} is not supported by ipytwist; use %matplotlib inline"
+            )
+
+    def ask_exit(self) -> None:
+        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})

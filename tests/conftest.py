@@ -1,0 +1,43 @@
+"""Shared fixtures: the ipytwist kernelspec in a temporary JUPYTER_PATH."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+import pytest
+
+from ipytwist.kernelspec import kernel_json
+
+_JUPYTER_DIR = tempfile.mkdtemp(prefix="ipytwist-test-jupyter-")
+_IPYTHON_DIR = tempfile.mkdtemp(prefix="ipytwist-test-ipython-")
+
+
+def _install_specs() -> None:
+    """Kernelspecs for ipytwist and, as the reference, ipykernel; found first on JUPYTER_PATH."""
+    kernels = os.path.join(_JUPYTER_DIR, "kernels")
+    for name, spec in {
+        "ipytwist": kernel_json(sys.executable),
+        "ipykernel-ref": {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "interrupt_mode": "signal",
+        },
+    }.items():
+        os.makedirs(os.path.join(kernels, name), exist_ok=True)
+        with open(os.path.join(kernels, name, "kernel.json"), "w") as f:
+            json.dump(spec, f)
+    os.environ["JUPYTER_PATH"] = _JUPYTER_DIR + os.pathsep + os.environ.get("JUPYTER_PATH", "")
+    os.environ["IPYTHONDIR"] = _IPYTHON_DIR
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+
+
+_install_specs()
+
+
+@pytest.fixture(scope="session")
+def jupyter_dir() -> str:
+    return _JUPYTER_DIR
