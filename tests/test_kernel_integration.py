@@ -1,0 +1,413 @@
+"""The real ipytwist kernel, started from its kernelspec through jupyter_client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+import zmq
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+from kernel_client import running_kernel
+
+TIMEOUT = 20
+
+
+@pytest.fixture(scope="module")
+def kernel() -> Any:
+    with running_kernel("ipytwist") as (km, kc):
+        yield km, kc
+
+
+@pytest.fixture
+def kc(kernel: Any) -> BlockingKernelClient:
+    _, client = kernel
+    _drain(client)
+    return client
+
+
+@pytest.fixture
+def km(kernel: Any) -> KernelManager:
+    return kernel[0]
+
+
+def _drain(kc: BlockingKernelClient) -> None:
+    """Forget messages left over from earlier tests (only ever already-arrived ones)."""
+    for get in (kc.get_iopub_msg, kc.get_shell_msg, kc.get_stdin_msg, kc.get_control_msg):
+        while True:
+            try:
+                get(timeout=0)
+            except Exception:
+                break
+
+
+def iopub_until_idle(
+    kc: BlockingKernelClient, msg_id: str, timeout: float = TIMEOUT
+) -> list[tuple[float, dict]]:
+    """(arrival time, message) of iopub messages parented to ``msg_id``, up to its idle."""
+    deadline = time.monotonic() + timeout
+    out: list[tuple[float, dict]] = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+        now = time.monotonic()
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        out.append((now, msg))
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return out
+
+
+def reply_to(get: Any, msg_id: str, timeout: float = TIMEOUT) -> dict:
+    """The reply to ``msg_id`` from a channel's ``get_*_msg``, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = get(timeout=max(0.0, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def wait_iopub(kc: BlockingKernelClient, match: Any, timeout: float = TIMEOUT) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+        if match(msg):
+            return msg
+
+
+def execute(kc: BlockingKernelClient, code: str, **kw: Any) -> tuple[dict, list[dict]]:
+    """Run ``code``; return its execute_reply and its iopub messages."""
+    msg_id = kc.execute(code, **kw)
+    msgs = [m for _, m in iopub_until_idle(kc, msg_id)]
+    return reply_to(kc.get_shell_msg, msg_id), msgs
+
+
+def stdout_of(msgs: list[dict]) -> str:
+    return "".join(
+        m["content"]["text"]
+        for m in msgs
+        if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+    )
+
+
+def send_control(kc: BlockingKernelClient, msg_type: str, content: dict | None = None) -> str:
+    msg = kc.session.msg(msg_type, content or {})
+    kc.control_channel.send(msg)
+    return msg["header"]["msg_id"]
+
+
+def started(kc: BlockingKernelClient, msg_id: str) -> None:
+    """Wait until the cell ``msg_id`` printed ``started`` (its user code is running)."""
+    wait_iopub(
+        kc,
+        lambda m: (
+            m["parent_header"].get("msg_id") == msg_id
+            and m["msg_type"] == "stream"
+            and "started" in m["content"]["text"]
+        ),
+    )
+
+
+# -- output timing ---------------------------------------------------------------
+
+
+def test_stream_output_arrives_as_it_is_produced(kc: BlockingKernelClient) -> None:
+    """A flushed print reaches the client at once, not when the cell finishes."""
+    msg_id = kc.execute("print('a', flush=True); import time; time.sleep(1); print('b')")
+    msgs = iopub_until_idle(kc, msg_id)
+    streams = [(t, m["content"]["text"]) for t, m in msgs if m["msg_type"] == "stream"]
+    assert "".join(text for _, text in streams) == "a\nb\n"
+    t_a = next(t for t, text in streams if "a" in text)
+    t_b = next(t for t, text in streams if "b" in text)
+    t_idle = msgs[-1][0]
+    assert t_b - t_a >= 0.7
+    assert t_idle - t_a >= 0.7
+    assert reply_to(kc.get_shell_msg, msg_id)["content"]["status"] == "ok"
+
+
+# -- busy / idle -----------------------------------------------------------------
+
+
+def _assert_busy_idle(kc: BlockingKernelClient, msg_id: str) -> list[dict]:
+    msgs = [m for _, m in iopub_until_idle(kc, msg_id)]
+    states = [m["content"]["execution_state"] for m in msgs if m["msg_type"] == "status"]
+    assert states == ["busy", "idle"], msgs
+    assert msgs[0]["msg_type"] == "status"
+    return msgs
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda kc: kc.execute("1 + 1"),
+        lambda kc: kc.execute("1/0"),
+        lambda kc: kc.complete("pri"),
+        lambda kc: kc.inspect("print"),
+        lambda kc: kc.is_complete("x = ("),
+        lambda kc: kc.history(hist_access_type="tail", n=3),
+        lambda kc: kc.kernel_info(),
+        lambda kc: kc.comm_info(),
+    ],
+    ids=[
+        "execute",
+        "execute-error",
+        "complete",
+        "inspect",
+        "is_complete",
+        "history",
+        "kernel_info",
+        "comm_info",
+    ],
+)
+def test_every_shell_request_is_surrounded_by_busy_and_idle(
+    kc: BlockingKernelClient, send: Any
+) -> None:
+    """busy then idle, both parented to the request; the reply comes in between."""
+    msg_id = send(kc)
+    _assert_busy_idle(kc, msg_id)
+    reply = reply_to(kc.get_shell_msg, msg_id)
+    if reply["msg_type"] == "execute_reply":
+        assert isinstance(reply["content"]["execution_count"], int)
+
+
+def test_control_requests_are_surrounded_by_busy_and_idle(kc: BlockingKernelClient) -> None:
+    """kernel_info on control gets busy/idle and a reply on control."""
+    msg_id = send_control(kc, "kernel_info_request")
+    _assert_busy_idle(kc, msg_id)
+    reply = reply_to(kc.get_control_msg, msg_id)
+    assert reply["msg_type"] == "kernel_info_reply"
+    assert reply["content"]["implementation"] == "ipytwist"
+
+
+# -- stop_on_error ---------------------------------------------------------------
+
+
+def test_error_aborts_queued_executes(kc: BlockingKernelClient) -> None:
+    """After a failing cell, executes already queued are answered 'aborted', with a count."""
+    ids = [kc.execute("1/0"), kc.execute("ran2 = 1"), kc.execute("ran3 = 1")]
+    replies = [reply_to(kc.get_shell_msg, i)["content"] for i in ids]
+    assert replies[0]["status"] == "error"
+    assert replies[0]["ename"] == "ZeroDivisionError"
+    assert [r["status"] for r in replies[1:]] == ["aborted", "aborted"]
+    assert all(isinstance(r["execution_count"], int) for r in replies)
+    for i in ids:
+        _assert_busy_idle(kc, i)
+    reply, _ = execute(kc, "print('ran2' in globals(), 'ran3' in globals())")
+    assert reply["content"]["status"] == "ok"
+
+
+def test_without_stop_on_error_queued_executes_run(kc: BlockingKernelClient) -> None:
+    """stop_on_error=False: a failing cell does not abort the ones queued after it."""
+    ids = [
+        kc.execute("1/0", stop_on_error=False),
+        kc.execute("soe2 = 2"),
+        kc.execute("soe3 = 3"),
+    ]
+    replies = [reply_to(kc.get_shell_msg, i)["content"] for i in ids]
+    assert [r["status"] for r in replies] == ["error", "ok", "ok"]
+    _, msgs = execute(kc, "print(soe2 + soe3)")
+    assert stdout_of(msgs) == "5\n"
+
+
+# -- interrupts ------------------------------------------------------------------
+
+BLOCKERS = {
+    "busy-loop": "print('started', flush=True)\nwhile True: pass",
+    "sleep": "import time; print('started', flush=True); time.sleep(100)",
+}
+
+
+def _interrupt_request(kc: BlockingKernelClient, km: KernelManager) -> None:
+    msg_id = send_control(kc, "interrupt_request")
+    assert reply_to(kc.get_control_msg, msg_id)["content"]["status"] == "ok"
+
+
+def _sigint(kc: BlockingKernelClient, km: KernelManager) -> None:
+    assert km.kernel_spec.interrupt_mode == "signal"
+    km.interrupt_kernel()
+
+
+INTERRUPTERS = {"interrupt_request": _interrupt_request, "sigint": _sigint}
+
+
+def _assert_interrupted(kc: BlockingKernelClient, msg_id: str, t0: float) -> None:
+    reply = reply_to(kc.get_shell_msg, msg_id, timeout=TIMEOUT)
+    elapsed = time.monotonic() - t0
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert elapsed < 1.0
+    iopub_until_idle(kc, msg_id)
+    reply, msgs = execute(kc, "print('still here')")
+    assert reply["content"]["status"] == "ok"
+    assert stdout_of(msgs) == "still here\n"
+
+
+@pytest.mark.parametrize("how", sorted(INTERRUPTERS))
+@pytest.mark.parametrize("blocker", sorted(BLOCKERS))
+def test_interrupt_stops_running_code(
+    kc: BlockingKernelClient, km: KernelManager, blocker: str, how: str
+) -> None:
+    """Busy loops and sleeps stop within a second with KeyboardInterrupt; the kernel lives."""
+    msg_id = kc.execute(BLOCKERS[blocker])
+    started(kc, msg_id)
+    t0 = time.monotonic()
+    INTERRUPTERS[how](kc, km)
+    _assert_interrupted(kc, msg_id, t0)
+
+
+@pytest.mark.parametrize("how", sorted(INTERRUPTERS))
+def test_interrupt_stops_pending_input(
+    kc: BlockingKernelClient, km: KernelManager, how: str
+) -> None:
+    """A cell waiting in input() is interrupted like any other."""
+    msg_id = kc.execute("input('wait? ')", allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=TIMEOUT)
+    assert request["content"]["prompt"] == "wait? "
+    t0 = time.monotonic()
+    INTERRUPTERS[how](kc, km)
+    _assert_interrupted(kc, msg_id, t0)
+
+
+# -- stdin -----------------------------------------------------------------------
+
+
+def test_input_round_trip(kc: BlockingKernelClient) -> None:
+    """input() asks the client on stdin, parented to the execute; the answer reaches code."""
+    msg_id = kc.execute("name = input('name? ')\nprint('hello', name)", allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=TIMEOUT)
+    assert request["msg_type"] == "input_request"
+    assert request["parent_header"]["msg_id"] == msg_id
+    assert request["content"] == {"prompt": "name? ", "password": False}
+    kc.input("x")
+    msgs = [m for _, m in iopub_until_idle(kc, msg_id)]
+    assert stdout_of(msgs) == "hello x\n"
+    assert reply_to(kc.get_shell_msg, msg_id)["content"]["status"] == "ok"
+
+
+def test_getpass_asks_for_a_password(kc: BlockingKernelClient) -> None:
+    """getpass() sends an input_request with password=True."""
+    msg_id = kc.execute("import getpass\nsecret = getpass.getpass('pw: ')", allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=TIMEOUT)
+    assert request["content"] == {"prompt": "pw: ", "password": True}
+    kc.input("s3cret")
+    assert reply_to(kc.get_shell_msg, msg_id)["content"]["status"] == "ok"
+    _, msgs = execute(kc, "print(secret)")
+    assert stdout_of(msgs) == "s3cret\n"
+
+
+def test_input_without_allow_stdin_fails(kc: BlockingKernelClient) -> None:
+    """With allow_stdin=False, input() raises StdinNotImplementedError and nothing is asked."""
+    reply, _ = execute(kc, "input('never? ')", allow_stdin=False)
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "StdinNotImplementedError"
+    with pytest.raises(Exception):  # noqa: B017 - queue.Empty
+        kc.get_stdin_msg(timeout=0)
+
+
+# -- heartbeat -------------------------------------------------------------------
+
+
+def test_heartbeat_answers_while_code_runs(kc: BlockingKernelClient, km: KernelManager) -> None:
+    """The heartbeat echoes while user code sleeps in the interpreter."""
+    msg_id = kc.execute("import time; print('started', flush=True); time.sleep(3)")
+    started(kc, msg_id)
+    info = km.get_connection_info()
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.linger = 0
+    try:
+        sock.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+        for i in range(3):
+            sock.send(b"ping %d" % i)
+            assert sock.poll(1000), "no heartbeat within 1 s"
+            assert sock.recv() == b"ping %d" % i
+    finally:
+        sock.close()
+    _interrupt_request(kc, km)
+    assert reply_to(kc.get_shell_msg, msg_id)["content"]["ename"] == "KeyboardInterrupt"
+
+
+# -- crash and recover -----------------------------------------------------------
+
+
+def _worker_pid(kc: BlockingKernelClient) -> int:
+    _, msgs = execute(kc, "import os; print(os.getpid())")
+    return int(stdout_of(msgs))
+
+
+def _kill_worker(kc: BlockingKernelClient) -> None:
+    os.kill(_worker_pid(kc), signal.SIGKILL)
+
+
+CRASHES = {
+    "os._exit": ("import os; os._exit(1)", "exited with status 1"),
+    "segfault": ("import ctypes; ctypes.string_at(0)", "SIGSEGV"),
+    "sigkill": (
+        "import time; print('started', flush=True); time.sleep(100)",
+        "SIGKILL",
+    ),
+}
+
+
+@pytest.mark.parametrize("crash", sorted(CRASHES))
+def test_worker_crash_is_reported_and_recovered(kc: BlockingKernelClient, crash: str) -> None:
+    """A dying interpreter fails the running cell with the cause, clients see restarting,
+    and the same client then runs code in a fresh interpreter."""
+    code, cause = CRASHES[crash]
+    old_pid = _worker_pid(kc)
+    execute(kc, "survivor = 42")
+    msg_id = kc.execute(code)
+    if crash == "sigkill":
+        started(kc, msg_id)
+        os.kill(old_pid, signal.SIGKILL)
+    reply = reply_to(kc.get_shell_msg, msg_id)
+    assert reply["content"]["status"] == "error"
+    assert cause in reply["content"]["evalue"]
+    assert isinstance(reply["content"]["execution_count"], int)
+    msgs = [m for _, m in iopub_until_idle(kc, msg_id)]
+    states = [m["content"]["execution_state"] for m in msgs if m["msg_type"] == "status"]
+    assert "restarting" in states
+    errors = [m for m in msgs if m["msg_type"] == "error"]
+    assert errors and cause in errors[0]["content"]["evalue"]
+    reply, msgs = execute(kc, "print('survivor' in globals())")
+    assert reply["content"]["status"] == "ok"
+    assert stdout_of(msgs) == "False\n"
+    assert _worker_pid(kc) != old_pid
+
+
+# -- shutdown --------------------------------------------------------------------
+
+
+def test_shutdown_with_restart_keeps_kernel_with_fresh_state(
+    kc: BlockingKernelClient, km: KernelManager
+) -> None:
+    """shutdown_request(restart=True): same kernel process, new interpreter, state gone."""
+    execute(kc, "before_restart = 1")
+    old_pid = _worker_pid(kc)
+    msg_id = send_control(kc, "shutdown_request", {"restart": True})
+    reply = reply_to(kc.get_control_msg, msg_id)
+    assert reply["content"] == {"status": "ok", "restart": True}
+    wait_iopub(
+        kc,
+        lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "restarting",
+    )
+    assert km.is_alive()
+    reply, msgs = execute(kc, "print('before_restart' in globals())")
+    assert reply["content"]["status"] == "ok"
+    assert stdout_of(msgs) == "False\n"
+    assert _worker_pid(kc) != old_pid
+
+
+def test_shutdown_without_restart_ends_the_kernel() -> None:
+    """shutdown_request: reply, then the kernel process and its interpreter exit cleanly."""
+    with running_kernel("ipytwist") as (km, kc):
+        worker = _worker_pid(kc)
+        msg_id = send_control(kc, "shutdown_request", {"restart": False})
+        reply = reply_to(kc.get_control_msg, msg_id)
+        assert reply["content"] == {"status": "ok", "restart": False}
+        process = km.provisioner.process
+        assert process.wait(timeout=TIMEOUT) == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker, 0)
