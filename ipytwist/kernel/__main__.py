@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -15,6 +16,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="JSON connection file written by the launching client")
     p.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
     return p.parse_args(argv)
+
+
+def max_message_bytes() -> int:
+    """The largest accepted incoming message: ``IPYTWIST_MAX_MESSAGE_BYTES`` or the default."""
+    from ..wire import DEFAULT_MAX_MESSAGE_BYTES
+
+    value = os.environ.get("IPYTWIST_MAX_MESSAGE_BYTES", "").strip()
+    try:
+        return int(value) if value and int(value) > 0 else DEFAULT_MAX_MESSAGE_BYTES
+    except ValueError:
+        return DEFAULT_MAX_MESSAGE_BYTES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel = Kernel(reactor, LocalProvisioner(reactor), name=connection.get("kernel_name")
                     or "ipytwist")
-    channels = ZmqChannels(kernel, connection)
+    channels = ZmqChannels(kernel, connection, max_message_bytes=max_message_bytes())
 
     def stop(*_: Any) -> None:
         d = kernel.shutdown()

@@ -1,0 +1,250 @@
+"""Malformed, forged and oversized messages sent straight to the kernel's ZMQ ports.
+
+Each bad message is dropped without a reply and without harm: a valid request sent
+right after it on the same socket is the first thing answered, and the kernel keeps
+running code.  What gets logged is one short line without the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import zmq
+from jupyter_client.manager import KernelManager
+
+DELIM = b"<IDS|MSG>"
+MAX_BYTES = 1_000_000
+TIMEOUT_MS = 10_000
+#: Appears in every bad payload; must never show up in the kernel's log.
+MARKER = "PAYLOAD-MARKER-7f3a"
+
+
+class Kernel:
+    def __init__(self, km: KernelManager, stderr_path: str) -> None:
+        self.km = km
+        self.info = km.get_connection_info()
+        self.key = self.info["key"]
+        if isinstance(self.key, str):
+            self.key = self.key.encode()
+        self.stderr_path = stderr_path
+        self.ctx = zmq.Context()
+
+    def socket(self, channel: str) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(f"tcp://{self.info['ip']}:{self.info[channel + '_port']}")
+        return sock
+
+    def sign(self, parts: list[bytes], key: bytes | None = None) -> bytes:
+        h = hmac.new(self.key if key is None else key, digestmod=hashlib.sha256)
+        for p in parts:
+            h.update(p)
+        return h.hexdigest().encode()
+
+    def parts(self, msg_type: str, content: Any = None, **header: Any) -> list[bytes]:
+        hdr = {
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": msg_type,
+            "session": "bad-input-test",
+            "username": "test",
+            "date": "2024-01-01T00:00:00Z",
+            "version": "5.5",
+            **header,
+        }
+        return [json.dumps(x).encode() for x in (hdr, {}, {}, {} if content is None else content)]
+
+    def signed(self, parts: list[bytes]) -> list[bytes]:
+        return [DELIM, self.sign(parts), *parts]
+
+    def stderr(self) -> str:
+        with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    stderr_path = str(tmp_path_factory.mktemp("bad-input") / "kernel.stderr")
+    km = KernelManager(kernel_name="ipytwist")
+    with open(stderr_path, "w") as stderr:
+        km.start_kernel(
+            env={**os.environ, "IPYTWIST_MAX_MESSAGE_BYTES": str(MAX_BYTES)}, stderr=stderr
+        )
+    kc = km.client()
+    kc.start_channels()
+    k = Kernel(km, stderr_path)
+    try:
+        kc.wait_for_ready(timeout=30)
+        k.kc = kc  # type: ignore[attr-defined]
+        yield k
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        k.ctx.destroy(linger=0)
+
+
+def recv(sock: zmq.Socket) -> dict[str, Any]:
+    assert sock.poll(TIMEOUT_MS), "no reply from the kernel"
+    frames = sock.recv_multipart()
+    i = frames.index(DELIM)
+    header, parent, _, content = (json.loads(f) for f in frames[i + 2 : i + 6])
+    return {"header": header, "parent_header": parent, "content": content}
+
+
+def assert_next_reply_is_to(sock: zmq.Socket, msg_parts: list[bytes]) -> dict[str, Any]:
+    msg_id = json.loads(msg_parts[0])["msg_id"]
+    reply = recv(sock)
+    assert reply["parent_header"].get("msg_id") == msg_id, reply
+    return reply
+
+
+def assert_still_serving(kernel: Kernel, sock: zmq.Socket) -> None:
+    """A valid kernel_info on the same socket is the next thing answered."""
+    good = kernel.parts("kernel_info_request")
+    sock.send_multipart(kernel.signed(good))
+    reply = assert_next_reply_is_to(sock, good)
+    assert reply["header"]["msg_type"] == "kernel_info_reply"
+    assert kernel.km.is_alive()
+
+
+def _resign(kernel: Kernel, parts: list[bytes]) -> list[bytes]:
+    return [DELIM, kernel.sign(parts), *parts]
+
+
+BAD: dict[str, Callable[[Kernel], list[bytes]]] = {
+    "bad-signature": lambda k: [DELIM, b"0" * 64, *k.parts("kernel_info_request")],
+    "missing-signature": lambda k: [DELIM, b"", *k.parts("kernel_info_request")],
+    "wrong-key": lambda k: (lambda p: [DELIM, k.sign(p, key=b"not-the-key"), *p])(
+        k.parts("kernel_info_request")
+    ),
+    "signature-of-other-frames": lambda k: [
+        DELIM,
+        k.sign(k.parts("kernel_info_request")),
+        *k.parts("kernel_info_request"),
+    ],
+    "too-few-frames": lambda k: k.signed(k.parts("kernel_info_request"))[:4],
+    "delimiter-only": lambda k: [DELIM],
+    "single-empty-frame": lambda k: [b""],
+    "no-delimiter": lambda k: k.signed(k.parts("kernel_info_request"))[1:],
+    "non-json": lambda k: _resign(k, [MARKER.encode(), b"{}", b"{}", b"{}"]),
+    "invalid-utf8": lambda k: _resign(k, [b"\xff\xfe" + MARKER.encode(), b"{}", b"{}", b"{}"]),
+    "header-is-a-list": lambda k: _resign(k, [b"[1, 2]", b"{}", b"{}", b"{}"]),
+    "content-is-a-string": lambda k: _resign(
+        k, [*k.parts("execute_request")[:3], json.dumps(MARKER).encode()]
+    ),
+    "parent-is-null": lambda k: _resign(
+        k, [k.parts("kernel_info_request")[0], b"null"] + [b"{}"] * 2
+    ),
+    "no-msg-type": lambda k: _resign(k, [json.dumps({"msg_id": "x"}).encode()] + [b"{}"] * 3),
+    "msg-type-not-a-string": lambda k: _resign(
+        k, [json.dumps({"msg_id": "x", "msg_type": 7}).encode()] + [b"{}"] * 3
+    ),
+    "msg-id-not-a-string": lambda k: k.signed(k.parts("kernel_info_request", msg_id=[1])),
+    "oversized": lambda k: k.signed(
+        k.parts("execute_request", {"code": "# " + MARKER * (MAX_BYTES // len(MARKER) + 10)})
+    ),
+}
+
+
+@pytest.mark.parametrize("channel", ["shell", "control"])
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_message_is_dropped(kernel: Kernel, channel: str, case: str) -> None:
+    """The bad message gets no reply; the kernel answers the next valid request."""
+    sock = kernel.socket(channel)
+    try:
+        sock.send_multipart(BAD[case](kernel))
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+
+
+def test_replayed_message_is_answered_once(kernel: Kernel) -> None:
+    """The same signed frames sent twice: the first is answered, the replay is not."""
+    sock = kernel.socket("shell")
+    try:
+        first = kernel.parts("kernel_info_request")
+        sock.send_multipart(kernel.signed(first))
+        sock.send_multipart(kernel.signed(first))
+        assert_next_reply_is_to(sock, first)
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("channel", ["shell", "control"])
+def test_unknown_request_type_gets_an_error_reply(kernel: Kernel, channel: str) -> None:
+    """An unknown *_request is answered with an error reply of the matching type."""
+    sock = kernel.socket(channel)
+    try:
+        req = kernel.parts("frobnicate_request")
+        sock.send_multipart(kernel.signed(req))
+        reply = assert_next_reply_is_to(sock, req)
+        assert reply["header"]["msg_type"] == "frobnicate_reply"
+        assert reply["content"]["status"] == "error"
+        assert "frobnicate_request" in reply["content"]["evalue"]
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+
+
+def test_unknown_non_request_type_is_ignored(kernel: Kernel) -> None:
+    """A message type that is not a request gets no reply at all."""
+    sock = kernel.socket("shell")
+    try:
+        sock.send_multipart(kernel.signed(kernel.parts("frobnicate")))
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+
+
+def test_wrongly_typed_fields_are_answered(kernel: Kernel) -> None:
+    """Well-formed requests with odd field types get replies instead of killing anything."""
+    sock = kernel.socket("shell")
+    try:
+        for msg_type, content in [
+            ("execute_request", {"code": 5, "silent": "no", "user_expressions": [1]}),
+            ("complete_request", {"code": None, "cursor_pos": "x"}),
+            ("inspect_request", {"code": ["a"], "cursor_pos": -5}),
+            ("history_request", {"hist_access_type": "nonsense"}),
+            ("is_complete_request", {"code": {"a": 1}}),
+        ]:
+            req = kernel.parts(msg_type, content)
+            sock.send_multipart(kernel.signed(req))
+            reply = assert_next_reply_is_to(sock, req)
+            # is_complete answers with its own statuses (complete, incomplete, ...)
+            assert reply["content"]["status"] in ("ok", "error", "complete", "invalid")
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+
+
+def test_oversized_message_is_logged_in_one_short_line(kernel: Kernel) -> None:
+    """The drop of an oversized message is logged as one line that omits the payload."""
+    before = kernel.stderr()
+    sock = kernel.socket("shell")
+    try:
+        sock.send_multipart(BAD["oversized"](kernel))
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+    new = kernel.stderr()[len(before) :]
+    lines = [line for line in new.splitlines() if str(MAX_BYTES) in line]
+    assert len(lines) == 1, new[:2000]
+    assert "dropped" in lines[0]
+    assert len(lines[0]) < 300
+    assert MARKER not in new
+
+
+def test_kernel_still_runs_code_and_never_logged_a_payload(kernel: Kernel) -> None:
+    """After all the bad input, code still runs and the log holds no payload."""
+    kc = kernel.kc  # type: ignore[attr-defined]
+    reply = kc.execute_interactive("x = 6 * 7", timeout=30)
+    assert reply["content"]["status"] == "ok"
+    assert MARKER not in kernel.stderr()
+    assert all(len(line) < 300 for line in kernel.stderr().splitlines())
