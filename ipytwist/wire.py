@@ -67,10 +67,19 @@ def json_default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact, UTF-8 JSON (non-finite floats allowed, as IPython may produce them)."""
-    return json.dumps(
-        obj, default=json_default, ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8", "surrogateescape")
+    """Compact, UTF-8 JSON (non-finite floats allowed, as IPython may produce them).
+
+    Strings holding lone surrogates (undecodable file names, bytes decoded with
+    ``surrogateescape``) are written as ``\\udcXX`` escapes, so the result is
+    always valid UTF-8 that reads back to the same strings.
+    """
+    text = json.dumps(obj, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(
+            obj, default=json_default, ensure_ascii=True, separators=(",", ":")
+        ).encode("ascii")
 
 
 def new_header(msg_type: str, session: str, username: str = "kernel") -> dict[str, str]:
