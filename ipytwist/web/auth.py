@@ -1,0 +1,153 @@
+"""Who may use the service: token, login cookie, origin checks, login rate limit."""
+
+from __future__ import annotations
+
+import fnmatch
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+COOKIE_NAME = "ipytwist-login"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+MAX_FAILURES = 10
+FAILURE_WINDOW = 60.0
+STATE_CHANGING = {b"POST", b"PUT", b"PATCH", b"DELETE"}
+
+
+def _header(request: Any, name: bytes) -> str:
+    value = request.getHeader(name)
+    if value is None:
+        return ""
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+class FailureLimiter:
+    """At most ``limit`` failed logins per client address per ``window`` seconds."""
+
+    def __init__(self, clock: Any, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW):
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+
+    def _recent(self, who: str) -> list[float]:
+        now = self.clock.seconds()
+        times = [t for t in self._failures.get(who, []) if now - t < self.window]
+        if times:
+            self._failures[who] = times
+        else:
+            self._failures.pop(who, None)
+        return times
+
+    def blocked(self, who: str) -> bool:
+        return len(self._recent(who)) >= self.limit
+
+    def retry_after(self, who: str) -> int:
+        times = self._recent(who)
+        return int(self.window - (self.clock.seconds() - times[0])) + 1 if times else 0
+
+    def fail(self, who: str) -> None:
+        self._recent(who)
+        self._failures.setdefault(who, []).append(self.clock.seconds())
+        self._failures.move_to_end(who)
+        while len(self._failures) > 10_000:
+            self._failures.popitem(last=False)
+
+
+class Authenticator:
+    """Checks requests against the service token and issued login cookies."""
+
+    def __init__(self, token: str, clock: Any, allow_origins: list[str] | None = None) -> None:
+        self.token = token
+        self.clock = clock
+        self.allow_origins = list(allow_origins or [])
+        self.limiter = FailureLimiter(clock)
+        self._logins: OrderedDict[str, float] = OrderedDict()
+
+    # -- credentials --------------------------------------------------------
+
+    def token_ok(self, candidate: str) -> bool:
+        return hmac.compare_digest(candidate.encode(), self.token.encode())
+
+    def token_from(self, request: Any) -> tuple[str, str]:
+        """``(token, via)`` presented by the request, ``via`` in header/param/cookie/''."""
+        auth = _header(request, b"authorization")
+        if auth:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() in ("token", "bearer") and value.strip():
+                return value.strip(), "header"
+        values = request.args.get(b"token")
+        if values:
+            return values[0].decode("utf-8", "replace"), "param"
+        return "", ""
+
+    def cookie_ok(self, request: Any) -> bool:
+        value = request.getCookie(COOKIE_NAME.encode())
+        if not value:
+            return False
+        value = value.decode("ascii", "replace")
+        expires = None
+        for known, exp in self._logins.items():  # constant-time per entry
+            if hmac.compare_digest(known, value):
+                expires = exp
+        return expires is not None and expires > time.time()
+
+    def authenticate(self, request: Any) -> str:
+        """How the request is authenticated ("header", "param", "cookie"), or ""."""
+        token, via = self.token_from(request)
+        if token:
+            if self.token_ok(token):
+                return via
+            self.limiter.fail(client_address(request))
+            return ""
+        return "cookie" if self.cookie_ok(request) else ""
+
+    def issue_cookie(self, request: Any) -> None:
+        value = secrets.token_urlsafe(32)
+        self._logins[value] = time.time() + COOKIE_MAX_AGE
+        while len(self._logins) > 10_000:
+            self._logins.popitem(last=False)
+        request.addCookie(
+            COOKIE_NAME.encode(),
+            value.encode(),
+            path=b"/",
+            max_age=str(COOKIE_MAX_AGE).encode(),
+            httpOnly=True,
+            secure=bool(request.isSecure()),
+            sameSite="strict",
+        )
+
+    # -- origins --------------------------------------------------------------
+
+    def origin_allowed(self, request: Any) -> bool:
+        """No Origin (a non-browser client), the same origin, or an allowed pattern."""
+        origin = _header(request, b"origin")
+        if not origin:
+            return True
+        return self._origin_matches(origin, request)
+
+    def same_origin(self, request: Any) -> bool:
+        """For cookie-authenticated state changes: Origin or Referer must match."""
+        origin = _header(request, b"origin")
+        if not origin:
+            referer = _header(request, b"referer")
+            if not referer:
+                return False
+            parts = urlsplit(referer)
+            origin = f"{parts.scheme}://{parts.netloc}"
+        return self._origin_matches(origin, request)
+
+    def _origin_matches(self, origin: str, request: Any) -> bool:
+        host = _header(request, b"host")
+        netloc = urlsplit(origin).netloc
+        if host and netloc and hmac.compare_digest(netloc.lower(), host.lower()):
+            return True
+        return any(fnmatch.fnmatchcase(origin, pat) for pat in self.allow_origins)
+
+
+def client_address(request: Any) -> str:
+    peer = request.getClientAddress()
+    return getattr(peer, "host", None) or str(peer)

@@ -1,0 +1,174 @@
+"""The REST API as Jupyter Server's GatewayClient calls it (``/api/...``)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.web.server import NOT_DONE_YET
+
+from .. import __version__
+from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, iso_time
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.code = code
+        self.reason = reason
+        self.message = message or reason
+
+
+def write_json(request: Any, code: int, body: Any) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    if code == 204:
+        return b""
+    return json.dumps(body).encode()
+
+
+def error_body(request: Any, err: ApiError) -> bytes:
+    return write_json(request, err.code, {"reason": err.reason, "message": err.message})
+
+
+def _json_body(request: Any) -> dict[str, Any]:
+    raw = request.content.read() if request.content is not None else b""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "Bad Request", "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Bad Request", "request body must be a JSON object")
+    return body
+
+
+class KernelsApi:
+    """Handlers for ``/api``; each returns bytes or NOT_DONE_YET."""
+
+    log = Logger()
+
+    def __init__(self, host: KernelHost) -> None:
+        self.host = host
+        self.started = time.time()
+
+    def dispatch(self, request: Any, parts: list[str]) -> Any:
+        method = request.method.decode()
+        try:
+            return self._route(request, method, parts)
+        except ApiError as e:
+            return error_body(request, e)
+
+    def _route(self, request: Any, method: str, parts: list[str]) -> Any:
+        n = len(parts)
+        if n == 0 and method == "GET":
+            return write_json(request, 200, {"version": __version__})
+        if parts[:1] == ["status"] and n == 1 and method == "GET":
+            return write_json(request, 200, self._status())
+        if parts[:1] == ["kernelspecs"]:
+            if method != "GET" or n > 2:
+                raise self._not_allowed_or_found(method, n <= 2)
+            specs = self.host.specs()
+            if n == 1:
+                return write_json(request, 200, specs)
+            spec = specs["kernelspecs"].get(parts[1])
+            if spec is None:
+                raise ApiError(404, "Not Found", f"no such kernelspec: {parts[1][:64]}")
+            return write_json(request, 200, spec)
+        if parts[:1] == ["kernels"]:
+            if n == 1:
+                if method == "GET":
+                    return write_json(request, 200, [hk.model() for hk in self._kernels()])
+                if method == "POST":
+                    return self._create(request)
+                raise ApiError(405, "Method Not Allowed")
+            hk = self._kernel(parts[1])
+            if n == 2:
+                if method == "GET":
+                    return write_json(request, 200, hk.model())
+                if method == "DELETE":
+                    return self._delete(request, hk)
+                raise ApiError(405, "Method Not Allowed")
+            if n == 3 and parts[2] in ("interrupt", "restart"):
+                if method != "POST":
+                    raise ApiError(405, "Method Not Allowed")
+                if parts[2] == "interrupt":
+                    hk.kernel.interrupt()
+                    return write_json(request, 204, None)
+                return self._restart(request, hk)
+        raise ApiError(404, "Not Found", "no such API endpoint")
+
+    @staticmethod
+    def _not_allowed_or_found(method: str, exists: bool) -> ApiError:
+        return ApiError(405, "Method Not Allowed") if exists else ApiError(404, "Not Found")
+
+    def _kernels(self) -> list[HostedKernel]:
+        return list(self.host.kernels.values())
+
+    def _kernel(self, kernel_id: str) -> HostedKernel:
+        try:
+            uuid.UUID(kernel_id)
+        except ValueError:
+            raise ApiError(404, "Not Found", "kernel ids are UUIDs") from None
+        hk = self.host.get(kernel_id)
+        if hk is None:
+            raise ApiError(404, "Not Found", f"no such kernel: {kernel_id}")
+        return hk
+
+    def _status(self) -> dict[str, Any]:
+        kernels = self._kernels()
+        last = max([self.started] + [hk.kernel.last_activity for hk in kernels])
+        return {
+            "started": iso_time(self.started),
+            "last_activity": iso_time(last),
+            "kernels": len(kernels),
+            "connections": sum(hk.connections() for hk in kernels),
+        }
+
+    def _create(self, request: Any) -> bytes:
+        body = _json_body(request)
+        name = body.get("name")
+        if name is not None and not isinstance(name, str):
+            raise ApiError(400, "Bad Request", "name must be a string")
+        try:
+            hk = self.host.start_kernel(name)
+        except UnknownKernelSpec:
+            raise ApiError(404, "Not Found", f"no such kernelspec: {str(name)[:64]}") from None
+        except ResourceLimit as e:
+            raise ApiError(403, "Resource Limit", str(e)) from None
+        request.setHeader(b"location", f"/api/kernels/{hk.id}".encode())
+        return write_json(request, 201, hk.model())
+
+    def _delete(self, request: Any, hk: HostedKernel) -> Any:
+        d = self.host.shutdown_kernel(hk.id)
+        return self._later(request, d, lambda _: write_json(request, 204, None))
+
+    def _restart(self, request: Any, hk: HostedKernel) -> Any:
+        d = hk.kernel.restart()
+        return self._later(request, d, lambda _: write_json(request, 200, hk.model()))
+
+    def _later(self, request: Any, d: Deferred, make: Any) -> Any:
+        finished = []
+        request.notifyFinish().addErrback(lambda _: finished.append(True))
+
+        def respond(result: Any) -> None:
+            if not finished:
+                request.write(make(result))
+                request.finish()
+
+        def failed(f: Any) -> None:
+            self.log.warn("API call failed: {e}", e=f.getErrorMessage())
+            if not finished:
+                request.write(
+                    error_body(request, ApiError(500, "Internal Server Error", f.getErrorMessage()))
+                )
+                request.finish()
+
+        d.addCallbacks(respond, failed)
+        return NOT_DONE_YET

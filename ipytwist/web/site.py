@@ -1,0 +1,144 @@
+"""The twisted.web site: authentication, login, REST and kernel WebSockets."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+from urllib.parse import urlencode
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from ..host import HostedKernel, KernelHost
+from .auth import STATE_CHANGING, Authenticator, client_address
+from .rest import ApiError, KernelsApi, error_body, write_json
+from .websocket import KernelSockets
+
+LOGIN_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>ipytwist login</title></head>
+<body><h1>ipytwist</h1>{message}
+<form method="post" action="/login">
+<input type="hidden" name="next" value="{next}">
+<label>Token <input type="password" name="token" autofocus></label>
+<button type="submit">Log in</button></form></body></html>"""
+
+HOME_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>ipytwist</title></head>
+<body><h1>ipytwist</h1><p>{count} kernel(s) running.</p>
+<p>Use this server as a Jupyter gateway or through <code>/api</code>.</p></body></html>"""
+
+
+def attach_websockets(host: KernelHost, reactor: Any) -> None:
+    """Give every hosted kernel its WebSocket hub."""
+
+    def add(hk: HostedKernel) -> None:
+        if "ws" not in hk.extensions:
+            hub = KernelSockets(hk.kernel, reactor)
+            hk.extensions["ws"] = hub
+            hk.connections = hub.connection_count
+
+    host.on_new_kernel.append(add)
+
+
+class ServiceRoot(Resource):
+    """Every request comes through here: auth first, then the route."""
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, host: KernelHost, auth: Authenticator) -> None:
+        super().__init__()
+        self.host = host
+        self.auth = auth
+        self.api = KernelsApi(host)
+
+    def render(self, request: Any) -> Any:
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"referrer-policy", b"same-origin")
+        parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        if parts == ["login"]:
+            return self._login(request)
+        who = client_address(request)
+        if self.auth.limiter.blocked(who):
+            request.setHeader(b"retry-after", str(self.auth.limiter.retry_after(who)).encode())
+            return error_body(
+                request,
+                ApiError(429, "Too Many Requests", "too many failed logins; try again later"),
+            )
+        via = self.auth.authenticate(request)
+        is_api = parts[:1] == ["api"]
+        if not via:
+            if is_api:
+                return error_body(
+                    request, ApiError(401, "Unauthorized", "a valid token is required")
+                )
+            request.redirect(b"/login?" + urlencode({"next": request.path.decode()}).encode())
+            return b""
+        if (
+            via == "cookie"
+            and request.method in STATE_CHANGING
+            and not self.auth.same_origin(request)
+        ):
+            return error_body(request, ApiError(403, "Forbidden", "cross-origin request refused"))
+        if via == "param" and not is_api and request.method == b"GET":
+            # ?token= logs the browser in, then the token leaves the address bar.
+            self.auth.issue_cookie(request)
+            request.redirect(request.path or b"/")
+            return b""
+        if is_api:
+            if len(parts) == 4 and parts[1] == "kernels" and parts[3] == "channels":
+                return self._websocket(request, parts[2])
+            return self.api.dispatch(request, parts[1:])
+        if not parts:
+            page = HOME_PAGE.format(count=len(self.host.kernels))
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            return page.encode()
+        return error_body(request, ApiError(404, "Not Found"))
+
+    def _websocket(self, request: Any, kernel_id: str) -> Any:
+        if not self.auth.origin_allowed(request):
+            self.log.warn("refused WebSocket from a foreign origin")
+            return error_body(request, ApiError(403, "Forbidden", "origin not allowed"))
+        hk = self.host.get(kernel_id)
+        if hk is None or "ws" not in hk.extensions:
+            return error_body(request, ApiError(404, "Not Found", "no such kernel"))
+        hub: KernelSockets = hk.extensions["ws"]
+        return WebSocketResource(hub.factory).render(request)
+
+    def _login(self, request: Any) -> Any:
+        if request.method == b"POST":
+            who = client_address(request)
+            if self.auth.limiter.blocked(who):
+                request.setHeader(b"retry-after", str(self.auth.limiter.retry_after(who)).encode())
+                return error_body(
+                    request,
+                    ApiError(429, "Too Many Requests", "too many failed logins; try again later"),
+                )
+            token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
+            nxt = (request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace")
+            if not nxt.startswith("/") or nxt.startswith("//"):
+                nxt = "/"
+            if token and self.auth.token_ok(token):
+                self.auth.issue_cookie(request)
+                if b"json" in (request.getHeader(b"accept") or b""):
+                    return write_json(request, 200, {"ok": True})
+                request.redirect(nxt.encode())
+                return b""
+            self.auth.limiter.fail(who)
+            self.log.info("failed login from {who}", who=who)
+            request.setResponseCode(401)
+            message = "<p>Invalid token.</p>"
+        else:
+            message = ""
+            nxt = (request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace")
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return LOGIN_PAGE.format(message=message, next=html.escape(nxt)).encode()
+
+
+def make_site(host: KernelHost, auth: Authenticator, reactor: Any) -> Site:
+    attach_websockets(host, reactor)
+    site = Site(ServiceRoot(host, auth))
+    site.displayTracebacks = False
+    return site

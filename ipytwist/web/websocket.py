@@ -1,0 +1,262 @@
+"""Kernel WebSockets: ``/api/kernels/{id}/channels``.
+
+Every kernel has one :class:`KernelSockets` hub.  Clients are grouped by
+``session_id`` into :class:`ClientSession` objects, which are the kernel's
+requesters: replies and ``input_request`` go to the session that asked, iopub
+goes to every connection.  A session remembers the last iopub message written
+to it, so a client reconnecting with the same ``session_id`` first receives
+what it missed, once and in order, then live messages.  A client can also ask
+for replay explicitly with ``?since_msg_id=<id of the last iopub message it saw>``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..kernel import Kernel
+from ..kernel.stream import Envelope
+from ..wire import Message, new_message
+from .sendqueue import SendQueue
+from .wsformat import V1_PROTOCOL, FrameError, decode_legacy, decode_v1, encode_legacy, encode_v1
+
+MAX_SESSIONS = 1000
+MAX_PENDING_REPLIES = 1000
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _legacy(msg: Message) -> tuple[bytes, bool]:
+    return encode_legacy(msg, "iopub")
+
+
+def _v1(msg: Message) -> bytes:
+    return encode_v1(msg, "iopub")
+
+
+class ClientSession:
+    """One client (a ``session_id``): its live connection, if any, and its position."""
+
+    def __init__(self, hub: KernelSockets, session_id: str) -> None:
+        self.hub = hub
+        self.id = session_id
+        self.connection: KernelChannelProtocol | None = None
+        self.last_seq = hub.kernel.stream.last_seq
+        self._pending: list[tuple[int, str, Message]] = []
+
+    def send(self, channel: str, msg: Message) -> None:
+        """A reply or input request for this client (the kernel's Requester interface)."""
+        if self.connection is not None:
+            self.connection.send_message(channel, msg)
+        elif len(self._pending) < MAX_PENDING_REPLIES:
+            self._pending.append((self.hub.kernel.stream.last_seq, channel, msg))
+
+    def take_pending(self) -> list[tuple[int, str, Message]]:
+        pending, self._pending = self._pending, []
+        return pending
+
+
+class KernelSockets:
+    """The WebSocket side of one kernel: sessions, connections, replay."""
+
+    log = Logger()
+
+    def __init__(self, kernel: Kernel, reactor: Any) -> None:
+        self.kernel = kernel
+        self.reactor = reactor
+        self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
+        self.connections: set[KernelChannelProtocol] = set()
+        self.factory = WebSocketServerFactory()
+        self.factory.protocol = KernelChannelProtocol
+        self.factory.hub = self  # type: ignore[attr-defined]
+        self.factory.setProtocolOptions(
+            autoPingInterval=30,
+            autoPingTimeout=60,
+            maxMessagePayloadSize=MAX_MESSAGE_BYTES,
+            maxFramePayloadSize=MAX_MESSAGE_BYTES,
+            # Origin is checked on the HTTP request before the upgrade (see site.py).
+            allowedOrigins=["*"],
+            allowNullOrigin=True,
+        )
+
+    def connection_count(self) -> int:
+        return len(self.connections)
+
+    def session(self, session_id: str) -> ClientSession:
+        s = self.sessions.get(session_id)
+        if s is None:
+            s = self.sessions[session_id] = ClientSession(self, session_id)
+            while len(self.sessions) > MAX_SESSIONS:
+                old_id, old = next(iter(self.sessions.items()))
+                if old.connection is not None:
+                    break
+                del self.sessions[old_id]
+        else:
+            self.sessions.move_to_end(session_id)
+        return s
+
+    def seq_of(self, msg_id: str) -> int | None:
+        for env in self.kernel.stream._log:  # noqa: SLF001 - same package family
+            if env.msg["header"].get("msg_id") == msg_id:
+                return env.seq
+        return None
+
+    def attach(self, conn: KernelChannelProtocol, session_id: str, since_msg_id: str) -> None:
+        known = session_id in self.sessions
+        session = self.session(session_id)
+        since: int | None = None
+        if since_msg_id:
+            since = self.seq_of(since_msg_id)
+        if since is None and known:
+            since = session.last_seq
+        old = session.connection
+        if old is not None:
+            old.sendClose(4000, "replaced by a new connection with the same session_id")
+            old.detach()
+        session.connection = conn
+        conn.session = session
+        self.connections.add(conn)
+        stream = self.kernel.stream
+        backlog = stream.subscribe(conn, since)
+        if since is not None and since < stream.last_seq:
+            first = backlog[0].seq if backlog else stream.last_seq + 1
+            missed = first - since - 1
+            if missed > 0:
+                conn.send_message("iopub", self._dropped_notice(missed))
+        pending = session.take_pending()
+        for env in backlog:
+            while pending and pending[0][0] < env.seq:
+                _, channel, msg = pending.pop(0)
+                conn.send_message(channel, msg)
+            conn.deliver(env)
+        for _, channel, msg in pending:
+            conn.send_message(channel, msg)
+
+    def detach(self, conn: KernelChannelProtocol) -> None:
+        self.connections.discard(conn)
+        self.kernel.stream.unsubscribe(conn)
+        session = conn.session
+        if session is not None and session.connection is conn:
+            session.connection = None
+
+    def _dropped_notice(self, missed: int) -> Message:
+        text = (
+            f"[ipytwist] {missed} output message(s) from while you were away are no longer "
+            "in the kernel's replay log (it keeps the most recent ones) and were dropped.\n"
+        )
+        return new_message("stream", {"name": "stderr", "text": text}, self.kernel.session)
+
+    def close(self) -> None:
+        for conn in list(self.connections):
+            conn.sendClose(1001, "kernel shut down")
+            conn.detach()
+
+
+@implementer(IPushProducer)
+class _Producer:
+    def __init__(self, queue: SendQueue) -> None:
+        self.queue = queue
+
+    def pauseProducing(self) -> None:
+        self.queue.pause()
+
+    def resumeProducing(self) -> None:
+        self.queue.resume()
+
+    def stopProducing(self) -> None:
+        self.queue.close()
+
+
+class KernelChannelProtocol(WebSocketServerProtocol):
+    log = Logger()
+
+    hub: KernelSockets
+    session: ClientSession | None = None
+    v1 = False
+    queue: SendQueue | None = None
+
+    def onConnect(self, request: Any) -> str | None:
+        self.hub = self.factory.hub
+        params = request.params
+        self._session_id = (params.get("session_id") or [""])[0][:256]
+        self._since = (params.get("since_msg_id") or [""])[0][:256]
+        if not self._session_id:
+            self._session_id = "anonymous-" + uuid.uuid4().hex
+        if self.hub.kernel.execution_state == "dead":
+            raise ConnectionDeny(404, "kernel is gone")
+        if V1_PROTOCOL in request.protocols:
+            self.v1 = True
+            return V1_PROTOCOL
+        return None
+
+    def onOpen(self) -> None:
+        self.queue = SendQueue(self.hub.reactor, self._write, self._overflow)
+        try:
+            # Under WebSocketResource the HTTP channel is registered as producer.
+            self.transport.unregisterProducer()
+        except Exception:
+            pass
+        try:
+            self.transport.registerProducer(_Producer(self.queue), True)
+        except Exception as e:
+            self.log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
+        self.hub.attach(self, self._session_id, self._since)
+
+    def _write(self, payload: bytes, is_binary: bool, seq: int) -> None:
+        self.sendMessage(payload, isBinary=is_binary)
+        if seq and self.session is not None and self.session.connection is self:
+            self.session.last_seq = seq
+
+    def _overflow(self, reason: str) -> None:
+        self.log.warn("closing slow WebSocket client: {reason}", reason=reason)
+        self.sendClose(4008, reason[:120])
+        self.detach()
+
+    def deliver(self, envelope: Envelope) -> None:
+        """One iopub message, encoded once per format for all connections."""
+        if self.queue is None:
+            return
+        if self.v1:
+            self.queue.push(envelope.encoded("ws-v1", _v1), True, envelope.seq)
+        else:
+            payload, binary = envelope.encoded("ws-legacy", _legacy)
+            self.queue.push(payload, binary, envelope.seq)
+
+    def send_message(self, channel: str, msg: Message) -> None:
+        if self.queue is None:
+            return
+        if self.v1:
+            self.queue.push(encode_v1(msg, channel), True)
+        else:
+            payload, binary = encode_legacy(msg, channel)
+            self.queue.push(payload, binary)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        try:
+            msg = decode_v1(payload) if self.v1 else decode_legacy(payload, isBinary)
+        except FrameError as e:
+            self.log.warn("WebSocket: dropped message: {why}", why=str(e))
+            return
+        if self.session is None:
+            return
+        try:
+            self.hub.kernel.handle(msg["channel"], msg, self.session)
+        except Exception as e:
+            self.log.failure(
+                "WebSocket: error handling {t}: {e}", t=msg["msg_type"][:64], e=type(e).__name__
+            )
+
+    def detach(self) -> None:
+        if self.queue is not None:
+            self.queue.close()
+        self.hub.detach(self)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if getattr(self, "hub", None) is not None:
+            self.detach()

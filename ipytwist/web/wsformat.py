@@ -1,0 +1,134 @@
+"""Kernel messages as WebSocket frames (pure functions, no I/O).
+
+Two formats, as Jupyter Server speaks them:
+
+* legacy (no subprotocol): a text frame of JSON with a ``channel`` key; a
+  message with buffers is a binary frame: big-endian uint32 count ``n``,
+  ``n`` uint32 offsets, the JSON part, then the buffers.
+* ``v1.kernel.websocket.jupyter.org``: a binary frame: little-endian uint64
+  count ``n``, ``n`` uint64 offsets, the channel name, then header,
+  parent_header, metadata, content and the buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+from ..wire import Message, dumps
+
+V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
+CHANNELS = ("shell", "control", "stdin", "iopub")
+
+
+class FrameError(ValueError):
+    """A WebSocket message that is not a well-formed kernel message."""
+
+
+def encode_legacy(msg: Message, channel: str) -> tuple[bytes, bool]:
+    """``(payload, is_binary)`` for the legacy JSON protocol."""
+    body = {
+        "header": msg["header"],
+        "msg_id": msg["header"].get("msg_id", ""),
+        "msg_type": msg["header"].get("msg_type", ""),
+        "parent_header": msg.get("parent_header") or {},
+        "metadata": msg.get("metadata") or {},
+        "content": msg.get("content") or {},
+        "buffers": [],
+        "channel": channel,
+    }
+    buffers = [bytes(b) for b in msg.get("buffers") or ()]
+    if not buffers:
+        return dumps(body), False
+    del body["buffers"]
+    parts = [dumps(body), *buffers]
+    offsets = [4 * (len(parts) + 1)]
+    for part in parts[:-1]:
+        offsets.append(offsets[-1] + len(part))
+    return struct.pack(f"!{len(parts) + 1}I", len(parts), *offsets) + b"".join(parts), True
+
+
+def encode_v1(msg: Message, channel: str) -> bytes:
+    parts = [
+        dumps(msg["header"]),
+        dumps(msg.get("parent_header") or {}),
+        dumps(msg.get("metadata") or {}),
+        dumps(msg.get("content") or {}),
+        *[bytes(b) for b in msg.get("buffers") or ()],
+    ]
+    chan = channel.encode()
+    offsets = [8 * (2 + len(parts) + 1)]
+    offsets.append(offsets[-1] + len(chan))
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    head = struct.pack(f"<{len(offsets) + 1}Q", len(offsets), *offsets)
+    return head + chan + b"".join(parts)
+
+
+def _check(msg: Any, channel: Any) -> Message:
+    if channel not in CHANNELS or channel == "iopub":
+        raise FrameError(f"unknown channel {str(channel)[:32]!r}")
+    if not isinstance(msg, dict):
+        raise FrameError("message is not a JSON object")
+    header = msg.get("header")
+    if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
+        raise FrameError("header is not an object with a msg_type")
+    for key in ("parent_header", "metadata", "content"):
+        value = msg.get(key)
+        if value is None:
+            msg[key] = {}
+        elif not isinstance(value, dict):
+            raise FrameError(f"{key} is not an object")
+    msg["msg_type"] = header["msg_type"]
+    msg["msg_id"] = str(header.get("msg_id", ""))
+    msg["channel"] = channel
+    return msg
+
+
+def decode_legacy(payload: bytes, is_binary: bool) -> Message:
+    if not is_binary:
+        try:
+            msg = json.loads(payload)
+        except (UnicodeDecodeError, ValueError):
+            raise FrameError("invalid JSON") from None
+        if isinstance(msg, dict):
+            msg["buffers"] = []
+        return _check(msg, msg.get("channel") if isinstance(msg, dict) else None)
+    try:
+        (n,) = struct.unpack_from("!I", payload, 0)
+        if not 1 <= n <= 1 << 16:
+            raise FrameError("bad buffer count")
+        offsets = list(struct.unpack_from(f"!{n}I", payload, 4)) + [len(payload)]
+        parts = [payload[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        msg = json.loads(parts[0])
+    except (struct.error, UnicodeDecodeError, ValueError) as e:
+        raise FrameError(f"bad binary frame ({type(e).__name__})") from None
+    if isinstance(msg, dict):
+        msg["buffers"] = parts[1:]
+    return _check(msg, msg.get("channel") if isinstance(msg, dict) else None)
+
+
+def decode_v1(payload: bytes) -> Message:
+    try:
+        (n,) = struct.unpack_from("<Q", payload, 0)
+        if not 6 <= n <= 1 << 16:
+            raise FrameError("bad offset count")
+        offsets = struct.unpack_from(f"<{n}Q", payload, 8)
+        if list(offsets) != sorted(offsets) or offsets[-1] > len(payload):
+            raise FrameError("bad offsets")
+        channel = payload[offsets[0] : offsets[1]].decode()
+        parts = [payload[offsets[i] : offsets[i + 1]] for i in range(1, n - 1)]
+        header, parent, metadata, content = (json.loads(p) for p in parts[:4])
+    except (struct.error, UnicodeDecodeError, ValueError) as e:
+        if isinstance(e, FrameError):
+            raise
+        raise FrameError(f"bad v1 frame ({type(e).__name__})") from None
+    msg = {
+        "header": header,
+        "parent_header": parent,
+        "metadata": metadata,
+        "content": content,
+        "buffers": parts[4:],
+    }
+    return _check(msg, channel)
