@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
 from ..wire import Message
 
@@ -54,7 +55,7 @@ def _approx_size(data: Any) -> int:
     if isinstance(data, (bytes, str)):
         return len(data)
     if isinstance(data, (list, tuple)):
-        return sum(len(x) for x in data)
+        return sum(len(x) for x in data if isinstance(x, (bytes, str)))
     return 0
 
 
@@ -64,6 +65,8 @@ class Subscriber(Protocol):
 
 class OutputStream:
     """Ordered iopub messages of one kernel, pushed to every subscriber."""
+
+    log = Logger()
 
     def __init__(
         self, max_messages: int = DEFAULT_LOG_MESSAGES, max_bytes: int = DEFAULT_LOG_BYTES
@@ -89,7 +92,10 @@ class OutputStream:
         self._next_seq += 1
         self._log.append(env)
         for sub in list(self._subscribers):
-            sub.deliver(env)
+            try:
+                sub.deliver(env)
+            except Exception:  # one broken subscriber must not starve the others
+                self.log.failure("subscriber {sub!r} failed to take a message", sub=sub)
         if not env.size:
             env.size = len(str(msg.get("content", "")))
         self._log_bytes += env.size
