@@ -115,8 +115,8 @@ class Kernel:
         """Replace the interpreter with a fresh one; clients see ``restarting``."""
         old, self.worker = self.worker, None
         self._publish("status", {"execution_state": "restarting"}, None)
-        self.execution_state = "restarting"
         self._fail_current("KernelRestarted", "the kernel was restarted")
+        self.execution_state = "restarting"  # after the failed request's idle
         if old is not None:
             old.stop(self.reactor, grace=1.0)
         self._announce_idle_when_ready = True
@@ -347,6 +347,7 @@ class Kernel:
                           parent)
             self._fail_current("WorkerDied", text)
         self._abort_queued_executes()
+        self.execution_state = "restarting"  # after the failed request's idle
         self._early_deaths = 0 if was_ready else self._early_deaths + 1
         if self._early_deaths >= MAX_EARLY_DEATHS:
             self.log.error("kernel {id}: interpreter fails to start; giving up", id=self.id)

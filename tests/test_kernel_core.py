@@ -1,0 +1,335 @@
+"""Kernel (kernel/core.py) with a fake worker: queueing, busy/idle, aborts, worker death."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+
+from ipytwist.kernel.core import MAX_EARLY_DEATHS, Kernel
+from ipytwist.kernel.stream import Envelope
+from ipytwist.wire import new_message
+
+
+class FakeWorker:
+    def __init__(self, listener: Any, pid: int) -> None:
+        self.listener = listener
+        self.pid = pid
+        self.sent: list[dict] = []
+        self.signals: list[int] = []
+        self.stopped = False
+
+    def send(self, record: dict) -> None:
+        self.sent.append(record)
+
+    def signal(self, signum: int) -> None:
+        self.signals.append(signum)
+
+    def stop(self, reactor: Any, grace: float = 2.0) -> Any:
+        self.stopped = True
+        return succeed("stopped")
+
+    # what the real worker would report
+    def ready(self) -> None:
+        self.listener.worker_event({"ev": "ready", "pid": self.pid})
+
+    def reply(self, content: dict) -> None:
+        self.listener.worker_event({"ev": "reply", "content": content})
+
+    def die(self, description: str = "was killed by signal 9 (SIGKILL)") -> None:
+        self.listener.worker_exited(self, description)
+
+
+class FakeProvisioner:
+    def __init__(self) -> None:
+        self.workers: list[FakeWorker] = []
+
+    def start(self, listener: Any) -> FakeWorker:
+        w = FakeWorker(listener, 1000 + len(self.workers))
+        self.workers.append(w)
+        return w
+
+
+class Client:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    def send(self, channel: str, msg: dict) -> None:
+        self.sent.append((channel, msg))
+
+    def replies(self) -> list[dict]:
+        return [m for ch, m in self.sent if ch in ("shell", "control")]
+
+    def reply_to(self, req: dict) -> dict:
+        (m,) = [m for m in self.replies() if m["parent_header"]["msg_id"] == req["msg_id"]]
+        return m
+
+
+class Iopub:
+    def __init__(self) -> None:
+        self.msgs: list[dict] = []
+
+    def deliver(self, env: Envelope) -> None:
+        self.msgs.append(env.msg)
+
+    def of(self, req: dict) -> list[tuple[str, Any]]:
+        out = []
+        for m in self.msgs:
+            if m["parent_header"].get("msg_id") == req["msg_id"]:
+                c = m["content"]
+                out.append((m["msg_type"], c.get("execution_state", c.get("text"))))
+        return out
+
+    def states(self) -> list[str]:
+        return [m["content"]["execution_state"] for m in self.msgs if m["msg_type"] == "status"]
+
+
+@pytest.fixture
+def env() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
+    clock = Clock()
+    prov = FakeProvisioner()
+    kernel = Kernel(clock, prov)
+    iopub = Iopub()
+    kernel.stream.subscribe(iopub)
+    kernel.start()
+    prov.workers[0].ready()
+    return kernel, prov, iopub, clock
+
+
+def request(msg_type: str, content: dict | None = None) -> dict:
+    return new_message(msg_type, content or {}, "client")
+
+
+def execute(code: str, **kw: Any) -> dict:
+    return request("execute_request", {"code": code, **kw})
+
+
+def test_start_reports_starting_then_ready() -> None:
+    """start() publishes 'starting'; its Deferred fires when the worker says ready."""
+    prov = FakeProvisioner()
+    kernel = Kernel(Clock(), prov)
+    iopub = Iopub()
+    kernel.stream.subscribe(iopub)
+    d = kernel.start()
+    assert iopub.states() == ["starting"]
+    assert not d.called
+    prov.workers[0].ready()
+    assert d.called
+    assert kernel.execution_state == "idle"
+
+
+def test_requests_before_ready_wait_for_the_worker() -> None:
+    """An execute sent while the worker starts is forwarded once it is ready."""
+    prov = FakeProvisioner()
+    kernel = Kernel(Clock(), prov)
+    kernel.start()
+    kernel.handle("shell", execute("1"), Client())
+    assert prov.workers[0].sent == []
+    prov.workers[0].ready()
+    assert prov.workers[0].sent == [{"req": "execute", "content": {"code": "1"}}]
+
+
+def test_requests_run_one_at_a_time_with_busy_and_idle(env: Any) -> None:
+    """Only one request is at the worker; each gets busy, its reply, then idle."""
+    kernel, prov, iopub, _ = env
+    w, client = prov.workers[0], Client()
+    a, b = execute("a"), request("complete_request", {"code": "pr", "cursor_pos": 2})
+    kernel.handle("shell", a, client)
+    kernel.handle("shell", b, client)
+    assert [r["req"] for r in w.sent] == ["execute"]
+    kernel.worker_event({"ev": "execute_input", "code": "a", "count": 7})
+    w.reply({"status": "ok"})
+    assert [r["req"] for r in w.sent] == ["execute", "complete"]
+    w.reply({"status": "ok", "matches": []})
+    assert iopub.of(a) == [("status", "busy"), ("execute_input", None), ("status", "idle")]
+    assert iopub.of(b) == [("status", "busy"), ("status", "idle")]
+    reply_a = client.reply_to(a)
+    assert reply_a["msg_type"] == "execute_reply"
+    assert reply_a["content"]["execution_count"] == 7
+    assert client.reply_to(b)["msg_type"] == "complete_reply"
+    assert kernel.execution_state == "idle"
+
+
+def test_output_is_parented_to_the_running_request(env: Any) -> None:
+    """Raw stdout from the worker becomes stream messages of the current request."""
+    kernel, prov, iopub, clock = env
+    req = execute("print(1)")
+    kernel.handle("shell", req, Client())
+    kernel.worker_output("stdout", b"1\n")
+    clock.advance(0)
+    prov.workers[0].reply({"status": "ok"})
+    assert iopub.of(req) == [("status", "busy"), ("stream", "1\n"), ("status", "idle")]
+
+
+def test_output_before_an_event_is_published_first(env: Any) -> None:
+    """Pending stream text is flushed before the reply and idle, in order."""
+    kernel, prov, iopub, _ = env
+    req = execute("print(1)")
+    kernel.handle("shell", req, Client())
+    kernel.worker_output("stdout", b"x")
+    prov.workers[0].reply({"status": "ok"})
+    assert iopub.of(req) == [("status", "busy"), ("stream", "x"), ("status", "idle")]
+
+
+def test_error_aborts_queued_executes_but_not_other_requests(env: Any) -> None:
+    """With stop_on_error, queued executes are answered 'aborted'; a queued complete runs."""
+    kernel, prov, iopub, _ = env
+    w, client = prov.workers[0], Client()
+    first, second, comp, third = (
+        execute("1/0"),
+        execute("2"),
+        request("complete_request", {"code": ""}),
+        execute("3"),
+    )
+    for r in (first, second, comp, third):
+        kernel.handle("shell", r, client)
+    w.reply({"status": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []})
+    for r in (second, third):
+        content = client.reply_to(r)["content"]
+        assert content["status"] == "aborted"
+        assert "execution_count" in content
+        assert iopub.of(r) == [("status", "busy"), ("status", "idle")]
+    assert [x["req"] for x in w.sent] == ["execute", "complete"]
+
+
+def test_without_stop_on_error_queued_executes_run(env: Any) -> None:
+    """stop_on_error=False on the failing request keeps the queue."""
+    kernel, prov, _, _ = env
+    w, client = prov.workers[0], Client()
+    kernel.handle("shell", execute("1/0", stop_on_error=False), client)
+    kernel.handle("shell", execute("2"), client)
+    w.reply({"status": "error", "ename": "E", "evalue": "", "traceback": []})
+    assert [x["content"]["code"] for x in w.sent] == ["1/0", "2"]
+
+
+def test_worker_death_fails_the_cell_and_starts_a_new_worker(env: Any) -> None:
+    """The running cell gets an error naming the cause; clients see restarting, then idle
+    once the new worker is ready; queued executes are aborted."""
+    kernel, prov, iopub, _ = env
+    client = Client()
+    running, queued = execute("boom"), execute("next")
+    kernel.handle("shell", running, client)
+    kernel.handle("shell", queued, client)
+    prov.workers[0].die("was killed by signal 11 (SIGSEGV)")
+    reply = client.reply_to(running)["content"]
+    assert reply["status"] == "error"
+    assert "SIGSEGV" in reply["evalue"]
+    assert "execution_count" in reply
+    kinds = [t for t, _ in iopub.of(running)]
+    assert ("status", "restarting") in iopub.of(running)
+    assert "error" in kinds
+    assert kinds[-1] == "status" and iopub.of(running)[-1] == ("status", "idle")
+    assert client.reply_to(queued)["content"]["status"] == "aborted"
+    assert len(prov.workers) == 2
+    assert kernel.execution_state == "restarting"
+    prov.workers[1].ready()
+    assert iopub.states()[-1] == "idle"
+    after = execute("again")
+    kernel.handle("shell", after, client)
+    assert prov.workers[1].sent[-1]["content"]["code"] == "again"
+
+
+def test_worker_that_never_starts_is_given_up(env: Any) -> None:
+    """After repeated deaths before ready, the kernel reports dead and stops respawning."""
+    kernel, prov, iopub, _ = env
+    prov.workers[0].die()  # was ready: counts as a normal crash
+    for _ in range(MAX_EARLY_DEATHS):
+        prov.workers[-1].die("exited with status 1")
+    assert kernel.execution_state == "dead"
+    assert iopub.states()[-1] == "dead"
+    assert len(prov.workers) == MAX_EARLY_DEATHS + 1
+
+
+def test_interrupt_signals_only_running_code(env: Any) -> None:
+    """interrupt_request SIGINTs the worker while a request runs and is answered ok."""
+    kernel, prov, _, _ = env
+    w, client = prov.workers[0], Client()
+    idle_req = request("interrupt_request")
+    kernel.handle("control", idle_req, client)
+    assert w.signals == []
+    kernel.handle("shell", execute("loop"), client)
+    busy_req = request("interrupt_request")
+    kernel.handle("control", busy_req, client)
+    assert w.signals == [signal.SIGINT]
+    assert client.reply_to(busy_req)["content"]["status"] == "ok"
+    assert [ch for ch, m in client.sent if m["msg_type"] == "interrupt_reply"] == ["control"] * 2
+
+
+def test_input_request_goes_to_the_requesting_client(env: Any) -> None:
+    """input_request is sent on stdin to the requester, parented to its execute;
+    only the awaited input_reply is forwarded to the worker."""
+    kernel, prov, _, _ = env
+    w, client = prov.workers[0], Client()
+    req = execute("input()", allow_stdin=True)
+    kernel.handle("shell", req, client)
+    kernel.handle("stdin", request("input_reply", {"value": "early"}), client)
+    assert [r["req"] for r in w.sent] == ["execute"]
+    kernel.worker_event({"ev": "input_request", "prompt": "? ", "password": True})
+    ((ch, msg),) = client.sent
+    assert ch == "stdin"
+    assert msg["parent_header"]["msg_id"] == req["msg_id"]
+    assert msg["content"] == {"prompt": "? ", "password": True}
+    kernel.handle("stdin", request("input_reply", {"value": "v"}), client)
+    kernel.handle("stdin", request("input_reply", {"value": "twice"}), client)
+    assert w.sent[1:] == [{"req": "input_reply", "value": "v"}]
+
+
+def test_kernel_info_is_answered_while_code_runs(env: Any) -> None:
+    """kernel_info does not queue behind a running cell and does not flip the status."""
+    kernel, prov, iopub, _ = env
+    client = Client()
+    kernel.handle("shell", execute("long"), client)
+    info = request("kernel_info_request")
+    kernel.handle("shell", info, client)
+    assert client.reply_to(info)["content"]["implementation"] == "ipytwist"
+    assert iopub.of(info) == []
+    assert kernel.execution_state == "busy"
+
+
+def test_unknown_request_gets_an_error_reply(env: Any) -> None:
+    """An unknown *_request is answered with status error; other unknown types are ignored."""
+    kernel, _, _, _ = env
+    client = Client()
+    req = request("frob_request")
+    kernel.handle("shell", req, client)
+    kernel.handle("shell", request("frob"), client)
+    (reply,) = client.replies()
+    assert reply["msg_type"] == "frob_reply"
+    assert reply["content"]["status"] == "error"
+
+
+def test_shutdown_aborts_what_is_queued(env: Any) -> None:
+    """shutdown fails the running request and aborts the queue; the worker is stopped."""
+    kernel, prov, _, _ = env
+    client = Client()
+    running, queued = execute("a"), execute("b")
+    kernel.handle("shell", running, client)
+    kernel.handle("shell", queued, client)
+    kernel.shutdown()
+    assert client.reply_to(running)["content"]["status"] == "error"
+    assert client.reply_to(queued)["content"]["status"] == "aborted"
+    assert prov.workers[0].stopped
+    prov.workers[0].die("exited with status 0")
+    assert len(prov.workers) == 1
+
+
+def test_restart_replaces_the_worker(env: Any) -> None:
+    """restart() fails the running cell, stops the old worker, starts a new one (state
+    'restarting' until it is ready) and ignores the old one's late exit."""
+    kernel, prov, iopub, _ = env
+    old, client = prov.workers[0], Client()
+    running = execute("long")
+    kernel.handle("shell", running, client)
+    d = kernel.restart()
+    assert old.stopped
+    assert client.reply_to(running)["content"]["ename"] == "KernelRestarted"
+    assert "restarting" in iopub.states()
+    assert kernel.execution_state == "restarting"
+    old.die("exited with status 0")
+    assert len(prov.workers) == 2
+    prov.workers[1].ready()
+    assert d.called
+    assert iopub.states()[-1] == "idle"
