@@ -186,7 +186,16 @@ def test_control_requests_are_surrounded_by_busy_and_idle(kc: BlockingKernelClie
 
 def test_error_aborts_queued_executes(kc: BlockingKernelClient) -> None:
     """After a failing cell, executes already queued are answered 'aborted', with a count."""
-    ids = [kc.execute("1/0"), kc.execute("ran2 = 1"), kc.execute("ran3 = 1")]
+    # The first cell waits in input() until the other two are surely queued behind it
+    # (a kernel_info sent after them on the same socket has been answered).
+    ids = [
+        kc.execute("input(); 1/0", allow_stdin=True),
+        kc.execute("ran2 = 1"),
+        kc.execute("ran3 = 1"),
+    ]
+    kc.get_stdin_msg(timeout=TIMEOUT)
+    reply_to(kc.get_shell_msg, kc.kernel_info())
+    kc.input("")
     replies = [reply_to(kc.get_shell_msg, i)["content"] for i in ids]
     assert replies[0]["status"] == "error"
     assert replies[0]["ename"] == "ZeroDivisionError"
@@ -257,6 +266,22 @@ def test_interrupt_stops_running_code(
     _assert_interrupted(kc, msg_id, t0)
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_interrupt_right_after_execute_input_is_not_lost(
+    kc: BlockingKernelClient, km: KernelManager, attempt: int
+) -> None:
+    """An interrupt sent the moment the cell is announced (before its code may have
+    started) still stops it."""
+    msg_id = kc.execute("while True: pass")
+    wait_iopub(
+        kc,
+        lambda m: m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "execute_input",
+    )
+    t0 = time.monotonic()
+    _interrupt_request(kc, km)
+    _assert_interrupted(kc, msg_id, t0)
+
+
 @pytest.mark.parametrize("how", sorted(INTERRUPTERS))
 def test_interrupt_stops_pending_input(
     kc: BlockingKernelClient, km: KernelManager, how: str
@@ -304,6 +329,16 @@ def test_input_without_allow_stdin_fails(kc: BlockingKernelClient) -> None:
     assert reply["content"]["ename"] == "StdinNotImplementedError"
     with pytest.raises(Exception):  # noqa: B017 - queue.Empty
         kc.get_stdin_msg(timeout=0)
+
+
+def test_display_of_lone_surrogates_does_not_break_the_worker(kc: BlockingKernelClient) -> None:
+    """Text with lone surrogates is displayed (escaped in JSON), the interpreter survives."""
+    old_pid = _worker_pid(kc)
+    reply, msgs = execute(kc, "display({'text/plain': 'a\\udcffb\\ud800'}, raw=True)")
+    assert reply["content"]["status"] == "ok"
+    (shown,) = [m for m in msgs if m["msg_type"] == "display_data"]
+    assert shown["content"]["data"]["text/plain"].startswith("a")
+    assert _worker_pid(kc) == old_pid
 
 
 # -- heartbeat -------------------------------------------------------------------

@@ -31,6 +31,9 @@ class Interrupts:
 
     def handler(self, signum: int, frame: Any) -> None:
         if not self.armed:
+            # The kernel only interrupts while a request is out: one that arrives
+            # just before user code starts is meant for it (cleared by discard()).
+            self._pending = True
             return
         if self._held:
             self._pending = True
@@ -51,11 +54,17 @@ class Interrupts:
                 self._pending = False
                 raise KeyboardInterrupt
 
+    def discard(self) -> None:
+        """Forget an interrupt that arrived between requests (meant for a finished one)."""
+        self._pending = False
+
     @contextmanager
     def user_code(self) -> Iterator[None]:
-        self._pending = False
         self.armed = True
         try:
+            if self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
             yield
         finally:
             self.armed = False
@@ -87,6 +96,8 @@ class WorkerLink:
             if not data:
                 return None
             self._queue.extend(self._decoder.feed(data))
+        if not self.interrupts.armed:
+            self.interrupts.discard()  # a new request starts with no interrupt pending
         return self._queue.popleft()
 
     def read_matching(self, kind: str) -> dict[str, Any] | None:

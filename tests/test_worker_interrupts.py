@@ -1,0 +1,59 @@
+"""The worker's SIGINT handling (no signals are sent: the handler is called directly)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ipytwist.framing import encode_record
+from ipytwist.worker.link import Interrupts, WorkerLink
+
+
+def test_interrupt_while_running_user_code_raises() -> None:
+    """Inside user code, SIGINT raises KeyboardInterrupt."""
+    irq = Interrupts()
+    with pytest.raises(KeyboardInterrupt), irq.user_code():
+        irq.handler(2, None)
+    assert not irq.armed
+
+
+def test_interrupt_just_before_user_code_is_not_lost() -> None:
+    """A SIGINT between receiving a request and starting its code interrupts that code."""
+    irq = Interrupts()
+    irq.handler(2, None)
+    ran = []
+    with pytest.raises(KeyboardInterrupt), irq.user_code():
+        ran.append(True)
+    assert ran == []
+    with irq.user_code():  # consumed: the next cell runs normally
+        ran.append(True)
+    assert ran == [True]
+
+
+def test_interrupt_held_back_during_a_critical_section() -> None:
+    """Inside held(), the interrupt waits until the section ends."""
+    irq = Interrupts()
+    with pytest.raises(KeyboardInterrupt), irq.user_code():
+        with irq.held():
+            irq.handler(2, None)
+            done = True
+    assert done
+
+
+def test_stale_interrupt_is_discarded_when_the_next_request_is_read() -> None:
+    """An interrupt that arrived between requests does not hit the next request."""
+    r, w = os.pipe()
+    try:
+        irq = Interrupts()
+        link = WorkerLink(r, -1, irq)
+        irq.handler(2, None)  # meant for a request that already finished
+        os.write(w, encode_record({"req": "execute"}))
+        assert link.read() == {"req": "execute"}
+        ran = []
+        with irq.user_code():
+            ran.append(True)
+        assert ran == [True]
+    finally:
+        os.close(r)
+        os.close(w)
