@@ -18,6 +18,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from txzmq import ZmqFactory
 
 from .channels import ZmqChannels, new_connection_info, write_connection_file
@@ -207,16 +208,22 @@ class KernelHost(Service):
         d = hk.kernel.shutdown()
 
         def cleanup(result: Any) -> Any:
-            hk.channels.close()
-            for close in hk.extensions.values():
-                if hasattr(close, "close"):
-                    close.close()
+            if isinstance(result, Failure):
+                self.log.failure("kernel {id}: shutdown failed", result, id=hk.id)
+            closers = [hk.channels.close] + [
+                ext.close for ext in hk.extensions.values() if hasattr(ext, "close")
+            ]
+            for close in closers:
+                try:
+                    close()
+                except Exception:
+                    self.log.failure("kernel {id}: error while closing", id=hk.id)
             if hk.connection_file:
                 try:
                     os.unlink(hk.connection_file)
                 except FileNotFoundError:
                     pass
-            return result
+            return None
 
         d.addBoth(cleanup)
         return d

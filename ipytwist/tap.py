@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
@@ -114,6 +115,25 @@ class _Listening(StreamServerEndpointService):
         return super().stopService()
 
 
+class _ExitStatus(Service):
+    """A clean shutdown on SIGTERM exits 0, as supervisors expect of a stopped service.
+
+    twistd re-raises the signal that stopped the reactor (the process would end
+    "killed by SIGTERM"); once every service has stopped, forget it.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self.reactor.addSystemEventTrigger("after", "shutdown", self._clear)
+
+    def _clear(self) -> None:
+        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
+            self.reactor._exitSignal = None
+
+
 def makeService(options: Options, reactor: Any = None) -> MultiService:
     if reactor is None:
         from twisted.internet import reactor as default_reactor
@@ -124,6 +144,7 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     txaio.use_twisted()
     txaio.set_global_log_level("warn")  # autobahn's per-frame debug lines are noise here
     top = MultiService()
+    _ExitStatus(reactor).setServiceParent(top)
     host = KernelHost(
         reactor,
         options["state-dir"],

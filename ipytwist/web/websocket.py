@@ -154,7 +154,7 @@ class KernelSockets:
 
     def close(self) -> None:
         for conn in list(self.connections):
-            conn.sendClose(1001, "kernel shut down")
+            conn.sendClose(1000, "kernel shut down")  # autobahn refuses 1001 from apps
             conn.detach()
 
 
@@ -173,9 +173,12 @@ class _Producer:
         self.queue.close()
 
 
-class KernelChannelProtocol(WebSocketServerProtocol):
-    log = Logger()
+_log = Logger()
 
+
+class KernelChannelProtocol(WebSocketServerProtocol):
+    # Our own messages go to ``_log``: autobahn's ``self.log`` is a txaio logger
+    # filtered by level; replacing it would log every frame at debug level.
     hub: KernelSockets
     session: ClientSession | None = None
     v1 = False
@@ -205,7 +208,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         try:
             self.transport.registerProducer(_Producer(self.queue), True)
         except Exception as e:
-            self.log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
+            _log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
         self.hub.attach(self, self._session_id, self._since)
 
     def _write(self, payload: bytes, is_binary: bool, seq: int) -> None:
@@ -214,7 +217,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             self.session.last_seq = seq
 
     def _overflow(self, reason: str) -> None:
-        self.log.warn("closing slow WebSocket client: {reason}", reason=reason)
+        _log.warn("closing slow WebSocket client: {reason}", reason=reason)
         self.sendClose(4008, reason[:120])
         self.detach()
 
@@ -241,14 +244,14 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         try:
             msg = decode_v1(payload) if self.v1 else decode_legacy(payload, isBinary)
         except FrameError as e:
-            self.log.warn("WebSocket: dropped message: {why}", why=str(e))
+            _log.warn("WebSocket: dropped message: {why}", why=str(e))
             return
         if self.session is None:
             return
         try:
             self.hub.kernel.handle(msg["channel"], msg, self.session)
         except Exception as e:
-            self.log.failure(
+            _log.failure(
                 "WebSocket: error handling {t}: {e}", t=msg["msg_type"][:64], e=type(e).__name__
             )
 
