@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Mapping
@@ -15,7 +16,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..framing import FramingError, RecordDecoder, encode_record
-from ..worker import EVENT_FD, REQUEST_FD
+from ..worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
+from .streamsync import StreamSync
 
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
 
@@ -48,8 +50,11 @@ class WorkerProcess(ProcessProtocol):
 
     log = Logger()
 
-    def __init__(self, listener: WorkerListener) -> None:
+    def __init__(self, listener: WorkerListener, sync_token: str = "") -> None:
         self.listener = listener
+        #: Orders stream output against events (the worker was given ``sync_token``).
+        self.sync = StreamSync(sync_marker(sync_token) if sync_token else b"",
+                               listener.worker_output)
         self.decoder = RecordDecoder()
         self.pid: int | None = None
         self.ended: Deferred[str] = Deferred()
@@ -75,12 +80,14 @@ class WorkerProcess(ProcessProtocol):
                 # Whatever the worker wrote to fd 1/2 before this event comes first.
                 self.drain_output()
                 self.listener.worker_event(event)
+                self.sync.event_delivered()
         elif childFD in STREAM_NAMES:
-            self.listener.worker_output(STREAM_NAMES[childFD], data)
+            self.sync.output(STREAM_NAMES[childFD], data)
 
     def processEnded(self, reason: Failure) -> None:
         self.alive = False
         self.drain_output()
+        self.sync.flush()
         description = describe_exit(reason)
         self.listener.worker_exited(self, description)
         self.ended.callback(description)
@@ -139,13 +146,14 @@ class WorkerProcess(ProcessProtocol):
             while fileno >= 0:
                 try:
                     data = os.read(fileno, 1 << 16)
-                except (BlockingIOError, InterruptedError):
+                except BlockingIOError:
+                    self.sync.pipe_empty(name)
                     break
-                except OSError:
+                except (InterruptedError, OSError):
                     break
                 if not data:
                     break
-                self.listener.worker_output(name, data)
+                self.sync.output(name, data)
 
 
 class LocalProvisioner:
@@ -164,9 +172,11 @@ class LocalProvisioner:
         self.cwd = cwd
 
     def start(self, listener: WorkerListener) -> WorkerProcess:
-        proto = WorkerProcess(listener)
+        token = secrets.token_hex(16)
+        proto = WorkerProcess(listener, sync_token=token)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONIOENCODING", "utf-8")
+        env[SYNC_ENV] = token
         self.reactor.spawnProcess(
             proto,
             self.python,

@@ -7,3 +7,15 @@ real file descriptors 1 and 2, which the kernel reads as stream output.
 
 REQUEST_FD = 3
 EVENT_FD = 4
+#: Environment variable carrying the token of the stream sync marker (hex).
+SYNC_ENV = "IPYTWIST_SYNC_TOKEN"
+
+
+def sync_marker(token: str) -> bytes:
+    """Bytes the worker writes to fds 1 and 2 just before each event record.
+
+    Everything before the n-th marker on a stream pipe was written before the
+    n-th event, everything after it later, so the kernel can put stream output
+    and events in the order they happened.  One small write, so it is atomic.
+    """
+    return b"\x00ipytwist-sync:" + token.encode("ascii") + b"\x00"

@@ -80,11 +80,16 @@ class WorkerLink:
         write_fd: int,
         interrupts: Interrupts,
         before_emit: Callable[[], None] = lambda: None,
+        sync_marker: bytes = b"",
+        sync_fds: tuple[int, ...] = (1, 2),
     ) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self.interrupts = interrupts
         self.before_emit = before_emit
+        #: Written to each of ``sync_fds`` before every event (see ``sync_marker``).
+        self.sync_marker = sync_marker
+        self.sync_fds = sync_fds
         self._decoder = RecordDecoder()
         self._queue: deque[dict[str, Any]] = deque()
         self._write_lock = threading.Lock()
@@ -117,6 +122,12 @@ class WorkerLink:
         self.before_emit()
         data = memoryview(encode_record(event))
         with self.interrupts.held(), self._write_lock:
+            if self.sync_marker:
+                for fd in self.sync_fds:
+                    try:
+                        os.write(fd, self.sync_marker)
+                    except OSError:
+                        pass  # user code closed or replaced the stream
             while data:
                 n = os.write(self.write_fd, data)
                 data = data[n:]

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Any
 
-from . import EVENT_FD, REQUEST_FD
+from . import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 
 PARTIAL_LINE_FLUSH_SECONDS = 0.05
@@ -60,7 +60,9 @@ def serve() -> int:
         fflush()
 
     interrupts = Interrupts()
-    link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=flush_std)
+    token = os.environ.pop(SYNC_ENV, "")
+    marker = sync_marker(token) if token.isalnum() else b""
+    link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=flush_std, sync_marker=marker)
 
     from .requests import RequestHandlers
     from .shell import WorkerShell
