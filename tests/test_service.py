@@ -156,7 +156,7 @@ def test_bad_body_is_400(svc: Service) -> None:
     is answered 400 with a JSON {"reason", "message"}, and starts no kernel."""
     before = len(svc.api("GET", "/api/kernels").json())
     headers = {"content-type": "application/json"}
-    for body in (b"{not json", b"[1, 2]", b'{"name": 5}', b"\xff\xfe"):
+    for body in (b"{not json", b"[1, 2]", b'{"name": 5}', b"\xff\xfe", b"[" * 100_000):
         r = svc.api("POST", "/api/kernels", data=body, headers=headers)
         assert_error(r, 400, "Bad Request")
     assert len(svc.api("GET", "/api/kernels").json()) == before

@@ -42,7 +42,7 @@ def _json_body(request: Any) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
         raise ApiError(400, "Bad Request", "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Bad Request", "request body must be a JSON object")

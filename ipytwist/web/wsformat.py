@@ -90,7 +90,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
     if not is_binary:
         try:
             msg = json.loads(payload)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # too deep nesting
             raise FrameError("invalid JSON") from None
         if isinstance(msg, dict):
             msg["buffers"] = []
@@ -102,7 +102,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
         offsets = list(struct.unpack_from(f"!{n}I", payload, 4)) + [len(payload)]
         parts = [payload[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
         msg = json.loads(parts[0])
-    except (struct.error, UnicodeDecodeError, ValueError) as e:
+    except (struct.error, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise FrameError(f"bad binary frame ({type(e).__name__})") from None
     if isinstance(msg, dict):
         msg["buffers"] = parts[1:]
@@ -120,7 +120,7 @@ def decode_v1(payload: bytes) -> Message:
         channel = payload[offsets[0] : offsets[1]].decode()
         parts = [payload[offsets[i] : offsets[i + 1]] for i in range(1, n - 1)]
         header, parent, metadata, content = (json.loads(p) for p in parts[:4])
-    except (struct.error, UnicodeDecodeError, ValueError) as e:
+    except (struct.error, UnicodeDecodeError, ValueError, RecursionError) as e:
         if isinstance(e, FrameError):
             raise
         raise FrameError(f"bad v1 frame ({type(e).__name__})") from None
