@@ -225,9 +225,11 @@ class Kernel:
             self._last_parent = msg
             self._current_started = utcnow_iso()
             self.execution_state = "busy"
-            self._publish("status", {"execution_state": "busy"}, msg)
+            # The worker starts first, and works while busy is being published:
+            # its events can only be read after this reactor turn, so order holds.
             kind = WORKER_REQUESTS[msg["header"]["msg_type"]]
             self.worker.send({"req": kind, "content": msg["content"]})
+            self._publish("status", {"execution_state": "busy"}, msg)
 
     def _finish_current(self, content: dict[str, Any]) -> None:
         assert self._current is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import signal
@@ -20,6 +21,14 @@ from ..worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
 from .streamsync import StreamSync
 
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
+#: After a read of stream output, leave that pipe alone this long so the worker's
+#: next writes pile up in it and arrive in one read.  Without the pause a loop of
+#: ``print`` makes the kernel wake (and the worker pay a wakeup) for every line;
+#: the output coalescer merges output within the same window anyway.
+STREAM_READ_PAUSE = 0.01
+#: Stream pipes are enlarged to this (Linux), so the worker rarely blocks meanwhile.
+STREAM_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031
 
 
 class WorkerListener(Protocol):
@@ -59,6 +68,9 @@ class WorkerProcess(ProcessProtocol):
         self.pid: int | None = None
         self.ended: Deferred[str] = Deferred()
         self.alive = False
+        #: Schedules the stream read pauses; None reads stream pipes as data arrives.
+        self.clock: Any = None
+        self._paused: set[int] = set()
 
     # -- ProcessProtocol ----------------------------------------------------
 
@@ -66,6 +78,13 @@ class WorkerProcess(ProcessProtocol):
         self.pid = self.transport.pid
         self.alive = True
         self.transport.closeChildFD(0)  # user code reading sys.stdin sees EOF
+        if self.clock is not None and sys.platform.startswith("linux"):
+            pipes = getattr(self.transport, "pipes", None) or {}
+            for fd in STREAM_NAMES:
+                try:
+                    fcntl.fcntl(pipes[fd].fileno(), _F_SETPIPE_SZ, STREAM_PIPE_BYTES)
+                except (KeyError, OSError, AttributeError):
+                    pass  # too big for this system: the default size works, a bit slower
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == EVENT_FD:
@@ -83,6 +102,27 @@ class WorkerProcess(ProcessProtocol):
                 self.sync.event_delivered()
         elif childFD in STREAM_NAMES:
             self.sync.output(STREAM_NAMES[childFD], data)
+            self._pause_stream(childFD)
+
+    def _pause_stream(self, fd: int) -> None:
+        if self.clock is None or fd in self._paused:
+            return
+        reader = (getattr(self.transport, "pipes", None) or {}).get(fd)
+        if reader is None:
+            return
+        reader.stopReading()
+        self._paused.add(fd)
+        self.clock.callLater(STREAM_READ_PAUSE, self._resume_stream, fd)
+
+    def _resume_stream(self, fd: int) -> None:
+        self._paused.discard(fd)
+        reader = (getattr(self.transport, "pipes", None) or {}).get(fd)
+        if reader is None:
+            return  # the pipe was closed meanwhile
+        if self._drain_pipe(fd, STREAM_NAMES[fd]):
+            self._pause_stream(fd)  # still streaming: keep collecting
+        else:
+            reader.startReading()
 
     def processEnded(self, reason: Failure) -> None:
         self.alive = False
@@ -95,8 +135,22 @@ class WorkerProcess(ProcessProtocol):
     # -- commands -----------------------------------------------------------
 
     def send(self, record: dict[str, Any]) -> None:
-        if self.alive:
-            self.transport.writeToChild(REQUEST_FD, encode_record(record))
+        if not self.alive:
+            return
+        data = encode_record(record)
+        writer = (getattr(self.transport, "pipes", None) or {}).get(REQUEST_FD)
+        if writer is not None and not getattr(writer, "dataBuffer", True) \
+                and not getattr(writer, "_tempDataBuffer", True):
+            # Nothing queued: write now rather than on the next reactor turn, so the
+            # worker starts on the request while the kernel is still publishing.
+            try:
+                data = data[os.write(writer.fileno(), data):]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                return  # the worker closed its end; processEnded will follow
+        if data:
+            self.transport.writeToChild(REQUEST_FD, data)
 
     def signal(self, signum: int) -> None:
         if self.alive and self.pid:
@@ -134,26 +188,32 @@ class WorkerProcess(ProcessProtocol):
 
     def drain_output(self) -> None:
         """Read whatever is already waiting on the worker's stdout/stderr pipes."""
-        pipes = getattr(self.transport, "pipes", None) or {}
         for fd, name in STREAM_NAMES.items():
-            reader = pipes.get(fd)
-            if reader is None:
-                continue
+            self._drain_pipe(fd, name)
+
+    def _drain_pipe(self, fd: int, name: str) -> int:
+        """Read what is waiting on one stream pipe; return how many bytes that was."""
+        reader = (getattr(self.transport, "pipes", None) or {}).get(fd)
+        if reader is None:
+            return 0
+        try:
+            fileno = reader.fileno()
+        except Exception:
+            return 0
+        total = 0
+        while fileno >= 0:
             try:
-                fileno = reader.fileno()
-            except Exception:
-                continue
-            while fileno >= 0:
-                try:
-                    data = os.read(fileno, 1 << 16)
-                except BlockingIOError:
-                    self.sync.pipe_empty(name)
-                    break
-                except (InterruptedError, OSError):
-                    break
-                if not data:
-                    break
-                self.sync.output(name, data)
+                data = os.read(fileno, 1 << 16)
+            except BlockingIOError:
+                self.sync.pipe_empty(name)
+                break
+            except (InterruptedError, OSError):
+                break
+            if not data:
+                break
+            total += len(data)
+            self.sync.output(name, data)
+        return total
 
 
 class LocalProvisioner:
@@ -174,6 +234,7 @@ class LocalProvisioner:
     def start(self, listener: WorkerListener) -> WorkerProcess:
         token = secrets.token_hex(16)
         proto = WorkerProcess(listener, sync_token=token)
+        proto.clock = self.reactor
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[SYNC_ENV] = token

@@ -36,7 +36,10 @@ def _std_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
 
 def _libc_fflush() -> Any:
     try:
-        libc = ctypes.CDLL(None)
+        # PyDLL keeps the GIL: fflush of empty buffers takes microseconds, while
+        # releasing the GIL before every event lets the history thread in and makes
+        # the main thread wait to get it back.
+        libc = ctypes.PyDLL(None)
         return lambda: libc.fflush(None)
     except Exception:
         return lambda: None
