@@ -13,6 +13,7 @@ from . import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 
 PARTIAL_LINE_FLUSH_SECONDS = 0.05
+HISTORY_BATCH = 10
 
 
 def _std_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
@@ -72,6 +73,10 @@ def serve() -> int:
 
     shell = WorkerShell.instance(emit=link.emit)
     shell.colors = "Linux" if os.environ.get("IPYTWIST_COLORS", "1") != "0" else "NoColor"
+    if shell.history_manager is not None:
+        # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
+        # requests and exit write the cache out first, so queries stay complete.
+        shell.history_manager.db_cache_size = HISTORY_BATCH
     handlers = RequestHandlers(shell, link, interrupts).table()
 
     busy = threading.Event()
