@@ -116,6 +116,7 @@ class ZmqChannels:
             key = "hb_port" if name == "hb" else f"{name}_port"
             self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
         kernel.stream.subscribe(self)
+        kernel.request_drains.append(self._drain_shell)
 
     def _bind(self, sock: _Socket, port: int) -> int:
         ip = self.connection.get("ip", "127.0.0.1")
@@ -145,8 +146,17 @@ class ZmqChannels:
         try:
             self.kernel.handle(channel, msg, ZmqRequester(self, idents))
         except Exception as e:  # a bad request must never take the kernel down
-            self.log.failure("{channel}: error handling {t}: {e}", channel=channel,
-                             t=msg["msg_type"][:64], e=type(e).__name__)
+            self.log.failure(
+                "{channel}: error handling {t}: {e}",
+                channel=channel,
+                t=msg["msg_type"][:64],
+                e=type(e).__name__,
+            )
+
+    def _drain_shell(self) -> None:
+        sock = self.sockets["shell"]
+        if sock.socket is not None:
+            sock.doRead()
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         frame = frames[0] if frames else b""
@@ -181,6 +191,8 @@ class ZmqChannels:
 
     def close(self) -> None:
         self.kernel.stream.unsubscribe(self)
+        if self._drain_shell in self.kernel.request_drains:
+            self.kernel.request_drains.remove(self._drain_shell)
         for sock in self.sockets.values():
             if sock.socket is not None:
                 sock.shutdown()

@@ -195,6 +195,19 @@ def test_error_aborts_queued_executes_but_not_other_requests(env: Any) -> None:
     assert [x["req"] for x in w.sent] == ["execute", "complete"]
 
 
+def test_error_aborts_requests_still_waiting_in_a_transport(env: Any) -> None:
+    """Before aborting, the kernel drains its transports: an execute that was sent before
+    the error reply but not yet read is aborted too, and nothing starts mid-drain."""
+    kernel, prov, _, _ = env
+    w, client = prov.workers[0], Client()
+    first, late = execute("1/0"), execute("2")
+    kernel.request_drains.append(lambda: kernel.handle("shell", late, client))
+    kernel.handle("shell", first, client)
+    w.reply({"status": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []})
+    assert client.reply_to(late)["content"]["status"] == "aborted"
+    assert [x["content"]["code"] for x in w.sent] == ["1/0"]
+
+
 def test_without_stop_on_error_queued_executes_run(env: Any) -> None:
     """stop_on_error=False on the failing request keeps the queue."""
     kernel, prov, _, _ = env

@@ -85,6 +85,9 @@ class Kernel:
         self._stopping = False
         self._ready_waiters: list[Deferred[None]] = []
         self._announce_idle_when_ready = False
+        #: Callables that read requests already waiting in a transport (see stop_on_error).
+        self.request_drains: list[Callable[[], None]] = []
+        self._draining = False
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -186,20 +189,25 @@ class Kernel:
         if msg["header"]["msg_type"] == "input_reply" and self._awaiting_input and self.worker:
             self._awaiting_input = False
             value = msg["content"].get("value", "")
-            self.worker.send({"req": "input_reply", "value": value if isinstance(value, str)
-                              else str(value)})
+            self.worker.send(
+                {"req": "input_reply", "value": value if isinstance(value, str) else str(value)}
+            )
         else:
             self.log.info("stdin: ignored unexpected {t}", t=msg["header"]["msg_type"][:64])
 
     def _unknown(self, msg_type: str, msg: Message, requester: Requester) -> None:
         self.log.warn("ignored unknown message type {t}", t=msg_type[:64])
         if msg_type.endswith("_request"):
-            self._answer_now(msg, requester, {
-                "status": "error",
-                "ename": "UnknownMessageType",
-                "evalue": f"ipytwist does not handle {msg_type[:64]}",
-                "traceback": [],
-            })
+            self._answer_now(
+                msg,
+                requester,
+                {
+                    "status": "error",
+                    "ename": "UnknownMessageType",
+                    "evalue": f"ipytwist does not handle {msg_type[:64]}",
+                    "traceback": [],
+                },
+            )
 
     def _static_reply(self, msg_type: str) -> dict[str, Any]:
         if msg_type == "kernel_info_request":
@@ -219,7 +227,13 @@ class Kernel:
     # -- the queue ------------------------------------------------------------
 
     def _advance(self) -> None:
-        while self._current is None and self._queue and self._worker_ready and self.worker:
+        while (
+            not self._draining
+            and self._current is None
+            and self._queue
+            and self._worker_ready
+            and self.worker
+        ):
             msg, requester = self._queue.popleft()
             self._current = (msg, requester)
             self._last_parent = msg
@@ -239,20 +253,46 @@ class Kernel:
         is_execute = msg["header"]["msg_type"] == "execute_request"
         if is_execute:
             content.setdefault("execution_count", self.execution_count)
+        abort = (
+            is_execute
+            and content.get("status") == "error"
+            and msg["content"].get("stop_on_error", True)
+        )
+        if abort:
+            # Before the client can see this reply: whatever it sent until now is aborted.
+            self._drain_transports()
         self._send_reply(msg, requester, content, started=self._current_started)
         self._publish("status", {"execution_state": "idle"}, msg)
         self.execution_state = "idle"
-        if is_execute and content.get("status") == "error":
-            if msg["content"].get("stop_on_error", True):
-                self._abort_queued_executes()
+        if abort:
+            self._abort_queued_executes()
         self._advance()
+
+    def _drain_transports(self) -> None:
+        """Take in requests already waiting in the transports, so that requests sent
+        before the error reply are aborted too, however the reads were scheduled."""
+        self._draining = True
+        try:
+            for drain in self.request_drains:
+                try:
+                    drain()
+                except Exception as e:
+                    self.log.warn("could not drain a transport: {e}", e=type(e).__name__)
+        finally:
+            self._draining = False
 
     def _fail_current(self, ename: str, evalue: str) -> None:
         self._output.flush()
         if self._current is None:
             return
-        self._finish_current({"status": "error", "ename": ename, "evalue": evalue,
-                              "traceback": [f"{ename}: {evalue}"]})
+        self._finish_current(
+            {
+                "status": "error",
+                "ename": ename,
+                "evalue": evalue,
+                "traceback": [f"{ename}: {evalue}"],
+            }
+        )
 
     def _aborted_content(self, msg: Message) -> dict[str, Any]:
         content: dict[str, Any] = {"status": "aborted"}
@@ -282,22 +322,44 @@ class Kernel:
         kind = event.get("ev")
         parent = self._current[0] if self._current else self._last_parent
         if kind in ("display_data", "update_display_data"):
-            self._publish(kind, {"data": event.get("data", {}),
-                                 "metadata": event.get("metadata", {}),
-                                 "transient": event.get("transient", {})}, parent)
+            self._publish(
+                kind,
+                {
+                    "data": event.get("data", {}),
+                    "metadata": event.get("metadata", {}),
+                    "transient": event.get("transient", {}),
+                },
+                parent,
+            )
         elif kind == "execute_result":
-            self._publish(kind, {"execution_count": event.get("execution_count"),
-                                 "data": event.get("data", {}),
-                                 "metadata": event.get("metadata", {})}, parent)
+            self._publish(
+                kind,
+                {
+                    "execution_count": event.get("execution_count"),
+                    "data": event.get("data", {}),
+                    "metadata": event.get("metadata", {}),
+                },
+                parent,
+            )
         elif kind == "error":
-            self._publish(kind, {"ename": event.get("ename", ""), "evalue": event.get("evalue", ""),
-                                 "traceback": event.get("traceback", [])}, parent)
+            self._publish(
+                kind,
+                {
+                    "ename": event.get("ename", ""),
+                    "evalue": event.get("evalue", ""),
+                    "traceback": event.get("traceback", []),
+                },
+                parent,
+            )
         elif kind == "clear_output":
             self._publish(kind, {"wait": bool(event.get("wait"))}, parent)
         elif kind == "execute_input":
             self.execution_count = int(event.get("count") or 0)
-            self._publish(kind, {"code": event.get("code", ""),
-                                 "execution_count": self.execution_count}, parent)
+            self._publish(
+                kind,
+                {"code": event.get("code", ""), "execution_count": self.execution_count},
+                parent,
+            )
         elif kind == "input_request":
             self._request_input(event)
         elif kind == "reply" and self._current is not None:
@@ -343,10 +405,15 @@ class Kernel:
         self._publish("status", {"execution_state": "restarting"}, parent)
         self.execution_state = "restarting"
         if self._current is not None:
-            self._publish("error", {"ename": "WorkerDied", "evalue": text,
-                                    "traceback": [f"WorkerDied: {text} "
-                                                  "A new interpreter has been started."]},
-                          parent)
+            self._publish(
+                "error",
+                {
+                    "ename": "WorkerDied",
+                    "evalue": text,
+                    "traceback": [f"WorkerDied: {text} A new interpreter has been started."],
+                },
+                parent,
+            )
             self._fail_current("WorkerDied", text)
         self._abort_queued_executes()
         self.execution_state = "restarting"  # after the failed request's idle
@@ -374,10 +441,15 @@ class Kernel:
     ) -> None:
         metadata: dict[str, Any] = {}
         if msg["header"]["msg_type"] == "execute_request":
-            metadata = {"started": started or utcnow_iso(), "dependencies_met": True,
-                        "engine": self.session, "status": content.get("status", "ok")}
-        reply = new_message(reply_type(msg["header"]["msg_type"]), content, self.session, msg,
-                            metadata=metadata)
+            metadata = {
+                "started": started or utcnow_iso(),
+                "dependencies_met": True,
+                "engine": self.session,
+                "status": content.get("status", "ok"),
+            }
+        reply = new_message(
+            reply_type(msg["header"]["msg_type"]), content, self.session, msg, metadata=metadata
+        )
         channel = "control" if msg.get("channel") == "control" else "shell"
         try:
             requester.send(channel, reply)
