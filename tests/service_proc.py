@@ -199,6 +199,10 @@ def running_service(tmp_path_factory: Any, name: str, *args: str) -> Iterator[Se
         yield svc
     finally:
         svc.stop()
+    # Bad input and crashes are answered and logged, never an unhandled exception.
+    log = svc.log()
+    for marker in ("Unhandled Error", "Traceback (most recent call last)"):
+        assert marker not in log, f"{marker!r} in {svc.log_path}"
 
 
 # -- kernel messages over WebSocket -------------------------------------------

@@ -38,6 +38,14 @@ def kernel_id(svc: Service) -> Iterator[str]:
     svc.delete_kernel(kid)
 
 
+@pytest.fixture
+def fresh_kernel(svc: Service) -> Iterator[str]:
+    """A kernel of its own, so one test's running code cannot disturb another's."""
+    kid = svc.start_kernel()
+    yield kid
+    svc.delete_kernel(kid)
+
+
 def assert_error(r: requests.Response, code: int, reason: str | None = None) -> dict[str, Any]:
     assert r.status_code == code, (r.status_code, r.text)
     assert r.headers["content-type"].startswith("application/json")
@@ -292,9 +300,10 @@ def test_login_failures_are_rate_limited(tmp_path_factory: Any) -> None:
 # -- kernels under the service ----------------------------------------------------
 
 
-def test_rest_interrupt_stops_sleep(svc: Service, kernel_id: str) -> None:
+def test_rest_interrupt_stops_sleep(svc: Service, fresh_kernel: str) -> None:
     """POST /api/kernels/{id}/interrupt stops a running ``time.sleep(60)`` within 2 s: the
     execute_reply is an error with ename KeyboardInterrupt, and the kernel runs code again."""
+    kernel_id = fresh_kernel
     ws = WSClient.connect(svc, kernel_id)
     try:
         msg_id = ws.execute_request("import time; time.sleep(60)")
@@ -318,10 +327,11 @@ def test_rest_interrupt_stops_sleep(svc: Service, kernel_id: str) -> None:
         ws.close()
 
 
-def test_zmq_and_websocket_share_the_kernel(svc: Service, kernel_id: str) -> None:
+def test_zmq_and_websocket_share_the_kernel(svc: Service, fresh_kernel: str) -> None:
     """A jupyter_client BlockingKernelClient on STATE_DIR/kernel-<id>.json and a WebSocket
     client drive the same interpreter: variables set on one are seen on the other, and the
     WebSocket client also sees the output of the ZMQ client's request."""
+    kernel_id = fresh_kernel
     ws = WSClient.connect(svc, kernel_id)
     kc = BlockingKernelClient()
     kc.load_connection_file(svc.connection_file(kernel_id))
