@@ -220,6 +220,32 @@ def test_reconnect_replays_missed_output_once(
     assert not [m for m in c.received if m["msg_type"] == "execute_reply"]
 
 
+def test_reply_sent_while_away_is_delivered_on_reconnect(
+    svc: Service, kernel_id: str, clients: list[WSClient]
+) -> None:
+    """If a request finishes while its client is disconnected, the client reconnecting with
+    the same session_id receives the missed output and the execute_reply, placed where it
+    was sent (after the output, before the idle status)."""
+    b = WSClient.connect(svc, kernel_id, "watcher")
+    a1 = WSClient.connect(svc, kernel_id, "away")
+    clients += [a1, b]
+    msg_id = a1.execute_request("import time\nprint('a', flush=True)\ntime.sleep(0.3)\nprint('b')")
+    a1.until(lambda m: stream_text(iopub_of([m], msg_id)) == "a\n")
+    a1.close_draining()
+    b.until_idle(msg_id)  # the request is finished while A is away
+
+    a2 = WSClient.connect(svc, kernel_id, "away")
+    clients.append(a2)
+    a2.until_idle(msg_id)
+    everything = [m for m in a1.received + a2.received if parent_id(m) == msg_id]
+    assert stream_text(everything) == "a\nb\n"
+    assert ids(iopub_of(everything, msg_id)) == ids(iopub_of(b.received, msg_id))
+    types = [m["msg_type"] for m in everything]
+    assert types.count("execute_reply") == 1
+    assert types.index("execute_reply") == len(types) - 2  # just before the idle status
+    assert everything[-1]["content"]["execution_state"] == "idle"
+
+
 def test_reconnect_while_old_connection_open_replaces_it(
     svc: Service, kernel_id: str, clients: list[WSClient]
 ) -> None:
