@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ..wire import Message, new_message, reply_type, utcnow_iso
+from .events import iopub_content
 from .info import kernel_info
 from .output import OutputCoalescer
 from .process import WorkerProcess
@@ -320,46 +321,13 @@ class Kernel:
         self._output.flush()
         self.last_activity = time.time()
         kind = event.get("ev")
-        parent = self._current[0] if self._current else self._last_parent
-        if kind in ("display_data", "update_display_data"):
-            self._publish(
-                kind,
-                {
-                    "data": event.get("data", {}),
-                    "metadata": event.get("metadata", {}),
-                    "transient": event.get("transient", {}),
-                },
-                parent,
-            )
-        elif kind == "execute_result":
-            self._publish(
-                kind,
-                {
-                    "execution_count": event.get("execution_count"),
-                    "data": event.get("data", {}),
-                    "metadata": event.get("metadata", {}),
-                },
-                parent,
-            )
-        elif kind == "error":
-            self._publish(
-                kind,
-                {
-                    "ename": event.get("ename", ""),
-                    "evalue": event.get("evalue", ""),
-                    "traceback": event.get("traceback", []),
-                },
-                parent,
-            )
-        elif kind == "clear_output":
-            self._publish(kind, {"wait": bool(event.get("wait"))}, parent)
-        elif kind == "execute_input":
-            self.execution_count = int(event.get("count") or 0)
-            self._publish(
-                kind,
-                {"code": event.get("code", ""), "execution_count": self.execution_count},
-                parent,
-            )
+        output = iopub_content(event)
+        if output is not None:
+            msg_type, content = output
+            if msg_type == "execute_input":
+                self.execution_count = content["execution_count"]
+            parent = self._current[0] if self._current else self._last_parent
+            self._publish(msg_type, content, parent)
         elif kind == "input_request":
             self._request_input(event)
         elif kind == "reply" and self._current is not None:
