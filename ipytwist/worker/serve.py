@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import io
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -71,6 +72,10 @@ def serve() -> int:
     from .requests import RequestHandlers
     from .shell import WorkerShell
 
+    # Our helper threads (IPython's history saver, the flush thread) start with SIGINT
+    # blocked: the kernel's SIGINT must land in the main thread, where it interrupts a
+    # blocking call such as time.sleep; delivered to another thread it would not.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     shell = WorkerShell.instance(emit=link.emit)
     shell.colors = "Linux" if os.environ.get("IPYTWIST_COLORS", "1") != "0" else "NoColor"
     if shell.history_manager is not None:
@@ -94,6 +99,7 @@ def serve() -> int:
 
     threading.Thread(target=flush_partial_lines, name="flush", daemon=True).start()
     interrupts.install()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
 
     while True:
