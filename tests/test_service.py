@@ -306,11 +306,8 @@ def test_rest_interrupt_stops_sleep(svc: Service, fresh_kernel: str) -> None:
     kernel_id = fresh_kernel
     ws = WSClient.connect(svc, kernel_id)
     try:
-        # A first cell runs before: an interrupt landing in a fresh interpreter's very first
-        # cell is currently lost now and then (a known worker issue, tracked separately).
-        reply, _ = ws.execute("import time")
-        assert reply["content"]["status"] == "ok"
-        msg_id = ws.execute_request("time.sleep(60)")
+        # The very first cell of a fresh interpreter: the interrupt must land there too.
+        msg_id = ws.execute_request("import time; time.sleep(60)")
         ws.until(lambda m: m["msg_type"] == "execute_input" and parent_id(m) == msg_id)
         t0 = time.monotonic()
         r = svc.api("POST", f"/api/kernels/{kernel_id}/interrupt")
