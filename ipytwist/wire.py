@@ -13,7 +13,7 @@ import json
 import uuid
 from binascii import b2a_base64
 from collections import OrderedDict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 PROTOCOL_VERSION = "5.5"
@@ -47,7 +47,7 @@ class MessageTooLarge(WireError):
 
 def utcnow_iso() -> str:
     """The current time as Jupyter writes it in headers."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_default(obj: Any) -> Any:
@@ -206,7 +206,7 @@ class WireCodec:
                 raise ReplayedSignature("duplicate signature")
         try:
             header, parent, metadata, content = (json.loads(p) for p in parts)
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise MalformedMessage(f"invalid JSON ({type(e).__name__})") from None
         if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
             raise MalformedMessage("header is not an object with a msg_type")

@@ -224,3 +224,12 @@ def test_arbitrary_frames_raise_only_wire_errors(frames: list[bytes]) -> None:
         codec.deserialize(frames)
     except WireError:
         pass
+
+
+def test_deeply_nested_json_is_a_malformed_message() -> None:
+    """JSON nested deeper than the parser can go is refused as malformed, not a crash."""
+    codec = WireCodec(b"")
+    frames = codec.serialize(new_message("kernel_info_request", {}, "s"), [b"id"])
+    frames[-1] = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(MalformedMessage):
+        codec.deserialize(frames)
