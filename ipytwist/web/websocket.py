@@ -25,19 +25,28 @@ from ..kernel import Kernel
 from ..kernel.stream import Envelope
 from ..wire import Message, new_message
 from .sendqueue import SendQueue
-from .wsformat import V1_PROTOCOL, FrameError, decode_legacy, decode_v1, encode_legacy, encode_v1
+from .wsformat import (
+    V1_PROTOCOL,
+    FrameError,
+    decode_legacy,
+    decode_v1,
+    encode_legacy,
+    encode_v1,
+    ws_frame,
+    ws_unframe,
+)
 
 MAX_SESSIONS = 1000
 MAX_PENDING_REPLIES = 1000
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def _legacy(msg: Message) -> tuple[bytes, bool]:
-    return encode_legacy(msg, "iopub")
+def _legacy_frame(msg: Message) -> bytes:
+    return ws_frame(*encode_legacy(msg, "iopub"))
 
 
-def _v1(msg: Message) -> bytes:
-    return encode_v1(msg, "iopub")
+def _v1_frame(msg: Message) -> bytes:
+    return ws_frame(encode_v1(msg, "iopub"), True)
 
 
 class ClientSession:
@@ -211,8 +220,20 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             _log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
         self.hub.attach(self, self._session_id, self._since)
 
-    def _write(self, payload: bytes, is_binary: bool, seq: int) -> None:
-        self.sendMessage(payload, isBinary=is_binary)
+    def _write(self, frame: bytes, is_binary: bool, seq: int) -> None:
+        """Write one pre-framed message (see :func:`ws_frame`)."""
+        if self.state != self.STATE_OPEN:
+            return
+        if self._perMessageCompress is not None:
+            # Never negotiated by our factory; if it ever is, frame per connection.
+            payload, binary = ws_unframe(frame)
+            self.sendMessage(payload, isBinary=binary)
+        elif self.send_queue:
+            self.sendData(frame)  # behind autobahn's own queued frames, in order
+        else:
+            # The frame is complete and shared by all connections: straight to the
+            # transport (autobahn's sendMessage would re-frame it per connection).
+            self.transport.write(frame)
         if seq and self.session is not None and self.session.connection is self:
             self.session.last_seq = seq
 
@@ -222,23 +243,22 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         self.detach()
 
     def deliver(self, envelope: Envelope) -> None:
-        """One iopub message, encoded once per format for all connections."""
+        """One iopub message, encoded and framed once per format for all connections."""
         if self.queue is None:
             return
         if self.v1:
-            self.queue.push(envelope.encoded("ws-v1", _v1), True, envelope.seq)
+            self.queue.push(envelope.encoded("ws-v1-frame", _v1_frame), True, envelope.seq)
         else:
-            payload, binary = envelope.encoded("ws-legacy", _legacy)
-            self.queue.push(payload, binary, envelope.seq)
+            self.queue.push(envelope.encoded("ws-legacy-frame", _legacy_frame), False, envelope.seq)
 
     def send_message(self, channel: str, msg: Message) -> None:
         if self.queue is None:
             return
         if self.v1:
-            self.queue.push(encode_v1(msg, channel), True)
+            self.queue.push(ws_frame(encode_v1(msg, channel), True), True)
         else:
             payload, binary = encode_legacy(msg, channel)
-            self.queue.push(payload, binary)
+            self.queue.push(ws_frame(payload, binary), binary)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         try:

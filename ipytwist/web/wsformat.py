@@ -132,3 +132,27 @@ def decode_v1(payload: bytes) -> Message:
         "buffers": parts[4:],
     }
     return _check(msg, channel)
+
+
+def ws_frame(payload: bytes, is_binary: bool) -> bytes:
+    """One complete, unmasked, unfragmented WebSocket frame (server to client).
+
+    Server frames carry no mask, so the bytes are the same for every
+    connection: an iopub message is framed once and written as is to all.
+    """
+    n = len(payload)
+    b0 = 0x82 if is_binary else 0x81
+    if n <= 125:
+        head = struct.pack("!BB", b0, n)
+    elif n <= 0xFFFF:
+        head = struct.pack("!BBH", b0, 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, 127, n)
+    return head + payload
+
+
+def ws_unframe(frame: bytes) -> tuple[bytes, bool]:
+    """``(payload, is_binary)`` of a frame made by :func:`ws_frame`."""
+    n = frame[1] & 0x7F
+    start = 2 if n <= 125 else 4 if n == 126 else 10
+    return frame[start:], (frame[0] & 0x0F) == 2
