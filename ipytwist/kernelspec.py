@@ -39,7 +39,9 @@ def kernels_dir(user: bool = False, prefix: str | None = None) -> str:
 
 
 def install(
-    user: bool = False, prefix: str | None = None, name: str = KERNEL_NAME,
+    user: bool = False,
+    prefix: str | None = None,
+    name: str = KERNEL_NAME,
     python: str = sys.executable,
 ) -> str:
     """Write ``kernel.json`` for ``name``; return the kernelspec directory."""

@@ -12,8 +12,12 @@ from typing import Any
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m ipytwist.kernel", description=__doc__)
-    p.add_argument("-f", "--connection-file", required=True,
-                   help="JSON connection file written by the launching client")
+    p.add_argument(
+        "-f",
+        "--connection-file",
+        required=True,
+        help="JSON connection file written by the launching client",
+    )
     p.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"])
     return p.parse_args(argv)
 
@@ -52,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         redirectStandardIO=False,
     )
 
-    kernel = Kernel(reactor, LocalProvisioner(reactor), name=connection.get("kernel_name")
-                    or "ipytwist")
+    kernel = Kernel(
+        reactor, LocalProvisioner(reactor), name=connection.get("kernel_name") or "ipytwist"
+    )
     channels = ZmqChannels(kernel, connection, max_message_bytes=max_message_bytes())
 
     def stop(*_: Any) -> None:

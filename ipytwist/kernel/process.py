@@ -62,8 +62,9 @@ class WorkerProcess(ProcessProtocol):
     def __init__(self, listener: WorkerListener, sync_token: str = "") -> None:
         self.listener = listener
         #: Orders stream output against events (the worker was given ``sync_token``).
-        self.sync = StreamSync(sync_marker(sync_token) if sync_token else b"",
-                               listener.worker_output)
+        self.sync = StreamSync(
+            sync_marker(sync_token) if sync_token else b"", listener.worker_output
+        )
         self.decoder = RecordDecoder()
         self.pid: int | None = None
         self.ended: Deferred[str] = Deferred()
@@ -91,8 +92,9 @@ class WorkerProcess(ProcessProtocol):
             try:
                 events = self.decoder.feed(data)
             except FramingError as e:
-                self.log.error("worker {pid}: corrupt event pipe ({why}); killing it",
-                               pid=self.pid, why=str(e))
+                self.log.error(
+                    "worker {pid}: corrupt event pipe ({why}); killing it", pid=self.pid, why=str(e)
+                )
                 self.kill()
                 return
             for event in events:
@@ -139,12 +141,15 @@ class WorkerProcess(ProcessProtocol):
             return
         data = encode_record(record)
         writer = (getattr(self.transport, "pipes", None) or {}).get(REQUEST_FD)
-        if writer is not None and not getattr(writer, "dataBuffer", True) \
-                and not getattr(writer, "_tempDataBuffer", True):
+        if (
+            writer is not None
+            and not getattr(writer, "dataBuffer", True)
+            and not getattr(writer, "_tempDataBuffer", True)
+        ):
             # Nothing queued: write now rather than on the next reactor turn, so the
             # worker starts on the request while the kernel is still publishing.
             try:
-                data = data[os.write(writer.fileno(), data):]
+                data = data[os.write(writer.fileno(), data) :]
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:

@@ -143,7 +143,9 @@ class OutputStream:
     def idle_of(self, msg_id: str) -> Deferred:
         """A Deferred firing when the request ``msg_id`` is done (its ``idle`` status)."""
         return self.next_message(
-            lambda e: e.msg_type == "status"
-            and e.parent_id == msg_id
-            and e.msg["content"].get("execution_state") == "idle"
+            lambda e: (
+                e.msg_type == "status"
+                and e.parent_id == msg_id
+                and e.msg["content"].get("execution_state") == "idle"
+            )
         )

@@ -148,9 +148,7 @@ class RequestHandlers:
         return reply
 
     def is_complete(self, c: Content) -> Content:
-        status, indent = self.shell.input_transformer_manager.check_complete(
-            str(c.get("code", ""))
-        )
+        status, indent = self.shell.input_transformer_manager.check_complete(str(c.get("code", "")))
         reply: Content = {"status": status}
         if status == "incomplete":
             reply["indent"] = " " * (indent or 0)
@@ -181,9 +179,13 @@ class RequestHandlers:
                 unique=bool(c.get("unique", False)),
             )
         else:
-            return {"status": "error", "ename": "ValueError",
-                    "evalue": f"unknown hist_access_type {kind!r}", "traceback": [],
-                    "history": []}
+            return {
+                "status": "error",
+                "ename": "ValueError",
+                "evalue": f"unknown hist_access_type {kind!r}",
+                "traceback": [],
+                "history": [],
+            }
         current = hm.session_number
         # IPython numbers the live session 0 in ranges; use its real number everywhere
         # so a (session, line) from one query finds the same entry in another.

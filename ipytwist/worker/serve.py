@@ -114,15 +114,23 @@ def serve() -> int:
         busy.set()
         try:
             if handler is None:
-                content = {"status": "error", "ename": "ValueError",
-                           "evalue": f"unknown request {kind!r}", "traceback": []}
+                content = {
+                    "status": "error",
+                    "ename": "ValueError",
+                    "evalue": f"unknown request {kind!r}",
+                    "traceback": [],
+                }
             else:
                 content = handler(rec.get("content") or {})
         except BaseException as e:  # noqa: BLE001 - the loop must survive anything
             if isinstance(e, SystemExit) and kind != "execute":
                 break
-            content = {"status": "error", "ename": type(e).__name__, "evalue": str(e),
-                       "traceback": []}
+            content = {
+                "status": "error",
+                "ename": type(e).__name__,
+                "evalue": str(e),
+                "traceback": [],
+            }
         finally:
             busy.clear()
         try:
