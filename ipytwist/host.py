@@ -165,6 +165,10 @@ class KernelHost(Service):
         self.reactor.callLater(0, self._fill_spares)
         return hk
 
+    def warm_count(self) -> int:
+        """Pre-spawned kernels whose interpreter is up and waiting."""
+        return sum(1 for hk in self._spare if hk.kernel.execution_state == "idle")
+
     def get(self, kernel_id: str) -> HostedKernel | None:
         return self.kernels.get(kernel_id)
 

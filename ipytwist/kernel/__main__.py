@@ -33,6 +33,28 @@ def max_message_bytes() -> int:
         return DEFAULT_MAX_MESSAGE_BYTES
 
 
+def watch_parent(reactor: Any, stop: Any, interval: float = 1.0) -> Any:
+    """Launched by a Jupyter client (JPY_PARENT_PID set): end when it is gone, so a client
+    killed outright never leaves an orphaned kernel behind."""
+    if not os.environ.get("JPY_PARENT_PID"):
+        return None
+    from twisted.internet.task import LoopingCall
+    from twisted.logger import Logger
+
+    parent = os.getppid()
+
+    def check() -> None:
+        if os.getppid() != parent:
+            Logger().warn("the process that started this kernel is gone; shutting down")
+            loop.stop()
+            stop()
+
+    loop = LoopingCall(check)
+    loop.clock = reactor
+    loop.start(interval, now=False)
+    return loop
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with open(args.connection_file) as f:
@@ -74,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(stop))
 
     reactor.callWhenRunning(install_signals)
+    reactor.callWhenRunning(watch_parent, reactor, stop)
     reactor.callWhenRunning(kernel.start)
     reactor.run()
     return 0

@@ -129,6 +129,7 @@ class KernelsApi:
             "last_activity": iso_time(last),
             "kernels": len(kernels),
             "connections": sum(hk.connections() for hk in kernels),
+            "warm_kernels": self.host.warm_count(),
         }
 
     def _create(self, request: Any) -> bytes:
