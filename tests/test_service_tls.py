@@ -1,0 +1,113 @@
+"""HTTPS and WSS: an ssl: endpoint for --listen."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import ssl
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from service_proc import running_service
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = tmp / "key.pem", tmp / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def test_ssl_endpoint_serves_https_secure_cookies_and_wss(tmp_path_factory: Any) -> None:
+    """With --listen ssl:..., the service announces an https URL, the REST API works over
+    TLS, the login cookie is marked Secure, and kernel WebSockets work over wss."""
+    certs = tmp_path_factory.mktemp("certs")
+    key, cert = self_signed(certs)
+    listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    with running_service(tmp_path_factory, "tls", "--listen", listen) as svc:
+        assert svc.info["url"].startswith("https://127.0.0.1:")
+        base = f"https://127.0.0.1:{svc.port}"
+        r = requests.get(base + "/api", headers=svc.headers(), verify=str(cert), timeout=30)
+        assert r.status_code == 200
+        r = requests.get(
+            base + f"/?token={svc.token}", verify=str(cert), allow_redirects=False, timeout=30
+        )
+        assert r.status_code == 302
+        cookie = r.headers["set-cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie
+        r = requests.post(
+            base + "/api/kernels", headers=svc.headers(), json={}, verify=str(cert), timeout=30
+        )
+        assert r.status_code == 201
+        kernel_id = r.json()["id"]
+        context = ssl.create_default_context(cafile=str(cert))
+        assert asyncio.run(wss_execute(base, kernel_id, svc.token, context)) == "42\n"
+
+
+async def wss_execute(base: str, kernel_id: str, token: str, context: ssl.SSLContext) -> str:
+    url = base.replace("https", "wss") + f"/api/kernels/{kernel_id}/channels?session_id=tls"
+    headers = {"Authorization": f"token {token}"}
+    async with websockets.connect(url, ssl=context, additional_headers=headers) as ws:
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "session": "tls",
+            "username": "test",
+            "version": "5.4",
+            "date": "",
+        }
+        await ws.send(
+            json.dumps(
+                {
+                    "header": header,
+                    "parent_header": {},
+                    "metadata": {},
+                    "content": {"code": "print(6 * 7)"},
+                    "channel": "shell",
+                }
+            )
+        )
+        text = ""
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if (
+                msg["msg_type"] == "status"
+                and msg["parent_header"].get("msg_id") == msg_id
+                and msg["content"]["execution_state"] == "idle"
+            ):
+                return text
