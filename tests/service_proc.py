@@ -295,7 +295,9 @@ class WSClient:
         origin: str | None = None,
         v1: bool = False,
         timeout: float = 10.0,
+        **options: Any,
     ) -> WSClient:
+        """``options`` go to ``websocket.create_connection`` (``sockopt=``, ...)."""
         session_id = session_id or uuid.uuid4().hex
         token = svc.token if token is None else token
         params: dict[str, Any] = {"session_id": session_id, "since_msg_id": since_msg_id}
@@ -305,6 +307,7 @@ class WSClient:
         elif auth == "param":
             params["token"] = token
         kw: dict[str, Any] = {"header": headers, "timeout": timeout}
+        kw.update(options)
         if origin is None:
             kw["suppress_origin"] = True
         else:

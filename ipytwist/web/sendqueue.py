@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 Item = tuple[bytes, bool, int]  # payload, is_binary, iopub seq (0 for replies)
@@ -18,6 +19,15 @@ Item = tuple[bytes, bool, int]  # payload, is_binary, iopub seq (0 for replies)
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_MESSAGES = 50_000
 DEFAULT_GRACE = 10.0
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Bounds of every connection's send queue (``--client-queue-*``, ``--slow-client-grace``)."""
+
+    max_messages: int = DEFAULT_MAX_MESSAGES
+    max_bytes: int = DEFAULT_MAX_BYTES
+    grace: float = DEFAULT_GRACE
 
 
 class SendQueue:

@@ -14,6 +14,7 @@ from twisted.web.server import Site
 from ..host import HostedKernel, KernelHost
 from .auth import STATE_CHANGING, Authenticator, client_address
 from .rest import ApiError, KernelsApi, error_body, write_json
+from .sendqueue import QueueLimits
 from .websocket import KernelSockets
 
 LOGIN_PAGE = """<!doctype html>
@@ -30,12 +31,14 @@ HOME_PAGE = """<!doctype html>
 <p>Use this server as a Jupyter gateway or through <code>/api</code>.</p></body></html>"""
 
 
-def attach_websockets(host: KernelHost, reactor: Any) -> None:
+def attach_websockets(
+    host: KernelHost, reactor: Any, queue_limits: QueueLimits | None = None
+) -> None:
     """Give every hosted kernel its WebSocket hub."""
 
     def add(hk: HostedKernel) -> None:
         if "ws" not in hk.extensions:
-            hub = KernelSockets(hk.kernel, reactor)
+            hub = KernelSockets(hk.kernel, reactor, queue_limits)
             hk.extensions["ws"] = hub
             hk.connections = hub.connection_count
 
@@ -137,8 +140,10 @@ class ServiceRoot(Resource):
         return LOGIN_PAGE.format(message=message, next=html.escape(nxt)).encode()
 
 
-def make_site(host: KernelHost, auth: Authenticator, reactor: Any) -> Site:
-    attach_websockets(host, reactor)
+def make_site(
+    host: KernelHost, auth: Authenticator, reactor: Any, queue_limits: QueueLimits | None = None
+) -> Site:
+    attach_websockets(host, reactor, queue_limits)
     site = Site(ServiceRoot(host, auth))
     site.displayTracebacks = False
     return site

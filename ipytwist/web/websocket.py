@@ -24,7 +24,7 @@ from zope.interface import implementer
 from ..kernel import Kernel
 from ..kernel.stream import Envelope
 from ..wire import Message, new_message
-from .sendqueue import SendQueue
+from .sendqueue import QueueLimits, SendQueue
 from .wsformat import (
     V1_PROTOCOL,
     FrameError,
@@ -39,6 +39,11 @@ from .wsformat import (
 MAX_SESSIONS = 1000
 MAX_PENDING_REPLIES = 1000
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# A slow client closed with 4008 gets this long to read what was already written to it
+# (at most the transport's and the sockets' buffers: the queue itself is dropped) and
+# the close frame.  autobahn's default (1 s) aborts the connection, and the reset loses
+# those messages although the session counts them as delivered.
+SLOW_CLOSE_TIMEOUT = 30.0
 
 
 def _legacy_frame(msg: Message) -> bytes:
@@ -76,9 +81,12 @@ class KernelSockets:
 
     log = Logger()
 
-    def __init__(self, kernel: Kernel, reactor: Any) -> None:
+    def __init__(
+        self, kernel: Kernel, reactor: Any, queue_limits: QueueLimits | None = None
+    ) -> None:
         self.kernel = kernel
         self.reactor = reactor
+        self.queue_limits = queue_limits or QueueLimits()
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
         self.factory = WebSocketServerFactory()
@@ -208,7 +216,15 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
-        self.queue = SendQueue(self.hub.reactor, self._write, self._overflow)
+        limits = self.hub.queue_limits
+        self.queue = SendQueue(
+            self.hub.reactor,
+            self._write,
+            self._overflow,
+            max_bytes=limits.max_bytes,
+            max_messages=limits.max_messages,
+            grace=limits.grace,
+        )
         try:
             # Under WebSocketResource the HTTP channel is registered as producer.
             self.transport.unregisterProducer()
@@ -239,6 +255,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     def _overflow(self, reason: str) -> None:
         _log.warn("closing slow WebSocket client: {reason}", reason=reason)
+        self.closeHandshakeTimeout = max(self.closeHandshakeTimeout, SLOW_CLOSE_TIMEOUT)
         self.sendClose(4008, reason[:120])
         self.detach()
 
