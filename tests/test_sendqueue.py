@@ -134,3 +134,16 @@ def test_close_discards_and_cancels() -> None:
     h.q.resume()
     h.clock.advance(5)
     assert h.written == [] and h.overflows == []
+
+
+def test_close_returns_the_notes_of_unwritten_items() -> None:
+    """close() hands back, in order, the notes pushed with items that were never written
+    (how replies queued for a closed connection reach the client's next connection)."""
+    h = Harness()
+    h.q.push(b"sent", False, note="r0")
+    h.q.pause()
+    h.q.push(b"iopub", False, 7)
+    h.q.push(b"reply1", False, note="r1")
+    h.q.push(b"reply2", False, note="r2")
+    assert h.q.close() == ["r1", "r2"]
+    assert h.q.close() == []

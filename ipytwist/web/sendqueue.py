@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Item = tuple[bytes, bool, int]  # payload, is_binary, iopub seq (0 for replies)
+# payload, is_binary, iopub seq (0 for replies), the caller's note (returned by close())
+Item = tuple[bytes, bool, int, Any]
 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_MESSAGES = 50_000
@@ -55,13 +56,13 @@ class SendQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def push(self, payload: bytes, is_binary: bool, seq: int = 0) -> None:
+    def push(self, payload: bytes, is_binary: bool, seq: int = 0, note: Any = None) -> None:
         if self.closed:
             return
         if not self.paused and not self._items:
             self.write(payload, is_binary, seq)
             return
-        self._items.append((payload, is_binary, seq))
+        self._items.append((payload, is_binary, seq, note))
         self.queued_bytes += len(payload)
         self._check_bound()
 
@@ -75,16 +76,19 @@ class SendQueue:
     def pump(self) -> None:
         """Write queued items until the transport pushes back or the queue is empty."""
         while self._items and not self.paused and not self.closed:
-            payload, is_binary, seq = self._items.popleft()
+            payload, is_binary, seq, _ = self._items.popleft()
             self.queued_bytes -= len(payload)
             self.write(payload, is_binary, seq)
         self._check_bound()
 
-    def close(self) -> None:
+    def close(self) -> list[Any]:
+        """Stop; return the notes of the items never written, in order."""
+        notes = [item[3] for item in self._items if item[3] is not None]
         self.closed = True
         self._items.clear()
         self.queued_bytes = 0
         self._cancel_overflow()
+        return notes
 
     def over_bound(self) -> bool:
         return self.queued_bytes > self.max_bytes or len(self._items) > self.max_messages

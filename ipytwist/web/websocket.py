@@ -71,6 +71,15 @@ class ClientSession:
         elif len(self._pending) < MAX_PENDING_REPLIES:
             self._pending.append((self.hub.kernel.stream.last_seq, channel, msg))
 
+    def requeue(self, unsent: list[tuple[int, str, Message]]) -> None:
+        """Replies a closed connection never wrote go to the session's live connection,
+        or wait for the next one."""
+        if self.connection is not None:
+            for _, channel, msg in unsent:
+                self.connection.send_message(channel, msg)
+        else:
+            self._pending[:0] = unsent[:MAX_PENDING_REPLIES]
+
     def take_pending(self) -> list[tuple[int, str, Message]]:
         pending, self._pending = self._pending, []
         return pending
@@ -271,11 +280,12 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     def send_message(self, channel: str, msg: Message) -> None:
         if self.queue is None:
             return
+        note = (self.hub.kernel.stream.last_seq, channel, msg)
         if self.v1:
-            self.queue.push(ws_frame(encode_v1(msg, channel), True), True)
+            self.queue.push(ws_frame(encode_v1(msg, channel), True), True, note=note)
         else:
             payload, binary = encode_legacy(msg, channel)
-            self.queue.push(ws_frame(payload, binary), binary)
+            self.queue.push(ws_frame(payload, binary), binary, note=note)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         try:
@@ -293,9 +303,11 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             )
 
     def detach(self) -> None:
-        if self.queue is not None:
-            self.queue.close()
+        unsent = self.queue.close() if self.queue is not None else []
+        session = self.session
         self.hub.detach(self)
+        if unsent and session is not None:
+            session.requeue(unsent)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if getattr(self, "hub", None) is not None:
