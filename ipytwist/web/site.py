@@ -63,13 +63,9 @@ class ServiceRoot(Resource):
         parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
         if parts == ["login"]:
             return self._login(request)
-        who = client_address(request)
-        if self.auth.limiter.blocked(who):
-            request.setHeader(b"retry-after", str(self.auth.limiter.retry_after(who)).encode())
-            return error_body(
-                request,
-                ApiError(429, "Too Many Requests", "too many failed logins; try again later"),
-            )
+        refused = self._rate_limited(request)
+        if refused is not None:
+            return refused
         via = self.auth.authenticate(request)
         is_api = parts[:1] == ["api"]
         if not via:
@@ -110,15 +106,22 @@ class ServiceRoot(Resource):
         hub: KernelSockets = hk.extensions["ws"]
         return WebSocketResource(hub.factory).render(request)
 
+    def _rate_limited(self, request: Any) -> bytes | None:
+        """A 429 answer while the client's address has too many failed logins."""
+        who = client_address(request)
+        if not self.auth.limiter.blocked(who):
+            return None
+        request.setHeader(b"retry-after", str(self.auth.limiter.retry_after(who)).encode())
+        return error_body(
+            request, ApiError(429, "Too Many Requests", "too many failed logins; try again later")
+        )
+
     def _login(self, request: Any) -> Any:
         if request.method == b"POST":
             who = client_address(request)
-            if self.auth.limiter.blocked(who):
-                request.setHeader(b"retry-after", str(self.auth.limiter.retry_after(who)).encode())
-                return error_body(
-                    request,
-                    ApiError(429, "Too Many Requests", "too many failed logins; try again later"),
-                )
+            refused = self._rate_limited(request)
+            if refused is not None:
+                return refused
             token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
             nxt = (request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace")
             if not nxt.startswith("/") or nxt.startswith("//"):
