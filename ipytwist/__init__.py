@@ -1,7 +1,30 @@
-"""ipytwist: IPython over the network, on Twisted."""
+"""ipytwist: IPython over the network, on Twisted.
 
-from .kernel import Kernel, LocalProvisioner, OutputStream
-from .wire import Message, WireCodec, WireError
+Public names are imported lazily, so the worker process (which only needs
+``ipytwist.worker``) never pays for importing Twisted.
+"""
 
-__all__ = ["Kernel", "LocalProvisioner", "Message", "OutputStream", "WireCodec", "WireError"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Kernel": "ipytwist.kernel",
+    "LocalProvisioner": "ipytwist.kernel",
+    "OutputStream": "ipytwist.kernel",
+    "KernelHost": "ipytwist.host",
+    "Message": "ipytwist.wire",
+    "WireCodec": "ipytwist.wire",
+    "WireError": "ipytwist.wire",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ipytwist' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.connection_file) as f:
         connection: dict[str, Any] = json.load(f)
 
+    # ZeroMQ only: keep Twisted from loading pyOpenSSL (about 100 ms and 9 MiB) when it
+    # happens to be installed for the service's ssl: endpoints.
+    sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]
+
     from twisted.internet import reactor
     from twisted.logger import (
         FilteringLogObserver,
@@ -69,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         textFileLogObserver,
     )
 
-    from ..channels import ZmqChannels
     from . import Kernel, LocalProvisioner
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
@@ -81,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     kernel = Kernel(
         reactor, LocalProvisioner(reactor), name=connection.get("kernel_name") or "ipytwist"
     )
+    kernel.start()  # the interpreter boots while this process binds its sockets
+
+    from ..channels import ZmqChannels
+
     channels = ZmqChannels(kernel, connection, max_message_bytes=max_message_bytes())
 
     def stop(*_: Any) -> None:
@@ -97,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
 
     reactor.callWhenRunning(install_signals)
     reactor.callWhenRunning(watch_parent, reactor, stop)
-    reactor.callWhenRunning(kernel.start)
     reactor.run()
     return 0
 
