@@ -6,6 +6,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -41,3 +43,12 @@ _install_specs()
 @pytest.fixture(scope="session")
 def jupyter_dir() -> str:
     return _JUPYTER_DIR
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Any]]:
+    """WebSocket clients a test opens (append them); all closed afterwards."""
+    opened: list[Any] = []
+    yield opened
+    for c in opened:
+        c.close()

@@ -425,6 +425,11 @@ class WSClient:
             self.ws.shutdown()
 
 
+def ids(msgs: list[dict[str, Any]]) -> list[str]:
+    """The msg_ids of ``msgs``, in order."""
+    return [m["header"]["msg_id"] for m in msgs]
+
+
 def parent_id(msg: dict[str, Any]) -> str | None:
     return (msg.get("parent_header") or {}).get("msg_id")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import requests
+from service_proc import Service
 from websockets.sync.client import ClientConnection, connect
 
 STARTUP_TIMEOUT = 60.0
@@ -101,45 +102,12 @@ class Servers:
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
     tmp = tempfile.mkdtemp(prefix="ipytwist-gateway-test-")
+    ipytwist: Service | None = None
     procs: list[subprocess.Popen] = []
-    logs: list[str] = []
     try:
         # -- ipytwist ----------------------------------------------------------------
-        state = os.path.join(tmp, "state")
-        gw_token = secrets.token_hex(16)
-        gw_log = os.path.join(tmp, "ipytwist.log")
-        logs.append(gw_log)
-        with open(gw_log, "wb") as out:
-            gw = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from twisted.scripts.twistd import run; run()",
-                    "-n",
-                    "--pidfile=",
-                    "ipytwist",
-                    "--listen",
-                    "tcp:0:interface=127.0.0.1",
-                    "--state-dir",
-                    state,
-                    "--token",
-                    gw_token,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=tmp,
-            )
-        procs.append(gw)
-        info_path = os.path.join(state, "server.json")
-
-        def server_info() -> dict[str, Any] | None:
-            with open(info_path) as f:
-                return json.load(f)
-
-        info = _wait_for("ipytwist", server_info, gw, gw_log)
-        gateway_base = f"http://127.0.0.1:{info['port']}"
+        ipytwist = Service(os.path.join(tmp, "ipytwist")).start()
+        gw_token, gateway_base = ipytwist.token, ipytwist.url
 
         # -- jupyter_server, its kernels at the gateway ------------------------------
         js_token = secrets.token_hex(16)
@@ -158,7 +126,6 @@ def servers() -> Iterator[Servers]:
         root = os.path.join(tmp, "root")
         os.makedirs(root)
         js_log = os.path.join(tmp, "jupyter_server.log")
-        logs.append(js_log)
         with open(js_log, "wb") as out:
             js = subprocess.Popen(
                 [
@@ -189,6 +156,8 @@ def servers() -> Iterator[Servers]:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        if ipytwist is not None:
+            ipytwist.stop()
         if os.environ.get("IPYTWIST_KEEP_LOGS"):
             print("logs kept in", tmp)
         else:

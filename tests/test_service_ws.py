@@ -21,6 +21,7 @@ from service_proc import (
     Service,
     WSClient,
     WSClosed,
+    ids,
     iopub_of,
     make_message,
     parent_id,
@@ -44,18 +45,6 @@ def kernel_id(svc: Service) -> Iterator[str]:
     kid = svc.start_kernel()
     yield kid
     svc.delete_kernel(kid)
-
-
-@pytest.fixture
-def clients() -> Iterator[list[WSClient]]:
-    opened: list[WSClient] = []
-    yield opened
-    for c in opened:
-        c.close()
-
-
-def ids(msgs: list[dict[str, Any]]) -> list[str]:
-    return [m["header"]["msg_id"] for m in msgs]
 
 
 def refused(svc: Service, kernel_id: str, **kw: Any) -> int:

@@ -19,6 +19,7 @@ from service_proc import (
     Service,
     WSClient,
     WSClosed,
+    ids,
     iopub_of,
     parent_id,
     running_service,
@@ -56,18 +57,6 @@ def svc(tmp_path_factory: Any) -> Iterator[Service]:
         "1",
     ) as s:
         yield s
-
-
-@pytest.fixture
-def clients() -> Iterator[list[WSClient]]:
-    opened: list[WSClient] = []
-    yield opened
-    for c in opened:
-        c.close()
-
-
-def ids(msgs: list[dict[str, Any]]) -> list[str]:
-    return [m["header"]["msg_id"] for m in msgs]
 
 
 def read_until_closed(ws: WSClient, timeout: float = 30.0) -> tuple[int | None, str] | None:
