@@ -59,7 +59,7 @@ class WorkerProcess(ProcessProtocol):
 
     log = Logger()
 
-    def __init__(self, listener: WorkerListener, sync_token: str = "") -> None:
+    def __init__(self, listener: WorkerListener, sync_token: str = "", clock: Any = None) -> None:
         self.listener = listener
         #: Orders stream output against events (the worker was given ``sync_token``).
         self.sync = StreamSync(
@@ -70,7 +70,7 @@ class WorkerProcess(ProcessProtocol):
         self.ended: Deferred[str] = Deferred()
         self.alive = False
         #: Schedules the stream read pauses; None reads stream pipes as data arrives.
-        self.clock: Any = None
+        self.clock = clock
         self._paused: set[int] = set()
 
     # -- ProcessProtocol ----------------------------------------------------
@@ -80,11 +80,10 @@ class WorkerProcess(ProcessProtocol):
         self.alive = True
         self.transport.closeChildFD(0)  # user code reading sys.stdin sees EOF
         if self.clock is not None and sys.platform.startswith("linux"):
-            pipes = getattr(self.transport, "pipes", None) or {}
             for fd in STREAM_NAMES:
                 try:
-                    fcntl.fcntl(pipes[fd].fileno(), _F_SETPIPE_SZ, STREAM_PIPE_BYTES)
-                except (KeyError, OSError, AttributeError):
+                    fcntl.fcntl(self._pipe(fd).fileno(), _F_SETPIPE_SZ, STREAM_PIPE_BYTES)
+                except (OSError, AttributeError):
                     pass  # too big for this system: the default size works, a bit slower
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
@@ -106,10 +105,14 @@ class WorkerProcess(ProcessProtocol):
             self.sync.output(STREAM_NAMES[childFD], data)
             self._pause_stream(childFD)
 
+    def _pipe(self, fd: int) -> Any:
+        """Twisted's reader or writer for the child's ``fd``; None once it is closed."""
+        return (getattr(self.transport, "pipes", None) or {}).get(fd)
+
     def _pause_stream(self, fd: int) -> None:
         if self.clock is None or fd in self._paused:
             return
-        reader = (getattr(self.transport, "pipes", None) or {}).get(fd)
+        reader = self._pipe(fd)
         if reader is None:
             return
         reader.stopReading()
@@ -118,7 +121,7 @@ class WorkerProcess(ProcessProtocol):
 
     def _resume_stream(self, fd: int) -> None:
         self._paused.discard(fd)
-        reader = (getattr(self.transport, "pipes", None) or {}).get(fd)
+        reader = self._pipe(fd)
         if reader is None:
             return  # the pipe was closed meanwhile
         if self._drain_pipe(fd, STREAM_NAMES[fd]):
@@ -140,7 +143,7 @@ class WorkerProcess(ProcessProtocol):
         if not self.alive:
             return
         data = encode_record(record)
-        writer = (getattr(self.transport, "pipes", None) or {}).get(REQUEST_FD)
+        writer = self._pipe(REQUEST_FD)
         if (
             writer is not None
             and not getattr(writer, "dataBuffer", True)
@@ -198,7 +201,7 @@ class WorkerProcess(ProcessProtocol):
 
     def _drain_pipe(self, fd: int, name: str) -> int:
         """Read what is waiting on one stream pipe; return how many bytes that was."""
-        reader = (getattr(self.transport, "pipes", None) or {}).get(fd)
+        reader = self._pipe(fd)
         if reader is None:
             return 0
         try:
@@ -238,8 +241,7 @@ class LocalProvisioner:
 
     def start(self, listener: WorkerListener) -> WorkerProcess:
         token = secrets.token_hex(16)
-        proto = WorkerProcess(listener, sync_token=token)
-        proto.clock = self.reactor
+        proto = WorkerProcess(listener, sync_token=token, clock=self.reactor)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[SYNC_ENV] = token
