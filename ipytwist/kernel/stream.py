@@ -124,6 +124,13 @@ class OutputStream:
             return []
         return [env for env in self._log if env.seq > since]
 
+    def seq_of(self, msg_id: str) -> int | None:
+        """The sequence number of the logged message ``msg_id`` (None: not in the log)."""
+        for env in self._log:
+            if env.msg["header"].get("msg_id") == msg_id:
+                return env.seq
+        return None
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         try:
             self._subscribers.remove(subscriber)

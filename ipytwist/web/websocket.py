@@ -127,18 +127,12 @@ class KernelSockets:
             self.sessions.move_to_end(session_id)
         return s
 
-    def seq_of(self, msg_id: str) -> int | None:
-        for env in self.kernel.stream._log:  # noqa: SLF001 - same package family
-            if env.msg["header"].get("msg_id") == msg_id:
-                return env.seq
-        return None
-
     def attach(self, conn: KernelChannelProtocol, session_id: str, since_msg_id: str) -> None:
         known = session_id in self.sessions
         session = self.session(session_id)
         since: int | None = None
         if since_msg_id:
-            since = self.seq_of(since_msg_id)
+            since = self.kernel.stream.seq_of(since_msg_id)
         if since is None and known:
             since = session.last_seq
         old = session.connection
