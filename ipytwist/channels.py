@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -196,9 +195,3 @@ class ZmqChannels:
         for sock in self.sockets.values():
             if sock.socket is not None:
                 sock.shutdown()
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

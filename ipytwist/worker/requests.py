@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import getpass
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -191,15 +190,3 @@ class RequestHandlers:
         # so a (session, line) from one query finds the same entry in another.
         history = [[s or current, n, list(e) if output else e] for s, n, e in rows]
         return {"status": "ok", "history": history}
-
-
-def flush_all(*streams: Any) -> None:
-    for s in streams:
-        try:
-            s.flush()
-        except (ValueError, OSError):
-            pass
-    try:
-        sys.stdout.flush()
-    except Exception:
-        pass
