@@ -16,7 +16,6 @@ from twisted.python import usage
 
 from .host import KernelHost
 from .web.auth import Authenticator
-from .web.sendqueue import DEFAULT_GRACE, DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, QueueLimits
 from .web.site import make_site
 
 log = Logger()
@@ -49,27 +48,6 @@ class Options(usage.Options):
         ["prespawn", None, 0, "Interpreters kept warm so a new kernel is ready at once.", int],
         ["replay-messages", None, 10_000, "iopub messages kept per kernel for replay.", int],
         ["replay-bytes", None, 64 * 1024 * 1024, "Bytes of iopub kept per kernel for replay.", int],
-        [
-            "client-queue-messages",
-            None,
-            DEFAULT_MAX_MESSAGES,
-            "Messages one WebSocket connection may have waiting to be sent.",
-            int,
-        ],
-        [
-            "client-queue-bytes",
-            None,
-            DEFAULT_MAX_BYTES,
-            "Bytes one WebSocket connection may have waiting to be sent.",
-            int,
-        ],
-        [
-            "slow-client-grace",
-            None,
-            DEFAULT_GRACE,
-            "Seconds a connection may stay over its queue bound before it is closed (4008).",
-            float,
-        ],
     ]
 
     def __init__(self) -> None:
@@ -85,12 +63,9 @@ class Options(usage.Options):
             self["token"] = os.environ.get("IPYTWIST_TOKEN") or secrets.token_hex(32)
         if not self["state-dir"]:
             self["state-dir"] = default_state_dir()
-        for key in ("max-kernels", "prespawn", "slow-client-grace"):
+        for key in ("max-kernels", "prespawn"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
-        for key in ("client-queue-messages", "client-queue-bytes"):
-            if self[key] < 1:
-                raise usage.UsageError(f"--{key} must be >= 1")
 
 
 class _Listening(StreamServerEndpointService):
@@ -181,12 +156,7 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     )
     host.setServiceParent(top)  # started first, stopped last
     auth = Authenticator(options["token"], reactor, options["allow-origin"])
-    limits = QueueLimits(
-        max_messages=options["client-queue-messages"],
-        max_bytes=options["client-queue-bytes"],
-        grace=options["slow-client-grace"],
-    )
-    site = make_site(host, auth, reactor, limits)
+    site = make_site(host, auth, reactor)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)
     _Listening(

@@ -21,6 +21,13 @@ class FakeWorker:
         self.sent: list[dict] = []
         self.signals: list[int] = []
         self.stopped = False
+        self.output_paused = False
+
+    def pause_output(self) -> None:
+        self.output_paused = True
+
+    def resume_output(self) -> None:
+        self.output_paused = False
 
     def send(self, record: dict) -> None:
         self.sent.append(record)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipytwist.kernel.stream import Envelope, OutputStream
+from ipytwist.kernel.stream import MESSAGE_OVERHEAD, Envelope, OutputStream
 from ipytwist.wire import new_message
 
 
@@ -70,12 +70,27 @@ def test_log_is_bounded_by_count() -> None:
 
 
 def test_log_is_bounded_by_bytes() -> None:
-    """The log keeps at most max_bytes of encoded messages, dropping the oldest."""
-    stream = OutputStream(max_bytes=250)
+    """The log charges each message its strings, a fixed overhead and every encoding
+    made of it, and keeps at most max_bytes of that, dropping the oldest."""
+    one = len("stdout") + 1 + MESSAGE_OVERHEAD + 100
+    stream = OutputStream(max_bytes=2 * one + 50)
     stream.subscribe(Sub(encode=lambda m: b"x" * 100))
     for i in range(5):
         stream.publish(msg(str(i)))
+        assert stream.logged_bytes <= stream.max_bytes
     assert [e.seq for e in stream.subscribe(Sub(), since=0)] == [4, 5]
+    assert stream.logged_bytes == 2 * one
+
+
+def test_a_later_encoding_counts_towards_the_bound() -> None:
+    """An encoding made after publishing (a late reader) is charged too, at once."""
+    one = len("stdout") + 1 + MESSAGE_OVERHEAD
+    stream = OutputStream(max_bytes=3 * one + 10)
+    envs = [stream.publish(msg(str(i))) for i in range(3)]
+    assert stream.logged_messages == 3
+    envs[2].encoded("late", lambda m: b"y" * 500)
+    assert stream.logged_bytes <= stream.max_bytes
+    assert stream.first_logged_seq == 2
 
 
 def test_log_is_bounded_by_bytes_without_encoding_subscribers() -> None:
@@ -136,7 +151,7 @@ def test_each_format_is_encoded_once_for_all_subscribers() -> None:
     assert env.encoded("fmt", encode) == b"encoded"
     assert env.encoded("other", lambda m: "second") == "second"
     assert len(calls) == 1
-    assert env.size == len(b"encoded")
+    assert env.cost == env.nbytes + MESSAGE_OVERHEAD + len(b"encoded") + len("second")
 
 
 def test_a_failing_subscriber_does_not_stop_the_others() -> None:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from ..wire import Message, new_message, reply_type, utcnow_iso
 from .events import iopub_content
+from .flow import OutputGate
 from .info import kernel_info
 from .output import OutputCoalescer
 from .process import WorkerProcess
@@ -89,6 +90,9 @@ class Kernel:
         #: Callables that read requests already waiting in a transport (see stop_on_error).
         self.request_drains: list[Callable[[], None]] = []
         self._draining = False
+        #: Closed by the stream while its readers lag: the worker's output waits.
+        self.output_gate = OutputGate()
+        self.stream.registerProducer(self.output_gate)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -109,10 +113,14 @@ class Kernel:
         self._worker_ready = False
         self._output.reset()
         self.worker = self.provisioner.start(self)
+        self.output_gate.attach(self.worker)
 
     def interrupt(self) -> None:
         """SIGINT to the worker: stops running user code or a pending ``input()``."""
         if self.worker is not None and self._current is not None:
+            # The interrupted code must get to run its except/finally and print its
+            # traceback, however far behind the readers are.
+            self.output_gate.interrupt()
             self.worker.signal(signal.SIGINT)
 
     def restart(self) -> Deferred[None]:
@@ -251,6 +259,7 @@ class Kernel:
         msg, requester = self._current
         self._current = None
         self._awaiting_input = False
+        self.output_gate.request_done()
         is_execute = msg["header"]["msg_type"] == "execute_request"
         if is_execute:
             content.setdefault("execution_count", self.execution_count)

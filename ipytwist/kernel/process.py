@@ -28,6 +28,13 @@ STREAM_NAMES = {1: "stdout", 2: "stderr"}
 STREAM_READ_PAUSE = 0.01
 #: Stream pipes are enlarged to this (Linux), so the worker rarely blocks meanwhile.
 STREAM_PIPE_BYTES = 1 << 20
+#: Most bytes read from one stream pipe in one reactor turn: a flood on one kernel
+#: leaves the reactor free for the others between slices.
+READ_SLICE_BYTES = 256 * 1024
+#: Most bytes read from one stream pipe when an event arrives.  Everything the worker
+#: wrote before the event's sync marker is in the pipe, and a pipe holds no more
+#: than its capacity, so this always reaches the marker.
+EVENT_DRAIN_BYTES = STREAM_PIPE_BYTES + (64 << 10)
 _F_SETPIPE_SZ = 1031
 
 
@@ -72,6 +79,8 @@ class WorkerProcess(ProcessProtocol):
         #: Schedules the stream read pauses; None reads stream pipes as data arrives.
         self.clock = clock
         self._paused: set[int] = set()
+        #: The kernel's output gate is closed: leave the output pipes alone.
+        self._gated = False
 
     # -- ProcessProtocol ----------------------------------------------------
 
@@ -122,16 +131,48 @@ class WorkerProcess(ProcessProtocol):
     def _resume_stream(self, fd: int) -> None:
         self._paused.discard(fd)
         reader = self._pipe(fd)
-        if reader is None:
-            return  # the pipe was closed meanwhile
-        if self._drain_pipe(fd, STREAM_NAMES[fd]):
+        if reader is None or self._gated:
+            return  # the pipe was closed meanwhile, or resume_output() restarts it
+        got = self._drain_pipe(fd, STREAM_NAMES[fd], READ_SLICE_BYTES)
+        if got >= READ_SLICE_BYTES:
+            # More is waiting: the next slice on the next reactor turn.
+            reader.stopReading()
+            self._paused.add(fd)
+            self.clock.callLater(0, self._resume_stream, fd)
+        elif got:
             self._pause_stream(fd)  # still streaming: keep collecting
         else:
             reader.startReading()
 
+    # -- the output gate (see ipytwist.kernel.flow) ---------------------------
+
+    def pause_output(self) -> None:
+        """Stop reading output and events: the pipes fill and user code blocks."""
+        if self._gated:
+            return
+        self._gated = True
+        for fd in (*STREAM_NAMES, EVENT_FD):
+            reader = self._pipe(fd)
+            if reader is not None:
+                reader.stopReading()
+
+    def resume_output(self) -> None:
+        if not self._gated:
+            return
+        self._gated = False
+        for fd in (*STREAM_NAMES, EVENT_FD):
+            reader = self._pipe(fd)
+            if reader is not None and fd not in self._paused:
+                reader.startReading()
+
+    def processExited(self, reason: Failure) -> None:
+        # Twisted reports the end once every pipe is closed: read them to their EOF
+        # even while the output gate is closed.
+        self.resume_output()
+
     def processEnded(self, reason: Failure) -> None:
         self.alive = False
-        self.drain_output()
+        self.drain_output(None)
         self.sync.flush()
         description = describe_exit(reason)
         self.listener.worker_exited(self, description)
@@ -194,13 +235,14 @@ class WorkerProcess(ProcessProtocol):
         self.ended.addBoth(done)
         return d
 
-    def drain_output(self) -> None:
-        """Read whatever is already waiting on the worker's stdout/stderr pipes."""
+    def drain_output(self, limit: int | None = EVENT_DRAIN_BYTES) -> None:
+        """Read what is already waiting on the worker's stdout/stderr pipes."""
         for fd, name in STREAM_NAMES.items():
-            self._drain_pipe(fd, name)
+            self._drain_pipe(fd, name, limit)
 
-    def _drain_pipe(self, fd: int, name: str) -> int:
-        """Read what is waiting on one stream pipe; return how many bytes that was."""
+    def _drain_pipe(self, fd: int, name: str, limit: int | None = None) -> int:
+        """Read what is waiting on one stream pipe, up to about ``limit`` bytes;
+        return how many bytes that was."""
         reader = self._pipe(fd)
         if reader is None:
             return 0
@@ -209,7 +251,7 @@ class WorkerProcess(ProcessProtocol):
         except Exception:
             return 0
         total = 0
-        while fileno >= 0:
+        while fileno >= 0 and (limit is None or total < limit):
             try:
                 data = os.read(fileno, 1 << 16)
             except BlockingIOError:

@@ -1,15 +1,27 @@
-"""One kernel's output stream: fan-out to subscribers plus a bounded replay log.
+"""One kernel's output stream: a bounded log that is the only place output waits.
 
 Every published message is wrapped in an :class:`Envelope` that caches its
-encodings, so each wire format is produced once however many subscribers
-there are.  Subscribing returns the backlog to replay, then live messages
-follow through the subscriber's ``deliver``.
+encodings, so each wire format is produced once however many readers there
+are.  Two kinds of readers take messages from the stream:
+
+- *push subscribers* (:meth:`OutputStream.subscribe`, the ZeroMQ iopub socket)
+  get every message as it is published and buffer it themselves;
+- *cursors* (:meth:`OutputStream.open_cursor`, one per WebSocket connection)
+  are positions in the log.  A cursor's reader takes messages when it can
+  write them; a reader that falls behind the oldest retained message gets a
+  :class:`Gap` saying exactly how many messages and bytes it missed.
+
+Flow control: a producer registered with :meth:`OutputStream.registerProducer`
+(the kernel's output gate) is paused while the log end runs more than the lead
+bound ahead of the *leading* cursor, and resumed once that reader has caught
+up half way.  With no cursor open nothing is ever paused: the log keeps the
+newest messages.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -19,18 +31,47 @@ from ..wire import Message
 
 DEFAULT_LOG_MESSAGES = 10_000
 DEFAULT_LOG_BYTES = 64 * 1024 * 1024
+#: How far (messages, output bytes) the log end may run ahead of the leading cursor.
+DEFAULT_LEAD_MESSAGES = 1_000
+DEFAULT_LEAD_BYTES = 4 * 1024 * 1024
+#: Memory of a message besides its strings (header dicts, ids, dates), for the log bound.
+MESSAGE_OVERHEAD = 1024
+
+#: A position in the stream: (seq of the next message, output bytes before it).
+Position = tuple[int, int]
+
+
+def output_bytes(content: Any) -> int:
+    """The UTF-8 length of every string value in ``content`` (dict keys not counted)."""
+    total = 0
+    stack = [content]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) if item.isascii() else len(item.encode("utf-8", "replace"))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total
 
 
 class Envelope:
-    """A published message, its position in the stream, and its cached encodings."""
+    """A published message, its place in the stream, and its cached encodings."""
 
-    __slots__ = ("seq", "msg", "_encoded", "size")
+    __slots__ = ("seq", "msg", "nbytes", "offset", "cost", "_encoded", "_log")
 
-    def __init__(self, seq: int, msg: Message) -> None:
+    def __init__(self, seq: int, msg: Message, nbytes: int = 0, offset: int = 0) -> None:
         self.seq = seq
         self.msg = msg
+        #: Output bytes the message carries (see :func:`output_bytes`).
+        self.nbytes = nbytes
+        #: Output bytes of every message published before this one.
+        self.offset = offset
+        #: Memory the log charges for it: its strings, overhead and encodings.
+        self.cost = nbytes + MESSAGE_OVERHEAD
         self._encoded: dict[str, Any] = {}
-        self.size = 0
+        self._log: OutputStream | None = None
 
     @property
     def msg_type(self) -> str:
@@ -46,8 +87,10 @@ class Envelope:
             return self._encoded[fmt]
         except KeyError:
             data = self._encoded[fmt] = encode(self.msg)
-            if not self.size:
-                self.size = _approx_size(data)
+            size = _approx_size(data)
+            self.cost += size
+            if self._log is not None:
+                self._log._grew(size)
             return data
 
 
@@ -59,25 +102,90 @@ def _approx_size(data: Any) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Messages a cursor missed: they left the log before its reader took them."""
+
+    messages: int
+    bytes: int
+    #: The first message after the gap (None: the log is empty).
+    next: Envelope | None
+
+
 class Subscriber(Protocol):
     def deliver(self, envelope: Envelope) -> None: ...
 
 
+class Reader(Protocol):
+    def wake(self) -> None:
+        """New messages are waiting for this reader's cursor."""
+
+
+class Producer(Protocol):
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+
+
+class Cursor:
+    """One reader's position in the stream: the next message it will take."""
+
+    __slots__ = ("stream", "reader", "seq", "offset", "waiting", "closed")
+
+    def __init__(self, stream: OutputStream, reader: Reader, at: Position) -> None:
+        self.stream = stream
+        self.reader = reader
+        self.seq, self.offset = at
+        self.waiting = False
+        self.closed = False
+
+    @property
+    def position(self) -> Position:
+        return (self.seq, self.offset)
+
+    def take(self) -> Envelope | Gap | None:
+        """The next message, or the gap before the oldest retained one; None when
+        caught up (the reader is woken when more is published)."""
+        if self.closed:
+            return None
+        return self.stream._take(self)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.stream._close_cursor(self)
+
+
 class OutputStream:
-    """Ordered iopub messages of one kernel, pushed to every subscriber."""
+    """Ordered iopub messages of one kernel, in a bounded log read by many cursors."""
 
     log = Logger()
 
     def __init__(
-        self, max_messages: int = DEFAULT_LOG_MESSAGES, max_bytes: int = DEFAULT_LOG_BYTES
+        self,
+        max_messages: int = DEFAULT_LOG_MESSAGES,
+        max_bytes: int = DEFAULT_LOG_BYTES,
+        lead_messages: int = DEFAULT_LEAD_MESSAGES,
+        lead_bytes: int = DEFAULT_LEAD_BYTES,
     ) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._log: deque[Envelope] = deque()
-        self._log_bytes = 0
+        # The leading reader must never be pushed out of the log by its own lag.
+        self.lead_messages = max(1, min(lead_messages, max_messages // 2))
+        self.lead_bytes = max(1, min(lead_bytes, max_bytes // 4))
+        self._items: list[Envelope | None] = []
+        self._head = 0  # index in _items of the oldest retained envelope
+        self._log_cost = 0
         self._next_seq = 1
+        self._total_bytes = 0
         self._subscribers: list[Subscriber] = []
+        self._cursors: set[Cursor] = set()
+        self._waiting: list[Cursor] = []
+        self._leader: Position = (1, 0)
+        self._producer: Producer | None = None
+        self.throttled = False
         self._waiters: list[tuple[Callable[[Envelope], bool], Deferred[Envelope]]] = []
+
+    # -- the log --------------------------------------------------------------
 
     @property
     def last_seq(self) -> int:
@@ -85,24 +193,55 @@ class OutputStream:
 
     @property
     def first_logged_seq(self) -> int:
-        return self._log[0].seq if self._log else self._next_seq
+        env = self._first()
+        return env.seq if env is not None else self._next_seq
+
+    @property
+    def end(self) -> Position:
+        """The position after the newest message."""
+        return (self._next_seq, self._total_bytes)
+
+    @property
+    def logged_messages(self) -> int:
+        return len(self._items) - self._head
+
+    @property
+    def logged_bytes(self) -> int:
+        """Memory charged to the retained messages (strings, overhead, encodings)."""
+        return self._log_cost
+
+    def _first(self) -> Envelope | None:
+        return self._items[self._head] if self._head < len(self._items) else None
+
+    def _get(self, seq: int) -> Envelope:
+        first = self._items[self._head]
+        assert first is not None
+        env = self._items[self._head + seq - first.seq]
+        assert env is not None
+        return env
 
     def publish(self, msg: Message) -> Envelope:
-        env = Envelope(self._next_seq, msg)
+        nbytes = output_bytes(msg.get("content"))
+        env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
         self._next_seq += 1
-        self._log.append(env)
+        self._total_bytes += nbytes
+        self._items.append(env)
+        env._log = self
+        self._log_cost += env.cost
         for sub in list(self._subscribers):
             try:
                 sub.deliver(env)
             except Exception:  # one broken subscriber must not starve the others
                 self.log.failure("subscriber {sub!r} failed to take a message", sub=sub)
-        if not env.size:
-            env.size = len(str(msg.get("content", "")))
-        self._log_bytes += env.size
-        while self._log and (
-            len(self._log) > self.max_messages or self._log_bytes > self.max_bytes
-        ):
-            self._log_bytes -= self._log.popleft().size
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for cursor in waiting:
+                cursor.waiting = False
+                try:
+                    cursor.reader.wake()
+                except Exception:
+                    self.log.failure("reader {r!r} failed to take a message", r=cursor.reader)
+        self._trim()
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for match, d in waiters:
@@ -110,7 +249,45 @@ class OutputStream:
                     d.callback(env)
                 else:
                     self._waiters.append((match, d))
+        self._check_lead()
         return env
+
+    def _grew(self, size: int) -> None:
+        """An envelope still in the log got one more encoding."""
+        self._log_cost += size
+        self._trim()
+
+    def _trim(self) -> None:
+        items = self._items
+        while self._head < len(items) and (
+            len(items) - self._head > self.max_messages or self._log_cost > self.max_bytes
+        ):
+            env = items[self._head]
+            assert env is not None
+            items[self._head] = None  # released now, not at the next compaction
+            env._log = None
+            self._log_cost -= env.cost
+            self._head += 1
+        if self._head > 1024 and self._head * 2 > len(items):
+            del items[: self._head]
+            self._head = 0
+
+    def seq_of(self, msg_id: str) -> int | None:
+        """The sequence number of the logged message ``msg_id`` (None: not in the log)."""
+        for env in self._items[self._head :]:
+            if env is not None and env.msg["header"].get("msg_id") == msg_id:
+                return env.seq
+        return None
+
+    def position_after(self, msg_id: str) -> Position | None:
+        """The position right after the logged message ``msg_id`` (None: not in the log)."""
+        seq = self.seq_of(msg_id)
+        if seq is None:
+            return None
+        env = self._get(seq)
+        return (seq + 1, env.offset + env.nbytes)
+
+    # -- push subscribers -----------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber, since: int | None = None) -> list[Envelope]:
         """Add ``subscriber`` for live messages; return what it missed after ``since``.
@@ -122,14 +299,7 @@ class OutputStream:
         self._subscribers.append(subscriber)
         if since is None:
             return []
-        return [env for env in self._log if env.seq > since]
-
-    def seq_of(self, msg_id: str) -> int | None:
-        """The sequence number of the logged message ``msg_id`` (None: not in the log)."""
-        for env in self._log:
-            if env.msg["header"].get("msg_id") == msg_id:
-                return env.seq
-        return None
+        return [env for env in self._items[self._head :] if env is not None and env.seq > since]
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         try:
@@ -140,6 +310,90 @@ class OutputStream:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    # -- cursors ----------------------------------------------------------------
+
+    def open_cursor(self, reader: Reader, at: Position | None = None) -> Cursor:
+        """A cursor for ``reader`` at ``at`` (default: the end, live messages only)."""
+        if at is None or at[0] > self._next_seq:
+            at = self.end
+        cursor = Cursor(self, reader, at)
+        if not self._cursors or at[0] > self._leader[0]:
+            self._leader = at
+        self._cursors.add(cursor)
+        self._check_lead()
+        return cursor
+
+    @property
+    def cursor_count(self) -> int:
+        return len(self._cursors)
+
+    def _take(self, cursor: Cursor) -> Envelope | Gap | None:
+        first = self.first_logged_seq
+        if cursor.seq < first:
+            nxt = self._get(first) if first < self._next_seq else None
+            at = (first, nxt.offset if nxt is not None else self._total_bytes)
+            gap = Gap(first - cursor.seq, at[1] - cursor.offset, nxt)
+            self._move(cursor, at)
+            return gap
+        if cursor.seq < self._next_seq:
+            env = self._get(cursor.seq)
+            self._move(cursor, (env.seq + 1, env.offset + env.nbytes))
+            return env
+        if not cursor.waiting:
+            cursor.waiting = True
+            self._waiting.append(cursor)
+        return None
+
+    def _move(self, cursor: Cursor, at: Position) -> None:
+        cursor.seq, cursor.offset = at
+        if at[0] > self._leader[0]:
+            self._leader = at
+            if self.throttled:
+                self._check_lead()
+
+    def _close_cursor(self, cursor: Cursor) -> None:
+        self._cursors.discard(cursor)
+        if cursor.waiting:
+            cursor.waiting = False
+            self._waiting.remove(cursor)
+        if cursor.seq >= self._leader[0]:
+            self._leader = max((c.position for c in self._cursors), default=self.end)
+        self._check_lead()
+
+    # -- flow control -------------------------------------------------------------
+
+    def registerProducer(self, producer: Producer, streaming: bool = True) -> None:
+        """``producer`` (of the messages published here) is paused while the log runs
+        too far ahead of the leading cursor."""
+        self._producer = producer
+        self.throttled = False
+        self._check_lead()
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+        self.throttled = False
+
+    @property
+    def lead(self) -> Position:
+        """How far (messages, bytes) the log end is ahead of the leading cursor."""
+        if not self._cursors:
+            return (0, 0)
+        return (self._next_seq - self._leader[0], self._total_bytes - self._leader[1])
+
+    def _check_lead(self) -> None:
+        if self._producer is None:
+            return
+        messages, nbytes = self.lead
+        if not self.throttled:
+            if messages > self.lead_messages or nbytes > self.lead_bytes:
+                self.throttled = True
+                self._producer.pauseProducing()
+        elif messages <= self.lead_messages // 2 and nbytes <= self.lead_bytes // 2:
+            self.throttled = False
+            self._producer.resumeProducing()
+
+    # -- waiting for messages (tests, tools) ------------------------------------------
 
     def next_message(self, match: Callable[[Envelope], bool] = lambda e: True) -> Deferred:
         """A Deferred firing with the next published envelope that ``match``es."""

@@ -14,7 +14,6 @@ from twisted.web.server import Site
 from ..host import HostedKernel, KernelHost
 from .auth import STATE_CHANGING, Authenticator, client_address
 from .rest import ApiError, KernelsApi, error_body, write_json
-from .sendqueue import QueueLimits
 from .websocket import KernelSockets
 
 LOGIN_PAGE = """<!doctype html>
@@ -31,14 +30,12 @@ HOME_PAGE = """<!doctype html>
 <p>Use this server as a Jupyter gateway or through <code>/api</code>.</p></body></html>"""
 
 
-def attach_websockets(
-    host: KernelHost, reactor: Any, queue_limits: QueueLimits | None = None
-) -> None:
+def attach_websockets(host: KernelHost, reactor: Any) -> None:
     """Give every hosted kernel its WebSocket hub."""
 
     def add(hk: HostedKernel) -> None:
         if "ws" not in hk.extensions:
-            hub = KernelSockets(hk.kernel, reactor, queue_limits)
+            hub = KernelSockets(hk.kernel, reactor)
             hk.extensions["ws"] = hub
             hk.connections = hub.connection_count
 
@@ -143,10 +140,8 @@ class ServiceRoot(Resource):
         return LOGIN_PAGE.format(message=message, next=html.escape(nxt)).encode()
 
 
-def make_site(
-    host: KernelHost, auth: Authenticator, reactor: Any, queue_limits: QueueLimits | None = None
-) -> Site:
-    attach_websockets(host, reactor, queue_limits)
+def make_site(host: KernelHost, auth: Authenticator, reactor: Any) -> Site:
+    attach_websockets(host, reactor)
     site = Site(ServiceRoot(host, auth))
     site.displayTracebacks = False
     return site

@@ -22,9 +22,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..kernel import Kernel
-from ..kernel.stream import Envelope
+from ..kernel.stream import Cursor, Envelope, Gap, Position
 from ..wire import Message, new_message
-from .sendqueue import QueueLimits, SendQueue
+from .outbox import Outbox, ReplyQueue
 from .wsformat import (
     V1_PROTOCOL,
     FrameError,
@@ -33,17 +33,10 @@ from .wsformat import (
     encode_legacy,
     encode_v1,
     ws_frame,
-    ws_unframe,
 )
 
 MAX_SESSIONS = 1000
-MAX_PENDING_REPLIES = 1000
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-# A slow client closed with 4008 gets this long to read what was already written to it
-# (at most the transport's and the sockets' buffers: the queue itself is dropped) and
-# the close frame.  autobahn's default (1 s) aborts the connection, and the reset loses
-# those messages although the session counts them as delivered.
-SLOW_CLOSE_TIMEOUT = 30.0
 
 
 def _legacy_frame(msg: Message) -> bytes:
@@ -55,34 +48,23 @@ def _v1_frame(msg: Message) -> bytes:
 
 
 class ClientSession:
-    """One client (a ``session_id``): its live connection, if any, and its position."""
+    """One client (a ``session_id``): its live connection, its position in the
+    stream while it has none, and the replies addressed to it."""
 
     def __init__(self, hub: KernelSockets, session_id: str) -> None:
         self.hub = hub
         self.id = session_id
         self.connection: KernelChannelProtocol | None = None
-        self.last_seq = hub.kernel.stream.last_seq
-        self._pending: list[tuple[int, str, Message]] = []
+        self.position: Position = hub.kernel.stream.end
+        self.replies = ReplyQueue()
 
     def send(self, channel: str, msg: Message) -> None:
-        """A reply or input request for this client (the kernel's Requester interface)."""
+        """A reply or input request for this client (the kernel's Requester interface).
+        It waits in the session until a connection writes it, after the iopub
+        message published before it."""
+        self.replies.add(self.hub.kernel.stream.last_seq, channel, msg)
         if self.connection is not None:
-            self.connection.send_message(channel, msg)
-        elif len(self._pending) < MAX_PENDING_REPLIES:
-            self._pending.append((self.hub.kernel.stream.last_seq, channel, msg))
-
-    def requeue(self, unsent: list[tuple[int, str, Message]]) -> None:
-        """Replies a closed connection never wrote go to the session's live connection,
-        or wait for the next one."""
-        if self.connection is not None:
-            for _, channel, msg in unsent:
-                self.connection.send_message(channel, msg)
-        else:
-            self._pending[:0] = unsent[:MAX_PENDING_REPLIES]
-
-    def take_pending(self) -> list[tuple[int, str, Message]]:
-        pending, self._pending = self._pending, []
-        return pending
+            self.connection.pump()
 
 
 class KernelSockets:
@@ -90,18 +72,16 @@ class KernelSockets:
 
     log = Logger()
 
-    def __init__(
-        self, kernel: Kernel, reactor: Any, queue_limits: QueueLimits | None = None
-    ) -> None:
+    def __init__(self, kernel: Kernel, reactor: Any) -> None:
         self.kernel = kernel
         self.reactor = reactor
-        self.queue_limits = queue_limits or QueueLimits()
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
         self.factory = WebSocketServerFactory()
         self.factory.protocol = KernelChannelProtocol
         self.factory.hub = self  # type: ignore[attr-defined]
         self.factory.setProtocolOptions(
+            # Dead peers are found by ping/pong, never by how far behind a reader is.
             autoPingInterval=30,
             autoPingTimeout=60,
             maxMessagePayloadSize=MAX_MESSAGE_BYTES,
@@ -128,49 +108,47 @@ class KernelSockets:
         return s
 
     def attach(self, conn: KernelChannelProtocol, session_id: str, since_msg_id: str) -> None:
+        """Connect ``conn`` to its session: it first gets what the session missed (from
+        ``since_msg_id``, else from where the session's last connection stopped), with
+        the replies addressed to it in their place, then live messages."""
         known = session_id in self.sessions
         session = self.session(session_id)
-        since: int | None = None
-        if since_msg_id:
-            since = self.kernel.stream.seq_of(since_msg_id)
-        if since is None and known:
-            since = session.last_seq
         old = session.connection
         if old is not None:
             old.sendClose(4000, "replaced by a new connection with the same session_id")
             old.detach()
-        session.connection = conn
-        conn.session = session
-        self.connections.add(conn)
         stream = self.kernel.stream
-        backlog = stream.subscribe(conn, since)
-        if since is not None and since < stream.last_seq:
-            first = backlog[0].seq if backlog else stream.last_seq + 1
-            missed = first - since - 1
-            if missed > 0:
-                conn.send_message("iopub", self._dropped_notice(missed))
-        pending = session.take_pending()
-        for env in backlog:
-            while pending and pending[0][0] < env.seq:
-                _, channel, msg = pending.pop(0)
-                conn.send_message(channel, msg)
-            conn.deliver(env)
-        for _, channel, msg in pending:
-            conn.send_message(channel, msg)
+        at = stream.position_after(since_msg_id) if since_msg_id else None
+        if at is None and known:
+            at = session.position
+        session.connection = conn
+        self.connections.add(conn)
+        conn.start(session, stream.open_cursor(conn, at))
 
-    def detach(self, conn: KernelChannelProtocol) -> None:
+    def detach(self, conn: KernelChannelProtocol, position: Position) -> None:
         self.connections.discard(conn)
-        self.kernel.stream.unsubscribe(conn)
         session = conn.session
         if session is not None and session.connection is conn:
             session.connection = None
+            session.position = position
 
-    def _dropped_notice(self, missed: int) -> Message:
+    def gap_notice(self, gap: Gap) -> Message:
+        """The stderr notice a reader gets in place of the messages it missed."""
+        stream = self.kernel.stream
+        s = "" if gap.messages == 1 else "s"
         text = (
-            f"[ipytwist] {missed} output message(s) from while you were away are no longer "
-            "in the kernel's replay log (it keeps the most recent ones) and were dropped.\n"
+            f"[ipytwist] {gap.messages} output message{s} ({gap.bytes} bytes) dropped: "
+            "this client fell behind the kernel's output log, which keeps the newest "
+            f"{stream.max_messages} messages ({stream.max_bytes} bytes).\n"
         )
-        return new_message("stream", {"name": "stderr", "text": text}, self.kernel.session)
+        # Parented like the message after the gap, so frontends show it in that cell.
+        parent = gap.next.msg.get("parent_header") if gap.next is not None else None
+        return new_message(
+            "stream",
+            {"name": "stderr", "text": text},
+            self.kernel.session,
+            {"header": parent} if parent else None,
+        )
 
     def close(self) -> None:
         for conn in list(self.connections):
@@ -180,17 +158,19 @@ class KernelSockets:
 
 @implementer(IPushProducer)
 class _Producer:
-    def __init__(self, queue: SendQueue) -> None:
-        self.queue = queue
+    """The transport's backpressure, handed to the connection's outbox."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
 
     def pauseProducing(self) -> None:
-        self.queue.pause()
+        self.outbox.pause()
 
     def resumeProducing(self) -> None:
-        self.queue.resume()
+        self.outbox.resume()
 
     def stopProducing(self) -> None:
-        self.queue.close()
+        self.outbox.pause()
 
 
 _log = Logger()
@@ -201,8 +181,9 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     # filtered by level; replacing it would log every frame at debug level.
     hub: KernelSockets
     session: ClientSession | None = None
+    outbox: Outbox | None = None
     v1 = False
-    queue: SendQueue | None = None
+    _reading_paused = False
 
     def onConnect(self, request: Any) -> str | None:
         self.hub = self.factory.hub
@@ -219,14 +200,19 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
-        limits = self.hub.queue_limits
-        self.queue = SendQueue(
-            self.hub.reactor,
-            self._write,
-            self._overflow,
-            max_bytes=limits.max_bytes,
-            max_messages=limits.max_messages,
-            grace=limits.grace,
+        self.hub.attach(self, self._session_id, self._since)
+
+    def start(self, session: ClientSession, cursor: Cursor) -> None:
+        """Begin writing: the backlog from ``cursor`` first, then live messages."""
+        self.session = session
+        self.outbox = Outbox(
+            cursor,
+            session.replies,
+            frame_iopub=self._frame_iopub,
+            frame_reply=self._frame_reply,
+            frame_gap=lambda gap: self._frame_reply("iopub", self.hub.gap_notice(gap)),
+            write=self._write,
+            frame_done=self._frame_done,
         )
         try:
             # Under WebSocketResource the HTTP channel is registered as producer.
@@ -234,52 +220,55 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         except Exception:
             pass
         try:
-            self.transport.registerProducer(_Producer(self.queue), True)
+            self.transport.registerProducer(_Producer(self.outbox), True)
         except Exception as e:
             _log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
-        self.hub.attach(self, self._session_id, self._since)
+        self.outbox.pump()
 
-    def _write(self, frame: bytes, is_binary: bool, seq: int) -> None:
-        """Write one pre-framed message (see :func:`ws_frame`)."""
-        if self.state != self.STATE_OPEN:
-            return
-        if self._perMessageCompress is not None:
-            # Never negotiated by our factory; if it ever is, frame per connection.
-            payload, binary = ws_unframe(frame)
-            self.sendMessage(payload, isBinary=binary)
-        elif self.send_queue:
-            self.sendData(frame)  # behind autobahn's own queued frames, in order
-        else:
-            # The frame is complete and shared by all connections: straight to the
-            # transport (autobahn's sendMessage would re-frame it per connection).
-            self.transport.write(frame)
-        if seq and self.session is not None and self.session.connection is self:
-            self.session.last_seq = seq
+    def pump(self) -> None:
+        if self.outbox is not None:
+            self.outbox.pump()
 
-    def _overflow(self, reason: str) -> None:
-        _log.warn("closing slow WebSocket client: {reason}", reason=reason)
-        self.closeHandshakeTimeout = max(self.closeHandshakeTimeout, SLOW_CLOSE_TIMEOUT)
-        self.sendClose(4008, reason[:120])
-        self.detach()
+    def wake(self) -> None:
+        """New messages for this connection's cursor (the stream's Reader interface)."""
+        self.pump()
 
-    def deliver(self, envelope: Envelope) -> None:
+    # -- writing ------------------------------------------------------------------
+
+    def _frame_iopub(self, envelope: Envelope) -> bytes:
         """One iopub message, encoded and framed once per format for all connections."""
-        if self.queue is None:
-            return
         if self.v1:
-            self.queue.push(envelope.encoded("ws-v1-frame", _v1_frame), True, envelope.seq)
-        else:
-            self.queue.push(envelope.encoded("ws-legacy-frame", _legacy_frame), False, envelope.seq)
+            return envelope.encoded("ws-v1-frame", _v1_frame)
+        return envelope.encoded("ws-legacy-frame", _legacy_frame)
 
-    def send_message(self, channel: str, msg: Message) -> None:
-        if self.queue is None:
-            return
-        note = (self.hub.kernel.stream.last_seq, channel, msg)
+    def _frame_reply(self, channel: str, msg: Message) -> bytes:
         if self.v1:
-            self.queue.push(ws_frame(encode_v1(msg, channel), True), True, note=note)
-        else:
-            payload, binary = encode_legacy(msg, channel)
-            self.queue.push(ws_frame(payload, binary), binary, note=note)
+            return ws_frame(encode_v1(msg, channel), True)
+        return ws_frame(*encode_legacy(msg, channel))
+
+    def _write(self, data: bytes) -> None:
+        """Part of a pre-framed message (see :func:`ws_frame`), straight to the transport:
+        the frame is complete and shared by all connections (autobahn's sendMessage
+        would re-frame it per connection).  Per-message compression is never
+        negotiated by our factory, so frames need no per-connection work."""
+        if self.state == self.STATE_OPEN:
+            self.transport.write(data)
+        elif self.outbox is not None:
+            self.outbox.pause()
+
+    def _frame_done(self) -> None:
+        if self._reading_paused and self.session is not None:
+            if self.session.replies.below_low_water():
+                self._reading_paused = False
+                self.transport.resumeProducing()
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # autobahn's own frames (pong, ping, close) must not land inside one of ours.
+        if self.outbox is not None:
+            self.outbox.finish_frame()
+        super().sendData(data, sync, chopsize)
+
+    # -- reading ------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         try:
@@ -289,19 +278,25 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             return
         if self.session is None:
             return
+        replies = self.session.replies
+        replies.request_sent(msg)
         try:
             self.hub.kernel.handle(msg["channel"], msg, self.session)
         except Exception as e:
             _log.failure(
                 "WebSocket: error handling {t}: {e}", t=msg["msg_type"][:64], e=type(e).__name__
             )
+        if replies.over_bound() and not self._reading_paused:
+            # Requests wait in the client's socket until it reads what it is owed.
+            self._reading_paused = True
+            self.transport.pauseProducing()
 
     def detach(self) -> None:
-        unsent = self.queue.close() if self.queue is not None else []
-        session = self.session
-        self.hub.detach(self)
-        if unsent and session is not None:
-            session.requeue(unsent)
+        outbox, self.outbox = self.outbox, None
+        if outbox is not None:
+            self.hub.detach(self, outbox.close())
+        else:
+            self.hub.connections.discard(self)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if getattr(self, "hub", None) is not None:

@@ -1,0 +1,71 @@
+"""The kernel's output gate: backpressure from the readers to user code's ``print``.
+
+The kernel's :class:`~ipytwist.kernel.stream.OutputStream` pauses the gate
+while its log runs too far ahead of the leading reader.  A paused gate stops
+reading the worker's output pipes, so they fill and user code blocks in its
+next write, as a program writing to a slow terminal does.  An interrupt opens
+the gate until the running request is done: the ``KeyboardInterrupt`` must
+reach user code and its traceback must get out, however slow the readers.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+
+class OutputSource(Protocol):
+    """What the gate opens and closes: a worker's output pipes."""
+
+    def pause_output(self) -> None: ...
+    def resume_output(self) -> None: ...
+
+
+@implementer(IPushProducer)
+class OutputGate:
+    """Paused by the stream's readers, forced open while an interrupt is delivered."""
+
+    def __init__(self) -> None:
+        self.source: OutputSource | None = None
+        #: The stream wants the worker's output to wait.
+        self.throttled = False
+        #: An interrupt is being delivered: read the worker's output whatever the readers do.
+        self.interrupting = False
+
+    @property
+    def closed(self) -> bool:
+        return self.throttled and not self.interrupting
+
+    def attach(self, source: OutputSource | None) -> None:
+        """A new worker: it starts in the gate's current state."""
+        self.source = source
+        self._apply()
+
+    def pauseProducing(self) -> None:
+        self.throttled = True
+        self._apply()
+
+    def resumeProducing(self) -> None:
+        self.throttled = False
+        self._apply()
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()
+
+    def interrupt(self) -> None:
+        self.interrupting = True
+        self._apply()
+
+    def request_done(self) -> None:
+        self.interrupting = False
+        self._apply()
+
+    def _apply(self) -> None:
+        if self.source is None:
+            return
+        if self.closed:
+            self.source.pause_output()
+        else:
+            self.source.resume_output()

@@ -1,0 +1,197 @@
+"""What one WebSocket connection writes next (sans-IO).
+
+A connection owns no queue of iopub messages: it holds a
+:class:`~ipytwist.kernel.stream.Cursor` into the kernel's log and takes the
+next message only when its transport can take more.  Replies and
+``input_request`` addressed to the connection's session wait in the session's
+:class:`ReplyQueue`, each after the iopub message that preceded it, and are
+merged in at their place.  Frames are written in slices of at most ``chunk``
+bytes, so what a connection has in flight is bounded by the transport's
+buffer plus one slice, however large a message is.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..kernel.stream import Cursor, Envelope, Gap, Position, output_bytes
+from ..wire import Message
+
+#: Largest piece of a frame handed to the transport at once.
+CHUNK_BYTES = 64 * 1024
+#: Requests a session may have unanswered plus replies it has not read; past this
+#: the service stops reading from its connection until it reads its replies.
+MAX_OWED_MESSAGES = 1000
+MAX_OWED_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Reply:
+    after_seq: int  # the last iopub message published before it
+    channel: str
+    msg: Message
+    nbytes: int
+
+
+class ReplyQueue:
+    """Replies and input requests for one session, kept until a connection writes them.
+
+    It also counts the session's requests the kernel has not answered yet, so a
+    client that sends requests without reading their replies can be held back
+    (:meth:`over_bound`) instead of growing the service's memory.
+    """
+
+    def __init__(
+        self, max_messages: int = MAX_OWED_MESSAGES, max_bytes: int = MAX_OWED_BYTES
+    ) -> None:
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._items: deque[Reply] = deque()
+        self.nbytes = 0
+        self._unanswered: set[str] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def request_sent(self, msg: Message) -> None:
+        """The session handed ``msg`` to the kernel; a request expects one reply."""
+        if msg["header"]["msg_type"].endswith("_request"):
+            self._unanswered.add(msg["header"]["msg_id"])
+
+    def add(self, after_seq: int, channel: str, msg: Message) -> None:
+        parent = (msg.get("parent_header") or {}).get("msg_id")
+        if channel in ("shell", "control"):
+            self._unanswered.discard(parent)
+        reply = Reply(after_seq, channel, msg, output_bytes(msg.get("content")))
+        self._items.append(reply)
+        self.nbytes += reply.nbytes
+
+    def peek(self) -> Reply | None:
+        return self._items[0] if self._items else None
+
+    def pop(self) -> Reply:
+        reply = self._items.popleft()
+        self.nbytes -= reply.nbytes
+        return reply
+
+    def put_back(self, reply: Reply) -> None:
+        """A popped reply that was never completely written goes first again."""
+        self._items.appendleft(reply)
+        self.nbytes += reply.nbytes
+
+    @property
+    def owed(self) -> int:
+        return len(self._items) + len(self._unanswered)
+
+    def over_bound(self) -> bool:
+        return self.owed >= self.max_messages or self.nbytes >= self.max_bytes
+
+    def below_low_water(self) -> bool:
+        return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
+
+
+class Outbox:
+    """Merge the session's replies into the cursor's iopub, frame, and write in slices."""
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        replies: ReplyQueue,
+        *,
+        frame_iopub: Callable[[Envelope], bytes],
+        frame_reply: Callable[[str, Message], bytes],
+        frame_gap: Callable[[Gap], bytes],
+        write: Callable[[bytes], None],
+        frame_done: Callable[[], None] = lambda: None,
+        chunk: int = CHUNK_BYTES,
+    ) -> None:
+        self.cursor = cursor
+        self.replies = replies
+        self.frame_iopub = frame_iopub
+        self.frame_reply = frame_reply
+        self.frame_gap = frame_gap
+        self.write = write
+        self.frame_done = frame_done
+        self.chunk = chunk
+        self.paused = False
+        self.closed = False
+        self._frame = b""
+        self._sent = 0  # bytes of _frame already written
+        # What _frame holds, to give it back if the connection closes mid-frame.
+        self._frame_reply: Reply | None = None
+        self._frame_from = cursor.position
+
+    @property
+    def mid_frame(self) -> bool:
+        return self._sent < len(self._frame)
+
+    # -- the transport's producer calls --------------------------------------------
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.pump()
+
+    def wake(self) -> None:
+        """The cursor has new messages (the stream's Reader interface)."""
+        self.pump()
+
+    # -- writing ---------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Write until the transport pushes back or nothing is left."""
+        while not self.paused and not self.closed:
+            if not self.mid_frame:
+                frame = self._next_frame()
+                if frame is None:
+                    return
+                self._frame, self._sent = frame, 0
+            self._write_slice()
+
+    def _write_slice(self) -> None:
+        frame, start = self._frame, self._sent
+        end = min(len(frame), start + self.chunk)
+        self._sent = end
+        self.write(frame if start == 0 and end == len(frame) else frame[start:end])
+        if end == len(frame):
+            self._frame, self._sent = b"", 0
+            self.frame_done()
+
+    def finish_frame(self) -> None:
+        """Write the rest of a partly written frame now (before a control frame)."""
+        if self.mid_frame:
+            frame, start = self._frame, self._sent
+            self._frame, self._sent = b"", 0
+            self.write(frame[start:])
+            self.frame_done()
+
+    def _next_frame(self) -> bytes | None:
+        reply = self.replies.peek()
+        self._frame_from = self.cursor.position
+        if reply is not None and reply.after_seq < self.cursor.seq:
+            self._frame_reply = self.replies.pop()
+            return self.frame_reply(reply.channel, reply.msg)
+        self._frame_reply = None
+        item = self.cursor.take()
+        if item is None:
+            return None
+        if isinstance(item, Gap):
+            return self.frame_gap(item)
+        return self.frame_iopub(item)
+
+    def close(self) -> Position:
+        """Stop writing; return where a reconnect resumes.  A message cut off mid-frame
+        counts as not written: its reply goes back to the queue, its iopub is replayed."""
+        self.closed = True
+        self.cursor.close()
+        if not self.mid_frame:
+            return self.cursor.position
+        self._frame = b""
+        if self._frame_reply is not None:
+            self.replies.put_back(self._frame_reply)
+            return self.cursor.position
+        return self._frame_from
