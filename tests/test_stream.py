@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipytwist.kernel.stream import MESSAGE_OVERHEAD, Envelope, OutputStream
+from ipytwist.kernel.stream import MESSAGE_OVERHEAD, Envelope, Gap, OutputStream, output_bytes
 from ipytwist.wire import new_message
 
 
@@ -170,3 +170,171 @@ def test_a_failing_subscriber_does_not_stop_the_others() -> None:
     assert good.got == [env]
     assert d.called
     assert stream.subscribe(Sub(), since=0) == [env]
+
+
+# -- cursors and flow control ------------------------------------------------------
+
+
+class Reader:
+    """A cursor's reader that takes what it is told to."""
+
+    def __init__(self) -> None:
+        self.woken = 0
+        self.cursor: Any = None
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    def take_all(self) -> list[Any]:
+        got = []
+        while (item := self.cursor.take()) is not None:
+            got.append(item)
+        return got
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+
+def reader_on(stream: OutputStream, at: Any = None) -> Reader:
+    r = Reader()
+    r.cursor = stream.open_cursor(r, at)
+    return r
+
+
+def test_output_bytes_counts_utf8_of_string_values() -> None:
+    """Keys, numbers and None count nothing; strings count their UTF-8 length."""
+    content = {"name": "stdout", "text": "h\u00e9", "n": 5, "data": {"a": ["xy", None, "z"]}}
+    assert output_bytes(content) == len("stdout") + 3 + 2 + 1
+
+
+def test_a_cursor_at_the_end_gets_live_messages_and_is_woken() -> None:
+    """A new cursor starts at the end; once caught up it is woken once per publish."""
+    stream = OutputStream()
+    stream.publish(msg("old"))
+    r = reader_on(stream)
+    assert r.take_all() == []
+    a = stream.publish(msg("a"))
+    assert r.woken == 1
+    b = stream.publish(msg("b"))
+    assert r.woken == 1  # not taken since: woken once, not per message
+    assert r.take_all() == [a, b]
+    assert r.cursor.position == stream.end
+
+
+def test_a_cursor_replays_from_a_position() -> None:
+    """position_after(msg_id) starts a cursor right after that message."""
+    stream = OutputStream()
+    envs = [stream.publish(msg(str(i))) for i in range(5)]
+    at = stream.position_after(envs[1].msg["header"]["msg_id"])
+    assert at == (3, envs[2].offset)
+    assert reader_on(stream, at).take_all() == envs[2:]
+    assert stream.position_after("unknown") is None
+
+
+def test_a_cursor_behind_the_log_gets_an_exact_gap_then_the_oldest_kept() -> None:
+    """Messages that left the log before the reader took them are announced as one gap
+    with their count and output bytes, then reading goes on from the oldest retained."""
+    stream = OutputStream(max_messages=3)
+    r = reader_on(stream)
+    envs = [stream.publish(msg("x" * (i + 1))) for i in range(7)]
+    got = r.take_all()
+    gap = got[0]
+    assert isinstance(gap, Gap)
+    assert gap.messages == 4
+    assert gap.bytes == sum(e.nbytes for e in envs[:4])
+    assert gap.next is envs[4]
+    assert got[1:] == envs[4:]
+
+
+def test_the_producer_is_paused_while_the_leading_cursor_lags() -> None:
+    """Past the lead bound the producer is paused; it resumes once the leading reader has
+    caught up half way; a slower cursor does not matter."""
+    stream = OutputStream(lead_messages=4, lead_bytes=1 << 30)
+    gate = Gate()
+    stream.registerProducer(gate)
+    fast, slow = reader_on(stream), reader_on(stream)
+    for i in range(4):
+        stream.publish(msg(str(i)))
+    assert gate.calls == []
+    stream.publish(msg("5"))
+    assert gate.calls == ["pause"] and stream.throttled
+    for _ in range(2):
+        fast.cursor.take()
+    assert gate.calls == ["pause"]  # lead 3 > 4 // 2
+    fast.cursor.take()
+    assert gate.calls == ["pause", "resume"]
+    fast.take_all()
+    for i in range(3):
+        stream.publish(msg(str(i)))
+    assert gate.calls == ["pause", "resume"]  # the slow reader is 8 behind: no matter
+    assert slow.cursor.seq == 1
+
+
+def test_the_lead_counts_bytes_too() -> None:
+    stream = OutputStream(lead_messages=1000, lead_bytes=100)
+    gate = Gate()
+    stream.registerProducer(gate)
+    reader_on(stream)
+    stream.publish(msg("x" * 90))
+    assert gate.calls == []
+    stream.publish(msg("x" * 20))
+    assert gate.calls == ["pause"]
+
+
+def test_without_cursors_output_flows_and_closing_the_leader_resumes() -> None:
+    """No cursor: never paused (the log keeps the newest).  Closing the last lagging
+    cursor resumes the producer; closing the leader makes the next one lead."""
+    stream = OutputStream(max_messages=5, lead_messages=2)
+    gate = Gate()
+    stream.registerProducer(gate)
+    for i in range(20):
+        stream.publish(msg(str(i)))
+    assert gate.calls == []
+    lead, behind = reader_on(stream), reader_on(stream, (stream.last_seq - 1, 0))
+    stream.publish(msg("a"))
+    stream.publish(msg("b"))
+    assert gate.calls == []  # the leader is 2 behind: at the bound
+    stream.publish(msg("c"))
+    assert gate.calls == ["pause"]
+    lead.cursor.close()
+    assert stream.lead[0] == 5 and gate.calls == ["pause"]
+    behind.take_all()
+    assert gate.calls == ["pause", "resume"]
+    behind.cursor.close()
+    assert stream.cursor_count == 0 and stream.lead == (0, 0)
+
+
+def test_the_lead_never_exceeds_what_the_log_keeps() -> None:
+    """The lead is clamped below the log bound, so the leading reader never misses."""
+    stream = OutputStream(max_messages=10, lead_messages=1000)
+    assert stream.lead_messages == 5
+    gate = Gate()
+    stream.registerProducer(gate)
+    r = reader_on(stream)
+    envs = []
+    for i in range(50):
+        if gate.calls[-1:] == ["pause"]:
+            envs += r.take_all()  # the producer waits for the reader
+        envs.append(stream.publish(msg(str(i))))
+    got = envs
+    assert not [e for e in got if isinstance(e, Gap)]
+
+
+def test_log_memory_stays_bounded_with_a_stalled_cursor() -> None:
+    """A cursor that never reads holds nothing: the log stays within its bound."""
+    stream = OutputStream(max_messages=100, max_bytes=200_000)
+    stalled = reader_on(stream)
+    for _ in range(5000):
+        env = stream.publish(msg("y" * 1000))
+        env.encoded("fmt", lambda m: b"z" * 1100)
+        assert stream.logged_bytes <= stream.max_bytes
+    gap = stalled.cursor.take()
+    assert isinstance(gap, Gap) and gap.messages == 5000 - stream.logged_messages

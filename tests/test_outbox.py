@@ -1,0 +1,200 @@
+"""Outbox and ReplyQueue: what one WebSocket connection writes next (no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipytwist.kernel.stream import Envelope, Gap, OutputStream
+from ipytwist.web.outbox import Outbox, ReplyQueue
+from ipytwist.wire import new_message
+
+
+class Transport:
+    """Records writes; pauses the outbox once ``limit`` bytes are buffered, as
+    Twisted's transports do with a streaming producer."""
+
+    def __init__(self, limit: int = 1 << 30) -> None:
+        self.limit = limit
+        self.buffered = 0
+        self.written: list[bytes] = []
+        self.outbox: Outbox | None = None
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        self.buffered += len(data)
+        if self.buffered > self.limit and self.outbox is not None:
+            self.outbox.pause()
+
+    def drain(self) -> None:
+        """The peer read everything: buffer empty, producer resumed."""
+        self.buffered = 0
+        assert self.outbox is not None
+        self.outbox.resume()
+
+
+def frames(written: list[bytes]) -> list[str]:
+    """Frames are ``<label>|`` strings here; join the slices and split them."""
+    return [f for f in b"".join(written).decode().split("|") if f]
+
+
+def make(
+    stream: OutputStream, replies: ReplyQueue | None = None, limit: int = 1 << 30, **kw: Any
+) -> tuple[Outbox, Transport]:
+    transport = Transport(limit)
+    cursor = stream.open_cursor(_Wake(), kw.pop("at", None))
+    outbox = Outbox(
+        cursor,
+        ReplyQueue() if replies is None else replies,
+        frame_iopub=lambda env: f"{env.msg['content']['text']}|".encode(),
+        frame_reply=lambda channel, m: f"{channel}:{m['content']['n']}|".encode(),
+        frame_gap=lambda gap: f"gap:{gap.messages}:{gap.bytes}|".encode(),
+        write=transport.write,
+        **kw,
+    )
+    cursor.reader = outbox
+    transport.outbox = outbox
+    return outbox, transport
+
+
+class _Wake:
+    def wake(self) -> None:
+        pass
+
+
+def out(stream: OutputStream, text: str) -> Envelope:
+    return stream.publish(new_message("stream", {"name": "stdout", "text": text}, "k"))
+
+
+def reply(n: int, parent_id: str = "p") -> dict:
+    parent = {"header": {"msg_id": parent_id, "msg_type": "execute_request"}}
+    return new_message("execute_reply", {"n": n}, "k", parent)
+
+
+def test_live_messages_are_written_as_they_are_published() -> None:
+    stream = OutputStream()
+    outbox, t = make(stream)
+    outbox.pump()
+    out(stream, "a")
+    out(stream, "b")
+    assert frames(t.written) == ["a", "b"]
+
+
+def test_replies_are_written_in_their_place_among_iopub() -> None:
+    """A reply goes after the iopub message published before it, however far behind the
+    connection's cursor is."""
+    stream = OutputStream()
+    replies = ReplyQueue()
+    outbox, t = make(stream, replies, at=stream.end)
+    out(stream, "a")
+    replies.add(stream.last_seq, "shell", reply(1))
+    out(stream, "b")
+    out(stream, "c")
+    replies.add(stream.last_seq, "shell", reply(2))
+    outbox.pump()
+    assert frames(t.written) == ["a", "shell:1", "b", "c", "shell:2"]
+    assert not replies
+
+
+def test_nothing_is_written_while_paused_and_everything_after() -> None:
+    """The transport pushes back after its buffer fills; the rest waits in the log (not
+    in the connection) and follows on resume, in order."""
+    stream = OutputStream()
+    outbox, t = make(stream, limit=5)
+    outbox.pump()
+    for i in range(10):
+        out(stream, f"m{i}")
+    assert frames(t.written) == ["m0", "m1"]  # 6 bytes buffered > 5: paused
+    assert outbox.paused
+    while outbox.paused:
+        t.drain()
+    assert frames(t.written) == [f"m{i}" for i in range(10)]
+
+
+def test_large_frames_are_written_in_slices() -> None:
+    """A frame is handed over in chunk-sized slices, so a paused connection holds at most
+    the transport's buffer plus one slice."""
+    stream = OutputStream()
+    outbox, t = make(stream, limit=10, chunk=8)
+    outbox.pump()
+    out(stream, "x" * 40)
+    assert [len(w) for w in t.written] == [8, 8]
+    assert outbox.mid_frame
+    t.drain()
+    t.drain()
+    assert frames(t.written) == ["x" * 40]
+    assert max(len(w) for w in t.written) == 8
+
+
+def test_finish_frame_completes_a_partly_written_frame() -> None:
+    """Before a control frame (ping, close) the rest of the current frame goes out."""
+    stream = OutputStream()
+    done: list[int] = []
+    outbox, t = make(stream, limit=10, chunk=8, frame_done=lambda: done.append(1))
+    outbox.pump()
+    out(stream, "y" * 30)
+    assert outbox.mid_frame
+    outbox.finish_frame()
+    assert not outbox.mid_frame and done == [1]
+    assert frames(t.written) == ["y" * 30]
+
+
+def test_a_gap_is_framed_as_a_notice() -> None:
+    stream = OutputStream(max_messages=2)
+    outbox, t = make(stream, at=stream.end)
+    for i in range(5):
+        out(stream, f"m{i}")
+    outbox.pump()
+    assert frames(t.written) == ["gap:3:24", "m3", "m4"]  # 3 x len("stdout" "mN")
+
+
+def test_closing_mid_frame_gives_back_what_was_cut() -> None:
+    """A message cut off by the close counts as unwritten: an iopub message is where a
+    reconnect resumes, a reply goes back to the front of the session's queue."""
+    stream = OutputStream()
+    outbox, t = make(stream, limit=4, chunk=4)
+    outbox.pump()
+    first = out(stream, "abcdefgh")
+    assert outbox.mid_frame
+    assert outbox.close() == (first.seq, first.offset)
+
+    replies = ReplyQueue()
+    outbox, t = make(stream, replies, limit=4, chunk=4)
+    replies.add(stream.last_seq, "shell", reply(1234567))
+    outbox.pump()
+    assert outbox.mid_frame
+    outbox.close()
+    assert replies.peek() is not None and replies.peek().msg["content"]["n"] == 1234567
+
+
+def test_reply_queue_counts_what_a_session_is_owed() -> None:
+    """Requests count until answered, replies until written; over the bound the client
+    must be held back, and may go on at half."""
+    q = ReplyQueue(max_messages=4, max_bytes=1 << 20)
+    for i in range(3):
+        q.request_sent(
+            new_message("execute_request", {}, "c")
+            | {"header": {"msg_id": f"r{i}", "msg_type": "execute_request"}}
+        )
+    q.request_sent({"header": {"msg_id": "i", "msg_type": "input_reply"}})  # no reply owed
+    assert q.owed == 3 and not q.over_bound()
+    q.add(0, "shell", reply(0, "r0"))
+    assert q.owed == 3
+    q.request_sent({"header": {"msg_id": "r3", "msg_type": "kernel_info_request"}})
+    assert q.owed == 4 and q.over_bound()
+    q.pop()
+    assert q.owed == 3 and not q.below_low_water()
+    q.add(0, "shell", reply(1, "r1"))
+    q.pop()
+    assert q.owed == 2 and q.below_low_water()
+
+
+def test_reply_queue_bounds_bytes_too() -> None:
+    q = ReplyQueue(max_messages=100, max_bytes=1000)
+    q.add(0, "shell", new_message("inspect_reply", {"data": "x" * 1200}, "k"))
+    assert q.over_bound()
+    q.pop()
+    assert q.nbytes == 0 and q.below_low_water()
+
+
+def test_gap_type_is_reexported_for_framing() -> None:
+    assert Gap(1, 2, None).messages == 1
