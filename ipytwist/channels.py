@@ -22,8 +22,9 @@ from .kernel.stream import Envelope
 from .wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
-#: Messages queued for one slow iopub subscriber before ZeroMQ drops (output is coalesced).
-IOPUB_HWM = 100_000
+#: Messages queued for one slow iopub subscriber before ZeroMQ drops them for it
+#: (ZeroMQ's default, as with ipykernel).  Stream messages are at most 64 Ki chars.
+IOPUB_HWM = 1000
 
 
 class _Socket(ZmqConnection):
@@ -95,6 +96,8 @@ class ZmqChannels:
             factory.registerForShutdown()
         self.factory = factory
         self._topic_prefix = f"kernel.{kernel.id}.".encode()
+        #: Topics someone subscribes to: with none, iopub messages are not even encoded.
+        self._topics: set[bytes] = set()
 
         def router(name: str) -> _Socket:
             sock = _Socket(factory, zmq.ROUTER, lambda frames: self._on_request(name, frames))
@@ -159,7 +162,11 @@ class ZmqChannels:
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         frame = frames[0] if frames else b""
-        if frame[:1] == b"\x01":
+        if frame[:1] == b"\x00":
+            # Sent by ZeroMQ when the last subscriber of this topic has gone.
+            self._topics.discard(frame[1:])
+        elif frame[:1] == b"\x01":
+            self._topics.add(frame[1:])
             topic = frame[1:].decode("utf-8", "replace")
             welcome = new_message("iopub_welcome", {"subscription": topic}, self.kernel.session)
             self._send("iopub", self.codec.serialize(welcome, [b"iopub_welcome"]))
@@ -174,6 +181,8 @@ class ZmqChannels:
 
     def deliver(self, envelope: Envelope) -> None:
         """Publish one iopub message (encoded once, shared by every ZMQ subscriber)."""
+        if not self._topics:
+            return  # XPUB would drop it: nobody subscribes
         self._send("iopub", envelope.encoded("zmq", self._encode_iopub))
 
     def _encode_iopub(self, msg: Message) -> list[bytes]:

@@ -8,7 +8,9 @@ from typing import Any
 
 #: After a flush, further output waits at most this long before the next one.
 DEFAULT_FLUSH_INTERVAL = 0.01
-DEFAULT_MAX_CHARS = 1 << 20
+#: Longest stream message: a flood becomes many small messages, so publishing one is
+#: a short piece of reactor work and readers get it in fine steps.
+DEFAULT_MAX_CHARS = 64 * 1024
 
 
 class OutputCoalescer:
