@@ -233,8 +233,9 @@ class JupyterServer(Server):
                 "--ServerApp.ip=127.0.0.1",
                 f"--ServerApp.root_dir={root}",
                 # ipytwist has no iopub rate limit; measure delivery, not dropping.
-                "--ServerApp.iopub_msg_rate_limit=0",
-                "--ServerApp.iopub_data_rate_limit=0",
+                # (The ServerApp.* spellings of these are deprecated and do not take effect.)
+                "--ZMQChannelsWebsocketConnection.iopub_msg_rate_limit=0",
+                "--ZMQChannelsWebsocketConnection.iopub_data_rate_limit=0",
                 "--ServerApp.log_level=WARN",
                 *(["--allow-root"] if os.geteuid() == 0 else []),
             ],
