@@ -283,7 +283,7 @@ def test_login_form_with_right_token_sets_cookie(svc: Service) -> None:
 
 def test_login_failures_are_rate_limited(tmp_path_factory: Any) -> None:
     """Repeated POST /login with a wrong token is answered 401 and then 429 with a
-    Retry-After header."""
+    Retry-After header; a valid token from that address is never refused."""
     with running_service(tmp_path_factory, "ratelimit") as svc:
         codes = []
         for _ in range(30):
@@ -295,6 +295,14 @@ def test_login_failures_are_rate_limited(tmp_path_factory: Any) -> None:
         assert codes[-1] == 429, codes
         assert int(r.headers["retry-after"]) > 0
         assert_error(r, 429)
+        # Failures only: the right token from the same address still passes, at once.
+        assert svc.api("GET", "/api/kernels").status_code == 200
+        r = requests.post(
+            svc.url + "/login", data={"token": svc.token}, timeout=10, allow_redirects=False
+        )
+        assert r.status_code == 302 and "ipytwist-login" in r.cookies
+        r = requests.get(svc.url + "/api/kernels", params={"token": "wrong"}, timeout=10)
+        assert r.status_code == 429
 
 
 # -- kernels under the service ----------------------------------------------------

@@ -60,12 +60,13 @@ class ServiceRoot(Resource):
         parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
         if parts == ["login"]:
             return self._login(request)
-        refused = self._rate_limited(request)
-        if refused is not None:
-            return refused
         via = self.auth.authenticate(request)
         is_api = parts[:1] == ["api"]
         if not via:
+            # Only failures are rate-limited: a valid credential always passes.
+            refused = self._rate_limited(request)
+            if refused is not None:
+                return refused
             if is_api:
                 return error_body(
                     request, ApiError(401, "Unauthorized", "a valid token is required")
@@ -116,9 +117,6 @@ class ServiceRoot(Resource):
     def _login(self, request: Any) -> Any:
         if request.method == b"POST":
             who = client_address(request)
-            refused = self._rate_limited(request)
-            if refused is not None:
-                return refused
             token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
             nxt = (request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace")
             if not nxt.startswith("/") or nxt.startswith("//"):
@@ -129,6 +127,9 @@ class ServiceRoot(Resource):
                     return write_json(request, 200, {"ok": True})
                 request.redirect(nxt.encode())
                 return b""
+            refused = self._rate_limited(request)
+            if refused is not None:
+                return refused
             self.auth.limiter.fail(who)
             self.log.info("failed login from {who}", who=who)
             request.setResponseCode(401)
