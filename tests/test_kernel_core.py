@@ -353,3 +353,29 @@ def test_restart_replaces_the_worker(env: Any) -> None:
     prov.workers[1].ready()
     assert d.called
     assert iopub.states()[-1] == "idle"
+
+
+def test_a_replaced_or_stopped_worker_reaches_no_client(env: Any) -> None:
+    """What an old worker writes or reports while it exits (IPython's exit handlers, a
+    late reply) goes nowhere: not into the last cell, not as the new worker's reply."""
+    kernel, prov, iopub, clock = env
+    old, client = prov.workers[0], Client()
+    first = execute("1")
+    kernel.handle("shell", first, client)
+    old.reply({"status": "ok"})
+    kernel.restart()
+    new = prov.workers[1]
+    new.ready()
+    running = execute("long")
+    kernel.handle("shell", running, client)
+    seen = len(iopub.msgs)
+    old.listener.worker_output("stderr", b"Exception ignored in atexit callback\n")
+    old.listener.worker_event({"ev": "reply", "content": {"status": "ok"}})
+    clock.advance(1)
+    assert len(iopub.msgs) == seen
+    assert kernel.execution_state == "busy"
+    assert running["msg_id"] not in [r["parent_header"]["msg_id"] for r in client.replies()]
+    kernel.shutdown()
+    prov.workers[1].listener.worker_output("stdout", b"bye\n")
+    clock.advance(1)
+    assert not [m for m in iopub.msgs[seen:] if m["msg_type"] == "stream"]

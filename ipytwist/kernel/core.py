@@ -48,6 +48,33 @@ class Provisioner(Protocol):
     def start(self, listener: Any) -> WorkerProcess: ...
 
 
+class _WorkerLink:
+    """One worker's reports, passed on while that worker is the kernel's own.
+
+    A worker being replaced (restart) or stopped (shutdown, cull) may still write
+    while it exits; none of that may land in a client's cell, and a late event of
+    it must never answer the next worker's request.
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.worker: WorkerProcess | None = None
+
+    def _current(self) -> bool:
+        return self.worker is not None and self.kernel.worker is self.worker
+
+    def worker_output(self, name: str, data: bytes) -> None:
+        if self._current():
+            self.kernel.worker_output(name, data)
+
+    def worker_event(self, event: dict[str, Any]) -> None:
+        if self._current():
+            self.kernel.worker_event(event)
+
+    def worker_exited(self, worker: WorkerProcess, description: str) -> None:
+        self.kernel.worker_exited(worker, description)
+
+
 class Kernel:
     """Request queue, busy/idle, parent headers, output fan-out, interrupt, restart."""
 
@@ -112,7 +139,8 @@ class Kernel:
     def _spawn(self) -> None:
         self._worker_ready = False
         self._output.reset()
-        self.worker = self.provisioner.start(self)
+        link = _WorkerLink(self)
+        self.worker = link.worker = self.provisioner.start(link)
         self.output_gate.attach(self.worker)
 
     def interrupt(self) -> None:

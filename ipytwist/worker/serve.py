@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import io
 import os
@@ -137,6 +138,10 @@ def serve() -> int:
             link.emit({"ev": "reply", "content": content})
         except KeyboardInterrupt:
             link.emit({"ev": "reply", "content": content})
+    # IPython registers atexit_operations with atexit too: run it once, here, while
+    # the kernel still reads our output, and never again at interpreter exit (a second
+    # run fails on the temp files it already removed).
+    atexit.unregister(shell.atexit_operations)
     try:
         shell.atexit_operations()
     except Exception:
