@@ -12,6 +12,7 @@ import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 from kernel_client import running_kernel
+from service_proc import pid_alive, wait_for
 
 TIMEOUT = 20
 
@@ -410,6 +411,34 @@ def test_worker_crash_is_reported_and_recovered(kc: BlockingKernelClient, crash:
     assert reply["content"]["status"] == "ok"
     assert stdout_of(msgs) == "False\n"
     assert _worker_pid(kc) != old_pid
+
+
+def test_background_children_neither_delay_a_crash_nor_outlive_it(
+    kc: BlockingKernelClient,
+) -> None:
+    """A child process and a forked copy left running by user code hold the worker's
+    output pipes; the worker's death is still reported at once, and both are ended with
+    it (they are in its process group)."""
+    code = (
+        "import os, subprocess\n"
+        "child = subprocess.Popen(['sleep', '30'])\n"
+        "fork = os.fork()\n"
+        "if fork == 0:\n"
+        "    import time; time.sleep(30); os._exit(0)\n"
+        "print(child.pid, fork)"
+    )
+    _, msgs = execute(kc, code)
+    children = [int(p) for p in stdout_of(msgs).split()]
+    assert all(pid_alive(p) for p in children)
+    started_at = time.monotonic()
+    msg_id = kc.execute("import os; os._exit(1)")
+    reply = reply_to(kc.get_shell_msg, msg_id)
+    assert time.monotonic() - started_at < 3
+    assert "exited with status 1" in reply["content"]["evalue"]
+    iopub_until_idle(kc, msg_id)
+    wait_for(lambda: not any(pid_alive(p) for p in children), 5, "the children to end")
+    reply, _ = execute(kc, "1")
+    assert reply["content"]["status"] == "ok"
 
 
 # -- shutdown --------------------------------------------------------------------

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 import requests
 from jupyter_client import BlockingKernelClient
-from service_proc import Service, WSClient, parent_id, pid_alive, running_service, stream_text
+from service_proc import (
+    Service,
+    WSClient,
+    parent_id,
+    pid_alive,
+    running_service,
+    stream_text,
+    wait_for,
+)
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 MODEL_KEYS = {"id", "name", "last_activity", "execution_state", "connections"}
@@ -374,9 +382,29 @@ def test_zmq_and_websocket_share_the_kernel(svc: Service, fresh_kernel: str) -> 
         ws.close()
 
 
+def test_delete_ends_a_kernel_with_a_background_child_at_once(svc: Service) -> None:
+    """DELETE /api/kernels/{id} does not wait for a child process user code left running;
+    the child ends with its kernel."""
+    kid = svc.start_kernel()
+    ws = WSClient.connect(svc, kid)
+    try:
+        reply, msgs = ws.execute(
+            "import subprocess\nchild = subprocess.Popen(['sleep', '60'])\nprint(child.pid)"
+        )
+        child = int(stream_text(msgs))
+        assert pid_alive(child)
+        started = time.monotonic()
+        assert svc.api("DELETE", f"/api/kernels/{kid}").status_code == 204
+        assert time.monotonic() - started < 5
+        wait_for(lambda: not pid_alive(child), 5, "the child to end")
+    finally:
+        ws.close()
+
+
 def test_sigterm_stops_everything(tmp_path_factory: Any) -> None:
-    """SIGTERM to twistd with two kernels running (one WebSocket still open) exits 0,
-    leaves no worker process and removes the connection files and server.json."""
+    """SIGTERM to twistd with two kernels running (one WebSocket still open, each with a
+    background child of user code holding its output pipes) exits 0 within 10 s, leaves
+    no worker process nor child, and removes the connection files and server.json."""
     with running_service(tmp_path_factory, "sigterm") as svc:
         pids = []
         kids = [svc.start_kernel(), svc.start_kernel()]
@@ -384,9 +412,13 @@ def test_sigterm_stops_everything(tmp_path_factory: Any) -> None:
         for kid in kids:
             ws = WSClient.connect(svc, kid)
             clients.append(ws)
-            reply, msgs = ws.execute("import os; print(os.getpid())")
+            reply, msgs = ws.execute(
+                "import os, subprocess\n"
+                "child = subprocess.Popen(['sleep', '60'])\n"
+                "print(os.getpid(), child.pid)"
+            )
             assert reply["content"]["status"] == "ok"
-            pids.append(int(stream_text(msgs)))
+            pids += [int(p) for p in stream_text(msgs).split()]
         clients[1].close()
         assert all(pid_alive(p) for p in pids)
         files = glob.glob(os.path.join(svc.state_dir, "kernel-*.json"))
@@ -394,7 +426,7 @@ def test_sigterm_stops_everything(tmp_path_factory: Any) -> None:
 
         assert svc.proc is not None
         svc.proc.send_signal(signal.SIGTERM)
-        code = svc.proc.wait(30)
+        code = svc.proc.wait(10)
         assert code == 0, svc.log()[-3000:]
         alive = [p for p in pids if pid_alive(p)]
         assert not alive, alive

@@ -166,13 +166,35 @@ class WorkerProcess(ProcessProtocol):
                 reader.startReading()
 
     def processExited(self, reason: Failure) -> None:
-        # Twisted reports the end once every pipe is closed: read them to their EOF
-        # even while the output gate is closed.
-        self.resume_output()
+        """The worker is gone.  Its death is known now, not when its pipes close: a
+        background child of user code may hold them open for as long as it lives."""
+        self.alive = False
+        self.kill_group()  # user code's children end with their interpreter
+        self._read_events_left()
+        self.drain_output()
+        for fd in (*STREAM_NAMES, EVENT_FD, REQUEST_FD):
+            if self._pipe(fd) is not None:
+                self.transport.closeChildFD(fd)  # processEnded follows
+
+    def _read_events_left(self) -> None:
+        """Take in the events the worker wrote before it died (a last reply)."""
+        reader = self._pipe(EVENT_FD)
+        if reader is None:
+            return
+        total = 0
+        while total < EVENT_DRAIN_BYTES:
+            try:
+                data = os.read(reader.fileno(), 1 << 16)
+            except (BlockingIOError, InterruptedError, OSError):
+                return
+            if not data:
+                return
+            total += len(data)
+            self.childDataReceived(EVENT_FD, data)
 
     def processEnded(self, reason: Failure) -> None:
         self.alive = False
-        self.drain_output(None)
+        self.drain_output()
         self.sync.flush()
         description = describe_exit(reason)
         self.listener.worker_exited(self, description)
@@ -209,10 +231,20 @@ class WorkerProcess(ProcessProtocol):
                 pass
 
     def kill(self) -> None:
+        """SIGKILL to the worker and every process user code started in its group."""
+        self.kill_group()
         try:
             self.transport.signalProcess("KILL")
         except (ProcessExitedAlready, AttributeError, OSError):
             pass
+
+    def kill_group(self) -> None:
+        # The worker makes itself the leader of a process group named by its pid.
+        if self.pid:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                pass
 
     def stop(self, reactor: Any, grace: float = 2.0) -> Deferred:
         """Ask the worker to finish (EOF on its request pipe); kill it after ``grace``."""
