@@ -6,10 +6,12 @@ import json
 import os
 import secrets
 import signal
+import sys
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
@@ -63,24 +65,65 @@ class Options(usage.Options):
             self["token"] = os.environ.get("IPYTWIST_TOKEN") or secrets.token_hex(32)
         if not self["state-dir"]:
             self["state-dir"] = default_state_dir()
-        for key in ("max-kernels", "prespawn"):
+        for key in ("max-kernels", "prespawn", "cull-idle"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
+        for key in ("replay-messages", "replay-bytes"):
+            if self[key] < 1:
+                raise usage.UsageError(f"--{key} must be >= 1")
+        check_endpoint(self["listen"])
+
+
+def check_endpoint(description: str) -> None:
+    """Refuse a --listen that can never work (unknown type, bad port) before starting."""
+    try:
+        endpoint = serverFromString(None, description)  # parses only: no reactor needed
+    except (ValueError, KeyError, TypeError) as e:
+        raise usage.UsageError(f"--listen {description!r}: {e}") from None
+    port = getattr(endpoint, "_port", 0)
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise usage.UsageError(f"--listen {description!r}: port {port} is not in 0-65535")
 
 
 class _Listening(StreamServerEndpointService):
     """Listens, then logs the address to open (with the token) and writes server.json."""
 
-    def __init__(self, endpoint: Any, factory: Any, token: str, state_dir: str, tls: bool):
+    def __init__(
+        self,
+        endpoint: Any,
+        factory: Any,
+        token: str,
+        state_dir: str,
+        tls: bool,
+        *,
+        description: str = "",
+        exit_status: _ExitStatus,
+    ):
         super().__init__(endpoint, factory)
+        self.description = description
+        self.exit_status = exit_status
         self.token = token
         self.state_dir = state_dir
         self.tls = tls
         self.info_path = os.path.join(state_dir, "server.json")
 
-    def startService(self) -> None:
-        super().startService()
-        self._waitingForPort.addCallback(self._announce)
+    def privilegedStartService(self) -> None:
+        # As the base class does, but a failure gets one line and exit 1 (the base
+        # class logs a traceback and goes on serving nothing).
+        Service.privilegedStartService(self)
+        self._waitingForPort = self.endpoint.listen(self.factory)
+        self._waitingForPort.addCallbacks(self._announce, self._failed)
+
+    def _failed(self, failure: Any) -> None:
+        if failure.check(CancelledError):
+            return None
+        """Listening failed (port in use, no permission): one line, then exit 1."""
+        log.critical(
+            "ipytwist cannot listen on {listen}: {why}",
+            listen=self.description,
+            why=failure.getErrorMessage(),
+        )
+        self.exit_status.fail(1)
 
     def _announce(self, port: Any) -> Any:
         addr = port.getHost()
@@ -124,14 +167,25 @@ class _ExitStatus(Service):
 
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
+        self.code = 0
 
     def startService(self) -> None:
         super().startService()
         self.reactor.addSystemEventTrigger("after", "shutdown", self._clear)
 
+    def fail(self, code: int) -> None:
+        """Stop the service; the process exits with ``code`` once everything has stopped."""
+        self.code = code
+        self.reactor.callWhenRunning(self.reactor.stop)
+
     def _clear(self) -> None:
         if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
             self.reactor._exitSignal = None
+        if self.code:
+            # twistd has no exit status of its own to give: leave with ours.
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(self.code)
 
 
 def makeService(options: Options, reactor: Any = None) -> MultiService:
@@ -144,7 +198,8 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     txaio.use_twisted()
     txaio.set_global_log_level("warn")  # autobahn's per-frame debug lines are noise here
     top = MultiService()
-    _ExitStatus(reactor).setServiceParent(top)
+    exit_status = _ExitStatus(reactor)
+    exit_status.setServiceParent(top)
     host = KernelHost(
         reactor,
         options["state-dir"],
@@ -165,5 +220,7 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         options["token"],
         options["state-dir"],
         tls=listen.startswith(("ssl:", "tls:")),
+        description=listen,
+        exit_status=exit_status,
     ).setServiceParent(top)
     return top

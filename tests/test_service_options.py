@@ -1,12 +1,18 @@
-"""Service options that change kernel lifecycles: --prespawn and --cull-idle."""
+"""Service options: --prespawn and --cull-idle, and what is refused before serving."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
 from typing import Any
 
-from service_proc import WSClient, running_service, wait_for
+import pytest
+from service_proc import WSClient, running_service, twistd_command, wait_for
+from twisted.python import usage
+
+from ipytwist.tap import Options
 
 
 def test_prespawned_kernel_is_ready_at_once_and_the_pool_refills(tmp_path_factory: Any) -> None:
@@ -60,3 +66,52 @@ def test_idle_kernels_without_connections_are_culled(tmp_path_factory: Any) -> N
             assert reply["content"]["status"] == "ok"
         finally:
             ws.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--listen", "bogus:1"],
+        ["--listen", "tcp:99999"],
+        ["--listen", "tcp:notaport"],
+        ["--cull-idle", "-5"],
+        ["--replay-bytes", "0"],
+        ["--replay-messages", "0"],
+        ["--max-kernels", "-1"],
+    ],
+)
+def test_impossible_options_are_usage_errors(argv: list[str]) -> None:
+    """An endpoint that can never listen, or a negative or zero bound, is refused when the
+    options are parsed, not at run time."""
+    with pytest.raises(usage.UsageError):
+        Options().parseOptions(argv)
+
+
+def test_a_port_in_use_ends_the_service_with_one_line(tmp_path: Any) -> None:
+    """twistd exits 1 within seconds, having logged one line saying why and no
+    traceback, instead of running on with nothing to serve."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [
+                *twistd_command(),
+                "-n",
+                "--pidfile=",
+                "ipytwist",
+                "--listen",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--state-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    lines = [line for line in out.splitlines() if "cannot listen" in line]
+    assert len(lines) == 1 and "Address already in use" in lines[0], out
+    assert "Traceback" not in out
+    assert not os.path.exists(os.path.join(str(tmp_path), "server.json"))
