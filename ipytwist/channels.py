@@ -19,6 +19,7 @@ from txzmq import ZmqConnection, ZmqFactory
 
 from .kernel.core import Kernel
 from .kernel.stream import Envelope
+from .loglimit import LimitedLog
 from .wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -27,16 +28,82 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 IOPUB_HWM = 1000
 
 
-class _Socket(ZmqConnection):
-    """A txzmq connection that hands every multipart message to a callback."""
+#: Messages read from one socket per reactor turn: a flood of requests on one
+#: kernel leaves the reactor free for the others between batches.
+READ_BATCH = 100
+#: libzmq refuses (and disconnects) a peer sending a frame larger than the message
+#: limit plus this, before allocating it; smaller oversized messages are dropped
+#: (and logged) by the wire codec.
+FRAME_SLACK = 1 << 20
+#: Subscriptions and heartbeats are tiny.
+SMALL_FRAME_BYTES = 64 * 1024
 
-    def __init__(self, factory: ZmqFactory, socket_type: int, on_message: Callable) -> None:
+
+class Oversized:
+    """Stands for a multipart message whose frames added up past the limit."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+
+class _Socket(ZmqConnection):
+    """A txzmq connection that hands every multipart message to a callback, reads a
+    bounded batch per reactor turn and never holds more than one oversized frame."""
+
+    def __init__(
+        self,
+        factory: ZmqFactory,
+        socket_type: int,
+        on_message: Callable,
+        max_bytes: int = SMALL_FRAME_BYTES,
+    ) -> None:
         self.socketType = socket_type
         self.on_message = on_message
+        self.max_bytes = max_bytes
+        self._oversized = 0
         super().__init__(factory)
+        self.socket.set(zmq.MAXMSGSIZE, max_bytes + FRAME_SLACK)
 
-    def messageReceived(self, message: list[bytes]) -> None:
+    def messageReceived(self, message: Any) -> None:
         self.on_message(message)
+
+    def _readMultipart(self) -> Any:
+        # txzmq keeps every frame; past the limit we keep none and count only.
+        total = sum(len(p) for p in self.recv_parts)
+        while True:
+            part = self.socket.recv(zmq.NOBLOCK)
+            total += len(part)
+            if total <= self.max_bytes:
+                self.recv_parts.append(part)
+            else:
+                self.recv_parts = []
+                self._oversized = total
+            if not self.socket.get(zmq.RCVMORE):
+                result, self.recv_parts = self.recv_parts, []
+                big, self._oversized = self._oversized, 0
+                return Oversized(big) if big else result
+
+    def doRead(self, limit: int | None = READ_BATCH) -> None:
+        """Read up to ``limit`` messages now; the rest on the next reactor turn."""
+        if self.read_scheduled is not None:
+            if not self.read_scheduled.called:
+                self.read_scheduled.cancel()
+            self.read_scheduled = None
+        count = 0
+        while self.factory is not None and self.socket is not None:
+            if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+                return
+            if limit is not None and count >= limit:
+                from twisted.internet import reactor
+
+                self.read_scheduled = reactor.callLater(0, self.doRead)
+                return
+            try:
+                message = self._readMultipart()
+            except zmq.Again:
+                continue
+            count += 1
+            self.messageReceived(message)
 
 
 class ZmqRequester:
@@ -86,6 +153,8 @@ class ZmqChannels:
     ) -> None:
         self.kernel = kernel
         self.connection = dict(connection)
+        #: Rejected input is logged at most a few lines at a time, then summarised.
+        self.rejects = LimitedLog(self.log, kernel.reactor)
         self.codec = WireCodec(
             str(connection.get("key", "")).encode(),
             connection.get("signature_scheme", "hmac-sha256"),
@@ -100,7 +169,12 @@ class ZmqChannels:
         self._topics: set[bytes] = set()
 
         def router(name: str) -> _Socket:
-            sock = _Socket(factory, zmq.ROUTER, lambda frames: self._on_request(name, frames))
+            sock = _Socket(
+                factory,
+                zmq.ROUTER,
+                lambda frames: self._on_request(name, frames),
+                max_message_bytes,
+            )
             sock.socket.set(zmq.ROUTER_HANDOVER, 1)
             return sock
 
@@ -137,13 +211,29 @@ class ZmqChannels:
     # -- incoming -----------------------------------------------------------
 
     def _on_request(self, channel: str, frames: list[bytes]) -> None:
+        if isinstance(frames, Oversized):
+            why = f"message of {frames.total}+ bytes exceeds {self.codec.max_message_bytes}"
+            self.rejects.warn(
+                "{channel}: dropped message: {why}", f"{channel}:size", channel=channel, why=why
+            )
+            return
         try:
             idents, msg = self.codec.deserialize(frames)
         except WireError as e:
-            self.log.warn("{channel}: dropped message: {why}", channel=channel, why=str(e))
+            self.rejects.warn(
+                "{channel}: dropped message: {why}",
+                f"{channel}:{type(e).__name__}",
+                channel=channel,
+                why=str(e),
+            )
             return
         if not isinstance(msg["header"].get("msg_id", ""), str):
-            self.log.warn("{channel}: dropped message: msg_id is not a string", channel=channel)
+            self.rejects.warn(
+                "{channel}: dropped message: {why}",
+                f"{channel}:msg_id",
+                channel=channel,
+                why="msg_id is not a string",
+            )
             return
         try:
             self.kernel.handle(channel, msg, ZmqRequester(self, idents))
@@ -158,7 +248,7 @@ class ZmqChannels:
     def _drain_shell(self) -> None:
         sock = self.sockets["shell"]
         if sock.socket is not None:
-            sock.doRead()
+            sock.doRead(limit=None)
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         frame = frames[0] if frames else b""

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -248,3 +249,77 @@ def test_kernel_still_runs_code_and_never_logged_a_payload(kernel: Kernel) -> No
     assert reply["content"]["status"] == "ok"
     assert MARKER not in kernel.stderr()
     assert all(len(line) < 300 for line in kernel.stderr().splitlines())
+
+
+def _peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_huge_unsigned_frame_is_refused_before_it_costs_memory(kernel: Kernel) -> None:
+    """A 200 MB frame is refused by libzmq itself, which disconnects the sender, before it
+    is buffered: the kernel's peak memory does not grow with it, and it keeps serving."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    pid = kernel.km.provisioner.process.pid  # type: ignore[union-attr]
+    before_peak, before_log = _peak_rss_mib(pid), kernel.stderr()
+    sock = kernel.socket("shell")
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    try:
+        sock.send_multipart([DELIM, b"0" * 64, b"x" * (200 * 1024 * 1024)], copy=False)
+        # Either the kernel refuses it (we are disconnected) or it takes it in whole and
+        # the wire codec drops it (a log line): wait, bounded, for whichever comes.
+        deadline = time.monotonic() + 30
+        refused = False
+        while time.monotonic() < deadline:
+            if monitor.poll(100):
+                refused = recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED
+                break
+            if "exceeds" in kernel.stderr()[len(before_log) :]:
+                break
+        else:
+            raise AssertionError("neither refused nor dropped within 30 s")
+        fresh = kernel.socket("shell")
+        try:
+            assert_still_serving(kernel, fresh)
+        finally:
+            fresh.close()
+    finally:
+        sock.disable_monitor()
+        monitor.close()
+        sock.close()
+    assert refused, "the frame was received whole"
+    assert _peak_rss_mib(pid) - before_peak < 50
+
+
+def test_a_multipart_message_over_the_limit_is_dropped(kernel: Kernel) -> None:
+    """Frames each under the limit but adding up past it are counted (not kept) and the
+    message is dropped with a line saying so."""
+    before = kernel.stderr()
+    sock = kernel.socket("shell")
+    try:
+        frame = b"y" * (MAX_BYTES // 2)
+        sock.send_multipart([DELIM, b"0" * 64, *[frame] * 8])
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+    new = kernel.stderr()[len(before) :]
+    assert "exceeds" in new and str(MAX_BYTES) in new
+
+
+def test_a_flood_of_unsigned_messages_is_a_few_log_lines(kernel: Kernel) -> None:
+    """20,000 messages with bad signatures are all dropped; the log gets a handful of
+    lines, not 20,000, and the kernel answers the next valid request."""
+    before = kernel.stderr()
+    sock = kernel.socket("control")
+    try:
+        for _ in range(20_000):
+            sock.send_multipart([DELIM, b"0" * 64, *kernel.parts("kernel_info_request")])
+        assert_still_serving(kernel, sock)
+    finally:
+        sock.close()
+    new = kernel.stderr()[len(before) :].splitlines()
+    assert 1 <= len([line for line in new if "dropped" in line]) <= 20, new[:30]
