@@ -23,6 +23,7 @@ from ipytwist.wire import (
     WireCodec,
     WireError,
     dumps,
+    dumps_strings,
     new_message,
     reply_type,
 )
@@ -233,3 +234,14 @@ def test_deeply_nested_json_is_a_malformed_message() -> None:
     frames[-1] = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(MalformedMessage):
         codec.deserialize(frames)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain\n", "caf\u00e9 \u2603 \U0001f600\n", 'quote " back \\ tab \t nul \x00', "\udc80lone"],
+)
+def test_dumps_strings_writes_what_dumps_writes(text: str) -> None:
+    """The fast encoder for stream messages gives the same bytes as dumps, lone surrogates
+    included (they take the slow path)."""
+    msg = new_message("stream", {"name": "stdout", "text": text}, "s")
+    assert dumps_strings(msg) == dumps(msg)

@@ -30,7 +30,7 @@ STREAM_READ_PAUSE = 0.01
 STREAM_PIPE_BYTES = 1 << 20
 #: Most bytes read from one stream pipe in one reactor turn: a flood on one kernel
 #: leaves the reactor free for the others between slices.
-READ_SLICE_BYTES = 256 * 1024
+READ_SLICE_BYTES = 64 * 1024
 #: Most bytes read from one stream pipe when an event arrives.  Everything the worker
 #: wrote before the event's sync marker is in the pipe, and a pipe holds no more
 #: than its capacity, so this always reaches the marker.

@@ -16,7 +16,7 @@ import json
 import struct
 from typing import Any
 
-from ..wire import Message, dumps
+from ..wire import Message, dumps, dumps_strings
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 CHANNELS = ("shell", "control", "stdin", "iopub")
@@ -40,7 +40,9 @@ def encode_legacy(msg: Message, channel: str) -> tuple[bytes, bool]:
     }
     buffers = [bytes(b) for b in msg.get("buffers") or ()]
     if not buffers:
-        return dumps(body), False
+        # Stream output is most of a flood, and holds strings only.
+        encode = dumps_strings if body["msg_type"] == "stream" else dumps
+        return encode(body), False
     del body["buffers"]
     parts = [dumps(body), *buffers]
     offsets = [4 * (len(parts) + 1)]
