@@ -33,7 +33,7 @@ DEFAULT_LOG_MESSAGES = 10_000
 DEFAULT_LOG_BYTES = 64 * 1024 * 1024
 #: How far (messages, output bytes) the log end may run ahead of the leading cursor.
 DEFAULT_LEAD_MESSAGES = 1_000
-DEFAULT_LEAD_BYTES = 4 * 1024 * 1024
+DEFAULT_LEAD_BYTES = 2 * 1024 * 1024
 #: Memory of a message besides its strings (header dicts, ids, dates), for the log bound.
 MESSAGE_OVERHEAD = 1024
 
