@@ -133,7 +133,7 @@ def new_connection_info(ip: str = "127.0.0.1", transport: str = "tcp") -> dict[s
 
 def write_connection_file(path: str, info: dict[str, Any]) -> None:
     """Write ``info`` as JSON readable by its owner only (mode 0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         os.fchmod(f.fileno(), 0o600)
         json.dump(info, f, indent=1)

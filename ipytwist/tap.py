@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 import signal
+import stat
 import sys
 from typing import Any
 
@@ -72,6 +74,29 @@ class Options(usage.Options):
             if self[key] < 1:
                 raise usage.UsageError(f"--{key} must be >= 1")
         check_endpoint(self["listen"])
+        check_state_dir(self["state-dir"])
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def check_state_dir(path: str) -> None:
+    """Refuse a state directory others could plant files (a server.json symlink) in."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return  # created 0700 at start
+    if not stat.S_ISDIR(st.st_mode):
+        raise usage.UsageError(f"--state-dir {path}: not a directory")
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise usage.UsageError(
+            f"--state-dir {path}: unsafe (it must belong to you and be writable by you "
+            "alone, as the token is written there)"
+        )
 
 
 def check_endpoint(description: str) -> None:
@@ -127,14 +152,27 @@ class _Listening(StreamServerEndpointService):
 
     def _announce(self, port: Any) -> Any:
         addr = port.getHost()
-        host = getattr(addr, "host", "127.0.0.1")
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
+        bound = getattr(addr, "host", "127.0.0.1")
+        everywhere = bound in ("0.0.0.0", "::", "")
+        host = "127.0.0.1" if everywhere else bound
         if ":" in host:
             host = f"[{host}]"
         base = f"{'https' if self.tls else 'http'}://{host}:{addr.port}"
+        log.info(
+            "listening on {bound} port {port}{what}",
+            bound=bound or "*",
+            port=addr.port,
+            what=" (every interface)" if everywhere else "",
+        )
+        if not self.tls and (everywhere or not _is_loopback(bound)):
+            log.warn(
+                "WARNING: ipytwist is reachable from other machines over plain HTTP: the "
+                "token and all code and output cross the network unencrypted. Listen on "
+                "interface=127.0.0.1, or use an ssl: endpoint."
+            )
+        log.info("state directory: {dir}", dir=self.state_dir)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        fd = os.open(self.info_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(self.info_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(
                 {

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 from service_proc import WSClient, running_service, twistd_command, wait_for
+from twisted.internet.address import IPv4Address
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import usage
 
-from ipytwist.tap import Options
+from ipytwist.kernel import LocalProvisioner
+from ipytwist.tap import Options, _ExitStatus, _Listening
 
 
 def test_prespawned_kernel_is_ready_at_once_and_the_pool_refills(tmp_path_factory: Any) -> None:
@@ -115,3 +118,70 @@ def test_a_port_in_use_ends_the_service_with_one_line(tmp_path: Any) -> None:
     assert len(lines) == 1 and "Address already in use" in lines[0], out
     assert "Traceback" not in out
     assert not os.path.exists(os.path.join(str(tmp_path), "server.json"))
+
+
+def test_a_state_dir_others_can_write_to_is_refused(tmp_path: Any) -> None:
+    """The token is written to STATE_DIR/server.json: a directory that is group- or
+    world-writable (where a symlink could be planted) is a usage error."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(usage.UsageError, match="unsafe"):
+        Options().parseOptions(["--state-dir", str(shared)])
+    shared.chmod(0o700)
+    Options().parseOptions(["--state-dir", str(shared)])
+
+
+class _Port:
+    def __init__(self, host: str, port: int) -> None:
+        self.address = IPv4Address("TCP", host, port)
+
+    def getHost(self) -> IPv4Address:
+        return self.address
+
+
+def _announced(tmp_path: Any, host: str, tls: bool = False) -> list[str]:
+    lines: list[str] = []
+
+    def observe(event: dict) -> None:
+        lines.append(formatEvent(event))
+
+    listening = _Listening(
+        None, None, "tok", str(tmp_path / "state"), tls, exit_status=_ExitStatus(None)
+    )
+    globalLogPublisher.addObserver(observe)
+    try:
+        listening._announce(_Port(host, 8888))
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    return lines
+
+
+def test_binding_every_interface_is_said_plainly_and_warned_about(tmp_path: Any) -> None:
+    """The log names the real address; without TLS off loopback it warns loudly."""
+    lines = _announced(tmp_path, "0.0.0.0")
+    assert any("listening on 0.0.0.0 port 8888 (every interface)" in line for line in lines)
+    assert any("reachable from other machines over plain HTTP" in line for line in lines)
+    assert any(str(tmp_path / "state") in line for line in lines)  # where the state is
+    quiet = _announced(tmp_path, "127.0.0.1")
+    assert not any("reachable from other machines" in line for line in quiet)
+    tls = _announced(tmp_path, "0.0.0.0", tls=True)
+    assert not any("reachable from other machines" in line for line in tls)
+
+
+def test_workers_do_not_inherit_the_token(monkeypatch: Any) -> None:
+    """IPYTWIST_TOKEN in the service's environment is not passed on to user code."""
+    monkeypatch.setenv("IPYTWIST_TOKEN", "secret")
+    spawned: list[dict] = []
+
+    class Reactor:
+        def spawnProcess(self, proto: Any, exe: str, args: list, env: dict, **kw: Any) -> None:
+            spawned.append(env)
+
+    class Listener:
+        def worker_output(self, name: str, data: bytes) -> None:
+            pass
+
+    LocalProvisioner(Reactor()).start(Listener())  # type: ignore[arg-type]
+    assert "IPYTWIST_TOKEN" not in spawned[0]
+    assert os.environ["IPYTWIST_TOKEN"] == "secret"

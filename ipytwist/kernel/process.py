@@ -36,6 +36,8 @@ READ_SLICE_BYTES = 64 * 1024
 #: than its capacity, so this always reaches the marker.
 EVENT_DRAIN_BYTES = STREAM_PIPE_BYTES + (64 << 10)
 _F_SETPIPE_SZ = 1031
+#: The environment variable that may carry the service's access token.
+TOKEN_ENV = "IPYTWIST_TOKEN"
 
 
 class WorkerListener(Protocol):
@@ -318,6 +320,7 @@ class LocalProvisioner:
         proto = WorkerProcess(listener, sync_token=token, clock=self.reactor)
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONIOENCODING", "utf-8")
+        env.pop(TOKEN_ENV, None)  # the service's token is not user code's business
         env[SYNC_ENV] = token
         self.reactor.spawnProcess(
             proto,

@@ -72,14 +72,17 @@ class Authenticator:
     def token_ok(self, candidate: str) -> bool:
         return hmac.compare_digest(candidate.encode(), self.token.encode())
 
-    def token_from(self, request: Any) -> tuple[str, str]:
-        """``(token, via)`` presented by the request, ``via`` in header/param/cookie/''."""
+    def token_from(
+        self, request: Any, args: dict[bytes, list[bytes]] | None = None
+    ) -> tuple[str, str]:
+        """``(token, via)`` presented by the request, ``via`` in header/param/cookie/''.
+        ``args``: the query arguments, when the request has not parsed them yet."""
         auth = _header(request, b"authorization")
         if auth:
             scheme, _, value = auth.partition(" ")
             if scheme.lower() in ("token", "bearer") and value.strip():
                 return value.strip(), "header"
-        values = request.args.get(b"token")
+        values = (request.args if args is None else args).get(b"token")
         if values:
             return values[0].decode("utf-8", "replace"), "param"
         return "", ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.logger import Logger
@@ -13,6 +13,7 @@ from twisted.web.server import Site
 
 from ..host import HostedKernel, KernelHost
 from .auth import STATE_CHANGING, Authenticator, client_address
+from .guard import GuardedSite
 from .rest import ApiError, KernelsApi, error_body, write_json
 from .websocket import KernelSockets
 
@@ -141,8 +142,24 @@ class ServiceRoot(Resource):
         return LOGIN_PAGE.format(message=message, next=html.escape(nxt)).encode()
 
 
+def credentials_in_headers(auth: Authenticator) -> Any:
+    """Whether a request may send a body, judged before its body is read: the login
+    form, or a valid token (header or URL) or login cookie."""
+
+    def check(request: Any, path: bytes) -> bool:
+        parts = urlsplit(path)
+        if parts.path == b"/login":
+            return True
+        token, via = auth.token_from(request, parse_qs(parts.query))
+        if token:
+            return auth.token_ok(token)
+        return auth.cookie_ok(request)
+
+    return check
+
+
 def make_site(host: KernelHost, auth: Authenticator, reactor: Any) -> Site:
     attach_websockets(host, reactor)
-    site = Site(ServiceRoot(host, auth))
+    site = GuardedSite(ServiceRoot(host, auth), credentials_in_headers(auth), reactor)
     site.displayTracebacks = False
     return site

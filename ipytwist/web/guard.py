@@ -1,0 +1,174 @@
+"""The HTTP layer's defences: what is refused before it costs memory, disk or time.
+
+- A request body is refused (413, or 401 without credentials) from its headers,
+  before a byte of it is read: no body is ever spooled to disk.
+- Request headers must arrive complete within ``HEADER_TIMEOUT`` seconds of the
+  connection (or of the previous response): a slow trickle of header bytes
+  (slowloris) cannot hold a connection forever.
+- The access log never shows a token given in the URL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+from twisted.logger import Logger
+from twisted.web import http
+from twisted.web.server import Request, Site
+
+from ..loglimit import LimitedLog
+
+#: Largest request body accepted: REST bodies are small JSON, the login form smaller.
+MAX_BODY_BYTES = 64 * 1024
+#: Seconds a client has to send a request's headers, counted from the connection (or
+#: from the previous response on a kept-alive connection).
+HEADER_TIMEOUT = 10.0
+TOO_LARGE = (413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+
+_TOKEN_IN_URI = re.compile(rb"((?:^|[?&])token=)[^&#]*", re.IGNORECASE)
+
+log = Logger()
+
+
+def redact_uri(uri: bytes) -> bytes:
+    """``uri`` with the value of every ``token`` query parameter replaced."""
+    return _TOKEN_IN_URI.sub(rb"\1[redacted]", uri)
+
+
+class _Redacted:
+    """A request as the access log sees it: the same, but for its URI."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        self.uri = redact_uri(request.uri)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+def access_log_line(timestamp: str, request: Any) -> str:
+    """Twisted's combined log format, with tokens in URLs redacted."""
+    return http.combinedLogFormatter(timestamp, _Redacted(request))
+
+
+class GuardedRequest(Request):
+    """Refuses an unwanted body from the request's headers, before reading it."""
+
+    refused = False
+    _body_bytes = 0
+
+    def gotLength(self, length: int | None) -> None:
+        site = getattr(self.channel, "site", None)
+        refusal = site.refuse_body(self, length) if isinstance(site, GuardedSite) else None
+        if refusal is not None:
+            self._refuse(*refusal)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.refused:
+            return
+        self._body_bytes += len(data)
+        if self._body_bytes > MAX_BODY_BYTES:  # chunked bodies declare no length
+            self._refuse(
+                413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+            )
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self.refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self, code: int, reason: str, message: str) -> None:
+        """Answer now and close: the rest of the body is never read."""
+        self.refused = True
+        self.content = io.BytesIO()
+        body = json.dumps({"reason": reason, "message": message}).encode()
+        transport = self.channel.transport
+        transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (code, reason.encode(), len(body), body)
+        )
+        transport.loseConnection()
+        site = self.channel.site
+        site.refusals.warn(
+            "refused a request body before reading it: {code} {message}",
+            str(code),
+            code=code,
+            message=message,
+        )
+
+
+class GuardedChannel(http.HTTPChannel):
+    """An HTTP channel whose request headers must be complete within a time limit."""
+
+    header_timeout = HEADER_TIMEOUT
+    _header_call: Any = None
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self._arm_header_timer()
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_call = self.callLater(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_call is not None:
+            if self._header_call.active():
+                self._header_call.cancel()
+            self._header_call = None
+
+    def allHeadersReceived(self) -> None:
+        self._disarm_header_timer()
+        super().allHeadersReceived()
+
+    def requestDone(self, request: Any) -> None:
+        super().requestDone(request)
+        if self.persistent and not getattr(self.transport, "disconnecting", False):
+            self._arm_header_timer()  # the next request's headers, on the same terms
+
+    def connectionLost(self, reason: Any) -> None:
+        self._disarm_header_timer()
+        super().connectionLost(reason)
+
+    def _headers_too_slow(self) -> None:
+        self._header_call = None
+        site = getattr(self, "site", None)
+        if isinstance(site, GuardedSite):
+            site.refusals.warn(
+                "closed a connection: request headers not complete within {t:g}s",
+                "headers",
+                t=self.header_timeout,
+            )
+        self.transport.abortConnection()
+
+
+class GuardedSite(Site):
+    """A :class:`Site` with the defences above; ``authenticated(request)`` says whether
+    a request's headers (or URL) carry valid credentials."""
+
+    requestFactory = GuardedRequest
+
+    def __init__(self, resource: Any, authenticated: Any, reactor: Any) -> None:
+        super().__init__(resource, logFormatter=access_log_line, reactor=reactor)
+        self.authenticated = authenticated
+        self.refusals = LimitedLog(log, reactor)
+
+    def protocol(self) -> GuardedChannel:  # type: ignore[override]
+        # HTTP/1.1 only (no HTTP/2 negotiation): the channel is ours.
+        return GuardedChannel()
+
+    def refuse_body(self, request: Any, length: int | None) -> tuple[int, str, str] | None:
+        """Why a request's body must not be read, from its headers alone (None: read it)."""
+        if not length:
+            return None
+        if length > MAX_BODY_BYTES:
+            return TOO_LARGE
+        if not self.authenticated(request, getattr(request.channel, "_path", b"")):
+            return (401, "Unauthorized", "a valid token is required")
+        return None
