@@ -323,3 +323,29 @@ def test_a_flood_of_unsigned_messages_is_a_few_log_lines(kernel: Kernel) -> None
         sock.close()
     new = kernel.stderr()[len(before) :].splitlines()
     assert 1 <= len([line for line in new if "dropped" in line]) <= 20, new[:30]
+
+
+def test_execute_with_wrongly_typed_fields_runs_nothing(kernel: Kernel) -> None:
+    """code that is not a string, or user_expressions that is not a dict, is refused with
+    an error reply before anything runs (it used to run str(code), or run the cell and
+    fail afterwards)."""
+    sock = kernel.socket("shell")
+    try:
+        for content in (
+            {"code": 5},
+            {"code": ["ran_list = 1"]},
+            {"code": "ran_cell = 1", "user_expressions": [1]},
+        ):
+            req = kernel.parts("execute_request", content)
+            sock.send_multipart(kernel.signed(req))
+            reply = assert_next_reply_is_to(sock, req)["content"]
+            assert reply["status"] == "error" and reply["ename"] == "TypeError", reply
+            assert isinstance(reply["execution_count"], int)
+        check = kernel.parts("execute_request", {"code": "print('ran_cell' in globals())"})
+        sock.send_multipart(kernel.signed(check))
+        assert assert_next_reply_is_to(sock, check)["content"]["status"] == "ok"
+    finally:
+        sock.close()
+    kc = kernel.kc  # type: ignore[attr-defined]
+    reply = kc.execute_interactive("assert 'ran_cell' not in globals()", timeout=30)
+    assert reply["content"]["status"] == "ok"

@@ -138,3 +138,30 @@ def test_the_access_log_never_shows_a_token() -> None:
     line = access_log_line("[ts]", request)
     assert TOKEN not in line
     assert "token=[redacted]&y=2" in line and "x=1" in line
+
+
+def test_login_redirects_stay_on_this_site() -> None:
+    """next=//host, next=/\\host, schemes and control characters all go to /."""
+    from ipytwist.web.auth import safe_next
+
+    assert safe_next("/kernels/abc?x=1") == "/kernels/abc?x=1"
+    for evil in (
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/a\\b",
+        "x",
+        "/\r\n",
+    ):
+        assert safe_next(evil) == "/", evil
+
+
+def test_a_non_ascii_cookie_is_just_not_a_login() -> None:
+    """A login cookie with non-ASCII bytes is refused like any wrong cookie (it was a 500)."""
+    auth = Authenticator(TOKEN, MemoryReactorClock())
+    request = DummyRequest([b""])
+    request.addCookie = lambda *a, **kw: None  # type: ignore[attr-defined]
+    request.isSecure = lambda: False  # type: ignore[method-assign]
+    auth.issue_cookie(request)
+    request.getCookie = lambda name: "caf\u00e9".encode()  # type: ignore[attr-defined]
+    assert auth.cookie_ok(request) is False

@@ -91,10 +91,10 @@ class Authenticator:
         value = request.getCookie(COOKIE_NAME.encode())
         if not value:
             return False
-        value = value.decode("ascii", "replace")
         expires = None
         for known, exp in self._logins.items():  # constant-time per entry
-            if hmac.compare_digest(known, value):
+            # bytes: any cookie value compares (str would refuse non-ASCII with a 500)
+            if hmac.compare_digest(known.encode(), value):
                 expires = exp
         return expires is not None and expires > time.time()
 
@@ -149,6 +149,22 @@ class Authenticator:
         if host and netloc and hmac.compare_digest(netloc.lower(), host.lower()):
             return True
         return any(fnmatch.fnmatchcase(origin, pat) for pat in self.allow_origins)
+
+
+def safe_next(target: str) -> str:
+    """A same-site path to go to after login; anything else (``//host``, ``/\\host``,
+    a scheme, control characters) becomes ``/``."""
+    if (
+        not target.startswith("/")
+        or target[1:2] in ("/", "\\")
+        or "\\" in target
+        or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target)
+    ):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
 
 
 def client_address(request: Any) -> str:

@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from ..host import HostedKernel, KernelHost
-from .auth import STATE_CHANGING, Authenticator, client_address
+from .auth import STATE_CHANGING, Authenticator, client_address, safe_next
 from .guard import GuardedSite
 from .rest import ApiError, KernelsApi, error_body, write_json
 from .websocket import KernelSockets
@@ -83,7 +83,7 @@ class ServiceRoot(Resource):
         if via == "param" and not is_api and request.method == b"GET":
             # ?token= logs the browser in, then the token leaves the address bar.
             self.auth.issue_cookie(request)
-            request.redirect(request.path or b"/")
+            request.redirect(safe_next(request.path.decode("utf-8", "replace")).encode())
             return b""
         if is_api:
             if len(parts) == 4 and parts[1] == "kernels" and parts[3] == "channels":
@@ -119,9 +119,7 @@ class ServiceRoot(Resource):
         if request.method == b"POST":
             who = client_address(request)
             token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
-            nxt = (request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace")
-            if not nxt.startswith("/") or nxt.startswith("//"):
-                nxt = "/"
+            nxt = safe_next((request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace"))
             if token and self.auth.token_ok(token):
                 self.auth.issue_cookie(request)
                 if b"json" in (request.getHeader(b"accept") or b""):
@@ -137,7 +135,7 @@ class ServiceRoot(Resource):
             message = "<p>Invalid token.</p>"
         else:
             message = ""
-            nxt = (request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace")
+            nxt = safe_next((request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace"))
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return LOGIN_PAGE.format(message=message, next=html.escape(nxt)).encode()
 

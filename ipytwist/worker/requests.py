@@ -70,7 +70,19 @@ class RequestHandlers:
 
     def execute(self, c: Content) -> Content:
         shell = self.shell
-        code = str(c.get("code", ""))
+        code = c.get("code", "")
+        expressions = c.get("user_expressions") or {}
+        for name, value, kind in (("code", code, str), ("user_expressions", expressions, dict)):
+            if not isinstance(value, kind):
+                # Refused before anything runs: the cell is not half-executed.
+                return {
+                    **_error_content(
+                        TypeError(f"{name} must be a {kind.__name__} in execute_request")
+                    ),
+                    "execution_count": shell.execution_count,
+                    "user_expressions": {},
+                    "payload": [],
+                }
         silent = bool(c.get("silent", False))
         store_history = bool(c.get("store_history", not silent))
         self._allow_stdin = bool(c.get("allow_stdin", False))
@@ -92,7 +104,7 @@ class RequestHandlers:
         reply: Content = {"execution_count": shell.execution_count - 1}
         if error is None:
             reply["status"] = "ok"
-            reply["user_expressions"] = shell.user_expressions(c.get("user_expressions") or {})
+            reply["user_expressions"] = shell.user_expressions(expressions)
         else:
             reply["status"] = "error"
             reply.update(shell.last_error or _error_content(error))
