@@ -116,6 +116,17 @@ class ZmqRequester:
     def send(self, channel: str, msg: Message) -> None:
         self.channels.send(channel, msg, self.idents)
 
+    def __eq__(self, other: object) -> bool:
+        """The same ZeroMQ client: one routing identity serves its shell and stdin."""
+        return (
+            isinstance(other, ZmqRequester)
+            and other.channels is self.channels
+            and other.idents == self.idents
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.idents))
+
 
 def new_connection_info(ip: str = "127.0.0.1", transport: str = "tcp") -> dict[str, Any]:
     """A connection description with free ports and a random 256-bit key."""

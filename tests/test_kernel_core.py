@@ -297,6 +297,25 @@ def test_input_request_goes_to_the_requesting_client(env: Any) -> None:
     assert w.sent[1:] == [{"req": "input_reply", "value": "v"}]
 
 
+def test_input_reply_from_another_client_is_ignored(env: Any) -> None:
+    """Only the client that ran the cell answers its input(): another connection with
+    another Jupyter session is ignored; the asker's own reply is taken."""
+    kernel, prov, _, _ = env
+    w, asker, other = prov.workers[0], Client(), Client()
+    req = execute("input()", allow_stdin=True)
+    req["header"]["session"] = "asker-session"
+    kernel.handle("shell", req, asker)
+    kernel.worker_event({"ev": "input_request", "prompt": "", "password": False})
+    intruder = request("input_reply", {"value": "not yours"})
+    intruder["header"]["session"] = "other-session"
+    kernel.handle("stdin", intruder, other)
+    assert w.sent[1:] == []
+    same_session = request("input_reply", {"value": "mine"})
+    same_session["header"]["session"] = "asker-session"
+    kernel.handle("stdin", same_session, other)  # e.g. its stdin socket, not its shell's
+    assert w.sent[1:] == [{"req": "input_reply", "value": "mine"}]
+
+
 def test_kernel_info_is_answered_while_code_runs(env: Any) -> None:
     """kernel_info does not queue behind a running cell and does not flip the status."""
     kernel, prov, iopub, _ = env

@@ -189,7 +189,7 @@ class Kernel:
         msg["channel"] = channel
         msg_type = msg["header"]["msg_type"]
         if channel == "stdin":
-            self._handle_stdin(msg)
+            self._handle_stdin(msg, requester)
         elif channel == "control":
             self._handle_control(msg_type, msg, requester)
         elif msg_type in WORKER_REQUESTS:
@@ -222,8 +222,15 @@ class Kernel:
         else:
             self._unknown(msg_type, msg, requester)
 
-    def _handle_stdin(self, msg: Message) -> None:
-        if msg["header"]["msg_type"] == "input_reply" and self._awaiting_input and self.worker:
+    def _handle_stdin(self, msg: Message, requester: Requester) -> None:
+        if (
+            msg["header"]["msg_type"] == "input_reply"
+            and self._awaiting_input
+            and self.worker
+            and not self._from_asker(msg, requester)
+        ):
+            self.log.warn("stdin: ignored an input_reply from a client that was not asked")
+        elif msg["header"]["msg_type"] == "input_reply" and self._awaiting_input and self.worker:
             self._awaiting_input = False
             value = msg["content"].get("value", "")
             self.worker.send(
@@ -231,6 +238,17 @@ class Kernel:
             )
         else:
             self.log.info("stdin: ignored unexpected {t}", t=msg["header"]["msg_type"][:64])
+
+    def _from_asker(self, msg: Message, requester: Requester) -> bool:
+        """Whether an input reply comes from the client whose request asked for input:
+        the same connection, or the same Jupyter session."""
+        if self._current is None:
+            return False
+        asked, asker = self._current
+        if requester is asker or requester == asker:
+            return True
+        session = msg["header"].get("session")
+        return bool(session) and session == asked["header"].get("session")
 
     def _unknown(self, msg_type: str, msg: Message, requester: Requester) -> None:
         self.log.warn("ignored unknown message type {t}", t=msg_type[:64])
