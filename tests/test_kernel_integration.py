@@ -475,3 +475,25 @@ def test_shutdown_without_restart_ends_the_kernel() -> None:
         assert process.wait(timeout=TIMEOUT) == 0
         with pytest.raises(ProcessLookupError):
             os.kill(worker, 0)
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "import os; os.close(1)",
+        "import sys; sys.stdout = None",
+        "import sys; sys.stdout.close()",
+        "import os; os.close(2); import sys; sys.stderr = None",
+    ],
+)
+def test_printing_works_again_in_the_next_cell(kc: BlockingKernelClient, breakage: str) -> None:
+    """Whatever a cell does to stdout/stderr, the next cell prints normally (C-level
+    output included)."""
+    execute(kc, breakage)
+    reply, msgs = execute(
+        kc, "import os, sys; print('py'); os.system('echo c'); print('err', file=sys.stderr)"
+    )
+    assert reply["content"]["status"] == "ok"
+    assert stdout_of(msgs) == "py\nc\n"
+    errs = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
+    assert "err\n" in "".join(errs)

@@ -13,28 +13,10 @@ from typing import Any
 
 from . import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
+from .stdio import StdStreams
 
 PARTIAL_LINE_FLUSH_SECONDS = 0.05
 HISTORY_BATCH = 10
-
-
-def _std_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper]:
-    """Line-buffered text streams straight onto file descriptors 1 and 2.
-
-    Python-level and C-level writes share one pipe per stream, so
-    ``print(); os.system()`` keeps its order.
-    """
-
-    def make(fd: int) -> io.TextIOWrapper:
-        raw = io.FileIO(fd, "w", closefd=False)
-        return io.TextIOWrapper(
-            io.BufferedWriter(raw, 1 << 16),
-            encoding="utf-8",
-            errors="backslashreplace",
-            line_buffering=True,
-        )
-
-    return make(1), make(2)
 
 
 def _libc_fflush() -> Any:
@@ -49,26 +31,15 @@ def _libc_fflush() -> Any:
 
 
 def serve() -> int:
-    out, err = _std_streams()
-    sys.stdout, sys.stderr = out, err
+    std = StdStreams(_libc_fflush())
     sys.stdin = io.TextIOWrapper(io.FileIO(os.open(os.devnull, os.O_RDONLY)), encoding="utf-8")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     os.environ.setdefault("PAGER", "cat")
     os.environ.setdefault("CLICOLOR", "1")
-    fflush = _libc_fflush()
-
-    def flush_std() -> None:
-        for s in (out, err):
-            try:
-                s.flush()
-            except (ValueError, OSError):
-                pass
-        fflush()
-
     interrupts = Interrupts()
     token = os.environ.pop(SYNC_ENV, "")
     marker = sync_marker(token) if token.isalnum() else b""
-    link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=flush_std, sync_marker=marker)
+    link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=std.flush, sync_marker=marker)
 
     from .requests import RequestHandlers
     from .shell import WorkerShell
@@ -92,11 +63,7 @@ def serve() -> int:
         while True:
             busy.wait()
             threading.Event().wait(PARTIAL_LINE_FLUSH_SECONDS)
-            try:
-                out.flush()
-                err.flush()
-            except Exception:
-                pass
+            std.flush_python()
 
     threading.Thread(target=flush_partial_lines, name="flush", daemon=True).start()
     interrupts.install()
@@ -112,6 +79,7 @@ def serve() -> int:
             break
         kind = rec.get("req")
         handler = handlers.get(kind) if isinstance(kind, str) else None
+        std.restore()
         busy.set()
         try:
             if handler is None:
@@ -146,5 +114,5 @@ def serve() -> int:
         shell.atexit_operations()
     except Exception:
         pass
-    flush_std()
+    std.flush()
     return 0
