@@ -169,12 +169,15 @@ def test_api_root_and_status(svc: Service, kernel_id: str) -> None:
 
 def test_bad_body_is_400(svc: Service) -> None:
     """A POST /api/kernels body that is not JSON, a JSON array, or has a non-string name
-    is answered 400 with a JSON {"reason", "message"}, and starts no kernel."""
+    is answered 400 with a JSON {"reason", "message"}, one over 64 KiB 413, and none
+    starts a kernel."""
     before = len(svc.api("GET", "/api/kernels").json())
     headers = {"content-type": "application/json"}
-    for body in (b"{not json", b"[1, 2]", b'{"name": 5}', b"\xff\xfe", b"[" * 100_000):
+    for body in (b"{not json", b"[1, 2]", b'{"name": 5}', b"\xff\xfe", b"[" * 60_000):
         r = svc.api("POST", "/api/kernels", data=body, headers=headers)
         assert_error(r, 400, "Bad Request")
+    r = svc.api("POST", "/api/kernels", data=b" " * 70_000, headers=headers)
+    assert_error(r, 413, "Payload Too Large")  # refused from its headers, never read
     assert len(svc.api("GET", "/api/kernels").json()) == before
 
 
