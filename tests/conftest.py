@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +39,12 @@ def _install_specs() -> None:
 
 
 _install_specs()
+
+
+def pytest_unconfigure(config: Any) -> None:
+    """Leave no ipytwist-test-* directories behind in the temp dir."""
+    for path in (_JUPYTER_DIR, _IPYTHON_DIR):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
