@@ -76,6 +76,7 @@ class KernelHost(Service):
         max_kernels: int = 0,
         cull_idle: float = 0,
         prespawn: int = 0,
+        client_shutdown: bool = False,
         log_messages: int = 10_000,
         log_bytes: int = 64 * 1024 * 1024,
         provisioner: Any = None,
@@ -85,6 +86,9 @@ class KernelHost(Service):
         self.max_kernels = max_kernels
         self.cull_idle = cull_idle
         self.prespawn = prespawn
+        #: Whether a client's shutdown_request ends a hosted kernel (else only the
+        #: service ends it: REST DELETE, culling, SIGTERM).
+        self.client_shutdown = client_shutdown
         self.log_messages = log_messages
         self.log_bytes = log_bytes
         self.provisioner = provisioner or LocalProvisioner(reactor)
@@ -198,9 +202,22 @@ class KernelHost(Service):
         kernel = Kernel(self.reactor, self.provisioner, stream=stream, name=KERNEL_NAME)
         channels = ZmqChannels(kernel, new_connection_info(), factory=self._zmq)
         hk = HostedKernel(kernel, channels)
-        kernel.on_shutdown_request = lambda: self.shutdown_kernel(kernel.id)
+        kernel.on_shutdown_request = lambda: self._client_shutdown(kernel.id)
         kernel.start()
         return hk
+
+    def _client_shutdown(self, kernel_id: str) -> Any:
+        """A client asked the kernel to shut down.  The kernel is shared: unless the
+        service allows it, one client leaving (``jupyter console --existing`` exiting)
+        must not end it for the browsers and scripts still using it."""
+        if self.client_shutdown:
+            return self.shutdown_kernel(kernel_id)
+        self.log.info(
+            "kernel {id}: a client's shutdown_request left it running "
+            "(--allow-client-shutdown to honour it; DELETE /api/kernels/{id} ends it)",
+            id=kernel_id,
+        )
+        return None
 
     def _fill_spares(self) -> None:
         if not self.running:

@@ -33,6 +33,14 @@ def default_state_dir() -> str:
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = "Host IPython kernels for Jupyter clients over ZeroMQ, REST and WebSocket."
+    optFlags = [
+        [
+            "allow-client-shutdown",
+            None,
+            "A client's shutdown_request ends a hosted kernel for everyone (default: it "
+            "is answered and the kernel keeps running).",
+        ],
+    ]
     optParameters = [
         [
             "listen",
@@ -244,6 +252,7 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         max_kernels=options["max-kernels"],
         cull_idle=options["cull-idle"],
         prespawn=options["prespawn"],
+        client_shutdown=bool(options["allow-client-shutdown"]),
         log_messages=options["replay-messages"],
         log_bytes=options["replay-bytes"],
     )

@@ -347,6 +347,48 @@ def test_rest_interrupt_stops_sleep(svc: Service, fresh_kernel: str) -> None:
         ws.close()
 
 
+def _zmq_shutdown(svc: Service, kernel_id: str) -> dict[str, Any]:
+    kc = BlockingKernelClient()
+    kc.load_connection_file(svc.connection_file(kernel_id))
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        msg_id = kc.shutdown(restart=False)
+        while True:
+            reply = kc.get_control_msg(timeout=30)
+            if parent_id(reply) == msg_id:
+                return reply
+    finally:
+        kc.stop_channels()
+
+
+def test_a_zmq_clients_shutdown_leaves_a_shared_kernel_running(
+    svc: Service, fresh_kernel: str
+) -> None:
+    """jupyter console --existing sends shutdown_request when it exits: it is answered,
+    but the hosted kernel keeps running for everyone else (DELETE ends it)."""
+    ws = WSClient.connect(svc, fresh_kernel)
+    try:
+        reply, _ = ws.execute("kept = 1")
+        assert _zmq_shutdown(svc, fresh_kernel)["content"]["status"] == "ok"
+        reply, msgs = ws.execute("print(kept)")
+        assert reply["content"]["status"] == "ok" and stream_text(msgs) == "1\n"
+        assert svc.api("GET", f"/api/kernels/{fresh_kernel}").status_code == 200
+    finally:
+        ws.close()
+
+
+def test_allow_client_shutdown_lets_a_client_end_the_kernel(tmp_path_factory: Any) -> None:
+    with running_service(tmp_path_factory, "client-shutdown", "--allow-client-shutdown") as s:
+        kid = s.start_kernel()
+        assert _zmq_shutdown(s, kid)["content"]["status"] == "ok"
+        wait_for(
+            lambda: s.api("GET", f"/api/kernels/{kid}").status_code == 404,
+            10,
+            "the kernel to be gone",
+        )
+
+
 def test_zmq_and_websocket_share_the_kernel(svc: Service, fresh_kernel: str) -> None:
     """A jupyter_client BlockingKernelClient on STATE_DIR/kernel-<id>.json and a WebSocket
     client drive the same interpreter: variables set on one are seen on the other, and the
