@@ -34,8 +34,9 @@ DEFAULT_LOG_BYTES = 64 * 1024 * 1024
 #: How far (messages, output bytes) the log end may run ahead of the leading cursor.
 DEFAULT_LEAD_MESSAGES = 1_000
 DEFAULT_LEAD_BYTES = 2 * 1024 * 1024
-#: Memory of a message besides its strings (header dicts, ids, dates), for the log bound.
-MESSAGE_OVERHEAD = 1024
+#: Memory of a message besides its strings (header dicts, ids, dates), for the log bound
+#: (measured: 1.3 KiB for a small stream message, plus its envelope).
+MESSAGE_OVERHEAD = 1536
 
 #: A position in the stream: (seq of the next message, output bytes before it).
 Position = tuple[int, int]

@@ -1,0 +1,45 @@
+"""The replay log's stated bound is the real one: --replay-bytes bounds the service's
+memory, encodings and message overhead included (it measured 3x before)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service_proc import WSClient, running_service
+
+MIB = 1024 * 1024
+REPLAY_MIB = 16
+#: Output printed per round: 12x the log.
+CELL = "for i in range(2000):\n    print(str(i).zfill(8) + 'y' * 100_000)"
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_replay_bytes_bounds_the_service_memory(tmp_path_factory: Any) -> None:
+    """Three rounds of 200 MB of output, read by a client (so every message is also
+    encoded for it): the service grows by about the log's bound, not by the output,
+    and not by three times the bound."""
+    with running_service(
+        tmp_path_factory, "replay-memory", "--replay-bytes", str(REPLAY_MIB * MIB)
+    ) as svc:
+        kid = svc.start_kernel()
+        ws = WSClient.connect(svc, kid, skip_utf8_validation=True)
+        try:
+            ws.execute("1")
+            base = rss_mib(svc.pid)
+            growth = []
+            for _ in range(3):
+                reply, _ = ws.execute(CELL, timeout=120)
+                assert reply["content"]["status"] == "ok"
+                ws.received.clear()
+                growth.append(rss_mib(svc.pid) - base)
+            print(f"service RSS growth after each round: {growth} MiB (log {REPLAY_MIB} MiB)")
+            assert max(growth) < REPLAY_MIB * 1.5 + 16, growth
+        finally:
+            ws.close()
