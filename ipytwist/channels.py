@@ -109,6 +109,8 @@ class _Socket(ZmqConnection):
 class ZmqRequester:
     """Replies to one ZeroMQ client, addressed by its routing identities."""
 
+    origin = "zmq"
+
     def __init__(self, channels: ZmqChannels, idents: list[bytes]) -> None:
         self.channels = channels
         self.idents = idents

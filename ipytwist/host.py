@@ -23,6 +23,7 @@ from txzmq import ZmqFactory
 
 from .channels import ZmqChannels, new_connection_info, write_connection_file
 from .kernel import Kernel, LocalProvisioner, OutputStream
+from .kernel.transcript import Transcript
 from .kernelspec import DISPLAY_NAME, KERNEL_NAME
 
 
@@ -45,6 +46,8 @@ class HostedKernel:
         self.kernel = kernel
         self.channels = channels
         self.connection_file: str | None = None
+        #: Every executed cell from any client, as a notebook page shows it.
+        self.transcript = Transcript()
         #: Set by the web room: number of open WebSocket connections.
         self.connections: Callable[[], int] = lambda: 0
         self.extensions: dict[str, Any] = {}
@@ -202,6 +205,8 @@ class KernelHost(Service):
         kernel = Kernel(self.reactor, self.provisioner, stream=stream, name=KERNEL_NAME)
         channels = ZmqChannels(kernel, new_connection_info(), factory=self._zmq)
         hk = HostedKernel(kernel, channels)
+        stream.subscribe(hk.transcript)
+        kernel.request_listeners.append(hk.transcript.request)
         kernel.on_shutdown_request = lambda: self._client_shutdown(kernel.id)
         kernel.start()
         return hk

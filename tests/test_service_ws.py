@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import nbformat
 import pytest
 import requests
 import websocket
+from jupyter_client import BlockingKernelClient
 from jupyter_server.services.kernels.connection.base import (
     deserialize_msg_from_ws_v1,
     serialize_msg_to_ws_v1,
@@ -365,3 +367,50 @@ def test_malformed_messages_are_dropped(
         assert reply["content"]["status"] == "ok"
         assert stream_text(iopub_of(msgs, parent_id(reply))) == "still here\n"
     assert svc.api("GET", f"/api/kernels/{kernel_id}").json()["connections"] == 2
+
+
+def test_the_transcript_has_every_clients_cells_and_downloads_as_a_notebook(
+    svc: Service,
+) -> None:
+    """A cell run over WebSocket and one run by a ZeroMQ client (jupyter console
+    --existing) are both in GET /api/kernels/{id}/transcript, in order, marked with their
+    origin, with their outputs; the page follows on from its last_msg_id; the .ipynb
+    download is a valid notebook; DELETE clears it."""
+    kid = svc.start_kernel()
+    ws = WSClient.connect(svc, kid)
+    kc = BlockingKernelClient()
+    kc.load_connection_file(svc.connection_file(kid))
+    kc.start_channels()
+    try:
+        reply, _ = ws.execute("print('from ws')")
+        assert reply["content"]["status"] == "ok"
+        kc.wait_for_ready(timeout=30)
+        zreply = kc.execute_interactive("print('from zmq')", timeout=30)
+        assert zreply["content"]["status"] == "ok"
+        ws.until_idle(zreply["parent_header"]["msg_id"])
+        body = svc.api("GET", f"/api/kernels/{kid}/transcript").json()
+        cells = [c for c in body["cells"] if "from" in c["code"]]
+        assert [(c["origin"], c["state"], c["outputs"][0]["text"]) for c in cells] == [
+            ("websocket", "done", "from ws\n"),
+            ("zmq", "done", "from zmq\n"),
+        ]
+        assert body["kernel"]["id"] == kid
+        follow = WSClient.connect(svc, kid, since_msg_id=body["last_msg_id"])
+        try:
+            reply, msgs = ws.execute("print('later')")
+            got = follow.until_idle(parent_id(reply))
+            assert [m for m in got if m["msg_type"] == "stream"][0]["content"]["text"] == "later\n"
+            assert not [m for m in got if "from ws" in str(m["content"])]  # no duplicate
+        finally:
+            follow.close()
+        r = svc.api("GET", f"/api/kernels/{kid}/transcript.ipynb")
+        assert "attachment" in r.headers["content-disposition"]
+        nb = nbformat.from_dict(r.json())
+        nbformat.validate(nb)
+        assert "print('later')" in [c.source for c in nb.cells]
+        assert svc.api("DELETE", f"/api/kernels/{kid}/transcript").status_code == 204
+        assert svc.api("GET", f"/api/kernels/{kid}/transcript").json()["cells"] == []
+    finally:
+        kc.stop_channels()
+        ws.close()
+        svc.delete_kernel(kid)

@@ -39,7 +39,10 @@ MAX_EARLY_DEATHS = 3
 
 
 class Requester(Protocol):
-    """The client connection a request came from; replies go back through it."""
+    """The client connection a request came from; replies go back through it.
+    ``origin`` names its transport ("zmq", "websocket") for the transcript."""
+
+    origin: str
 
     def send(self, channel: str, msg: Message) -> None: ...
 
@@ -117,6 +120,9 @@ class Kernel:
         #: Callables that read requests already waiting in a transport (see stop_on_error).
         self.request_drains: list[Callable[[], None]] = []
         self._draining = False
+        #: Called with (request, origin) for each request queued for the worker (the
+        #: transcript records execute requests from every client).
+        self.request_listeners: list[Callable[[Message, str], None]] = []
         #: Closed by the stream while its readers lag: the worker's output waits.
         self.output_gate = OutputGate()
         self.stream.registerProducer(self.output_gate)
@@ -194,6 +200,8 @@ class Kernel:
             self._handle_control(msg_type, msg, requester)
         elif msg_type in WORKER_REQUESTS:
             self._queue.append((msg, requester))
+            for listener in self.request_listeners:
+                listener(msg, getattr(requester, "origin", ""))
             self._advance()
         elif msg_type in ("kernel_info_request", "comm_info_request"):
             self._answer_now(msg, requester, self._static_reply(msg_type))

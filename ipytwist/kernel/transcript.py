@@ -23,7 +23,7 @@ DEFAULT_MAX_LINE_CHARS = 10_000
 DEFAULT_MAX_OUTPUTS = 200  # outputs per cell
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # all cells: the oldest go first
 
-STATES = ("queued", "running", "done", "error", "interrupted")
+STATES = ("queued", "running", "done", "error", "interrupted", "aborted")
 
 
 def apply_carriage_returns(text: str) -> str:
@@ -196,7 +196,9 @@ class Transcript:
             if state == "busy" and cell.state == "queued":
                 cell.state = "running"
             elif state == "idle" and cell.state in ("queued", "running"):
-                cell.state = "done"
+                # Never started (no execute_input): aborted after an error, or its
+                # interpreter died first.
+                cell.state = "done" if cell.execution_count is not None else "aborted"
         elif msg_type == "execute_input":
             cell.state = "running"
             count = content.get("execution_count")

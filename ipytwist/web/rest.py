@@ -102,7 +102,26 @@ class KernelsApi:
                     hk.kernel.interrupt()
                     return write_json(request, 204, None)
                 return self._restart(request, hk)
+            if n == 3 and parts[2] in ("transcript", "transcript.ipynb"):
+                return self._transcript(request, method, hk, notebook=parts[2].endswith("ipynb"))
         raise ApiError(404, "Not Found", "no such API endpoint")
+
+    def _transcript(self, request: Any, method: str, hk: HostedKernel, notebook: bool) -> bytes:
+        """The kernel's transcript: JSON for the page (then live from ``last_msg_id``),
+        an nbformat 4 download, or DELETE to clear it."""
+        transcript = hk.transcript
+        if method == "DELETE" and not notebook:
+            transcript.clear()
+            return write_json(request, 204, None)
+        if method != "GET":
+            raise ApiError(405, "Method Not Allowed")
+        if notebook:
+            name = f"ipytwist-{hk.id[:8]}.ipynb"
+            request.setHeader(b"content-disposition", f'attachment; filename="{name}"'.encode())
+            return write_json(request, 200, transcript.to_notebook(hk.kernel.name))
+        body = transcript.to_json()
+        body["kernel"] = hk.model()
+        return write_json(request, 200, body)
 
     @staticmethod
     def _not_allowed_or_found(method: str, exists: bool) -> ApiError:

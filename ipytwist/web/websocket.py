@@ -51,6 +51,8 @@ class ClientSession:
     """One client (a ``session_id``): its live connection, its position in the
     stream while it has none, and the replies addressed to it."""
 
+    origin = "websocket"
+
     def __init__(self, hub: KernelSockets, session_id: str) -> None:
         self.hub = hub
         self.id = session_id
