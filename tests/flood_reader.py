@@ -34,10 +34,10 @@ import struct
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import websocket
+from service_proc import execute_content, make_message
 
 NOTICE = re.compile(r"^\[ipytwist\] (\d+) output messages? \((\d+) bytes\) dropped")
 LINE_PAD = 1000
@@ -115,24 +115,9 @@ class Lines:
 
 
 def execute_request(msg_id: str, code: str, session: str) -> str:
-    header = {
-        "msg_id": msg_id,
-        "msg_type": "execute_request",
-        "username": "flood",
-        "session": session,
-        "date": datetime.now(UTC).isoformat(),
-        "version": "5.3",
-    }
-    content = {
-        "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": True,
-    }
-    msg = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
-    return json.dumps({**msg, "channel": "shell", "buffers": []})
+    msg = make_message("execute_request", execute_content(code), session)
+    msg["header"]["msg_id"] = msg_id
+    return json.dumps({**msg, "channel": "shell"})
 
 
 def say(word: str) -> None:

@@ -208,6 +208,19 @@ def running_service(tmp_path_factory: Any, name: str, *args: str) -> Iterator[Se
 # -- kernel messages over WebSocket -------------------------------------------
 
 
+def execute_content(code: str, **extra: Any) -> dict[str, Any]:
+    """An execute_request's content, as Jupyter frontends send it."""
+    return {
+        "code": code,
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+        **extra,
+    }
+
+
 def make_message(msg_type: str, content: dict[str, Any], session: str) -> dict[str, Any]:
     return {
         "header": {
@@ -332,16 +345,7 @@ class WSClient:
         return msg["header"]["msg_id"]
 
     def execute_request(self, code: str, **extra: Any) -> str:
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-            **extra,
-        }
-        return self.send("shell", "execute_request", content)
+        return self.send("shell", "execute_request", execute_content(code, **extra))
 
     # -- receiving ------------------------------------------------------------
 
