@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from ..kernel import Kernel
 from ..kernel.stream import Cursor, Envelope, Gap, Position
+from ..loglimit import LimitedLog
 from ..wire import Message, new_message
 from .outbox import Outbox, ReplyQueue
 from .wsformat import (
@@ -79,6 +80,8 @@ class KernelSockets:
         self.reactor = reactor
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
+        #: Malformed frames are logged a few lines at a time, then summarised.
+        self.rejects = LimitedLog(_log, reactor)
         self.factory = WebSocketServerFactory()
         self.factory.protocol = KernelChannelProtocol
         self.factory.hub = self  # type: ignore[attr-defined]
@@ -276,7 +279,9 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         try:
             msg = decode_v1(payload) if self.v1 else decode_legacy(payload, isBinary)
         except FrameError as e:
-            _log.warn("WebSocket: dropped message: {why}", why=str(e))
+            self.hub.rejects.warn(
+                "WebSocket: dropped message: {why}", type(e).__name__, why=str(e)[:200]
+            )
             return
         if self.session is None:
             return
