@@ -13,6 +13,7 @@ import json
 import uuid
 from binascii import b2a_base64
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,6 +27,11 @@ DELIMITER = b"<IDS|MSG>"
 
 #: Largest total size of one incoming message, in bytes (configurable per codec).
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Deepest nesting of lists and objects accepted in an incoming message.  Requests are
+#: encoded again deeper in the stack than they were decoded (a reply's parent_header is
+#: the request's header), so nesting that ``json.loads`` just accepts would fail there
+#: with RecursionError, in the middle of publishing.
+MAX_JSON_DEPTH = 100
 
 Message = dict[str, Any]
 
@@ -98,6 +104,22 @@ def dumps_strings(obj: Any) -> bytes:
         except (TypeError, _orjson.JSONEncodeError):
             pass
     return dumps(obj)
+
+
+def too_deep(raw: Iterable[bytes], *values: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether any of ``values``, decoded from the JSON texts ``raw``, nests lists and
+    objects more than ``limit`` levels deep.  Counting brackets in ``raw`` first makes
+    this free for all but messages with many brackets."""
+    if sum(r.count(b"[") + r.count(b"{") for r in raw) <= limit:
+        return False
+    stack = [(v, 1) for v in values if isinstance(v, (dict, list))]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def new_header(msg_type: str, session: str, username: str = "kernel") -> dict[str, str]:
@@ -226,6 +248,8 @@ class WireCodec:
             header, parent, metadata, content = (json.loads(p) for p in parts)
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             raise MalformedMessage(f"invalid JSON ({type(e).__name__})") from None
+        if too_deep(parts, header, parent, metadata, content):
+            raise MalformedMessage(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
         if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
             raise MalformedMessage("header is not an object with a msg_type")
         if not all(isinstance(x, dict) for x in (parent, metadata, content)):

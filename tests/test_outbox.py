@@ -188,6 +188,20 @@ def test_reply_queue_counts_what_a_session_is_owed() -> None:
     assert q.owed == 2 and q.below_low_water()
 
 
+def test_reply_queue_owes_replies_to_shell_and_control_requests_only() -> None:
+    """Nothing answers a ``*_request`` sent on stdin: it is not owed (at the bound the
+    service would stop reading from the client for good); a request without a msg_id
+    is counted, not a KeyError."""
+    q = ReplyQueue(max_messages=4, max_bytes=1 << 20)
+    for _ in range(10):
+        q.request_sent({"channel": "stdin", "header": {"msg_id": "s", "msg_type": "x_request"}})
+    assert q.owed == 0
+    q.request_sent({"channel": "control", "header": {"msg_type": "kernel_info_request"}})
+    assert q.owed == 1
+    q.add(0, "control", {"parent_header": {}, "content": {}})
+    assert q.owed == 1  # the reply itself, until written
+
+
 def test_reply_queue_bounds_bytes_too() -> None:
     q = ReplyQueue(max_messages=100, max_bytes=1000)
     q.add(0, "shell", new_message("inspect_reply", {"data": "x" * 1200}, "k"))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ipytwist.wire import (
     DELIMITER,
+    MAX_JSON_DEPTH,
     BadSignature,
     MalformedMessage,
     MessageTooLarge,
@@ -234,6 +235,30 @@ def test_deeply_nested_json_is_a_malformed_message() -> None:
     frames[-1] = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(MalformedMessage):
         codec.deserialize(frames)
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("part", ["header", "parent_header", "metadata", "content"])
+def test_nesting_past_the_limit_is_a_malformed_message(part: str) -> None:
+    """JSON the parser takes but nested deeper than MAX_JSON_DEPTH is refused: the
+    kernel encodes requests again deeper in the stack (a reply's parent_header is the
+    request's header), where it failed with RecursionError mid-publish."""
+    codec = WireCodec(KEY)
+    for depth, ok in ((MAX_JSON_DEPTH, True), (MAX_JSON_DEPTH + 1, False)):
+        msg = _msg()
+        msg[part] = {**msg[part], "deep": _nested(depth - 1)}
+        frames = codec.serialize(msg)
+        if ok:
+            assert codec.deserialize(frames)[1][part] == msg[part]
+        else:
+            with pytest.raises(MalformedMessage, match="nested"):
+                codec.deserialize(frames)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from ipytwist.web.wsformat import (
     encode_legacy,
     encode_v1,
 )
-from ipytwist.wire import new_message
+from ipytwist.wire import MAX_JSON_DEPTH, new_message
 
 BUFFERS = [b"\x00\x01\x02", b"", b"binary \xff payload"]
 
@@ -157,6 +157,9 @@ BAD_TEXT = [
     _text({**GOOD, "channel": "iopub"}),  # clients do not publish
     _text({**GOOD, "channel": ["shell"]}),
     _text({k: v for k, v in GOOD.items() if k != "buffers"}),  # no channel at all
+    _text({**GOOD, "channel": "shell", "header": {**GOOD["header"], "msg_id": [1]}}),
+    _text({**GOOD, "channel": "shell", "header": {**GOOD["header"], "msg_id": None}}),
+    _text({**GOOD, "channel": "shell"})[:-1] + b', "x": ' + b"[" * 101 + b"]" * 101 + b"}",
 ]
 
 
@@ -237,3 +240,22 @@ def test_helper_frames_are_valid() -> None:
     good = _text({**GOOD, "channel": "shell", "buffers": None})
     assert decode_legacy(_legacy_binary(good, b"buf"), True)["buffers"] == [b"buf"]
     assert issubclass(FrameError, ValueError)
+
+
+def test_nesting_up_to_the_limit_is_accepted_and_past_it_refused() -> None:
+    """Parts nested MAX_JSON_DEPTH deep decode, one level more is a FrameError in both
+    formats (the kernel could not encode the reply's parent_header again)."""
+    for depth, ok in ((MAX_JSON_DEPTH, True), (MAX_JSON_DEPTH + 1, False)):
+        deep: Any = []
+        for _ in range(depth - 2):
+            deep = [deep]
+        msg = request()
+        msg["content"] = {"deep": deep}
+        legacy = _text({**msg, "channel": "shell"})
+        v1 = serialize_msg_to_ws_v1(msg, "shell", pack=lambda o: json.dumps(o).encode())
+        for decoded in (lambda: decode_legacy(legacy, False), lambda: decode_v1(v1)):  # noqa: B023
+            if ok:
+                assert decoded()["content"] == {"deep": deep}
+            else:
+                with pytest.raises(FrameError, match="nested"):
+                    decoded()

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from ..loglimit import LimitedLog
 from ..wire import Message, new_message, reply_type, utcnow_iso
 from .events import iopub_content
 from .flow import OutputGate
@@ -98,6 +99,8 @@ class Kernel:
         self.id = kernel_id or str(uuid.uuid4())
         self.name = name
         self.session = uuid.uuid4().hex
+        #: Requests ignored for what they are: a few lines at a time, then a summary.
+        self.rejects = LimitedLog(self.log, reactor)
         self.stream = stream or OutputStream()
         self.execution_state = "starting"
         self.execution_count = 0
@@ -237,7 +240,9 @@ class Kernel:
             and self.worker
             and not self._from_asker(msg, requester)
         ):
-            self.log.warn("stdin: ignored an input_reply from a client that was not asked")
+            self.rejects.warn(
+                "stdin: ignored an input_reply from a client that was not asked", "stdin-other"
+            )
         elif msg["header"]["msg_type"] == "input_reply" and self._awaiting_input and self.worker:
             self._awaiting_input = False
             value = msg["content"].get("value", "")
@@ -245,7 +250,9 @@ class Kernel:
                 {"req": "input_reply", "value": value if isinstance(value, str) else str(value)}
             )
         else:
-            self.log.info("stdin: ignored unexpected {t}", t=msg["header"]["msg_type"][:64])
+            self.rejects.warn(
+                "stdin: ignored unexpected {t}", "stdin", t=msg["header"]["msg_type"][:64]
+            )
 
     def _from_asker(self, msg: Message, requester: Requester) -> bool:
         """Whether an input reply comes from the client whose request asked for input:
@@ -259,7 +266,7 @@ class Kernel:
         return bool(session) and session == asked["header"].get("session")
 
     def _unknown(self, msg_type: str, msg: Message, requester: Requester) -> None:
-        self.log.warn("ignored unknown message type {t}", t=msg_type[:64])
+        self.rejects.warn("ignored unknown message type {t}", "unknown", t=msg_type[:64])
         if msg_type.endswith("_request"):
             self._answer_now(
                 msg,

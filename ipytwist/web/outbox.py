@@ -50,15 +50,18 @@ class ReplyQueue:
         self.max_bytes = max_bytes
         self._items: deque[Reply] = deque()
         self.nbytes = 0
-        self._unanswered: set[str] = set()
+        self._unanswered: set[str | None] = set()
 
     def __bool__(self) -> bool:
         return bool(self._items)
 
     def request_sent(self, msg: Message) -> None:
-        """The session handed ``msg`` to the kernel; a request expects one reply."""
-        if msg["header"]["msg_type"].endswith("_request"):
-            self._unanswered.add(msg["header"]["msg_id"])
+        """The session handed ``msg`` to the kernel; a shell or control request expects
+        one reply (nothing answers a ``*_request`` sent on stdin)."""
+        header = msg["header"]
+        expects_reply = msg.get("channel", "shell") in ("shell", "control")
+        if expects_reply and header["msg_type"].endswith("_request"):
+            self._unanswered.add(header.get("msg_id"))  # a reply's parent has the same
 
     def add(self, after_seq: int, channel: str, msg: Message) -> None:
         parent = (msg.get("parent_header") or {}).get("msg_id")

@@ -16,7 +16,7 @@ import json
 import struct
 from typing import Any
 
-from ..wire import Message, dumps, dumps_strings
+from ..wire import MAX_JSON_DEPTH, Message, dumps, dumps_strings, too_deep
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 CHANNELS = ("shell", "control", "stdin", "iopub")
@@ -82,10 +82,17 @@ def _check(msg: Any, channel: Any) -> Message:
             msg[key] = {}
         elif not isinstance(value, dict):
             raise FrameError(f"{key} is not an object")
+    if not isinstance(header.get("msg_id", ""), str):
+        raise FrameError("msg_id is not a string")
     msg["msg_type"] = header["msg_type"]
-    msg["msg_id"] = str(header.get("msg_id", ""))
+    msg["msg_id"] = header.get("msg_id", "")
     msg["channel"] = channel
     return msg
+
+
+def _check_depth(raw: list[bytes], *values: Any) -> None:
+    if too_deep(raw, *values):
+        raise FrameError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
 
 
 def decode_legacy(payload: bytes, is_binary: bool) -> Message:
@@ -94,6 +101,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
             msg = json.loads(payload)
         except (UnicodeDecodeError, ValueError, RecursionError):  # too deep nesting
             raise FrameError("invalid JSON") from None
+        _check_depth([payload], *(msg.values() if isinstance(msg, dict) else [msg]))
         if isinstance(msg, dict):
             msg["buffers"] = []
         return _check(msg, msg.get("channel") if isinstance(msg, dict) else None)
@@ -106,6 +114,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
         msg = json.loads(parts[0])
     except (struct.error, UnicodeDecodeError, ValueError, RecursionError) as e:
         raise FrameError(f"bad binary frame ({type(e).__name__})") from None
+    _check_depth(parts[:1], *(msg.values() if isinstance(msg, dict) else [msg]))
     if isinstance(msg, dict):
         msg["buffers"] = parts[1:]
     return _check(msg, msg.get("channel") if isinstance(msg, dict) else None)
@@ -126,6 +135,7 @@ def decode_v1(payload: bytes) -> Message:
         if isinstance(e, FrameError):
             raise
         raise FrameError(f"bad v1 frame ({type(e).__name__})") from None
+    _check_depth(parts[:4], header, parent, metadata, content)
     msg = {
         "header": header,
         "parent_header": parent,
