@@ -23,6 +23,7 @@ from txzmq import ZmqFactory
 
 from .channels import ZmqChannels, new_connection_info, write_connection_file
 from .kernel import Kernel, LocalProvisioner, OutputStream
+from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .kernel.transcript import Transcript
 from .kernelspec import DISPLAY_NAME, KERNEL_NAME
 
@@ -42,12 +43,14 @@ def iso_time(ts: float) -> str:
 class HostedKernel:
     """A kernel plus what the service keeps beside it."""
 
-    def __init__(self, kernel: Kernel, channels: ZmqChannels) -> None:
+    def __init__(
+        self, kernel: Kernel, channels: ZmqChannels, transcript: Transcript | None = None
+    ) -> None:
         self.kernel = kernel
         self.channels = channels
         self.connection_file: str | None = None
         #: Every executed cell from any client, as a notebook page shows it.
-        self.transcript = Transcript()
+        self.transcript = transcript or Transcript()
         #: Set by the web room: number of open WebSocket connections.
         self.connections: Callable[[], int] = lambda: 0
         self.extensions: dict[str, Any] = {}
@@ -82,6 +85,7 @@ class KernelHost(Service):
         client_shutdown: bool = False,
         log_messages: int = 10_000,
         log_bytes: int = 64 * 1024 * 1024,
+        transcript_bytes: int = DEFAULT_TRANSCRIPT_BYTES,
         provisioner: Any = None,
     ) -> None:
         self.reactor = reactor
@@ -94,6 +98,7 @@ class KernelHost(Service):
         self.client_shutdown = client_shutdown
         self.log_messages = log_messages
         self.log_bytes = log_bytes
+        self.transcript_bytes = transcript_bytes
         self.provisioner = provisioner or LocalProvisioner(reactor)
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
@@ -204,7 +209,7 @@ class KernelHost(Service):
         stream = OutputStream(self.log_messages, self.log_bytes)
         kernel = Kernel(self.reactor, self.provisioner, stream=stream, name=KERNEL_NAME)
         channels = ZmqChannels(kernel, new_connection_info(), factory=self._zmq)
-        hk = HostedKernel(kernel, channels)
+        hk = HostedKernel(kernel, channels, Transcript(max_bytes=self.transcript_bytes))
         stream.subscribe(hk.transcript)
         kernel.request_listeners.append(hk.transcript.request)
         kernel.on_shutdown_request = lambda: self._client_shutdown(kernel.id)

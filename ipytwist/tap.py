@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from .host import KernelHost
+from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .web.auth import Authenticator
 from .web.site import make_site
 
@@ -60,6 +61,13 @@ class Options(usage.Options):
         ["prespawn", None, 0, "Interpreters kept warm so a new kernel is ready at once.", int],
         ["replay-messages", None, 10_000, "iopub messages kept per kernel for replay.", int],
         ["replay-bytes", None, 64 * 1024 * 1024, "Bytes of iopub kept per kernel for replay.", int],
+        [
+            "transcript-bytes",
+            None,
+            DEFAULT_TRANSCRIPT_BYTES,
+            "Characters of cells and outputs kept per kernel for its notebook page.",
+            int,
+        ],
     ]
 
     def __init__(self) -> None:
@@ -78,7 +86,7 @@ class Options(usage.Options):
         for key in ("max-kernels", "prespawn", "cull-idle"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
-        for key in ("replay-messages", "replay-bytes"):
+        for key in ("replay-messages", "replay-bytes", "transcript-bytes"):
             if self[key] < 1:
                 raise usage.UsageError(f"--{key} must be >= 1")
         check_endpoint(self["listen"])
@@ -255,6 +263,7 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         client_shutdown=bool(options["allow-client-shutdown"]),
         log_messages=options["replay-messages"],
         log_bytes=options["replay-bytes"],
+        transcript_bytes=options["transcript-bytes"],
     )
     host.setServiceParent(top)  # started first, stopped last
     auth = Authenticator(options["token"], reactor, options["allow-origin"])

@@ -21,7 +21,7 @@ DEFAULT_MAX_CELLS = 500
 DEFAULT_MAX_LINES = 2000  # per stream output: the head and the tail halves
 DEFAULT_MAX_LINE_CHARS = 10_000
 DEFAULT_MAX_OUTPUTS = 200  # outputs per cell
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # all cells: the oldest go first
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # all cells: the oldest go first
 
 STATES = ("queued", "running", "done", "error", "interrupted", "aborted")
 
