@@ -1,8 +1,7 @@
-"""The twisted.web site: authentication, login, REST and kernel WebSockets."""
+"""The twisted.web site: authentication, login, pages, REST and kernel WebSockets."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -12,23 +11,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from ..host import HostedKernel, KernelHost
+from .assets import StaticFiles
 from .auth import STATE_CHANGING, Authenticator, client_address, safe_next
 from .guard import GuardedSite
+from .pages import Pages
 from .rest import ApiError, KernelsApi, error_body, write_json
 from .websocket import KernelSockets
-
-LOGIN_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>ipytwist login</title></head>
-<body><h1>ipytwist</h1>{message}
-<form method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label>Token <input type="password" name="token" autofocus></label>
-<button type="submit">Log in</button></form></body></html>"""
-
-HOME_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>ipytwist</title></head>
-<body><h1>ipytwist</h1><p>{count} kernel(s) running.</p>
-<p>Use this server as a Jupyter gateway or through <code>/api</code>.</p></body></html>"""
 
 
 def attach_websockets(host: KernelHost, reactor: Any) -> None:
@@ -54,6 +42,8 @@ class ServiceRoot(Resource):
         self.host = host
         self.auth = auth
         self.api = KernelsApi(host)
+        self.static = StaticFiles()
+        self.pages = Pages(host, self.static)
 
     def render(self, request: Any) -> Any:
         request.setHeader(b"x-content-type-options", b"nosniff")
@@ -61,6 +51,8 @@ class ServiceRoot(Resource):
         parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
         if parts == ["login"]:
             return self._login(request)
+        if parts[:1] == ["static"]:  # the bundled scripts and styles: public
+            return self.static.render(request, parts[1:])
         via = self.auth.authenticate(request)
         is_api = parts[:1] == ["api"]
         if not via:
@@ -90,10 +82,10 @@ class ServiceRoot(Resource):
                 return self._websocket(request, parts[2])
             return self.api.dispatch(request, parts[1:])
         if not parts:
-            page = HOME_PAGE.format(count=len(self.host.kernels))
-            request.setHeader(b"content-type", b"text/html; charset=utf-8")
-            return page.encode()
-        return error_body(request, ApiError(404, "Not Found"))
+            return self.pages.home(request)
+        if len(parts) == 2 and parts[0] == "kernels":
+            return self.pages.notebook(request, parts[1])
+        return self.pages.not_found(request)
 
     def _websocket(self, request: Any, kernel_id: str) -> Any:
         if not self.auth.origin_allowed(request):
@@ -131,13 +123,9 @@ class ServiceRoot(Resource):
                 return refused
             self.auth.limiter.fail(who)
             self.log.info("failed login from {who}", who=who)
-            request.setResponseCode(401)
-            message = "<p>Invalid token.</p>"
-        else:
-            message = ""
-            nxt = safe_next((request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace"))
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return LOGIN_PAGE.format(message=message, next=html.escape(nxt)).encode()
+            return self.pages.login(request, nxt, "Invalid token.", code=401)
+        nxt = safe_next((request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace"))
+        return self.pages.login(request, nxt)
 
 
 def credentials_in_headers(auth: Authenticator) -> Any:

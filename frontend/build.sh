@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Rebuild the pages' bundle into ../ipytwist/web/static/ from the locked dependencies.
+set -euo pipefail
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund
+npm run check
+npm run build

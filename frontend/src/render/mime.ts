@@ -1,0 +1,82 @@
+// A mime bundle (display_data, execute_result) to an element: the richest type first,
+// as Jupyter chooses.
+
+import type { MimeBundle } from "../reducer";
+import { ansiPre } from "./ansi";
+import { markdownToHtml } from "./markdown";
+import { latexToHtml } from "./math";
+
+export const MIME_ORDER = [
+  "text/html",
+  "text/markdown",
+  "text/latex",
+  "image/svg+xml",
+  "image/png",
+  "image/jpeg",
+  "image/gif",
+  "image/webp",
+  "application/json",
+  "text/plain",
+];
+
+export function pickMime(data: MimeBundle): string | undefined {
+  return MIME_ORDER.find((m) => m in data && data[m] !== null && data[m] !== undefined);
+}
+
+const asText = (v: unknown): string => (Array.isArray(v) ? v.join("") : String(v ?? ""));
+
+function div(className: string, html: string): HTMLElement {
+  const el = document.createElement("div");
+  el.className = className;
+  el.innerHTML = html;
+  return el;
+}
+
+function image(src: string, data: MimeBundle, meta: Record<string, unknown>): HTMLElement {
+  const img = document.createElement("img");
+  img.src = src;
+  img.decoding = "async";
+  const alt = data["text/plain"];
+  img.alt = alt ? asText(alt) : "output image";
+  for (const dim of ["width", "height"] as const) {
+    const value = meta[dim];
+    if (typeof value === "number" && value > 0) img[dim] = value;
+  }
+  if (meta.unconfined !== true) img.classList.add("confined");
+  return img;
+}
+
+export function renderMime(
+  data: MimeBundle,
+  metadata: Record<string, unknown>,
+): HTMLElement {
+  const mime = pickMime(data);
+  if (mime === undefined) return div("output-empty", "");
+  const value = data[mime];
+  const meta = ((metadata[mime] as Record<string, unknown>) ?? metadata) || {};
+  switch (mime) {
+    case "text/html":
+      // As Jupyter shows a trusted notebook's output; the page's CSP keeps scripts out.
+      return div("output-html", asText(value));
+    case "text/markdown":
+      return div("output-markdown", markdownToHtml(asText(value)));
+    case "text/latex":
+      return div("output-latex", latexToHtml(asText(value)));
+    case "image/svg+xml":
+      return image(
+        `data:image/svg+xml;charset=utf-8,${encodeURIComponent(asText(value))}`,
+        data,
+        meta,
+      );
+    case "application/json": {
+      const pre = document.createElement("pre");
+      pre.className = "output-json";
+      pre.textContent = JSON.stringify(value, null, 2);
+      return pre;
+    }
+    case "text/plain":
+      return ansiPre(asText(value), "output-text");
+    default: // images
+      return image(`data:${mime};base64,${asText(value).replace(/\s+/g, "")}`, data, meta);
+  }
+}
