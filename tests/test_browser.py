@@ -153,7 +153,7 @@ def test_token_login_then_the_kernel_list_opens_a_notebook(
 # -- running cells ------------------------------------------------------------------------
 
 
-def test_a_cell_runs_and_shows_its_output(page: Page) -> None:
+def test_a_cell_runs_and_shows_its_output(page: Page, svc: Service, kernel_id: str) -> None:
     run(page, "print(6*7*1000)")
     cell = last_cell(page)
     expect(cell.locator(".output-stream")).to_have_text("42000")
@@ -162,6 +162,8 @@ def test_a_cell_runs_and_shows_its_output(page: Page) -> None:
     expect(last_cell(page).locator(".output")).to_contain_text("Out[2]:")
     expect(last_cell(page).locator(".output")).to_contain_text("42")
     assert page.errors == []  # type: ignore[attr-defined]
+    cells = svc.api("GET", f"/api/kernels/{kernel_id}/transcript").json()["cells"]
+    assert [c["origin"] for c in cells if c["code"] == "print(6*7*1000)"] == ["page"]
 
 
 def test_output_appears_while_the_cell_still_runs(page: Page) -> None:

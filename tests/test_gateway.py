@@ -350,6 +350,15 @@ def test_execute_through_jupyter_server(servers: Servers, kernel: str) -> None:
         reply, iopub = chan.execute("6*7")
         results = [m for m in iopub if m["msg_type"] == "execute_result"]
         assert results and results[0]["content"]["data"]["text/plain"] == "42"
+    # The service's transcript marks these cells as run through the gateway.
+    r = requests.get(
+        f"{servers.gateway_base}/api/kernels/{kernel}/transcript",
+        headers={"Authorization": f"token {servers.gateway_token}"},
+        timeout=30,
+    )
+    cells = {c["code"]: c for c in r.json()["cells"]}
+    assert cells["print(6*7)"]["origin"] == "gateway"
+    assert cells["6*7"]["outputs"][0]["data"]["text/plain"] == "42"
 
 
 def test_interrupt_through_jupyter_server(servers: Servers, kernel: str) -> None:

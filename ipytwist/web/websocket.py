@@ -48,6 +48,17 @@ def _v1_frame(msg: Message) -> bytes:
     return ws_frame(encode_v1(msg, "iopub"), True)
 
 
+def client_kind(headers: dict[str, str]) -> str:
+    """What kind of client a WebSocket is, for the transcript: a notebook page (a
+    browser logged in by cookie), JupyterLab through jupyter_server's gateway client
+    (Tornado), or any other script."""
+    if "ipytwist-login=" in headers.get("cookie", "") and headers.get("origin"):
+        return "page"
+    if headers.get("user-agent", "").startswith("Tornado"):
+        return "gateway"
+    return "websocket"
+
+
 class ClientSession:
     """One client (a ``session_id``): its live connection, its position in the
     stream while it has none, and the replies addressed to it."""
@@ -103,11 +114,12 @@ class KernelSockets:
         s = self.sessions.get(session_id)
         if s is None:
             s = self.sessions[session_id] = ClientSession(self, session_id)
-            while len(self.sessions) > MAX_SESSIONS:
-                old_id, old = next(iter(self.sessions.items()))
-                if old.connection is not None:
-                    break
-                del self.sessions[old_id]
+            if len(self.sessions) > MAX_SESSIONS:
+                # The oldest sessions without a connection go.  A session connected
+                # for hours (an open tab) must not shield the ones created after it.
+                idle = [k for k, v in self.sessions.items() if v.connection is None and v is not s]
+                for old_id in idle[: len(self.sessions) - MAX_SESSIONS]:
+                    del self.sessions[old_id]
         else:
             self.sessions.move_to_end(session_id)
         return s
@@ -127,6 +139,7 @@ class KernelSockets:
         if at is None and known:
             at = session.position
         session.connection = conn
+        session.origin = conn.origin
         self.connections.add(conn)
         conn.start(session, stream.open_cursor(conn, at))
 
@@ -187,6 +200,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     hub: KernelSockets
     session: ClientSession | None = None
     outbox: Outbox | None = None
+    origin = "websocket"
     v1 = False
     _reading_paused = False
 
@@ -199,6 +213,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             self._session_id = "anonymous-" + uuid.uuid4().hex
         if self.hub.kernel.execution_state == "dead":
             raise ConnectionDeny(404, "kernel is gone")
+        self.origin = client_kind(request.headers)
         if V1_PROTOCOL in request.protocols:
             self.v1 = True
             return V1_PROTOCOL
