@@ -414,3 +414,25 @@ def test_the_transcript_has_every_clients_cells_and_downloads_as_a_notebook(
         kc.stop_channels()
         ws.close()
         svc.delete_kernel(kid)
+
+
+def test_a_truncated_output_is_whole_for_download_while_the_log_keeps_it(svc: Service) -> None:
+    """The transcript keeps a long output's head and tail with an exact count of the lines
+    hidden; GET .../transcript/cells/{id}/output gives every line while the kernel's output
+    log still holds them."""
+    kid = svc.start_kernel()
+    ws = WSClient.connect(svc, kid)
+    try:
+        reply, _ = ws.execute("for i in range(5000): print(i)")
+        cell_id = parent_id(reply)
+        cells = svc.api("GET", f"/api/kernels/{kid}/transcript").json()["cells"]
+        (shown,) = [c for c in cells if c["id"] == cell_id]
+        assert shown["outputs"][0]["hidden_lines"] == 3000
+        r = svc.api("GET", f"/api/kernels/{kid}/transcript/cells/{cell_id}/output")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        assert r.text == "".join(f"{i}\n" for i in range(5000))
+        missing = svc.api("GET", f"/api/kernels/{kid}/transcript/cells/nope/output")
+        assert missing.status_code == 404
+    finally:
+        ws.close()
+        svc.delete_kernel(kid)

@@ -20,7 +20,7 @@ newest messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -272,6 +272,12 @@ class OutputStream:
         if self._head > 1024 and self._head * 2 > len(items):
             del items[: self._head]
             self._head = 0
+
+    def retained(self) -> Iterator[Envelope]:
+        """The envelopes still in the log, oldest first."""
+        for env in self._items[self._head :]:
+            if env is not None:
+                yield env
 
     def seq_of(self, msg_id: str) -> int | None:
         """The sequence number of the logged message ``msg_id`` (None: not in the log)."""

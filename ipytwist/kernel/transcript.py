@@ -116,6 +116,7 @@ class Cell:
     clear_pending: bool = False
     size: int = 0  # characters held by its code and outputs
     dropped_outputs: int = 0
+    first_seq: int = 0  # the stream seq of its execute_input (0: not known)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,6 +154,7 @@ class Transcript:
         self.last_msg_id = ""
         self.dropped_cells = 0
         self.size = 0
+        self._seq = 0
 
     # -- input --------------------------------------------------------------------
 
@@ -177,7 +179,9 @@ class Transcript:
 
     def deliver(self, envelope: Any) -> None:
         """One iopub message (the OutputStream's Subscriber interface)."""
+        self._seq = envelope.seq
         self.apply(envelope.msg)
+        self._seq = 0
 
     def apply(self, msg: dict[str, Any]) -> None:
         header = msg.get("header") or {}
@@ -201,6 +205,7 @@ class Transcript:
                 cell.state = "done" if cell.execution_count is not None else "aborted"
         elif msg_type == "execute_input":
             cell.state = "running"
+            cell.first_seq = self._seq
             count = content.get("execution_count")
             cell.execution_count = count if isinstance(count, int) else None
         elif msg_type == "clear_output":
@@ -305,6 +310,23 @@ class Transcript:
         self._enforce()
 
     # -- views ----------------------------------------------------------------------
+
+    def full_output(self, cell_id: str, stream: Any) -> str | None:
+        """All the stream text of a cell still in the kernel's output log (``stream``),
+        as shown (``\\r`` applied); None for an unknown cell.  A first line says so
+        when the log no longer reaches back to the cell's start."""
+        cell = self.cells.get(cell_id)
+        if cell is None:
+            return None
+        parts = [
+            env.msg["content"].get("text", "")
+            for env in stream.retained()
+            if env.parent_id == cell_id and env.msg_type == "stream"
+        ]
+        text = apply_carriage_returns("".join(p for p in parts if isinstance(p, str)))
+        if not cell.first_seq or stream.first_logged_seq > cell.first_seq:
+            text = "[ipytwist: the start of this output is no longer in the kernel's log]\n" + text
+        return text
 
     def clear(self) -> None:
         self.cells.clear()

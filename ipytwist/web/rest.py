@@ -104,6 +104,15 @@ class KernelsApi:
                 return self._restart(request, hk)
             if n == 3 and parts[2] in ("transcript", "transcript.ipynb"):
                 return self._transcript(request, method, hk, notebook=parts[2].endswith("ipynb"))
+            if n == 6 and parts[2:4] == ["transcript", "cells"] and parts[5] == "output":
+                if method != "GET":
+                    raise ApiError(405, "Method Not Allowed")
+                text = hk.transcript.full_output(parts[4], hk.kernel.stream)
+                if text is None:
+                    raise ApiError(404, "Not Found", "no such cell in the transcript")
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                request.setHeader(b"cache-control", b"no-store")
+                return text.encode("utf-8", "replace")
         raise ApiError(404, "Not Found", "no such API endpoint")
 
     def _transcript(self, request: Any, method: str, hk: HostedKernel, notebook: bool) -> bytes:
