@@ -7,6 +7,9 @@ Every sample attribute is filled in, so no check is skipped.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import jupyter_kernel_test as jkt
 
 
@@ -15,6 +18,26 @@ class IpytwistKernelTests(jkt.KernelTests):
     inspect, history and clear_output behave as the messaging spec says."""
 
     kernel_name = "ipytwist"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        # A history of its own: the suite's other kernels share the test IPYTHONDIR,
+        # and their cells would match the history searches below.
+        cls._ipython_dir = tempfile.TemporaryDirectory(prefix="ipytwist-conformance-")
+        saved = os.environ.get("IPYTHONDIR")
+        os.environ["IPYTHONDIR"] = cls._ipython_dir.name
+        try:
+            super().setUpClass()
+        finally:
+            if saved is None:
+                os.environ.pop("IPYTHONDIR", None)
+            else:
+                os.environ["IPYTHONDIR"] = saved
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        super().tearDownClass()
+        cls._ipython_dir.cleanup()
 
     language_name = "python"
     file_extension = ".py"
