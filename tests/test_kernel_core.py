@@ -9,9 +9,10 @@ import pytest
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from ipytwist.kernel.core import MAX_EARLY_DEATHS, Kernel
+from ipytwist.kernel.core import INTERRUPT_NUDGES, MAX_EARLY_DEATHS, Kernel
 from ipytwist.kernel.stream import Envelope
 from ipytwist.wire import new_message
+from ipytwist.worker import NUDGE_SIGNAL
 
 
 class FakeWorker:
@@ -276,6 +277,22 @@ def test_interrupt_signals_only_running_code(env: Any) -> None:
     assert w.signals == [signal.SIGINT]
     assert client.reply_to(busy_req)["content"]["status"] == "ok"
     assert [ch for ch, m in client.sent if m["msg_type"] == "interrupt_reply"] == ["control"] * 2
+
+
+def test_an_interrupted_request_that_keeps_running_is_nudged(env: Any) -> None:
+    """While an interrupted request still runs, the worker gets NUDGE_SIGNAL at the
+    INTERRUPT_NUDGES delays (a SIGINT that only tripped Python's flag before a blocking
+    call takes effect once a signal breaks that call); none once the request is done."""
+    kernel, prov, _, clock = env
+    w, client = prov.workers[0], Client()
+    kernel.handle("shell", execute("import time; time.sleep(30)"), client)
+    kernel.handle("control", request("interrupt_request"), client)
+    clock.advance(INTERRUPT_NUDGES[1])
+    assert w.signals == [signal.SIGINT, NUDGE_SIGNAL, NUDGE_SIGNAL]
+    w.reply({"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []})
+    kernel.handle("shell", execute("1"), client)
+    clock.advance(max(INTERRUPT_NUDGES))
+    assert w.signals == [signal.SIGINT, NUDGE_SIGNAL, NUDGE_SIGNAL]
 
 
 def test_input_request_goes_to_the_requesting_client(env: Any) -> None:

@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from ..loglimit import LimitedLog
 from ..wire import Message, new_message, reply_type, utcnow_iso
+from ..worker import NUDGE_SIGNAL
 from .events import iopub_content
 from .flow import OutputGate
 from .info import kernel_info
@@ -37,6 +38,12 @@ WORKER_REQUESTS = {
 }
 #: Consecutive worker deaths before it ever became ready, after which we give up.
 MAX_EARLY_DEATHS = 3
+#: Seconds after an interrupt at which the worker is nudged (NUDGE_SIGNAL) while the
+#: interrupted request still runs.  A SIGINT that lands while the interpreter is on
+#: its way into a blocking call (time.sleep handing over the GIL) only sets Python's
+#: flag, and the call then blocks; the nudge interrupts the call, and Python runs
+#: the SIGINT handler.
+INTERRUPT_NUDGES = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class Requester(Protocol):
@@ -159,6 +166,12 @@ class Kernel:
             # traceback, however far behind the readers are.
             self.output_gate.interrupt()
             self.worker.signal(signal.SIGINT)
+            for delay in INTERRUPT_NUDGES:
+                self.reactor.callLater(delay, self._nudge, self.worker, self._current)
+
+    def _nudge(self, worker: WorkerProcess, request: tuple[Message, Requester]) -> None:
+        if worker is self.worker and request is self._current:
+            worker.signal(NUDGE_SIGNAL)
 
     def restart(self) -> Deferred[None]:
         """Replace the interpreter with a fresh one; clients see ``restarting``."""

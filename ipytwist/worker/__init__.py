@@ -5,8 +5,14 @@ file descriptor 3, events leave on file descriptor 4; user code writes to the
 real file descriptors 1 and 2, which the kernel reads as stream output.
 """
 
+import signal
+
 REQUEST_FD = 3
 EVENT_FD = 4
+#: Sent by the kernel while an interrupted request keeps running; a no-op in the
+#: worker, it only makes a blocking call return so Python runs a SIGINT handler that
+#: the SIGINT itself did not get to run (see ``ipytwist.kernel.core.INTERRUPT_NUDGES``).
+NUDGE_SIGNAL = signal.SIGWINCH
 #: Environment variable carrying the token of the stream sync marker (hex).
 SYNC_ENV = "IPYTWIST_SYNC_TOKEN"
 

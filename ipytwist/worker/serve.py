@@ -11,7 +11,7 @@ import sys
 import threading
 from typing import Any
 
-from . import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
+from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 from .stdio import StdStreams
 
@@ -67,6 +67,7 @@ def serve() -> int:
 
     threading.Thread(target=flush_partial_lines, name="flush", daemon=True).start()
     interrupts.install()
+    signal.signal(NUDGE_SIGNAL, lambda signum, frame: None)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
 
