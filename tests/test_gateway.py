@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import requests
-from service_proc import Service
+from service_proc import Service, execute_content
 from websockets.sync.client import ClientConnection, connect
 
 STARTUP_TIMEOUT = 60.0
@@ -236,18 +236,7 @@ class KernelChannel:
 
     def execute(self, code: str, within: float = 60.0) -> tuple[dict[str, Any], list[dict]]:
         """Run ``code``; return its execute_reply and its iopub messages (up to idle)."""
-        msg_id = self.send(
-            "shell",
-            "execute_request",
-            {
-                "code": code,
-                "silent": False,
-                "store_history": True,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
-        )
+        msg_id = self.send("shell", "execute_request", execute_content(code))
         return self.collect(msg_id, within)
 
     def collect(self, msg_id: str, within: float) -> tuple[dict[str, Any], list[dict]]:

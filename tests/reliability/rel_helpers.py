@@ -33,6 +33,7 @@ from service_proc import (
     Service,
     WSClient,
     WSClosed,
+    execute_content,
     make_message,
     parent_id,
     pid_alive,
@@ -514,18 +515,6 @@ class AsyncKernelClient:
                 await self._reader
             except (asyncio.CancelledError, Exception):
                 pass
-
-
-def execute_content(code: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "code": code,
-        "silent": False,
-        "store_history": True,
-        "user_expressions": {},
-        "allow_stdin": False,
-        "stop_on_error": True,
-        **extra,
-    }
 
 
 async def connections(svc: Service, kernel_id: str) -> int:
