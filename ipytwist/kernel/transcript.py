@@ -55,8 +55,13 @@ class StreamOutput:
         self.tail: deque[str] = deque(maxlen=max_lines - self.head_limit)
         self.hidden = 0  # complete lines dropped between head and tail
         self.partial = ""  # the last line, not yet ended by a newline
-        self.size = 0  # characters held
+        self._lines_size = 0  # characters in head and tail
         self.grew = 0  # by the last write
+
+    @property
+    def size(self) -> int:
+        """Characters held."""
+        return self._lines_size + len(self.partial)
 
     def write(self, text: str) -> None:
         before = self.size
@@ -68,7 +73,6 @@ class StreamOutput:
         for line in lines:
             self._add(self._cut(line))
         self.partial = self._cut(partial)
-        self.size = sum(map(len, self.head)) + sum(map(len, self.tail)) + len(self.partial)
         self.grew = self.size - before
 
     def _cut(self, line: str) -> str:
@@ -78,11 +82,13 @@ class StreamOutput:
         return line[:limit] + f" ... [{len(line) - limit} characters hidden]"
 
     def _add(self, line: str) -> None:
+        self._lines_size += len(line)
         if len(self.head) < self.head_limit:
             self.head.append(line)
             return
         if len(self.tail) == self.tail.maxlen:
             self.hidden += 1  # the oldest tail line goes
+            self._lines_size -= len(self.tail[0])
         self.tail.append(line)
 
     def text(self) -> str:
