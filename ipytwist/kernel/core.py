@@ -38,15 +38,12 @@ WORKER_REQUESTS = {
 }
 #: Consecutive worker deaths before it ever became ready, after which we give up.
 MAX_EARLY_DEATHS = 3
-#: While an interrupted request still runs, the worker is nudged (NUDGE_SIGNAL) this
-#: long after the interrupt, then at doubling intervals of at most INTERRUPT_NUDGE_MAX
-#: seconds.  A SIGINT that lands while the interpreter is on its way into a blocking
-#: call (time.sleep handing over the GIL) only sets Python's flag, and the call then
-#: blocks; the nudge interrupts the call, and Python runs the SIGINT handler.  The
-#: nudges go on while the request runs: a worker starved of CPU may take a while to
-#: even reach that call.
-INTERRUPT_NUDGE_FIRST = 0.2
-INTERRUPT_NUDGE_MAX = 4.0
+#: Seconds after an interrupt at which the worker is nudged (NUDGE_SIGNAL) while the
+#: interrupted request still runs.  A SIGINT that lands while the interpreter is on
+#: its way into a blocking call (time.sleep handing over the GIL) only sets Python's
+#: flag, and the call then blocks; the nudge interrupts the call, and Python runs
+#: the SIGINT handler.
+INTERRUPT_NUDGES = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
 class Requester(Protocol):
@@ -121,8 +118,6 @@ class Kernel:
         self._output = OutputCoalescer(reactor, self._publish_stream, **kw)
         self._queue: deque[tuple[Message, Requester]] = deque()
         self._current: tuple[Message, Requester] | None = None
-        #: The interrupted request the worker is being nudged for (see interrupt()).
-        self._nudging: tuple[Message, Requester] | None = None
         self._current_started = ""
         self._last_parent: Message | None = None
         self._awaiting_input = False
@@ -171,21 +166,12 @@ class Kernel:
             # traceback, however far behind the readers are.
             self.output_gate.interrupt()
             self.worker.signal(signal.SIGINT)
-            if self._nudging is not self._current:
-                self._nudging = self._current
-                delay = INTERRUPT_NUDGE_FIRST
-                self.reactor.callLater(delay, self._nudge, self.worker, self._current, delay)
+            for delay in INTERRUPT_NUDGES:
+                self.reactor.callLater(delay, self._nudge, self.worker, self._current)
 
-    def _nudge(
-        self, worker: WorkerProcess, request: tuple[Message, Requester], delay: float
-    ) -> None:
-        if worker is not self.worker or request is not self._current:
-            if self._nudging is request:
-                self._nudging = None
-            return
-        worker.signal(NUDGE_SIGNAL)
-        delay = min(2 * delay, INTERRUPT_NUDGE_MAX)
-        self.reactor.callLater(delay, self._nudge, worker, request, delay)
+    def _nudge(self, worker: WorkerProcess, request: tuple[Message, Requester]) -> None:
+        if worker is self.worker and request is self._current:
+            worker.signal(NUDGE_SIGNAL)
 
     def restart(self) -> Deferred[None]:
         """Replace the interpreter with a fresh one; clients see ``restarting``."""

@@ -21,10 +21,6 @@ KERNELS = 10
 CLIENTS_PER_KERNEL = 10
 #: Service RSS at the end against right after the warm-up.
 RSS_GROWTH_PCT = 10.0
-#: Interrupt sent -> the interrupted ``time.sleep(30)`` answered KeyboardInterrupt, for
-#: every interrupt (1.6 s at most in a 5-minute bench run on a loaded 2-core machine;
-#: before the interrupt nudge, about one in 150 took the full 30 s).
-INTERRUPT_SECONDS = 10.0
 #: At least this many requests answered (about 40/s on a loaded 2-core machine; 150/s
 #: on a quiet one): the soak must have done real work to mean anything.
 MIN_REQUESTS = 1000
@@ -35,9 +31,9 @@ def test_soak_mixed_workload_without_errors_or_growth(tmp_path_factory: Any) -> 
     """10 kernels x 10 clients under the mixed workload for SOAK_SECONDS: every request
     is answered with the expected content (results, every printed line, displays,
     completions; interrupted cells as KeyboardInterrupt) and every execute reaches idle,
-    no reader falls behind the output log, no connection closes, every interrupt lands
-    within INTERRUPT_SECONDS, the service logs no traceback (checked on stop), and its
-    RSS at the end is within RSS_GROWTH_PCT of its RSS after the warm-up."""
+    no reader falls behind the output log, no connection closes, interrupts land, the
+    service logs no traceback (checked on stop), and its RSS at the end is within
+    RSS_GROWTH_PCT of its RSS after the warm-up."""
     with running_service(tmp_path_factory, "soak", *SOAK_SERVICE_ARGS) as svc:
         r = soak(svc, SOAK_SECONDS, SOAK_WARMUP, KERNELS, CLIENTS_PER_KERNEL)
     assert not r.errors, r.errors.report()
@@ -46,5 +42,4 @@ def test_soak_mixed_workload_without_errors_or_growth(tmp_path_factory: Any) -> 
         assert r.done[kind] > 0, r.done
     assert r.gaps == 0
     assert r.closed == [], r.closed[:5]
-    assert max(r.interrupt_s) < INTERRUPT_SECONDS, sorted(r.interrupt_s)[-5:]
     assert r.growth_pct < RSS_GROWTH_PCT, (r.rss_warm, r.rss_end, r.rss)
