@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import nbformat
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ipytwist.kernel.transcript import Transcript, apply_carriage_returns
+from ipytwist.kernel.transcript import StreamOutput, Transcript, apply_carriage_returns
 from ipytwist.wire import new_message
 
 
@@ -163,3 +165,47 @@ def test_the_transcript_is_a_valid_notebook() -> None:
     nbformat.validate(nb)
     assert [c.source for c in nb.cells] == ["print('hi')\n1", "1/0"]
     assert nb.cells[0].outputs[1].data == {"text/plain": "1"}
+
+
+@given(
+    max_lines=st.integers(2, 12),
+    max_line_chars=st.integers(3, 20),
+    chunks=st.lists(st.text(alphabet="ab\n\r", max_size=60), max_size=12),
+)
+def test_stream_output_in_bulk_matches_a_line_by_line_model(
+    max_lines: int, max_line_chars: int, chunks: list[str]
+) -> None:
+    """Lines are taken in bulk (a flood brings thousands per message); what is kept,
+    hidden and counted is what a terminal of ``max_lines`` head + tail lines shows."""
+    out = StreamOutput("stdout", max_lines, max_line_chars)
+    for chunk in chunks:
+        out.write(chunk)
+    lines = apply_carriage_returns("".join(chunks)).split("\n")
+    partial = lines.pop()
+
+    def cut(line: str) -> str:
+        if len(line) <= max_line_chars:
+            return line
+        return f"{line[:max_line_chars]} ... [{len(line) - max_line_chars} characters hidden]"
+
+    lines = [cut(line) for line in lines]
+    head_n = max_lines // 2
+    tail_n = max_lines - head_n
+    head, rest = lines[:head_n], lines[head_n:]
+    tail = rest[-tail_n:] if len(rest) > tail_n else rest
+    hidden = len(rest) - len(tail)
+    assert out.hidden == hidden
+    assert out.head == head and list(out.tail) == tail
+    assert out.partial == cut(partial)
+
+
+def test_a_long_line_streamed_in_pieces_is_cut_once_with_an_exact_count() -> None:
+    out = StreamOutput("stdout", 10, 5)
+    for _ in range(4):
+        out.write("abcdef")
+    assert out.text() == "abcde ... [19 characters hidden]"
+    out.write("gh\nnext\r")
+    out.write("N")
+    assert out.text() == "abcde ... [21 characters hidden]\nNext"
+    out.write("\rabcdefghij\rxy\n")
+    assert out.text().endswith("\nxycde ... [5 characters hidden]\n")

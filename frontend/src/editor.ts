@@ -113,8 +113,8 @@ export class InputEditor {
   private run(): boolean {
     const code = this.code;
     if (!code.trim()) return true;
+    this.hooks.run(code); // first: the request leaves before the editor's own work
     this.setCode("");
-    this.hooks.run(code);
     return true;
   }
 

@@ -11,11 +11,12 @@ hidden between them) and the transcript at most ``max_cells`` cells.
 from __future__ import annotations
 
 import re
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from .stream import output_bytes
+from .streamtext import StreamOutput, apply_carriage_returns
 
 DEFAULT_MAX_CELLS = 500
 DEFAULT_MAX_LINES = 2000  # per stream output: the head and the tail halves
@@ -24,90 +25,6 @@ DEFAULT_MAX_OUTPUTS = 200  # outputs per cell
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # all cells: the oldest go first
 
 STATES = ("queued", "running", "done", "error", "interrupted", "aborted")
-
-
-def apply_carriage_returns(text: str) -> str:
-    """What a terminal shows: ``\\r`` returns to the start of the line, which the text
-    after it overwrites (``\\r\\n`` is a plain newline)."""
-    if "\r" not in text:
-        return text
-    text = text.replace("\r\n", "\n")
-    out = []
-    for line in text.split("\n"):
-        if "\r" in line:
-            parts = line.split("\r")
-            shown = parts[0]
-            for part in parts[1:]:
-                shown = part + shown[len(part) :]
-            line = shown
-        out.append(line)
-    return "\n".join(out)
-
-
-class StreamOutput:
-    """One stream's text in a cell: its first and last lines, and how many are hidden."""
-
-    def __init__(self, name: str, max_lines: int, max_line_chars: int) -> None:
-        self.name = name
-        self.max_line_chars = max_line_chars
-        self.head: list[str] = []  # the first complete lines
-        self.head_limit = max_lines // 2
-        self.tail: deque[str] = deque(maxlen=max_lines - self.head_limit)
-        self.hidden = 0  # complete lines dropped between head and tail
-        self.partial = ""  # the last line, not yet ended by a newline
-        self._lines_size = 0  # characters in head and tail
-        self.grew = 0  # by the last write
-
-    @property
-    def size(self) -> int:
-        """Characters held."""
-        return self._lines_size + len(self.partial)
-
-    def write(self, text: str) -> None:
-        before = self.size
-        text = self.partial + text
-        if "\r" in text:
-            text = apply_carriage_returns(text)  # \r reaches back to the line start only
-        lines = text.split("\n")
-        partial = lines.pop()
-        for line in lines:
-            self._add(self._cut(line))
-        self.partial = self._cut(partial)
-        self.grew = self.size - before
-
-    def _cut(self, line: str) -> str:
-        limit = self.max_line_chars
-        if len(line) <= limit:
-            return line
-        return line[:limit] + f" ... [{len(line) - limit} characters hidden]"
-
-    def _add(self, line: str) -> None:
-        self._lines_size += len(line)
-        if len(self.head) < self.head_limit:
-            self.head.append(line)
-            return
-        if len(self.tail) == self.tail.maxlen:
-            self.hidden += 1  # the oldest tail line goes
-            self._lines_size -= len(self.tail[0])
-        self.tail.append(line)
-
-    def text(self) -> str:
-        parts = list(self.head)
-        if self.hidden:
-            parts.append(f"... [{self.hidden} lines hidden] ...")
-        parts.extend(self.tail)
-        body = "\n".join(parts)
-        if parts:
-            body += "\n"
-        return body + self.partial
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "output_type": "stream",
-            "name": self.name,
-            "text": self.text(),
-            "hidden_lines": self.hidden,
-        }
 
 
 @dataclass

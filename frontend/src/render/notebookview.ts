@@ -1,11 +1,14 @@
 // The cells on screen. Messages only mark cells dirty; the page is drawn at most once
-// per animation frame, so a flood of output never blocks the WebSocket's reader.
+// per animation frame, so a flood of output never blocks the WebSocket's reader. The
+// first change after a quiet frame is drawn at once (at the end of the message's task),
+// so a result shows without waiting for the next frame.
 
 import type { Cell, Changes } from "../reducer";
 import { CellView } from "./cellview";
 import type { OutputActions } from "./outputviews";
 
 const NEAR_BOTTOM_PX = 96;
+const FRAME_MS = 16;
 
 export interface PageStatus {
   kernelState(state: string): void;
@@ -17,6 +20,8 @@ export class NotebookView implements Changes {
   private added: (Cell | string)[] = [];
   private removed: Cell[] = [];
   private frame = 0;
+  private soon = false;
+  private lastFlush = -Infinity;
   /** Whether the page follows new output (the reader is at the bottom). */
   private follow = true;
 
@@ -40,7 +45,15 @@ export class NotebookView implements Changes {
   }
 
   private schedule(): void {
-    if (this.frame) return;
+    if (this.frame || this.soon) return;
+    if (performance.now() - this.lastFlush >= FRAME_MS) {
+      this.soon = true;
+      queueMicrotask(() => {
+        this.soon = false;
+        if (!this.frame) this.flush();
+      });
+      return;
+    }
     this.frame = requestAnimationFrame(() => this.flush());
   }
 
@@ -73,7 +86,9 @@ export class NotebookView implements Changes {
   // -- drawing ---------------------------------------------------------------------------
 
   flush(): void {
+    if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
+    this.lastFlush = performance.now();
     const follow = this.follow;
     const gone = new Set(this.removed);
     for (const cell of this.removed) {
