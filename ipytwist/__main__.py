@@ -17,7 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--sys-prefix", action="store_true", help="into sys.prefix (default)")
     where.add_argument("--prefix", help="under PREFIX/share/jupyter/kernels")
     ik.add_argument("--name", default=kernelspec.KERNEL_NAME)
+    from .console import cli
+
+    cli.add_commands(sub)
     args = p.parse_args(argv)
+    if args.command in ("console", "kernels"):
+        return cli.run(args)
     if args.command == "install-kernel":
         dest = kernelspec.install(user=args.user, prefix=args.prefix, name=args.name)
         print(f"Installed kernelspec {args.name} in {dest}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from types import TracebackType
 from typing import Any
 
 from IPython.core import page, payloadpage
@@ -11,6 +13,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Any as AnyTrait
 
 Emit = Any  # Callable[[dict], None]; traitlets wants a plain attribute
+_WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class EventDisplayPublisher(DisplayPublisher):
@@ -58,6 +61,21 @@ class EventDisplayHook(DisplayHook):
             self.shell.emit(event)
 
 
+def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
+    """A KeyboardInterrupt's traceback ends in user code, not in the worker's signal
+    handler or ``input()`` that raised it (Python's own SIGINT handler is in C)."""
+    keep = None
+    node = tb
+    while node is not None:
+        if not node.tb_frame.f_code.co_filename.startswith(_WORKER_DIR):
+            keep = node
+        node = node.tb_next
+    if keep is None:
+        return tb
+    keep.tb_next = None
+    return tb
+
+
 class WorkerShell(InteractiveShell):
     """An InteractiveShell whose output, errors and pager go to ``emit``."""
 
@@ -72,6 +90,12 @@ class WorkerShell(InteractiveShell):
 
     def init_virtualenv(self) -> None:  # the worker runs in the kernel's interpreter
         pass
+
+    def _get_exc_info(self, exc_tuple: Any = None) -> Any:
+        etype, value, tb = super()._get_exc_info(exc_tuple)
+        if isinstance(value, KeyboardInterrupt):
+            tb = without_interrupt_frames(tb)
+        return etype, value, tb
 
     def _showtraceback(self, etype: Any, evalue: Any, stb: list[str]) -> None:
         content = {
