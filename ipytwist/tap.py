@@ -20,15 +20,11 @@ from twisted.python import usage
 
 from .host import KernelHost
 from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
+from .paths import default_state_dir
 from .web.auth import Authenticator
 from .web.site import make_site
 
 log = Logger()
-
-
-def default_state_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return os.path.join(base, "ipytwist")
 
 
 class Options(usage.Options):

@@ -296,7 +296,13 @@ def test_the_token_is_asked_once_and_remembered(svc: Service, home: str) -> None
     c.p.expect(pexpect.EOF)
 
 
-def test_kernels_lists_the_local_services_kernels(svc: Service, home: str, kernel: str) -> None:
+def test_without_a_url_the_local_service_is_used(svc: Service, home: str, kernel: str) -> None:
+    c = Console(home, "--state-dir", svc.state_dir, "--kernel", kernel)
+    c.prompt()
+    c.run("'local'")
+    c.p.expect("Out.*'local'")
+    c.prompt()
+    assert c.quit() == 0
     out = run_cli(home, "kernels", "--state-dir", svc.state_dir)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split() == [

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import ipaddress
 import json
 import ssl
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import requests
 import websockets
 from cryptography import x509
@@ -18,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from service_proc import running_service
+from test_console import console_env
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -111,3 +116,38 @@ async def wss_execute(base: str, kernel_id: str, token: str, context: ssl.SSLCon
                 and msg["content"]["execution_state"] == "idle"
             ):
                 return text
+
+
+def test_console_over_tls_verifies_the_certificate(tmp_path_factory: Any) -> None:
+    """`ipytwist kernels/console https://...`: a certificate that does not verify is one
+    line and a failure; --insecure goes on with a warning; a trusted one just works."""
+    certs = tmp_path_factory.mktemp("certs")
+    key, cert = self_signed(certs)
+    home = str(tmp_path_factory.mktemp("home"))
+    listen = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+    with running_service(tmp_path_factory, "tls-console", "--listen", listen) as svc:
+        base = f"https://127.0.0.1:{svc.port}/"
+        env = console_env(home)
+        cli = [sys.executable, "-m", "ipytwist"]
+        run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=60)
+        out = run([*cli, "kernels", base, "--token", svc.token], env=env)
+        assert out.returncode == 1 and out.stdout == ""
+        assert len(out.stderr.splitlines()) == 1 and "does not verify" in out.stderr
+        out = run([*cli, "kernels", base, "--token", svc.token, "--insecure"], env=env)
+        assert out.returncode == 0 and out.stdout.startswith("No kernels")
+        assert "not checked" in out.stderr
+        c = pexpect.spawn(
+            sys.executable,
+            ["-m", "ipytwist", "console", "--no-color", base, "--token", svc.token],
+            env=dict(env, SSL_CERT_FILE=str(cert)),
+            encoding="utf-8",
+            timeout=20,
+        )
+        c.expect(r"In \[1\]:")
+        c.send("6*7\r")
+        c.expect(r"Out\[1\]: 42")
+        c.expect(r"In \[2\]:")
+        c.sendeof()
+        c.expect("Shut down kernel")
+        c.sendline("y")
+        c.expect(pexpect.EOF)

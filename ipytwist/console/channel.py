@@ -189,9 +189,9 @@ class KernelChannel:
         if msg.get("channel") == "iopub":
             self.last_seen = str((msg.get("header") or {}).get("msg_id", "")) or self.last_seen
         parent = (msg.get("parent_header") or {}).get("msg_id")
-        fut = self._waiting.get(parent) if msg.get("channel") in ("shell", "control") else None
-        if fut is not None and not fut.done():
-            del self._waiting[parent]
+        reply = msg.get("channel") in ("shell", "control")
+        fut = self._waiting.pop(parent, None) if reply else None
+        if fut is not None and not fut.done():  # (done: cancelled, its waiter gave up)
             fut.set_result(msg)
         self.on_message(msg)
 

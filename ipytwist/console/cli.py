@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any
 
+from ..paths import default_state_dir
 from .server import ConsoleError, Server, TokenStore, Unauthorized, local_server, normalise_url
 
 __all__ = ["add_commands", "run"]
@@ -44,8 +45,6 @@ def _server(args: argparse.Namespace) -> tuple[Server, bool]:
     if args.url:
         url, token = normalise_url(args.url), args.token
     else:
-        from ..tap import default_state_dir
-
         url, token = local_server(args.state_dir or default_state_dir())
         url, token = normalise_url(url), args.token or token
     if args.insecure and url.startswith("https:"):

@@ -63,6 +63,7 @@ class Renderer:
         self.color = color
         #: The kernel's execution count of the last cell that started (any client's).
         self.execution_count = 0
+        self._others: dict[Any, bool] = {}  # other clients' cells shown, not yet ended
 
     def _dim(self, text: str) -> str:
         return f"{DIM}{text}{RESET}" if self.color else text
@@ -80,6 +81,10 @@ class Renderer:
             return text if isinstance(text, str) else ""
         if msg_type == "execute_input":
             return self._execute_input(msg, content)
+        if msg_type == "status" and content.get("execution_state") == "idle":
+            # Another client's cell ended: a blank line, as between our own cells.
+            parent = (msg.get("parent_header") or {}).get("msg_id")
+            return "\n" if self._others.pop(parent, None) else ""
         if msg_type == "execute_result":
             text, note = self._data_text(content.get("data"))
             if "\n" in text:
@@ -103,6 +108,9 @@ class Renderer:
         if self.is_ours(msg):
             return ""
         parent = msg.get("parent_header") or {}
+        self._others[parent.get("msg_id")] = True
+        while len(self._others) > 100:  # ended without an idle (a lost kernel): forget
+            del self._others[next(iter(self._others))]
         who = str(parent.get("username") or "someone")
         session = str(parent.get("session") or "")[:8]
         origin = self._dim(f"[another client: {who}, session {session}]")

@@ -307,9 +307,13 @@ class Console:
 
     async def loop(self) -> int:
         """Prompt, run, repeat; until Ctrl-D. The exit status."""
+        first = True
         while True:
             await self.writer.drain()
             self.writer.end_line()
+            if not first:
+                print()  # IPython's blank line between one cell and the next prompt
+            first = False
             try:
                 code = await self.session.prompt_async(self._prompt)
             except KeyboardInterrupt:
@@ -325,6 +329,7 @@ class Console:
         return 0
 
     async def _leave(self) -> None:
+        await self.channel.close()  # first: the shutdown must not look like a lost connection
         if self.owned:
             try:
                 answer = await PromptSession().prompt_async(
@@ -338,7 +343,6 @@ class Console:
             else:
                 again = f"ipytwist console --kernel {self.kernel_id}"
                 print(f"Kernel {self.kernel_id} keeps running: {again}")
-        await self.channel.close()
 
 
 def _at_line_start() -> Any:

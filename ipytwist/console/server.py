@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from ..paths import data_dir
+
 __all__ = ["ConsoleError", "Server", "TokenStore", "console_dir", "local_server"]
 
 TIMEOUT = 10.0
@@ -32,8 +34,7 @@ class Unauthorized(ConsoleError):
 
 def console_dir() -> str:
     """Where the console keeps tokens and history (created 0700)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    path = os.path.join(base, "ipytwist", "console")
+    path = os.path.join(data_dir(), "console")
     os.makedirs(path, mode=0o700, exist_ok=True)
     return path
 
