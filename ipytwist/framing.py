@@ -47,7 +47,7 @@ class RecordDecoder:
             start = pos + 4
             try:
                 out.append(json.loads(bytes(buf[start : start + n])))
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:  # nested too deep is not JSON to us
                 raise FramingError(f"record is not JSON ({e.__class__.__name__})") from None
             pos = start + n
         if pos:

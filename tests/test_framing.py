@@ -62,3 +62,10 @@ def test_non_json_record_is_refused() -> None:
     """A complete record that is not JSON raises FramingError."""
     with pytest.raises(FramingError):
         RecordDecoder().feed(struct.pack(">I", 3) + b"{{{")
+
+
+def test_a_record_nested_too_deep_is_refused_like_other_bad_json() -> None:
+    """Nesting deep enough to exhaust the parser's recursion is a FramingError too."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(FramingError, match="RecursionError"):
+        RecordDecoder(max_record_bytes=1 << 20).feed(struct.pack(">I", len(body)) + body)

@@ -8,25 +8,25 @@ imports IPython.
 
 from __future__ import annotations
 
-import signal
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from ..errors import error_content
 from ..loglimit import LimitedLog
-from ..wire import Message, new_message, reply_type, utcnow_iso
-from ..worker import NUDGE_SIGNAL
+from ..wire import Message, new_message, utcnow_iso
 from .events import iopub_content
 from .flow import OutputGate
-from .info import kernel_info
 from .output import OutputCoalescer
-from .process import WorkerProcess
+from .replies import aborted_content, reply_message, static_reply
+from .stdin import InputRouter
 from .stream import OutputStream
+from .supervisor import INTERRUPT_NUDGES, MAX_EARLY_DEATHS, Provisioner, Worker, WorkerSupervisor
 
 #: Shell requests the worker answers, and the worker request kind for each.
 WORKER_REQUESTS = {
@@ -36,14 +36,15 @@ WORKER_REQUESTS = {
     "is_complete_request": "is_complete",
     "history_request": "history",
 }
-#: Consecutive worker deaths before it ever became ready, after which we give up.
-MAX_EARLY_DEATHS = 3
-#: Seconds after an interrupt at which the worker is nudged (NUDGE_SIGNAL) while the
-#: interrupted request still runs.  A SIGINT that lands while the interpreter is on
-#: its way into a blocking call (time.sleep handing over the GIL) only sets Python's
-#: flag, and the call then blocks; the nudge interrupts the call, and Python runs
-#: the SIGINT handler.
-INTERRUPT_NUDGES = (0.2, 0.5, 1.0, 2.0, 4.0)
+#: The kernel's execution states, and the changes each may make (see Kernel._set_state).
+TRANSITIONS = {
+    "starting": {"idle", "restarting", "dead"},
+    "idle": {"busy", "restarting", "dead"},
+    "busy": {"idle", "restarting", "dead"},
+    "restarting": {"idle", "restarting", "dead"},
+    "dead": set(),
+}
+__all__ = ["INTERRUPT_NUDGES", "MAX_EARLY_DEATHS", "TRANSITIONS", "Kernel", "Requester"]
 
 
 class Requester(Protocol):
@@ -53,37 +54,6 @@ class Requester(Protocol):
     origin: str
 
     def send(self, channel: str, msg: Message) -> None: ...
-
-
-class Provisioner(Protocol):
-    def start(self, listener: Any) -> WorkerProcess: ...
-
-
-class _WorkerLink:
-    """One worker's reports, passed on while that worker is the kernel's own.
-
-    A worker being replaced (restart) or stopped (shutdown, cull) may still write
-    while it exits; none of that may land in a client's cell, and a late event of
-    it must never answer the next worker's request.
-    """
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.kernel = kernel
-        self.worker: WorkerProcess | None = None
-
-    def _current(self) -> bool:
-        return self.worker is not None and self.kernel.worker is self.worker
-
-    def worker_output(self, name: str, data: bytes) -> None:
-        if self._current():
-            self.kernel.worker_output(name, data)
-
-    def worker_event(self, event: dict[str, Any]) -> None:
-        if self._current():
-            self.kernel.worker_event(event)
-
-    def worker_exited(self, worker: WorkerProcess, description: str) -> None:
-        self.kernel.worker_exited(worker, description)
 
 
 class Kernel:
@@ -109,7 +79,7 @@ class Kernel:
         #: Requests ignored for what they are: a few lines at a time, then a summary.
         self.rejects = LimitedLog(self.log, reactor)
         self.stream = stream or OutputStream()
-        self.execution_state = "starting"
+        self.execution_state = "starting"  # changed by _set_state only
         self.execution_count = 0
         self.last_activity = time.time()
         #: Called on a ``shutdown_request`` without restart (the host decides what ends).
@@ -120,12 +90,6 @@ class Kernel:
         self._current: tuple[Message, Requester] | None = None
         self._current_started = ""
         self._last_parent: Message | None = None
-        self._awaiting_input = False
-        self.worker: WorkerProcess | None = None
-        self._worker_ready = False
-        self._early_deaths = 0
-        self._stopping = False
-        self._ready_waiters: list[Deferred[None]] = []
         self._announce_idle_when_ready = False
         #: Callables that read requests already waiting in a transport (see stop_on_error).
         self.request_drains: list[Callable[[], None]] = []
@@ -136,72 +100,69 @@ class Kernel:
         #: Closed by the stream while its readers lag: the worker's output waits.
         self.output_gate = OutputGate()
         self.stream.registerProducer(self.output_gate)
+        #: The interpreter: started, replaced when it dies, restarted, stopped.
+        self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
+        #: input() in user code: asked of, and answered by, the running request's client.
+        self._input = InputRouter(self.session, self.supervisor.send)
 
     # -- lifecycle ----------------------------------------------------------
+
+    @property
+    def worker(self) -> Worker | None:
+        return self.supervisor.worker
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self.supervisor.pid
+
+    def _set_state(self, state: str) -> None:
+        """The one place the execution state changes (see TRANSITIONS)."""
+        old = self.execution_state
+        if state != old and state not in TRANSITIONS[old]:
+            self.log.error(
+                "kernel {id}: execution state {old} -> {new} is not expected",
+                id=self.id,
+                old=old,
+                new=state,
+            )
+        self.execution_state = state
 
     def start(self) -> Deferred[None]:
         """Start the worker; the Deferred fires once it can run code."""
         self._publish("status", {"execution_state": "starting"}, None)
-        self._spawn()
+        self._output.reset()
+        self.supervisor.spawn()
         return self.when_ready()
 
     def when_ready(self) -> Deferred[None]:
-        if self._worker_ready:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._ready_waiters.append(d)
-        return d
-
-    def _spawn(self) -> None:
-        self._worker_ready = False
-        self._output.reset()
-        link = _WorkerLink(self)
-        self.worker = link.worker = self.provisioner.start(link)
-        self.output_gate.attach(self.worker)
+        return self.supervisor.when_ready()
 
     def interrupt(self) -> None:
         """SIGINT to the worker: stops running user code or a pending ``input()``."""
-        if self.worker is not None and self._current is not None:
+        request = self._current
+        if request is not None:
             # The interrupted code must get to run its except/finally and print its
             # traceback, however far behind the readers are.
             self.output_gate.interrupt()
-            self.worker.signal(signal.SIGINT)
-            for delay in INTERRUPT_NUDGES:
-                self.reactor.callLater(delay, self._nudge, self.worker, self._current)
-
-    def _nudge(self, worker: WorkerProcess, request: tuple[Message, Requester]) -> None:
-        if worker is self.worker and request is self._current:
-            worker.signal(NUDGE_SIGNAL)
+            self.supervisor.interrupt(lambda: self._current is request)
 
     def restart(self) -> Deferred[None]:
         """Replace the interpreter with a fresh one; clients see ``restarting``."""
-        old, self.worker = self.worker, None
         self._publish("status", {"execution_state": "restarting"}, None)
+        self._set_state("restarting")
         self._fail_current("KernelRestarted", "the kernel was restarted")
-        self.execution_state = "restarting"  # after the failed request's idle
-        if old is not None:
-            old.stop(self.reactor, grace=1.0)
         self._announce_idle_when_ready = True
-        self._spawn()
-        return self.when_ready()
+        self._output.reset()
+        return self.supervisor.restart()
 
     def shutdown(self) -> Deferred[Any]:
         """Stop the worker for good."""
-        self._stopping = True
-        self._worker_ready = False
-        self.execution_state = "dead"
+        self._set_state("dead")
         self._fail_current("KernelShutdown", "the kernel is shutting down")
         for msg, req in list(self._queue):
-            self._send_reply(msg, req, self._aborted_content(msg))
+            self._send_reply(msg, req, aborted_content(msg, self.execution_count))
         self._queue.clear()
-        worker, self.worker = self.worker, None
-        if worker is None:
-            return succeed(None)
-        return worker.stop(self.reactor)
-
-    @property
-    def worker_pid(self) -> int | None:
-        return self.worker.pid if self.worker is not None else None
+        return self.supervisor.shutdown()
 
     # -- requests from clients ----------------------------------------------
 
@@ -220,7 +181,7 @@ class Kernel:
                 listener(msg, getattr(requester, "origin", ""))
             self._advance()
         elif msg_type in ("kernel_info_request", "comm_info_request"):
-            self._answer_now(msg, requester, self._static_reply(msg_type))
+            self._answer_now(msg, requester, static_reply(msg_type))
         elif msg_type == "comm_open":
             # No comm targets are registered: tell the frontend the comm is closed.
             comm_id = msg["content"].get("comm_id", "")
@@ -242,60 +203,26 @@ class Kernel:
             else:
                 self.on_shutdown_request()
         elif msg_type in ("kernel_info_request", "comm_info_request"):
-            self._answer_now(msg, requester, self._static_reply(msg_type))
+            self._answer_now(msg, requester, static_reply(msg_type))
         else:
             self._unknown(msg_type, msg, requester)
 
     def _handle_stdin(self, msg: Message, requester: Requester) -> None:
-        if (
-            msg["header"]["msg_type"] == "input_reply"
-            and self._awaiting_input
-            and self.worker
-            and not self._from_asker(msg, requester)
-        ):
+        refused = self._input.answer(msg, requester) if self.worker else "unexpected"
+        if refused == "not asked":
             self.rejects.warn(
                 "stdin: ignored an input_reply from a client that was not asked", "stdin-other"
             )
-        elif msg["header"]["msg_type"] == "input_reply" and self._awaiting_input and self.worker:
-            self._awaiting_input = False
-            value = msg["content"].get("value", "")
-            self.worker.send(
-                {"req": "input_reply", "value": value if isinstance(value, str) else str(value)}
-            )
-        else:
+        elif refused:
             self.rejects.warn(
                 "stdin: ignored unexpected {t}", "stdin", t=msg["header"]["msg_type"][:64]
             )
 
-    def _from_asker(self, msg: Message, requester: Requester) -> bool:
-        """Whether an input reply comes from the client whose request asked for input:
-        the same connection, or the same Jupyter session."""
-        if self._current is None:
-            return False
-        asked, asker = self._current
-        if requester is asker or requester == asker:
-            return True
-        session = msg["header"].get("session")
-        return bool(session) and session == asked["header"].get("session")
-
     def _unknown(self, msg_type: str, msg: Message, requester: Requester) -> None:
         self.rejects.warn("ignored unknown message type {t}", "unknown", t=msg_type[:64])
         if msg_type.endswith("_request"):
-            self._answer_now(
-                msg,
-                requester,
-                {
-                    "status": "error",
-                    "ename": "UnknownMessageType",
-                    "evalue": f"ipytwist does not handle {msg_type[:64]}",
-                    "traceback": [],
-                },
-            )
-
-    def _static_reply(self, msg_type: str) -> dict[str, Any]:
-        if msg_type == "kernel_info_request":
-            return kernel_info()
-        return {"status": "ok", "comms": {}}
+            why = f"ipytwist does not handle {msg_type[:64]}"
+            self._answer_now(msg, requester, error_content("UnknownMessageType", why))
 
     def _answer_now(self, msg: Message, requester: Requester, content: dict[str, Any]) -> None:
         """Reply without queueing.  busy/idle surround it only while nothing else runs,
@@ -314,25 +241,25 @@ class Kernel:
             not self._draining
             and self._current is None
             and self._queue
-            and self._worker_ready
-            and self.worker
+            and self.execution_state == "idle"
+            and self.supervisor.ready
         ):
             msg, requester = self._queue.popleft()
             self._current = (msg, requester)
             self._last_parent = msg
             self._current_started = utcnow_iso()
-            self.execution_state = "busy"
+            self._set_state("busy")
             # The worker starts first, and works while busy is being published:
             # its events can only be read after this reactor turn, so order holds.
             kind = WORKER_REQUESTS[msg["header"]["msg_type"]]
-            self.worker.send({"req": kind, "content": msg["content"]})
+            self.supervisor.send({"req": kind, "content": msg["content"]})
             self._publish("status", {"execution_state": "busy"}, msg)
 
     def _finish_current(self, content: dict[str, Any]) -> None:
         assert self._current is not None
         msg, requester = self._current
         self._current = None
-        self._awaiting_input = False
+        self._input.done()
         self.output_gate.request_done()
         is_execute = msg["header"]["msg_type"] == "execute_request"
         if is_execute:
@@ -347,7 +274,8 @@ class Kernel:
             self._drain_transports()
         self._send_reply(msg, requester, content, started=self._current_started)
         self._publish("status", {"execution_state": "idle"}, msg)
-        self.execution_state = "idle"
+        if self.execution_state == "busy":  # (restarting or dead: it stays so)
+            self._set_state("idle")
         if abort:
             self._abort_queued_executes()
         self._advance()
@@ -369,27 +297,14 @@ class Kernel:
         self._output.flush()
         if self._current is None:
             return
-        self._finish_current(
-            {
-                "status": "error",
-                "ename": ename,
-                "evalue": evalue,
-                "traceback": [f"{ename}: {evalue}"],
-            }
-        )
-
-    def _aborted_content(self, msg: Message) -> dict[str, Any]:
-        content: dict[str, Any] = {"status": "aborted"}
-        if msg["header"]["msg_type"] == "execute_request":
-            content["execution_count"] = self.execution_count
-        return content
+        self._finish_current(error_content(ename, evalue, [f"{ename}: {evalue}"]))
 
     def _abort_queued_executes(self) -> None:
         keep: deque[tuple[Message, Requester]] = deque()
         for msg, requester in self._queue:
             if msg["header"]["msg_type"] == "execute_request":
                 self._publish("status", {"execution_state": "busy"}, msg)
-                self._send_reply(msg, requester, self._aborted_content(msg))
+                self._send_reply(msg, requester, aborted_content(msg, self.execution_count))
                 self._publish("status", {"execution_state": "idle"}, msg)
             else:
                 keep.append((msg, requester))
@@ -412,49 +327,32 @@ class Kernel:
             parent = self._current[0] if self._current else self._last_parent
             self._publish(msg_type, content, parent)
         elif kind == "input_request":
-            self._request_input(event)
+            self._input.ask(self._current, event)
         elif kind == "reply" and self._current is not None:
             self._finish_current(dict(event.get("content") or {}))
-        elif kind == "ready":
-            self._on_worker_ready()
         else:
             self.log.warn("worker sent an unexpected event {k}", k=str(kind)[:64])
 
-    def _request_input(self, event: dict[str, Any]) -> None:
-        if self._current is None:
-            return
-        msg, requester = self._current
-        self._awaiting_input = True
-        content = {"prompt": event.get("prompt", ""), "password": bool(event.get("password"))}
-        requester.send("stdin", new_message("input_request", content, self.session, msg))
-
-    def _on_worker_ready(self) -> None:
-        self._worker_ready = True
-        self._early_deaths = 0
-        if self._current is None:
-            self.execution_state = "idle"
+    def worker_ready(self) -> None:
+        """The (new) worker can run code: the kernel is idle."""
+        if self._current is None and self.execution_state in ("starting", "restarting"):
+            self._set_state("idle")
         if self._announce_idle_when_ready:
             self._announce_idle_when_ready = False
             self._publish("status", {"execution_state": "idle"}, None)
-        waiters, self._ready_waiters = self._ready_waiters, []
-        for d in waiters:
-            d.callback(None)
+
+    def run_queued(self) -> None:
+        """Queued requests start (once those waiting for the worker were told)."""
         self._advance()
 
-    def worker_exited(self, worker: WorkerProcess, description: str) -> None:
+    def worker_died(self, text: str, giving_up: bool) -> None:
+        """The worker died: its request fails, queued cells are aborted, and a new
+        worker starts (unless it keeps dying before it is ever ready)."""
         self._output.flush()
-        if worker is not self.worker:
-            return  # an old worker replaced by restart()
-        was_ready = self._worker_ready
-        self.worker = None
-        self._worker_ready = False
-        if self._stopping:
-            return
-        text = f"The kernel's interpreter (pid {worker.pid}) {description}."
         self.log.warn("kernel {id}: {text} Starting a new one.", id=self.id, text=text)
         parent = self._current[0] if self._current else None
         self._publish("status", {"execution_state": "restarting"}, parent)
-        self.execution_state = "restarting"
+        self._set_state("restarting")
         if self._current is not None:
             self._publish(
                 "error",
@@ -467,16 +365,14 @@ class Kernel:
             )
             self._fail_current("WorkerDied", text)
         self._abort_queued_executes()
-        self.execution_state = "restarting"  # after the failed request's idle
-        self._early_deaths = 0 if was_ready else self._early_deaths + 1
-        if self._early_deaths >= MAX_EARLY_DEATHS:
+        if giving_up:
             self.log.error("kernel {id}: interpreter fails to start; giving up", id=self.id)
-            self.execution_state = "dead"
+            self._set_state("dead")
             self._publish("status", {"execution_state": "dead"}, None)
             self.shutdown()
             return
         self._announce_idle_when_ready = True
-        self._spawn()
+        self._output.reset()
 
     # -- publishing -----------------------------------------------------------
 
@@ -490,17 +386,7 @@ class Kernel:
     def _send_reply(
         self, msg: Message, requester: Requester, content: dict[str, Any], started: str = ""
     ) -> None:
-        metadata: dict[str, Any] = {}
-        if msg["header"]["msg_type"] == "execute_request":
-            metadata = {
-                "started": started or utcnow_iso(),
-                "dependencies_met": True,
-                "engine": self.session,
-                "status": content.get("status", "ok"),
-            }
-        reply = new_message(
-            reply_type(msg["header"]["msg_type"]), content, self.session, msg, metadata=metadata
-        )
+        reply = reply_message(msg, content, self.session, started)
         channel = "control" if msg.get("channel") == "control" else "shell"
         try:
             requester.send(channel, reply)

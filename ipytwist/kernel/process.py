@@ -8,7 +8,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from ..framing import FramingError, RecordDecoder, encode_record
 from ..worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
 from .streamsync import StreamSync
+from .supervisor import WorkerListener
 
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
 #: After a read of stream output, leave that pipe alone this long so the worker's
@@ -38,14 +39,6 @@ EVENT_DRAIN_BYTES = STREAM_PIPE_BYTES + (64 << 10)
 _F_SETPIPE_SZ = 1031
 #: The environment variable that may carry the service's access token.
 TOKEN_ENV = "IPYTWIST_TOKEN"
-
-
-class WorkerListener(Protocol):
-    """What a :class:`WorkerProcess` reports to (the kernel)."""
-
-    def worker_output(self, name: str, data: bytes) -> None: ...
-    def worker_event(self, event: dict[str, Any]) -> None: ...
-    def worker_exited(self, worker: WorkerProcess, description: str) -> None: ...
 
 
 def describe_exit(reason: Failure) -> str:
@@ -255,8 +248,8 @@ class WorkerProcess(ProcessProtocol):
         self.send({"req": "shutdown"})
         try:
             self.transport.closeChildFD(REQUEST_FD)
-        except Exception:
-            pass
+        except (OSError, KeyError) as e:  # already closed: the worker sees EOF anyway
+            self.log.debug("request pipe already closed ({e})", e=type(e).__name__)
         timer = reactor.callLater(grace, self.kill)
         d: Deferred = Deferred()
 

@@ -22,85 +22,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ..wire import Message
+from .envelope import MESSAGE_OVERHEAD, Envelope, output_bytes
+
+__all__ = [
+    "MESSAGE_OVERHEAD",
+    "Cursor",
+    "Envelope",
+    "Gap",
+    "OutputStream",
+    "Position",
+    "output_bytes",
+]
 
 DEFAULT_LOG_MESSAGES = 10_000
 DEFAULT_LOG_BYTES = 64 * 1024 * 1024
 #: How far (messages, output bytes) the log end may run ahead of the leading cursor.
 DEFAULT_LEAD_MESSAGES = 1_000
 DEFAULT_LEAD_BYTES = 2 * 1024 * 1024
-#: Memory of a message besides its strings (header dicts, ids, dates), for the log bound
-#: (measured: 1.3 KiB for a small stream message, plus its envelope).
-MESSAGE_OVERHEAD = 1536
-
 #: A position in the stream: (seq of the next message, output bytes before it).
 Position = tuple[int, int]
-
-
-def output_bytes(content: Any) -> int:
-    """The UTF-8 length of every string value in ``content`` (dict keys not counted)."""
-    total = 0
-    stack = [content]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += len(item) if item.isascii() else len(item.encode("utf-8", "replace"))
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return total
-
-
-class Envelope:
-    """A published message, its place in the stream, and its cached encodings."""
-
-    __slots__ = ("seq", "msg", "nbytes", "offset", "cost", "_encoded", "_log")
-
-    def __init__(self, seq: int, msg: Message, nbytes: int = 0, offset: int = 0) -> None:
-        self.seq = seq
-        self.msg = msg
-        #: Output bytes the message carries (see :func:`output_bytes`).
-        self.nbytes = nbytes
-        #: Output bytes of every message published before this one.
-        self.offset = offset
-        #: Memory the log charges for it: its strings, overhead and encodings.
-        self.cost = nbytes + MESSAGE_OVERHEAD
-        self._encoded: dict[str, Any] = {}
-        self._log: OutputStream | None = None
-
-    @property
-    def msg_type(self) -> str:
-        return self.msg["header"]["msg_type"]
-
-    @property
-    def parent_id(self) -> str | None:
-        return (self.msg.get("parent_header") or {}).get("msg_id")
-
-    def encoded(self, fmt: str, encode: Callable[[Message], Any]) -> Any:
-        """The message in wire format ``fmt``, encoded on first use and shared after."""
-        try:
-            return self._encoded[fmt]
-        except KeyError:
-            data = self._encoded[fmt] = encode(self.msg)
-            size = _approx_size(data)
-            self.cost += size
-            if self._log is not None:
-                self._log._grew(size)
-            return data
-
-
-def _approx_size(data: Any) -> int:
-    if isinstance(data, (bytes, str)):
-        return len(data)
-    if isinstance(data, (list, tuple)):
-        return sum(len(x) for x in data if isinstance(x, (bytes, str)))
-    return 0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stream import output_bytes
+from .envelope import output_bytes
 from .streamtext import StreamOutput, apply_carriage_returns
 
 DEFAULT_MAX_CELLS = 500

@@ -237,8 +237,8 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         try:
             # Under WebSocketResource the HTTP channel is registered as producer.
             self.transport.unregisterProducer()
-        except Exception:
-            pass
+        except Exception as e:  # none registered: nothing to replace
+            _log.debug("no producer to unregister ({e})", e=type(e).__name__)
         try:
             self.transport.registerProducer(_Producer(self.outbox), True)
         except Exception as e:

@@ -11,6 +11,7 @@ from IPython.core.completer import provisionalcompleter, rectify_completions
 from IPython.core.error import StdinNotImplementedError
 from IPython.utils.tokenutil import token_at_cursor
 
+from ..errors import error_content
 from .link import Interrupts, WorkerLink
 from .shell import WorkerShell
 
@@ -18,12 +19,8 @@ Content = dict[str, Any]
 
 
 def _error_content(exc: BaseException) -> Content:
-    return {
-        "status": "error",
-        "ename": type(exc).__name__,
-        "evalue": str(exc),
-        "traceback": [f"{type(exc).__name__}: {exc}"],
-    }
+    name = type(exc).__name__
+    return error_content(name, str(exc), [f"{name}: {exc}"])
 
 
 class RequestHandlers:
@@ -190,13 +187,7 @@ class RequestHandlers:
                 unique=bool(c.get("unique", False)),
             )
         else:
-            return {
-                "status": "error",
-                "ename": "ValueError",
-                "evalue": f"unknown hist_access_type {kind!r}",
-                "traceback": [],
-                "history": [],
-            }
+            return error_content("ValueError", f"unknown hist_access_type {kind!r}", history=[])
         current = hm.session_number
         # IPython numbers the live session 0 in ranges; use its real number everywhere
         # so a (session, line) from one query finds the same entry in another.

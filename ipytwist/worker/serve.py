@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Any
 
+from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 from .stdio import StdStreams
@@ -31,6 +32,7 @@ def _libc_fflush() -> Any:
 
 
 def serve() -> int:
+    """Run requests from the kernel until it says shutdown (or the pipe closes)."""
     std = StdStreams(_libc_fflush())
     sys.stdin = io.TextIOWrapper(io.FileIO(os.open(os.devnull, os.O_RDONLY)), encoding="utf-8")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -40,37 +42,23 @@ def serve() -> int:
     token = os.environ.pop(SYNC_ENV, "")
     marker = sync_marker(token) if token.isalnum() else b""
     link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=std.flush, sync_marker=marker)
-
-    from .requests import RequestHandlers
-    from .shell import WorkerShell
-
+    busy = threading.Event()
     # Our helper threads (IPython's history saver, the flush thread) start with SIGINT
     # blocked: the kernel's SIGINT must land in the main thread, where it interrupts a
     # blocking call such as time.sleep; delivered to another thread it would not.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    shell = WorkerShell.instance(emit=link.emit)
-    shell.colors = "Linux" if os.environ.get("IPYTWIST_COLORS", "1") != "0" else "NoColor"
-    if shell.history_manager is not None:
-        # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
-        # requests and exit write the cache out first, so queries stay complete.
-        shell.history_manager.db_cache_size = HISTORY_BATCH
-    handlers = RequestHandlers(shell, link, interrupts).table()
-
-    busy = threading.Event()
-
-    def flush_partial_lines() -> None:
-        """``print('x', end='')`` then a long wait still shows ``x`` promptly."""
-        while True:
-            busy.wait()
-            threading.Event().wait(PARTIAL_LINE_FLUSH_SECONDS)
-            std.flush_python()
-
-    threading.Thread(target=flush_partial_lines, name="flush", daemon=True).start()
+    shell = _make_shell(link)
+    threading.Thread(
+        target=_flush_partial_lines, args=(std, busy), name="flush", daemon=True
+    ).start()
     interrupts.install()
     signal.signal(NUDGE_SIGNAL, lambda signum, frame: None)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
 
+    from .requests import RequestHandlers
+
+    handlers = RequestHandlers(shell, link, interrupts).table()
     while True:
         try:
             rec = link.read()
@@ -78,42 +66,63 @@ def serve() -> int:
             continue
         if rec is None or rec.get("req") == "shutdown":
             break
-        kind = rec.get("req")
-        handler = handlers.get(kind) if isinstance(kind, str) else None
         std.restore()
         busy.set()
         try:
-            if handler is None:
-                content = {
-                    "status": "error",
-                    "ename": "ValueError",
-                    "evalue": f"unknown request {kind!r}",
-                    "traceback": [],
-                }
-            else:
-                content = handler(rec.get("content") or {})
-        except BaseException as e:  # noqa: BLE001 - the loop must survive anything
-            if isinstance(e, SystemExit) and kind != "execute":
-                break
-            content = {
-                "status": "error",
-                "ename": type(e).__name__,
-                "evalue": str(e),
-                "traceback": [],
-            }
+            content = _run(handlers, rec)
+        except SystemExit:
+            break  # exit() outside a cell
         finally:
             busy.clear()
         try:
             link.emit({"ev": "reply", "content": content})
         except KeyboardInterrupt:
             link.emit({"ev": "reply", "content": content})
+    _exit(shell, std)
+    return 0
+
+
+def _make_shell(link: WorkerLink) -> Any:
+    from .shell import WorkerShell
+
+    shell = WorkerShell.instance(emit=link.emit)
+    shell.colors = "Linux" if os.environ.get("IPYTWIST_COLORS", "1") != "0" else "NoColor"
+    if shell.history_manager is not None:
+        # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
+        # requests and exit write the cache out first, so queries stay complete.
+        shell.history_manager.db_cache_size = HISTORY_BATCH
+    return shell
+
+
+def _flush_partial_lines(std: StdStreams, busy: threading.Event) -> None:
+    """``print('x', end='')`` then a long wait still shows ``x`` promptly."""
+    while True:
+        busy.wait()
+        threading.Event().wait(PARTIAL_LINE_FLUSH_SECONDS)
+        std.flush_python()
+
+
+def _run(handlers: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
+    """One request's reply content; SystemExit only from a request that is not execute."""
+    kind = rec.get("req")
+    handler = handlers.get(kind) if isinstance(kind, str) else None
+    try:
+        if handler is None:
+            return error_content("ValueError", f"unknown request {kind!r}")
+        return handler(rec.get("content") or {})
+    except BaseException as e:  # noqa: BLE001 - the loop must survive anything
+        if isinstance(e, SystemExit) and kind != "execute":
+            raise
+        return error_content(type(e).__name__, str(e))
+
+
+def _exit(shell: Any, std: StdStreams) -> None:
     # IPython registers atexit_operations with atexit too: run it once, here, while
     # the kernel still reads our output, and never again at interpreter exit (a second
     # run fails on the temp files it already removed).
     atexit.unregister(shell.atexit_operations)
     try:
         shell.atexit_operations()
-    except Exception:
-        pass
+    except Exception as e:  # noqa: BLE001 - exit goes on; say why on stderr
+        print(f"ipytwist worker: exit handlers failed: {type(e).__name__}: {e}", file=sys.stderr)
     std.flush()
-    return 0
