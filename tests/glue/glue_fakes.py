@@ -206,6 +206,7 @@ class Browser:
         peer = IPv4Address("TCP", self.peer, 40000 + len(self.transports))
         channel = self.site.buildProtocol(peer)
         transport = StringTransport(peerAddress=peer)
+        transport.protocol = channel  # as on a real TCP transport (autobahn swaps it)
         channel.makeConnection(transport)
         self.transports.append(transport)
         all_headers = {"Host": "localhost:8888"}
