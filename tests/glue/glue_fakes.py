@@ -4,6 +4,7 @@ a KernelHost on a fake reactor, and a real HTTP channel of the site over a
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -135,7 +136,13 @@ def make_host(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Host
     clock = MemoryReactorClock()
     provisioner = FakeProvisioner()
     state_dir = str(tmp_path / "state")
-    host = KernelHost(clock, state_dir, provisioner=provisioner, **kw)
+    if "config" in inspect.signature(KernelHost).parameters:
+        # After the refactor of issue 10: one frozen Config object, passed down.
+        from ipytwist.config import Config  # type: ignore[import-not-found]
+
+        host = KernelHost(clock, Config(state_dir, **kw), provisioner=provisioner)
+    else:
+        host = KernelHost(clock, state_dir, provisioner=provisioner, **kw)
     host.startService()
     return HostEnv(host, provisioner, clock, state_dir)
 

@@ -48,8 +48,9 @@ def test_the_service_tree(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     # The host starts before the listener and stops after it.
     order = services(top)
     assert order.index(host) < order.index(listening)
-    assert host.reactor is reactor and host.state_dir == state_dir
-    assert (host.cull_idle, host.max_kernels) == (30.0, 3)
+    settings = getattr(host, "config", host)  # a Config object after the refactor
+    assert host.reactor is reactor and settings.state_dir == state_dir
+    assert (settings.cull_idle, settings.max_kernels) == (30.0, 3)
     assert isinstance(listening.factory, GuardedSite)
     # Built, not started: nothing listens, no directory, no kernel.
     assert not top.running and reactor.tcpServers == []
