@@ -53,10 +53,12 @@ class Envelope:
 
     @property
     def msg_type(self) -> str:
+        """The message's ``msg_type``, from its header."""
         return self.msg["header"]["msg_type"]
 
     @property
     def parent_id(self) -> str | None:
+        """The ``msg_id`` of the request it answers, if any."""
         return (self.msg.get("parent_header") or {}).get("msg_id")
 
     def encoded(self, fmt: str, encode: Callable[[Message], Any]) -> Any:

@@ -19,8 +19,11 @@ from zope.interface import implementer
 class OutputSource(Protocol):
     """What the gate opens and closes: a worker's output pipes."""
 
-    def pause_output(self) -> None: ...
-    def resume_output(self) -> None: ...
+    def pause_output(self) -> None:
+        """Stop reading the worker's output pipes."""
+
+    def resume_output(self) -> None:
+        """Read the worker's output pipes again."""
 
 
 @implementer(IPushProducer)
@@ -36,6 +39,7 @@ class OutputGate:
 
     @property
     def closed(self) -> bool:
+        """Whether the worker's output waits now (throttled, and no interrupt under way)."""
         return self.throttled and not self.interrupting
 
     def attach(self, source: OutputSource | None) -> None:
@@ -44,21 +48,26 @@ class OutputGate:
         self._apply()
 
     def pauseProducing(self) -> None:
+        """IPushProducer: the stream's readers lag, so the worker's output waits."""
         self.throttled = True
         self._apply()
 
     def resumeProducing(self) -> None:
+        """IPushProducer: the readers caught up; read the worker's output again."""
         self.throttled = False
         self._apply()
 
     def stopProducing(self) -> None:
+        """IPushProducer: the stream lets go of the gate, which opens."""
         self.resumeProducing()
 
     def interrupt(self) -> None:
+        """An interrupt is being delivered: the gate is open until the request is done."""
         self.interrupting = True
         self._apply()
 
     def request_done(self) -> None:
+        """The running request finished: the readers alone decide again."""
         self.interrupting = False
         self._apply()
 

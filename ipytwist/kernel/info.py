@@ -20,6 +20,7 @@ def _version(dist: str) -> str:
 
 @cache
 def kernel_info() -> dict[str, Any]:
+    """The content of ``kernel_info_reply`` (the same for every kernel, built once)."""
     ipython = _version("ipython")
     return {
         "status": "ok",

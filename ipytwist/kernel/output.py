@@ -6,6 +6,8 @@ import codecs
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
+
 #: After a flush, further output waits at most this long before the next one.
 DEFAULT_FLUSH_INTERVAL = 0.01
 #: Longest stream message: a flood becomes many small messages, so publishing one is
@@ -23,7 +25,7 @@ class OutputCoalescer:
 
     def __init__(
         self,
-        clock: Any,
+        clock: IReactorTime,
         emit: Callable[[str, str], None],
         interval: float = DEFAULT_FLUSH_INTERVAL,
         max_chars: int = DEFAULT_MAX_CHARS,
@@ -40,6 +42,7 @@ class OutputCoalescer:
         self._call: Any = None
 
     def write(self, name: str, data: bytes) -> None:
+        """Bytes the worker wrote to stream ``name``, emitted soon with their neighbours."""
         decoder = self._decoders.get(name)
         if decoder is None:
             decoder = self._decoders[name] = codecs.getincrementaldecoder("utf-8")("replace")
@@ -62,6 +65,7 @@ class OutputCoalescer:
         self.flush()
 
     def flush(self) -> None:
+        """Emit what is collected now (before an event, so output keeps its order)."""
         if self._call is not None:
             if self._call.active():
                 self._call.cancel()

@@ -7,11 +7,17 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, AnyStr, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProcessProtocol,
+    IProcessTransport,
+    IReactorTime,
+)
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -42,6 +48,7 @@ TOKEN_ENV = "IPYTWIST_TOKEN"
 
 
 def describe_exit(reason: Failure) -> str:
+    """How a worker ended, as a phrase for the kernel's notice (``exited with status 1``)."""
     value = reason.value
     if isinstance(value, ProcessDone):
         return "exited with status 0"
@@ -61,7 +68,9 @@ class WorkerProcess(ProcessProtocol):
 
     log = Logger()
 
-    def __init__(self, listener: WorkerListener, sync_token: str = "", clock: Any = None) -> None:
+    def __init__(
+        self, listener: WorkerListener, sync_token: str = "", clock: IReactorTime | None = None
+    ) -> None:
         self.listener = listener
         #: Orders stream output against events (the worker was given ``sync_token``).
         self.sync = StreamSync(
@@ -80,6 +89,7 @@ class WorkerProcess(ProcessProtocol):
     # -- ProcessProtocol ----------------------------------------------------
 
     def connectionMade(self) -> None:
+        """Twisted: the worker process started; close its stdin, enlarge its pipes."""
         self.pid = self.transport.pid
         self.alive = True
         self.transport.closeChildFD(0)  # user code reading sys.stdin sees EOF
@@ -91,6 +101,7 @@ class WorkerProcess(ProcessProtocol):
                     pass  # too big for this system: the default size works, a bit slower
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
+        """Twisted: bytes from the worker on ``childFD`` (events or output)."""
         if childFD == EVENT_FD:
             try:
                 events = self.decoder.feed(data)
@@ -152,6 +163,7 @@ class WorkerProcess(ProcessProtocol):
                 reader.stopReading()
 
     def resume_output(self) -> None:
+        """Read output and events again (the output gate opened)."""
         if not self._gated:
             return
         self._gated = False
@@ -188,6 +200,7 @@ class WorkerProcess(ProcessProtocol):
             self.childDataReceived(EVENT_FD, data)
 
     def processEnded(self, reason: Failure) -> None:
+        """Twisted: the worker and its pipes are gone; report how it ended."""
         self.alive = False
         self.drain_output()
         self.sync.flush()
@@ -198,6 +211,7 @@ class WorkerProcess(ProcessProtocol):
     # -- commands -----------------------------------------------------------
 
     def send(self, record: dict[str, Any]) -> None:
+        """Write a request record to the worker (dropped once it is dead)."""
         if not self.alive:
             return
         data = encode_record(record)
@@ -219,6 +233,7 @@ class WorkerProcess(ProcessProtocol):
             self.transport.writeToChild(REQUEST_FD, data)
 
     def signal(self, signum: int) -> None:
+        """Send ``signum`` to the worker while it runs."""
         if self.alive and self.pid:
             try:
                 os.kill(self.pid, signum)
@@ -234,6 +249,7 @@ class WorkerProcess(ProcessProtocol):
             pass
 
     def kill_group(self) -> None:
+        """SIGKILL every process in the worker's process group."""
         # The worker makes itself the leader of a process group named by its pid.
         if self.pid:
             try:
@@ -241,7 +257,7 @@ class WorkerProcess(ProcessProtocol):
             except (ProcessLookupError, PermissionError, OSError):
                 pass
 
-    def stop(self, reactor: Any, grace: float = 2.0) -> Deferred:
+    def stop(self, reactor: IReactorTime, grace: float = 2.0) -> Deferred:
         """Ask the worker to finish (EOF on its request pipe); kill it after ``grace``."""
         if not self.alive:
             return succeed("not running")
@@ -293,12 +309,38 @@ class WorkerProcess(ProcessProtocol):
         return total
 
 
+class ProcessReactor(Protocol):
+    """The reactor as local workers need it: IReactorProcess and IReactorTime in one."""
+
+    def spawnProcess(
+        self,
+        processProtocol: IProcessProtocol,
+        executable: bytes | str,
+        args: Sequence[bytes | str],
+        env: Mapping[AnyStr, AnyStr] | None = None,
+        path: None | bytes | str = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        usePTY: bool = False,
+        childFDs: Mapping[int, int | str] | None = None,
+    ) -> IProcessTransport:
+        """IReactorProcess: start a child process that talks to ``processProtocol``."""
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kwargs: object
+    ) -> IDelayedCall:
+        """IReactorTime: call ``callable`` in ``delay`` seconds."""
+
+    def seconds(self) -> float:
+        """IReactorTime: the current time in seconds."""
+
+
 class LocalProvisioner:
     """Start workers as child processes of this one (``python -m ipytwist.worker``)."""
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: ProcessReactor,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
@@ -309,6 +351,7 @@ class LocalProvisioner:
         self.cwd = cwd
 
     def start(self, listener: WorkerListener) -> WorkerProcess:
+        """Spawn a worker process that reports to ``listener``."""
         token = secrets.token_hex(16)
         proto = WorkerProcess(listener, sync_token=token, clock=self.reactor)
         env = dict(os.environ if self.env is None else self.env)

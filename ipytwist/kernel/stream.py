@@ -60,17 +60,27 @@ class Gap:
 
 
 class Subscriber(Protocol):
-    def deliver(self, envelope: Envelope) -> None: ...
+    """Takes every message as it is published (the ZMQ iopub channel, the transcript)."""
+
+    def deliver(self, envelope: Envelope) -> None:
+        """One message, just published."""
 
 
 class Reader(Protocol):
+    """Reads the stream through a cursor, at its own pace (a WebSocket connection)."""
+
     def wake(self) -> None:
         """New messages are waiting for this reader's cursor."""
 
 
 class Producer(Protocol):
-    def pauseProducing(self) -> None: ...
-    def resumeProducing(self) -> None: ...
+    """What the stream pauses while its log runs ahead of its readers (the output gate)."""
+
+    def pauseProducing(self) -> None:
+        """Stop producing messages for now."""
+
+    def resumeProducing(self) -> None:
+        """Produce messages again."""
 
 
 class Cursor:
@@ -87,6 +97,7 @@ class Cursor:
 
     @property
     def position(self) -> Position:
+        """Where the cursor is: the position of the next message it takes."""
         return (self.seq, self.offset)
 
     def take(self) -> Envelope | Gap | None:
@@ -97,6 +108,7 @@ class Cursor:
         return self.stream._take(self)
 
     def close(self) -> None:
+        """Stop reading: the stream forgets this cursor."""
         if not self.closed:
             self.closed = True
             self.stream._close_cursor(self)
@@ -136,10 +148,12 @@ class OutputStream:
 
     @property
     def last_seq(self) -> int:
+        """The sequence number of the newest message (0 before the first)."""
         return self._next_seq - 1
 
     @property
     def first_logged_seq(self) -> int:
+        """The sequence number of the oldest message still in the log."""
         env = self._first()
         return env.seq if env is not None else self._next_seq
 
@@ -150,6 +164,7 @@ class OutputStream:
 
     @property
     def logged_messages(self) -> int:
+        """How many messages the log retains now."""
         return len(self._items) - self._head
 
     @property
@@ -168,6 +183,7 @@ class OutputStream:
         return env
 
     def publish(self, msg: Message) -> Envelope:
+        """Append ``msg`` to the log, hand it to the subscribers and wake the readers."""
         nbytes = output_bytes(msg.get("content"))
         env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
         self._next_seq += 1
@@ -255,6 +271,7 @@ class OutputStream:
         return [env for env in self._items[self._head :] if env is not None and env.seq > since]
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop handing live messages to ``subscriber`` (if it was subscribed)."""
         try:
             self._subscribers.remove(subscriber)
         except ValueError:
@@ -262,6 +279,7 @@ class OutputStream:
 
     @property
     def subscriber_count(self) -> int:
+        """How many subscribers take live messages."""
         return len(self._subscribers)
 
     # -- cursors ----------------------------------------------------------------
@@ -279,6 +297,7 @@ class OutputStream:
 
     @property
     def cursor_count(self) -> int:
+        """How many cursors are open."""
         return len(self._cursors)
 
     def _take(self, cursor: Cursor) -> Envelope | Gap | None:
@@ -324,6 +343,7 @@ class OutputStream:
         self._check_lead()
 
     def unregisterProducer(self) -> None:
+        """Forget the producer, and that it was paused."""
         self._producer = None
         self.throttled = False
 

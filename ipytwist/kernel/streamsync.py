@@ -24,6 +24,7 @@ class MarkerSplitter:
         self._tail = b""
 
     def feed(self, data: bytes) -> list[Piece]:
+        """``data`` split at markers, each piece with the markers seen before it."""
         if not self.marker:
             return [(0, data)] if data else []
         buf = self._tail + data if self._tail else data
@@ -79,9 +80,11 @@ class StreamSync:
         return splitter
 
     def output(self, name: str, data: bytes) -> None:
+        """Bytes read from stream ``name``, delivered once the events before them are."""
         self._route(name, self._splitter(name).feed(data))
 
     def pipe_empty(self, name: str) -> None:
+        """Stream ``name``'s pipe is empty: a partial marker held back was output."""
         self._route(name, self._splitter(name).release_tail())
 
     def event_delivered(self) -> None:

@@ -62,6 +62,7 @@ class StreamOutput:
         return self._lines_size + len(self._over) + max(0, len(self._under) - len(self._over))
 
     def write(self, text: str) -> None:
+        """Add text the stream wrote, keeping only its first and last lines."""
         before = self.size
         pieces = text.split("\n")
         self._feed(pieces[0])
@@ -132,6 +133,7 @@ class StreamOutput:
         self._lines_size += sum(map(len, lines))
 
     def text(self) -> str:
+        """The text as shown: head, a count of hidden lines, tail, unfinished line."""
         parts = list(self.head)
         if self.hidden:
             parts.append(f"... [{self.hidden} lines hidden] ...")
@@ -142,6 +144,7 @@ class StreamOutput:
         return body + self.partial
 
     def to_json(self) -> dict[str, Any]:
+        """The output as the transcript's JSON describes it."""
         return {
             "output_type": "stream",
             "name": self.name,

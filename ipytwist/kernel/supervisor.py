@@ -53,7 +53,7 @@ class Worker(Protocol):
     def signal(self, signum: int) -> None:
         """Deliver a signal (SIGINT interrupts running user code)."""
 
-    def stop(self, reactor: Any, grace: float = 2.0) -> Deferred[Any]:
+    def stop(self, reactor: IReactorTime, grace: float = 2.0) -> Deferred[Any]:
         """Ask it to exit, killing it after ``grace`` seconds."""
 
     def pause_output(self) -> None:
@@ -66,29 +66,40 @@ class Worker(Protocol):
 class WorkerListener(Protocol):
     """What a worker reports."""
 
-    def worker_output(self, name: str, data: bytes) -> None: ...
-    def worker_event(self, event: dict[str, Any]) -> None: ...
-    def worker_exited(self, worker: Any, description: str) -> None: ...
+    def worker_output(self, name: str, data: bytes) -> None:
+        """Bytes the worker wrote to stream ``name`` (stdout or stderr)."""
+
+    def worker_event(self, event: dict[str, Any]) -> None:
+        """One event record from the worker."""
+
+    def worker_exited(self, worker: Any, description: str) -> None:
+        """The worker process is gone; ``description`` says how it ended."""
 
 
 class Provisioner(Protocol):
     """Starts workers."""
 
-    def start(self, listener: WorkerListener) -> Worker: ...
+    def start(self, listener: WorkerListener) -> Worker:
+        """Start a worker that reports to ``listener``."""
 
 
 class SupervisorListener(Protocol):
     """What the supervisor reports to the request scheduler."""
 
-    def worker_output(self, name: str, data: bytes) -> None: ...
-    def worker_event(self, event: dict[str, Any]) -> None: ...
+    def worker_output(self, name: str, data: bytes) -> None:
+        """Bytes the current worker wrote to stream ``name``."""
+
+    def worker_event(self, event: dict[str, Any]) -> None:
+        """One event from the current worker (its readiness comes as worker_ready)."""
+
     def worker_ready(self) -> None:
         """The new worker can run code (before anyone waiting is told)."""
 
     def run_queued(self) -> None:
         """After those waiting were told: requests may go to the worker."""
 
-    def worker_died(self, description: str, giving_up: bool) -> None: ...
+    def worker_died(self, description: str, giving_up: bool) -> None:
+        """The current worker died; ``giving_up``: no other will be started."""
 
 
 class _Link:
@@ -140,6 +151,7 @@ class WorkerSupervisor:
 
     @property
     def pid(self) -> int | None:
+        """The current worker's process id, if any."""
         return self.worker.pid if self.worker is not None else None
 
     def spawn(self) -> None:
@@ -158,6 +170,7 @@ class WorkerSupervisor:
         return d
 
     def send(self, record: dict[str, Any]) -> None:
+        """A request record for the current worker (dropped while there is none)."""
         if self.worker is not None:
             self.worker.send(record)
 

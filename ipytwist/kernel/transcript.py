@@ -29,6 +29,8 @@ STATES = ("queued", "running", "done", "error", "interrupted", "aborted")
 
 @dataclass
 class Cell:
+    """One executed or queued cell: its code, its client, its state and its outputs."""
+
     id: str  # the execute_request's msg_id
     code: str
     origin: str  # the transport: "websocket" or "zmq"
@@ -42,6 +44,7 @@ class Cell:
     first_seq: int = 0  # the stream seq of its execute_input (0: not known)
 
     def to_json(self) -> dict[str, Any]:
+        """The cell as the transcript's JSON describes it."""
         return {
             "id": self.id,
             "code": self.code,
@@ -107,6 +110,7 @@ class Transcript:
         self._seq = 0
 
     def apply(self, msg: dict[str, Any]) -> None:
+        """Update the cells from one iopub message (state, count, outputs)."""
         header = msg.get("header") or {}
         self.last_msg_id = str(header.get("msg_id", ""))
         parent = (msg.get("parent_header") or {}).get("msg_id")
@@ -252,10 +256,12 @@ class Transcript:
         return text
 
     def clear(self) -> None:
+        """Forget every cell (a client cleared the transcript)."""
         self.cells.clear()
         self.size = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The transcript as the notebook page loads it: cells and the last message id."""
         return {
             "cells": [c.to_json() for c in self.cells.values()],
             "last_msg_id": self.last_msg_id,

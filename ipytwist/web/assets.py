@@ -41,6 +41,7 @@ class Asset:
 
     @property
     def gzipped(self) -> bytes | None:
+        """The body gzip-compressed, for compressible files of 1 KiB or more; else None."""
         if not self.name.endswith(COMPRESSIBLE) or len(self.body) < 1024:
             return None
         if self._gzipped is None:
@@ -62,6 +63,7 @@ def _walk(folder: Traversable, prefix: str = "") -> dict[str, Asset]:
 
 
 def package_static() -> Traversable:
+    """The installed package's ``static`` directory."""
     return resources.files("ipytwist.web").joinpath("static")
 
 

@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.server import Request, Site
@@ -61,6 +62,7 @@ class GuardedRequest(Request):
     _body_bytes = 0
 
     def gotLength(self, length: int | None) -> None:
+        """Twisted: the body's declared length; refuse the body now if it must be."""
         site = getattr(self.channel, "site", None)
         refusal = site.refuse_body(self, length) if isinstance(site, GuardedSite) else None
         if refusal is not None:
@@ -69,6 +71,7 @@ class GuardedRequest(Request):
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
+        """Twisted: part of the body; refused past ``MAX_BODY_BYTES``."""
         if self.refused:
             return
         self._body_bytes += len(data)
@@ -80,6 +83,7 @@ class GuardedRequest(Request):
         super().handleContentChunk(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Twisted: the whole request is in; handled unless it was refused."""
         if not self.refused:
             super().requestReceived(command, path, version)
 
@@ -110,6 +114,7 @@ class GuardedChannel(http.HTTPChannel):
     _header_call: Any = None
 
     def connectionMade(self) -> None:
+        """Twisted: a client connected; its first request's headers are timed."""
         super().connectionMade()
         self._arm_header_timer()
 
@@ -124,15 +129,18 @@ class GuardedChannel(http.HTTPChannel):
             self._header_call = None
 
     def allHeadersReceived(self) -> None:
+        """Twisted: the headers are complete in time; stop the timer."""
         self._disarm_header_timer()
         super().allHeadersReceived()
 
     def requestDone(self, request: Any) -> None:
+        """Twisted: a response is done; time the next request's headers."""
         super().requestDone(request)
         if self.persistent and not getattr(self.transport, "disconnecting", False):
             self._arm_header_timer()  # the next request's headers, on the same terms
 
     def connectionLost(self, reason: Any) -> None:
+        """Twisted: the connection closed; stop the timer."""
         self._disarm_header_timer()
         super().connectionLost(reason)
 
@@ -154,12 +162,13 @@ class GuardedSite(Site):
 
     requestFactory = GuardedRequest
 
-    def __init__(self, resource: Any, authenticated: Any, reactor: Any) -> None:
+    def __init__(self, resource: Any, authenticated: Any, reactor: IReactorTime) -> None:
         super().__init__(resource, logFormatter=access_log_line, reactor=reactor)
         self.authenticated = authenticated
         self.refusals = LimitedLog(log, reactor)
 
     def protocol(self) -> GuardedChannel:  # type: ignore[override]
+        """The channel for a new connection: a GuardedChannel, HTTP/1.1 only."""
         # HTTP/1.1 only (no HTTP/2 negotiation): the channel is ours.
         return GuardedChannel()
 

@@ -29,6 +29,8 @@ MAX_OWED_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Reply:
+    """A reply waiting for its session's connection, and the iopub message it follows."""
+
     after_seq: int  # the last iopub message published before it
     channel: str
     msg: Message
@@ -64,6 +66,7 @@ class ReplyQueue:
             self._unanswered.add(header.get("msg_id"))  # a reply's parent has the same
 
     def add(self, after_seq: int, channel: str, msg: Message) -> None:
+        """Queue a reply or input request to follow iopub message ``after_seq``."""
         parent = (msg.get("parent_header") or {}).get("msg_id")
         if channel in ("shell", "control"):
             self._unanswered.discard(parent)
@@ -72,9 +75,11 @@ class ReplyQueue:
         self.nbytes += reply.nbytes
 
     def peek(self) -> Reply | None:
+        """The next reply to write, left in the queue."""
         return self._items[0] if self._items else None
 
     def pop(self) -> Reply:
+        """Take the next reply to write."""
         reply = self._items.popleft()
         self.nbytes -= reply.nbytes
         return reply
@@ -86,12 +91,15 @@ class ReplyQueue:
 
     @property
     def owed(self) -> int:
+        """Replies queued plus requests not answered yet."""
         return len(self._items) + len(self._unanswered)
 
     def over_bound(self) -> bool:
+        """Whether the session is owed too much: stop reading its requests."""
         return self.owed >= self.max_messages or self.nbytes >= self.max_bytes
 
     def below_low_water(self) -> bool:
+        """Whether it is owed little enough again to read its requests."""
         return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
 
 
@@ -128,14 +136,17 @@ class Outbox:
 
     @property
     def mid_frame(self) -> bool:
+        """Whether a frame is partly written."""
         return self._sent < len(self._frame)
 
     # -- the transport's producer calls --------------------------------------------
 
     def pause(self) -> None:
+        """The transport pushes back: stop writing."""
         self.paused = True
 
     def resume(self) -> None:
+        """The transport takes data again: write on."""
         self.paused = False
         self.pump()
 

@@ -52,6 +52,7 @@ def encode_legacy(msg: Message, channel: str) -> tuple[bytes, bool]:
 
 
 def encode_v1(msg: Message, channel: str) -> bytes:
+    """The payload of ``msg`` on ``channel`` in the v1 binary protocol."""
     parts = [
         dumps(msg["header"]),
         dumps(msg.get("parent_header") or {}),
@@ -96,6 +97,7 @@ def _check_depth(raw: list[bytes], *values: Any) -> None:
 
 
 def decode_legacy(payload: bytes, is_binary: bool) -> Message:
+    """A kernel message from a legacy payload (JSON text, or binary with buffers)."""
     if not is_binary:
         try:
             msg = json.loads(payload)
@@ -121,6 +123,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
 
 
 def decode_v1(payload: bytes) -> Message:
+    """A kernel message from a v1 binary-protocol payload."""
     try:
         (n,) = struct.unpack_from("<Q", payload, 0)
         if not 6 <= n <= 1 << 16:
