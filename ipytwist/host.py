@@ -1,31 +1,32 @@
 """The kernels a service hosts: create, find, cull, shut down, pre-spawn.
 
-Each hosted kernel is a :class:`~ipytwist.kernel.Kernel` with its own worker,
-its ZeroMQ channels bound on loopback and a 0600 connection file in the state
-directory, so ``jupyter console --existing`` reaches the kernel browsers use.
+Each hosted kernel is a :class:`~ipytwist.kernel.Kernel` with its own worker
+and transcript, attached to every transport of the service (see
+:mod:`ipytwist.transport`): the host knows ZeroMQ and WebSocket only as such.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import zmq
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from txzmq import ZmqFactory
 
-from .channels import ZmqChannels, new_connection_info, write_connection_file
+from .config import Config
 from .kernel import Kernel, LocalProvisioner, OutputStream
-from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
+from .kernel.process import ProcessReactor
+from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
-from .kernelspec import DISPLAY_NAME, KERNEL_NAME
+from .kernelspec import KERNEL_NAME, kernel_json
+from .transport import Attachment, Transport
+
+__all__ = ["HostedKernel", "KernelHost", "ResourceLimit", "UnknownKernelSpec", "iso_time"]
 
 
 class ResourceLimit(Exception):
@@ -33,33 +34,41 @@ class ResourceLimit(Exception):
 
 
 class UnknownKernelSpec(KeyError):
-    pass
+    """A kernel was asked for by a kernelspec name this service does not have."""
 
 
 def iso_time(ts: float) -> str:
+    """``ts`` (seconds since the epoch) as the Jupyter REST API writes times."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class HostedKernel:
     """A kernel plus what the service keeps beside it."""
 
-    def __init__(
-        self, kernel: Kernel, channels: ZmqChannels, transcript: Transcript | None = None
-    ) -> None:
+    def __init__(self, kernel: Kernel, transcript: Transcript | None = None) -> None:
         self.kernel = kernel
-        self.channels = channels
-        self.connection_file: str | None = None
         #: Every executed cell from any client, as a notebook page shows it.
         self.transcript = transcript or Transcript()
-        #: Set by the web room: number of open WebSocket connections.
-        self.connections: Callable[[], int] = lambda: 0
-        self.extensions: dict[str, Any] = {}
+        #: The kernel on each transport, by transport name ("zmq", "websocket").
+        self.attachments: dict[str, Attachment] = {}
+        kernel.drain_requests = self.drain_requests
 
     @property
     def id(self) -> str:
+        """The hosted kernel's id."""
         return self.kernel.id
 
+    def connections(self) -> int:
+        """Clients of this kernel on every transport."""
+        return sum(a.connection_count() for a in self.attachments.values())
+
+    def drain_requests(self) -> None:
+        """Requests already waiting in any transport reach the kernel now."""
+        for attachment in self.attachments.values():
+            attachment.drain_requests()
+
     def model(self) -> dict[str, Any]:
+        """The kernel as the REST API describes it."""
         return {
             "id": self.kernel.id,
             "name": self.kernel.name,
@@ -76,52 +85,41 @@ class KernelHost(Service):
 
     def __init__(
         self,
-        reactor: Any,
-        state_dir: str,
+        reactor: ProcessReactor,
+        config: Config,
         *,
-        max_kernels: int = 0,
-        cull_idle: float = 0,
-        prespawn: int = 0,
-        client_shutdown: bool = False,
-        log_messages: int = 10_000,
-        log_bytes: int = 64 * 1024 * 1024,
-        transcript_bytes: int = DEFAULT_TRANSCRIPT_BYTES,
-        provisioner: Any = None,
+        transports: Iterable[Transport] = (),
+        provisioner: Provisioner | None = None,
     ) -> None:
         self.reactor = reactor
-        self.state_dir = state_dir
-        self.max_kernels = max_kernels
-        self.cull_idle = cull_idle
-        self.prespawn = prespawn
-        #: Whether a client's shutdown_request ends a hosted kernel (else only the
-        #: service ends it: REST DELETE, culling, SIGTERM).
-        self.client_shutdown = client_shutdown
-        self.log_messages = log_messages
-        self.log_bytes = log_bytes
-        self.transcript_bytes = transcript_bytes
+        self.config = config
+        self.transports = list(transports)
         self.provisioner = provisioner or LocalProvisioner(reactor)
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
-        self._zmq: ZmqFactory | None = None
         self._cull_loop: LoopingCall | None = None
-        self.on_new_kernel: list[Callable[[HostedKernel], None]] = []
+
+    @property
+    def state_dir(self) -> str:
+        """The directory of the kernels' connection files (the configured one)."""
+        return self.config.state_dir
 
     # -- service ------------------------------------------------------------
 
     def startService(self) -> None:
+        """Twisted: make the state directory, start the transports, culling and the warm pool."""
         super().startService()
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        self._zmq = ZmqFactory()
-        self._zmq.reactor = self.reactor
-        # Five sockets per kernel: the default limit (1023) would stop at ~200 kernels.
-        self._zmq.context.set(zmq.MAX_SOCKETS, 65536)
-        if self.cull_idle > 0:
+        os.makedirs(self.config.state_dir, mode=0o700, exist_ok=True)
+        for transport in self.transports:
+            transport.start()
+        if self.config.cull_idle > 0:
             self._cull_loop = LoopingCall(self.cull)
             self._cull_loop.clock = self.reactor
-            self._cull_loop.start(max(1.0, min(60.0, self.cull_idle / 4)), now=False)
+            self._cull_loop.start(max(1.0, min(60.0, self.config.cull_idle / 4)), now=False)
         self._fill_spares()
 
     def stopService(self) -> Deferred:
+        """Twisted: shut down every kernel, then stop the transports."""
         super().stopService()
         if self._cull_loop is not None and self._cull_loop.running:
             self._cull_loop.stop()
@@ -131,48 +129,38 @@ class KernelHost(Service):
         self.kernels.clear()
         d = DeferredList(ds, consumeErrors=True)
 
-        def term(_: Any) -> None:
-            if self._zmq is not None:
-                self._zmq.shutdown()
-                self._zmq = None
+        def stop_transports(_: Any) -> None:
+            for transport in self.transports:
+                try:
+                    transport.stop()
+                except Exception:
+                    self.log.failure("could not stop the {name} transport", name=transport.name)
 
-        d.addCallback(term)
+        d.addCallback(stop_transports)
         return d
 
     # -- kernels --------------------------------------------------------------
 
     def specs(self) -> dict[str, Any]:
+        """The kernelspecs the REST API lists (one: ipytwist)."""
+        spec = kernel_json("python")
+        spec["env"] = {}
         return {
             "default": KERNEL_NAME,
-            "kernelspecs": {
-                KERNEL_NAME: {
-                    "name": KERNEL_NAME,
-                    "spec": {
-                        "argv": ["python", "-m", "ipytwist.kernel", "-f", "{connection_file}"],
-                        "display_name": DISPLAY_NAME,
-                        "language": "python",
-                        "interrupt_mode": "signal",
-                        "env": {},
-                        "metadata": {"debugger": False},
-                    },
-                    "resources": {},
-                }
-            },
+            "kernelspecs": {KERNEL_NAME: {"name": KERNEL_NAME, "spec": spec, "resources": {}}},
         }
 
     def start_kernel(self, name: str | None = None) -> HostedKernel:
         """A ready-to-use kernel (from the warm pool when there is one)."""
         if name not in (None, "", KERNEL_NAME, "python3"):
             raise UnknownKernelSpec(name)
-        if self.max_kernels and len(self.kernels) >= self.max_kernels:
-            raise ResourceLimit(f"at most {self.max_kernels} kernels may run")
+        limit = self.config.max_kernels
+        if limit and len(self.kernels) >= limit:
+            raise ResourceLimit(f"at most {limit} kernels may run")
         hk = self._spare.pop(0) if self._spare else self._new()
         self.kernels[hk.id] = hk
-        path = os.path.join(self.state_dir, f"kernel-{hk.id}.json")
-        write_connection_file(path, hk.channels.connection)
-        hk.connection_file = path
-        for hook in self.on_new_kernel:
-            hook(hk)
+        for transport in self.transports:
+            hk.attachments[transport.name] = transport.attach(hk)
         self.log.info("started kernel {id}", id=hk.id)
         self.reactor.callLater(0, self._fill_spares)
         return hk
@@ -182,9 +170,11 @@ class KernelHost(Service):
         return sum(1 for hk in self._spare if hk.kernel.execution_state == "idle")
 
     def get(self, kernel_id: str) -> HostedKernel | None:
+        """The running kernel with this id, if any."""
         return self.kernels.get(kernel_id)
 
     def shutdown_kernel(self, kernel_id: str) -> Deferred:
+        """Stop one kernel and detach it from every transport."""
         hk = self.kernels.pop(kernel_id, None)
         if hk is None:
             return succeed(None)
@@ -192,24 +182,24 @@ class KernelHost(Service):
         return self._dispose(hk)
 
     def cull(self) -> None:
-        """Shut down kernels idle, with no connections, for ``cull_idle`` seconds."""
-        now = time.time()
+        """Shut down kernels idle, with no client on any transport, for ``cull_idle``
+        seconds (the host's clock)."""
+        now = self.reactor.seconds()
         for hk in list(self.kernels.values()):
             k = hk.kernel
             if (
                 k.execution_state in ("idle", "dead")
                 and hk.connections() == 0
-                and now - k.last_activity > self.cull_idle
+                and now - k.last_activity > self.config.cull_idle
             ):
                 self.log.info("culling idle kernel {id}", id=hk.id)
                 self.shutdown_kernel(hk.id)
 
     def _new(self) -> HostedKernel:
-        assert self._zmq is not None, "KernelHost is not running"
-        stream = OutputStream(self.log_messages, self.log_bytes)
+        c = self.config
+        stream = OutputStream(c.replay_messages, c.replay_bytes)
         kernel = Kernel(self.reactor, self.provisioner, stream=stream, name=KERNEL_NAME)
-        channels = ZmqChannels(kernel, new_connection_info(), factory=self._zmq)
-        hk = HostedKernel(kernel, channels, Transcript(max_bytes=self.transcript_bytes))
+        hk = HostedKernel(kernel, Transcript(max_bytes=c.transcript_bytes))
         stream.subscribe(hk.transcript)
         kernel.request_listeners.append(hk.transcript.request)
         kernel.on_shutdown_request = lambda: self._client_shutdown(kernel.id)
@@ -220,7 +210,7 @@ class KernelHost(Service):
         """A client asked the kernel to shut down.  The kernel is shared: unless the
         service allows it, one client leaving (``jupyter console --existing`` exiting)
         must not end it for the browsers and scripts still using it."""
-        if self.client_shutdown:
+        if self.config.client_shutdown:
             return self.shutdown_kernel(kernel_id)
         self.log.info(
             "kernel {id}: a client's shutdown_request left it running "
@@ -232,7 +222,7 @@ class KernelHost(Service):
     def _fill_spares(self) -> None:
         if not self.running:
             return
-        while len(self._spare) < self.prespawn:
+        while len(self._spare) < self.config.prespawn:
             self._spare.append(self._new())
 
     def _dispose(self, hk: HostedKernel) -> Deferred:
@@ -241,19 +231,12 @@ class KernelHost(Service):
         def cleanup(result: Any) -> Any:
             if isinstance(result, Failure):
                 self.log.failure("kernel {id}: shutdown failed", result, id=hk.id)
-            closers = [hk.channels.close] + [
-                ext.close for ext in hk.extensions.values() if hasattr(ext, "close")
-            ]
-            for close in closers:
+            for name, attachment in hk.attachments.items():
                 try:
-                    close()
+                    attachment.close()
                 except Exception:
-                    self.log.failure("kernel {id}: error while closing", id=hk.id)
-            if hk.connection_file:
-                try:
-                    os.unlink(hk.connection_file)
-                except FileNotFoundError:
-                    pass
+                    self.log.failure("kernel {id}: error closing its {t}", id=hk.id, t=name)
+            hk.attachments.clear()
             return None
 
         d.addBoth(cleanup)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import secrets
 import signal
@@ -18,11 +17,14 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from .config import Config
 from .host import KernelHost
-from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .paths import default_state_dir
+from .private import write_private_json
 from .web.auth import Authenticator
 from .web.site import make_site
+from .web.transport import WebSocketTransport
+from .zmq import ZmqTransport
 
 log = Logger()
 
@@ -52,16 +54,47 @@ class Options(usage.Options):
             None,
             "Where connection files live (default: $XDG_DATA_HOME/ipytwist).",
         ],
-        ["max-kernels", None, 0, "Most kernels at once (0: no limit).", int],
-        ["cull-idle", None, 0.0, "Shut down kernels idle this many seconds (0: never).", float],
-        ["prespawn", None, 0, "Interpreters kept warm so a new kernel is ready at once.", int],
-        ["replay-messages", None, 10_000, "iopub messages kept per kernel for replay.", int],
-        ["replay-bytes", None, 64 * 1024 * 1024, "Bytes of iopub kept per kernel for replay.", int],
+        ["max-kernels", None, Config.max_kernels, "Most kernels at once (0: no limit).", int],
+        [
+            "cull-idle",
+            None,
+            Config.cull_idle,
+            "Shut down kernels idle this many seconds (0: never).",
+            float,
+        ],
+        [
+            "prespawn",
+            None,
+            Config.prespawn,
+            "Interpreters kept warm so a new kernel is ready at once.",
+            int,
+        ],
+        [
+            "replay-messages",
+            None,
+            Config.replay_messages,
+            "iopub messages kept per kernel for replay.",
+            int,
+        ],
+        [
+            "replay-bytes",
+            None,
+            Config.replay_bytes,
+            "Bytes of iopub kept per kernel for replay.",
+            int,
+        ],
         [
             "transcript-bytes",
             None,
-            DEFAULT_TRANSCRIPT_BYTES,
+            Config.transcript_bytes,
             "Characters of cells and outputs kept per kernel for its notebook page.",
+            int,
+        ],
+        [
+            "max-message-bytes",
+            None,
+            Config.max_message_bytes,
+            "Largest message accepted from a client (ZeroMQ and WebSocket).",
             int,
         ],
     ]
@@ -82,11 +115,26 @@ class Options(usage.Options):
         for key in ("max-kernels", "prespawn", "cull-idle"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
-        for key in ("replay-messages", "replay-bytes", "transcript-bytes"):
+        for key in ("replay-messages", "replay-bytes", "transcript-bytes", "max-message-bytes"):
             if self[key] < 1:
                 raise usage.UsageError(f"--{key} must be >= 1")
         check_endpoint(self["listen"])
         check_state_dir(self["state-dir"])
+
+    def config(self) -> Config:
+        """The settings these options give (the one place they are read)."""
+        return Config(
+            state_dir=self["state-dir"],
+            max_kernels=self["max-kernels"],
+            cull_idle=self["cull-idle"],
+            prespawn=self["prespawn"],
+            client_shutdown=bool(self["allow-client-shutdown"]),
+            replay_messages=self["replay-messages"],
+            replay_bytes=self["replay-bytes"],
+            transcript_bytes=self["transcript-bytes"],
+            max_message_bytes=self["max-message-bytes"],
+            allow_origins=tuple(self["allow-origin"]),
+        )
 
 
 def _is_loopback(host: str) -> bool:
@@ -184,18 +232,14 @@ class _Listening(StreamServerEndpointService):
             )
         log.info("state directory: {dir}", dir=self.state_dir)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        fd = os.open(self.info_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(
-                {
-                    "url": base + "/",
-                    "port": addr.port,
-                    "token": self.token,
-                    "pid": os.getpid(),
-                    "state_dir": self.state_dir,
-                },
-                f,
-            )
+        info = {
+            "url": base + "/",
+            "port": addr.port,
+            "token": self.token,
+            "pid": os.getpid(),
+            "state_dir": self.state_dir,
+        }
+        write_private_json(self.info_path, info)
         log.info("ipytwist is serving at {base}/", base=base)
         log.info("Open {base}/?token={token}", base=base, token=self.token)
         return port
@@ -250,19 +294,11 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     top = MultiService()
     exit_status = _ExitStatus(reactor)
     exit_status.setServiceParent(top)
-    host = KernelHost(
-        reactor,
-        options["state-dir"],
-        max_kernels=options["max-kernels"],
-        cull_idle=options["cull-idle"],
-        prespawn=options["prespawn"],
-        client_shutdown=bool(options["allow-client-shutdown"]),
-        log_messages=options["replay-messages"],
-        log_bytes=options["replay-bytes"],
-        transcript_bytes=options["transcript-bytes"],
-    )
+    config = options.config()
+    transports = [ZmqTransport(reactor, config), WebSocketTransport(reactor, config)]
+    host = KernelHost(reactor, config, transports=transports)
     host.setServiceParent(top)  # started first, stopped last
-    auth = Authenticator(options["token"], reactor, options["allow-origin"])
+    auth = Authenticator(options["token"], reactor, list(config.allow_origins))
     site = make_site(host, auth, reactor)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)

@@ -209,7 +209,7 @@ def test_error_aborts_requests_still_waiting_in_a_transport(env: Any) -> None:
     kernel, prov, _, _ = env
     w, client = prov.workers[0], Client()
     first, late = execute("1/0"), execute("2")
-    kernel.request_drains.append(lambda: kernel.handle("shell", late, client))
+    kernel.drain_requests = lambda: kernel.handle("shell", late, client)
     kernel.handle("shell", first, client)
     w.reply({"status": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []})
     assert client.reply_to(late)["content"]["status"] == "aborted"

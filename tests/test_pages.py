@@ -14,6 +14,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
+from ipytwist.config import Config
 from ipytwist.host import KernelHost
 from ipytwist.web.assets import StaticFiles
 from ipytwist.web.auth import Authenticator
@@ -55,7 +56,7 @@ class Response:
 @pytest.fixture
 def site(tmp_path: Path) -> Any:
     clock = MemoryReactorClock()
-    host = KernelHost(clock, str(tmp_path))
+    host = KernelHost(clock, Config(state_dir=str(tmp_path)))
     host.kernels[KERNEL_ID] = StubHosted()  # type: ignore[assignment]
     return make_site(host, Authenticator(TOKEN, clock), clock)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..paths import data_dir
+from ..private import touch_private, write_private_json
 
 __all__ = ["ConsoleError", "Server", "TokenStore", "console_dir", "local_server"]
 
@@ -41,11 +42,7 @@ def console_dir() -> str:
 
 def private_path(name: str) -> str:
     """A file in :func:`console_dir` only the user can read (created 0600 if absent)."""
-    path = os.path.join(console_dir(), name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)
-    os.close(fd)
-    return path
+    return touch_private(os.path.join(console_dir(), name))
 
 
 def local_server(state_dir: str) -> tuple[str, str]:
@@ -102,9 +99,7 @@ class TokenStore:
             data.pop(url, None)
         else:
             data[url] = token
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
+        write_private_json(self.path, data)
 
 
 def history_path(url: str) -> str:

@@ -8,13 +8,13 @@ imports IPython.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ..errors import error_content
@@ -53,7 +53,8 @@ class Requester(Protocol):
 
     origin: str
 
-    def send(self, channel: str, msg: Message) -> None: ...
+    def send(self, channel: str, msg: Message) -> None:
+        """A reply or input request for this client, on ``channel``."""
 
 
 class Kernel:
@@ -63,7 +64,7 @@ class Kernel:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IReactorTime,
         provisioner: Provisioner,
         *,
         kernel_id: str | None = None,
@@ -81,7 +82,7 @@ class Kernel:
         self.stream = stream or OutputStream()
         self.execution_state = "starting"  # changed by _set_state only
         self.execution_count = 0
-        self.last_activity = time.time()
+        self.last_activity = self.reactor.seconds()
         #: Called on a ``shutdown_request`` without restart (the host decides what ends).
         self.on_shutdown_request: Callable[[], Any] = self.shutdown
         kw = {} if flush_interval is None else {"interval": flush_interval}
@@ -91,8 +92,9 @@ class Kernel:
         self._current_started = ""
         self._last_parent: Message | None = None
         self._announce_idle_when_ready = False
-        #: Callables that read requests already waiting in a transport (see stop_on_error).
-        self.request_drains: list[Callable[[], None]] = []
+        #: Reads the requests already waiting in the transports (see stop_on_error);
+        #: the host sets it to drain every transport the kernel is attached to.
+        self.drain_requests: Callable[[], None] = lambda: None
         self._draining = False
         #: Called with (request, origin) for each request queued for the worker (the
         #: transcript records execute requests from every client).
@@ -109,10 +111,12 @@ class Kernel:
 
     @property
     def worker(self) -> Worker | None:
+        """The current worker, or None while none runs."""
         return self.supervisor.worker
 
     @property
     def worker_pid(self) -> int | None:
+        """The current worker's process id, if it has one."""
         return self.supervisor.pid
 
     def _set_state(self, state: str) -> None:
@@ -135,6 +139,7 @@ class Kernel:
         return self.when_ready()
 
     def when_ready(self) -> Deferred[None]:
+        """Fires once the current worker can run code."""
         return self.supervisor.when_ready()
 
     def interrupt(self) -> None:
@@ -168,7 +173,7 @@ class Kernel:
 
     def handle(self, channel: str, msg: Message, requester: Requester) -> None:
         """Accept one request (already parsed and authenticated) from a client."""
-        self.last_activity = time.time()
+        self.last_activity = self.reactor.seconds()
         msg["channel"] = channel
         msg_type = msg["header"]["msg_type"]
         if channel == "stdin":
@@ -285,11 +290,9 @@ class Kernel:
         before the error reply are aborted too, however the reads were scheduled."""
         self._draining = True
         try:
-            for drain in self.request_drains:
-                try:
-                    drain()
-                except Exception as e:
-                    self.log.warn("could not drain a transport: {e}", e=type(e).__name__)
+            self.drain_requests()
+        except Exception as e:
+            self.log.warn("could not drain the transports: {e}", e=type(e).__name__)
         finally:
             self._draining = False
 
@@ -313,11 +316,13 @@ class Kernel:
     # -- events from the worker ---------------------------------------------
 
     def worker_output(self, name: str, data: bytes) -> None:
+        """Bytes the worker wrote to stream ``name``, for the output coalescer."""
         self._output.write(name, data)
 
     def worker_event(self, event: dict[str, Any]) -> None:
+        """One event from the worker: output to publish, an input request or a reply."""
         self._output.flush()
-        self.last_activity = time.time()
+        self.last_activity = self.reactor.seconds()
         kind = event.get("ev")
         output = iopub_content(event)
         if output is not None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import fnmatch
 import hmac
 import secrets
-import time
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
+
+from twisted.internet.interfaces import IReactorTime
 
 COOKIE_NAME = "ipytwist-login"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -27,7 +28,9 @@ def _header(request: Any, name: bytes) -> str:
 class FailureLimiter:
     """At most ``limit`` failed logins per client address per ``window`` seconds."""
 
-    def __init__(self, clock: Any, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW):
+    def __init__(
+        self, clock: IReactorTime, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW
+    ):
         self.clock = clock
         self.limit = limit
         self.window = window
@@ -43,13 +46,16 @@ class FailureLimiter:
         return times
 
     def blocked(self, who: str) -> bool:
+        """Whether ``who`` has used up its failed logins for now."""
         return len(self._recent(who)) >= self.limit
 
     def retry_after(self, who: str) -> int:
+        """Seconds until ``who`` may try again."""
         times = self._recent(who)
         return int(self.window - (self.clock.seconds() - times[0])) + 1 if times else 0
 
     def fail(self, who: str) -> None:
+        """Count one failed login by ``who``."""
         self._recent(who)
         self._failures.setdefault(who, []).append(self.clock.seconds())
         self._failures.move_to_end(who)
@@ -60,7 +66,9 @@ class FailureLimiter:
 class Authenticator:
     """Checks requests against the service token and issued login cookies."""
 
-    def __init__(self, token: str, clock: Any, allow_origins: list[str] | None = None) -> None:
+    def __init__(
+        self, token: str, clock: IReactorTime, allow_origins: list[str] | None = None
+    ) -> None:
         self.token = token
         self.clock = clock
         self.allow_origins = list(allow_origins or [])
@@ -70,6 +78,7 @@ class Authenticator:
     # -- credentials --------------------------------------------------------
 
     def token_ok(self, candidate: str) -> bool:
+        """Whether ``candidate`` is the service token (compared in constant time)."""
         return hmac.compare_digest(candidate.encode(), self.token.encode())
 
     def token_from(
@@ -88,6 +97,7 @@ class Authenticator:
         return "", ""
 
     def cookie_ok(self, request: Any) -> bool:
+        """Whether the request carries an unexpired login cookie issued here."""
         value = request.getCookie(COOKIE_NAME.encode())
         if not value:
             return False
@@ -96,7 +106,7 @@ class Authenticator:
             # bytes: any cookie value compares (str would refuse non-ASCII with a 500)
             if hmac.compare_digest(known.encode(), value):
                 expires = exp
-        return expires is not None and expires > time.time()
+        return expires is not None and expires > self.clock.seconds()
 
     def authenticate(self, request: Any) -> str:
         """How the request is authenticated ("header", "param", "cookie"), or ""."""
@@ -109,8 +119,9 @@ class Authenticator:
         return "cookie" if self.cookie_ok(request) else ""
 
     def issue_cookie(self, request: Any) -> None:
+        """Log the request's client in: a new login cookie on the response."""
         value = secrets.token_urlsafe(32)
-        self._logins[value] = time.time() + COOKIE_MAX_AGE
+        self._logins[value] = self.clock.seconds() + COOKIE_MAX_AGE
         while len(self._logins) > 10_000:
             self._logins.popitem(last=False)
         request.addCookie(
@@ -168,5 +179,6 @@ def safe_next(target: str) -> str:
 
 
 def client_address(request: Any) -> str:
+    """The request's client address, as the login rate limit counts it."""
     peer = request.getClientAddress()
     return getattr(peer, "host", None) or str(peer)

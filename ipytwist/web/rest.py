@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -16,6 +15,8 @@ from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, i
 
 
 class ApiError(Exception):
+    """An API request refused: HTTP status, reason and message."""
+
     def __init__(self, code: int, reason: str, message: str = "") -> None:
         super().__init__(message or reason)
         self.code = code
@@ -24,6 +25,7 @@ class ApiError(Exception):
 
 
 def write_json(request: Any, code: int, body: Any) -> bytes:
+    """Answer with ``body`` as JSON and status ``code`` (no body for 204)."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
@@ -33,6 +35,7 @@ def write_json(request: Any, code: int, body: Any) -> bytes:
 
 
 def error_body(request: Any, err: ApiError) -> bytes:
+    """Answer with ``err`` as Jupyter Server writes an error."""
     return write_json(request, err.code, {"reason": err.reason, "message": err.message})
 
 
@@ -56,9 +59,10 @@ class KernelsApi:
 
     def __init__(self, host: KernelHost) -> None:
         self.host = host
-        self.started = time.time()
+        self.started = host.reactor.seconds()
 
     def dispatch(self, request: Any, parts: list[str]) -> Any:
+        """Answer one API request (``parts``: its path below ``/api``)."""
         method = request.method.decode()
         try:
             return self._route(request, method, parts)

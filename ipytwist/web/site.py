@@ -6,29 +6,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from ..host import HostedKernel, KernelHost
+from ..host import KernelHost
 from .assets import StaticFiles
 from .auth import STATE_CHANGING, Authenticator, client_address, safe_next
 from .guard import GuardedSite
 from .pages import Pages
 from .rest import ApiError, KernelsApi, error_body, write_json
+from .transport import WebSocketTransport
 from .websocket import KernelSockets
-
-
-def attach_websockets(host: KernelHost, reactor: Any) -> None:
-    """Give every hosted kernel its WebSocket hub."""
-
-    def add(hk: HostedKernel) -> None:
-        if "ws" not in hk.extensions:
-            hub = KernelSockets(hk.kernel, reactor)
-            hk.extensions["ws"] = hub
-            hk.connections = hub.connection_count
-
-    host.on_new_kernel.append(add)
 
 
 class ServiceRoot(Resource):
@@ -46,6 +36,7 @@ class ServiceRoot(Resource):
         self.pages = Pages(host, self.static)
 
     def render(self, request: Any) -> Any:
+        """Twisted: answer a request; the root routes every path itself."""
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"referrer-policy", b"same-origin")
         parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
@@ -92,9 +83,9 @@ class ServiceRoot(Resource):
             self.log.warn("refused WebSocket from a foreign origin")
             return error_body(request, ApiError(403, "Forbidden", "origin not allowed"))
         hk = self.host.get(kernel_id)
-        if hk is None or "ws" not in hk.extensions:
+        hub = hk.attachments.get(WebSocketTransport.name) if hk is not None else None
+        if not isinstance(hub, KernelSockets):
             return error_body(request, ApiError(404, "Not Found", "no such kernel"))
-        hub: KernelSockets = hk.extensions["ws"]
         return WebSocketResource(hub.factory).render(request)
 
     def _rate_limited(self, request: Any) -> bytes | None:
@@ -144,8 +135,9 @@ def credentials_in_headers(auth: Authenticator) -> Any:
     return check
 
 
-def make_site(host: KernelHost, auth: Authenticator, reactor: Any) -> Site:
-    attach_websockets(host, reactor)
+def make_site(host: KernelHost, auth: Authenticator, reactor: IReactorTime) -> Site:
+    """The site serving ``host``'s kernels (WebSockets need the host to have a
+    :class:`~ipytwist.web.transport.WebSocketTransport`)."""
     site = GuardedSite(ServiceRoot(host, auth), credentials_in_headers(auth), reactor)
     site.displayTracebacks = False
     return site

@@ -17,14 +17,14 @@ from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..kernel import Kernel
 from ..kernel.stream import Cursor, Envelope, Gap, Position
 from ..loglimit import LimitedLog
-from ..wire import Message, new_message
+from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
 from .outbox import Outbox, ReplyQueue
 from .wsformat import (
     V1_PROTOCOL,
@@ -37,7 +37,6 @@ from .wsformat import (
 )
 
 MAX_SESSIONS = 1000
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def _legacy_frame(msg: Message) -> bytes:
@@ -86,7 +85,12 @@ class KernelSockets:
 
     log = Logger()
 
-    def __init__(self, kernel: Kernel, reactor: Any) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        reactor: IReactorTime,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.kernel = kernel
         self.reactor = reactor
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
@@ -100,17 +104,22 @@ class KernelSockets:
             # Dead peers are found by ping/pong, never by how far behind a reader is.
             autoPingInterval=30,
             autoPingTimeout=60,
-            maxMessagePayloadSize=MAX_MESSAGE_BYTES,
-            maxFramePayloadSize=MAX_MESSAGE_BYTES,
+            maxMessagePayloadSize=max_message_bytes,
+            maxFramePayloadSize=max_message_bytes,
             # Origin is checked on the HTTP request before the upgrade (see site.py).
             allowedOrigins=["*"],
             allowNullOrigin=True,
         )
 
     def connection_count(self) -> int:
+        """Open WebSocket connections to this kernel."""
         return len(self.connections)
 
+    def drain_requests(self) -> None:
+        """Frames are handed to the kernel as they are read: none wait here."""
+
     def session(self, session_id: str) -> ClientSession:
+        """The session ``session_id``, made if new (idle ones past MAX_SESSIONS go)."""
         s = self.sessions.get(session_id)
         if s is None:
             s = self.sessions[session_id] = ClientSession(self, session_id)
@@ -144,6 +153,7 @@ class KernelSockets:
         conn.start(session, stream.open_cursor(conn, at))
 
     def detach(self, conn: KernelChannelProtocol, position: Position) -> None:
+        """``conn`` closed: its session keeps ``position`` for a reconnect."""
         self.connections.discard(conn)
         session = conn.session
         if session is not None and session.connection is conn:
@@ -169,6 +179,7 @@ class KernelSockets:
         )
 
     def close(self) -> None:
+        """The kernel shut down: close every connection to it."""
         for conn in list(self.connections):
             conn.sendClose(1000, "kernel shut down")  # autobahn refuses 1001 from apps
             conn.detach()
@@ -195,6 +206,8 @@ _log = Logger()
 
 
 class KernelChannelProtocol(WebSocketServerProtocol):
+    """One WebSocket connection to a kernel's channels."""
+
     # Our own messages go to ``_log``: autobahn's ``self.log`` is a txaio logger
     # filtered by level; replacing it would log every frame at debug level.
     hub: KernelSockets
@@ -205,6 +218,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     _reading_paused = False
 
     def onConnect(self, request: Any) -> str | None:
+        """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
         self.hub = self.factory.hub
         params = request.params
         self._session_id = (params.get("session_id") or [""])[0][:256]
@@ -220,6 +234,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
+        """autobahn: the connection is open; attach it to its session."""
         self.hub.attach(self, self._session_id, self._since)
 
     def start(self, session: ClientSession, cursor: Cursor) -> None:
@@ -246,6 +261,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         self.outbox.pump()
 
     def pump(self) -> None:
+        """Write what is waiting, as far as the transport takes it."""
         if self.outbox is not None:
             self.outbox.pump()
 
@@ -283,6 +299,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
                 self.transport.resumeProducing()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """autobahn: one of its own frames, written after ours is complete."""
         # autobahn's own frames (pong, ping, close) must not land inside one of ours.
         if self.outbox is not None:
             self.outbox.finish_frame()
@@ -291,6 +308,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     # -- reading ------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        """autobahn: a message from the client, a request for the kernel."""
         try:
             msg = decode_v1(payload) if self.v1 else decode_legacy(payload, isBinary)
         except FrameError as e:
@@ -314,6 +332,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             self.transport.pauseProducing()
 
     def detach(self) -> None:
+        """Stop writing and leave the hub (the session keeps its position)."""
         outbox, self.outbox = self.outbox, None
         if outbox is not None:
             self.hub.detach(self, outbox.close())
@@ -321,5 +340,6 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             self.hub.connections.discard(self)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        """autobahn: the connection closed."""
         if getattr(self, "hub", None) is not None:
             self.detach()

@@ -4,7 +4,6 @@ a KernelHost on a fake reactor, and a real HTTP channel of the site over a
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +13,13 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
-import ipytwist.host as host_module
+import ipytwist.zmq.transport as zmq_transport
+from ipytwist.config import Config
 from ipytwist.host import KernelHost
 from ipytwist.web.auth import Authenticator
 from ipytwist.web.site import make_site
+from ipytwist.web.transport import WebSocketTransport
+from ipytwist.zmq import ZmqTransport
 
 TOKEN = "glue-test-token"
 
@@ -82,10 +84,25 @@ class FakeProvisioner:
 class FakeChannels:
     """Stands in for a kernel's ZeroMQ channels, so no socket is bound."""
 
-    def __init__(self, kernel: Any, connection: dict[str, Any], factory: Any = None) -> None:
+    def __init__(
+        self,
+        kernel: Any,
+        connection: dict[str, Any],
+        factory: Any = None,
+        max_message_bytes: int = 0,
+    ) -> None:
         self.kernel = kernel
         self.connection = connection
+        self.max_message_bytes = max_message_bytes
         self.closed = False
+        self.clients = 0
+        self.drained = 0
+
+    def connection_count(self) -> int:
+        return self.clients
+
+    def drain_requests(self) -> None:
+        self.drained += 1
 
     def close(self) -> None:
         self.closed = True
@@ -108,13 +125,10 @@ class FakeZmqFactory:
 
 
 def no_zmq_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hosted kernels get FakeChannels instead of five bound ZeroMQ sockets (while the
-    host still composes ZMQ itself; after the transport refactor this is a no-op and
-    the host's own transports, in-process on the fake reactor, are used)."""
-    if hasattr(host_module, "ZmqChannels"):
-        monkeypatch.setattr(host_module, "ZmqChannels", FakeChannels)
-    if hasattr(host_module, "ZmqFactory"):
-        monkeypatch.setattr(host_module, "ZmqFactory", FakeZmqFactory)
+    """The host's real ZeroMQ transport, but its kernels get FakeChannels instead of
+    five bound sockets, and no ZeroMQ context is made."""
+    monkeypatch.setattr(zmq_transport, "ZmqChannels", FakeChannels)
+    monkeypatch.setattr(zmq_transport, "ZmqFactory", FakeZmqFactory)
 
 
 @dataclass
@@ -136,13 +150,9 @@ def make_host(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Host
     clock = MemoryReactorClock()
     provisioner = FakeProvisioner()
     state_dir = str(tmp_path / "state")
-    if "config" in inspect.signature(KernelHost).parameters:
-        # After the refactor of issue 10: one frozen Config object, passed down.
-        from ipytwist.config import Config  # type: ignore[import-not-found]
-
-        host = KernelHost(clock, Config(state_dir, **kw), provisioner=provisioner)
-    else:
-        host = KernelHost(clock, state_dir, provisioner=provisioner, **kw)
+    config = Config(state_dir, **kw)
+    transports = [ZmqTransport(clock, config), WebSocketTransport(clock, config)]
+    host = KernelHost(clock, config, provisioner=provisioner, transports=transports)
     host.startService()
     return HostEnv(host, provisioner, clock, state_dir)
 

@@ -48,9 +48,11 @@ def test_the_service_tree(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     # The host starts before the listener and stops after it.
     order = services(top)
     assert order.index(host) < order.index(listening)
-    settings = getattr(host, "config", host)  # a Config object after the refactor
-    assert host.reactor is reactor and settings.state_dir == state_dir
-    assert (settings.cull_idle, settings.max_kernels) == (30.0, 3)
+    assert host.reactor is reactor and host.config.state_dir == state_dir
+    assert (host.config.cull_idle, host.config.max_kernels) == (30.0, 3)
+    # Both transports, with the one configuration.
+    assert [t.name for t in host.transports] == ["zmq", "websocket"]
+    assert all(t.config is host.config for t in host.transports)
     assert isinstance(listening.factory, GuardedSite)
     # Built, not started: nothing listens, no directory, no kernel.
     assert not top.running and reactor.tcpServers == []

@@ -24,12 +24,6 @@ CULL_IDLE = 60.0
 #: How often the host looks for idle kernels with cull_idle=60 (cull_idle / 4).
 CULL_EVERY = 15.0
 
-CLOCK_BUG = (
-    "BUG (issue 10, 'uneven handling of time'): Kernel.last_activity and KernelHost.cull "
-    "(kernel/core.py, host.py) and the login cookie's expiry (web/auth.py) read time.time() "
-    "instead of the injected reactor clock, so advancing the clock does not age them"
-)
-
 
 class Requester:
     origin = "test"
@@ -91,7 +85,6 @@ def test_no_culling_without_cull_idle(tmp_path: Any, monkeypatch: pytest.MonkeyP
     assert [c for c in env.clock.getDelayedCalls() if c.active()] == []
 
 
-@pytest.mark.xfail(strict=False, reason=CLOCK_BUG)
 def test_idleness_is_measured_on_the_reactor_clock(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,7 +184,6 @@ def test_a_login_cookie_works_within_its_lifetime(
     )
 
 
-@pytest.mark.xfail(strict=False, reason=CLOCK_BUG)
 def test_a_login_cookie_expires_on_the_reactor_clock(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

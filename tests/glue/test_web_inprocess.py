@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -58,9 +59,8 @@ def test_create_list_get_and_delete_a_kernel(web: tuple[HostEnv, Browser]) -> No
     assert model["connections"] == 0
     assert len(env.provisioner.workers) == 1
     connection_file = os.path.join(env.state_dir, f"kernel-{kernel_id}.json")
-    # The host wrote it before issue 10's refactor; after it the ZMQ transport does.
-    writes_file = not hasattr(env.host, "transports")
-    assert os.path.exists(connection_file) or not writes_file
+    assert os.path.exists(connection_file)  # written by the ZeroMQ transport
+    assert stat.S_IMODE(os.stat(connection_file).st_mode) == 0o600
 
     env.provisioner.report_ready()
     listed = browser.request("GET", "/api/kernels")

@@ -7,7 +7,6 @@ echoing in the reactor (so it answers while user code runs in the worker).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Callable
@@ -17,10 +16,11 @@ import zmq
 from twisted.logger import Logger
 from txzmq import ZmqConnection, ZmqFactory
 
-from .kernel.core import Kernel
-from .kernel.stream import Envelope
-from .loglimit import LimitedLog
-from .wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
+from ..kernel.core import Kernel
+from ..kernel.envelope import Envelope
+from ..loglimit import LimitedLog
+from ..private import write_private_json
+from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 #: Messages queued for one slow iopub subscriber before ZeroMQ drops them for it
@@ -35,6 +35,8 @@ READ_BATCH = 100
 #: limit plus this, before allocating it; smaller oversized messages are dropped
 #: (and logged) by the wire codec.
 FRAME_SLACK = 1 << 20
+#: A ZeroMQ client not heard from (heartbeat, request) for this long is gone.
+CLIENT_GONE_AFTER = 30.0
 #: Subscriptions and heartbeats are tiny.
 SMALL_FRAME_BYTES = 64 * 1024
 
@@ -116,6 +118,7 @@ class ZmqRequester:
         self.idents = idents
 
     def send(self, channel: str, msg: Message) -> None:
+        """A reply for this client on ``channel``, addressed by its identities."""
         self.channels.send(channel, msg, self.idents)
 
     def __eq__(self, other: object) -> bool:
@@ -146,10 +149,7 @@ def new_connection_info(ip: str = "127.0.0.1", transport: str = "tcp") -> dict[s
 
 def write_connection_file(path: str, info: dict[str, Any]) -> None:
     """Write ``info`` as JSON readable by its owner only (mode 0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        json.dump(info, f, indent=1)
+    write_private_json(path, info)
 
 
 class ZmqChannels:
@@ -205,7 +205,8 @@ class ZmqChannels:
             key = "hb_port" if name == "hb" else f"{name}_port"
             self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
         kernel.stream.subscribe(self)
-        kernel.request_drains.append(self._drain_shell)
+        #: When a client last showed it is there (a request, a subscription, a ping).
+        self.last_seen = -1.0
 
     def _bind(self, sock: _Socket, port: int) -> int:
         ip = self.connection.get("ip", "127.0.0.1")
@@ -248,6 +249,7 @@ class ZmqChannels:
                 why="msg_id is not a string",
             )
             return
+        self._seen()
         try:
             self.kernel.handle(channel, msg, ZmqRequester(self, idents))
         except Exception as e:  # a bad request must never take the kernel down
@@ -258,12 +260,27 @@ class ZmqChannels:
                 e=type(e).__name__,
             )
 
-    def _drain_shell(self) -> None:
+    def _seen(self) -> None:
+        self.last_seen = self.kernel.reactor.seconds()
+
+    def connection_count(self) -> int:
+        """1 while a client is there: ZeroMQ has no connections, but an iopub
+        subscription stays while its client does, and every Jupyter client pings the
+        heartbeat channel every few seconds."""
+        if self._topics:
+            return 1
+        if self.last_seen < 0:
+            return 0
+        return int(self.kernel.reactor.seconds() - self.last_seen < CLIENT_GONE_AFTER)
+
+    def drain_requests(self) -> None:
+        """Read the shell requests already waiting (see the kernel's stop_on_error)."""
         sock = self.sockets["shell"]
         if sock.socket is not None:
             sock.doRead(limit=None)
 
     def _on_subscription(self, frames: list[bytes]) -> None:
+        self._seen()
         frame = frames[0] if frames else b""
         if frame[:1] == b"\x00":
             # Sent by ZeroMQ when the last subscriber of this topic has gone.
@@ -275,11 +292,13 @@ class ZmqChannels:
             self._send("iopub", self.codec.serialize(welcome, [b"iopub_welcome"]))
 
     def _on_heartbeat(self, frames: list[bytes]) -> None:
+        self._seen()
         self._send("hb", frames)
 
     # -- outgoing -----------------------------------------------------------
 
     def send(self, channel: str, msg: Message, idents: list[bytes]) -> None:
+        """Send ``msg`` on ``channel`` to the client with routing ``idents``."""
         self._send(channel, self.codec.serialize(msg, idents))
 
     def deliver(self, envelope: Envelope) -> None:
@@ -301,9 +320,8 @@ class ZmqChannels:
             self.log.warn("{channel}: could not send ({e})", channel=channel, e=e.strerror)
 
     def close(self) -> None:
+        """Stop serving the kernel: leave its stream and close the sockets."""
         self.kernel.stream.unsubscribe(self)
-        if self._drain_shell in self.kernel.request_drains:
-            self.kernel.request_drains.remove(self._drain_shell)
         for sock in self.sockets.values():
             if sock.socket is not None:
                 sock.shutdown()

@@ -1,0 +1,30 @@
+"""The service's settings: one frozen object, built by ``makeService`` from the options
+and passed down, so no default is written twice and every limit reaches every kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kernel.stream import DEFAULT_LOG_BYTES, DEFAULT_LOG_MESSAGES
+from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
+from .wire import DEFAULT_MAX_MESSAGE_BYTES
+
+__all__ = ["Config"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of one service (``twistd ipytwist --help`` documents them)."""
+
+    state_dir: str
+    max_kernels: int = 0
+    cull_idle: float = 0.0
+    prespawn: int = 0
+    #: A client's shutdown_request ends a hosted kernel for everyone.
+    client_shutdown: bool = False
+    replay_messages: int = DEFAULT_LOG_MESSAGES
+    replay_bytes: int = DEFAULT_LOG_BYTES
+    transcript_bytes: int = DEFAULT_TRANSCRIPT_BYTES
+    #: The largest message accepted from a client, on ZeroMQ and WebSocket alike.
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    allow_origins: tuple[str, ...] = ()

@@ -1,0 +1,117 @@
+"""The house rules of the code base, checked: rooms layered, small modules and functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ipytwist"
+
+#: Each room and its layer: a module may import from its own room and from lower layers.
+LAYERS: dict[str, int] = {
+    # pure building blocks
+    "wire": 0,
+    "framing": 0,
+    "errors": 0,
+    "loglimit": 0,
+    "paths": 0,
+    "private": 0,
+    "kernelspec": 0,
+    "transport": 0,
+    "worker": 1,  # the child process: IPython, no Jupyter messages
+    "kernel": 2,  # one kernel: scheduler, supervisor, output log, transcript
+    "config": 3,
+    "zmq": 4,  # transports
+    "host": 4,
+    "web": 5,  # the site needs the host
+    # composition roots and clients
+    "tap": 6,
+    "standalone": 6,
+    "console": 6,
+    "__main__": 6,
+    "__init__": 0,  # the package: __version__, and lazy exports that import nothing
+}
+#: Entry points outside the layering: ``python -m ipytwist.kernel`` runs the standalone.
+ENTRY_SHIMS = {"kernel/__main__.py"}
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "static" not in p.parts)
+
+
+def room_of(relative: str) -> str:
+    """``kernel/core.py`` -> ``kernel``; ``wire.py`` -> ``wire``."""
+    first = relative.split("/")[0]
+    return first[:-3] if first.endswith(".py") else first
+
+
+def imported_rooms(path: Path) -> set[str]:
+    """The rooms of ipytwist that ``path`` imports."""
+    relative = path.relative_to(PACKAGE)
+    package = list(relative.parent.parts)
+    rooms = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                parts = base + (node.module.split(".") if node.module else [])
+                if not parts:  # "from .. import x" at the top: a room, or a package name
+                    rooms.update(a.name if a.name in LAYERS else "__init__" for a in node.names)
+                    continue
+                rooms.add(parts[0])
+            elif node.module and node.module.startswith("ipytwist."):
+                rooms.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("ipytwist."):
+                    rooms.add(alias.name.split(".")[1])
+    return {r[:-3] if r.endswith(".py") else r for r in rooms}
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_room_imports_one_above_it(path: Path) -> None:
+    relative = str(path.relative_to(PACKAGE))
+    if relative in ENTRY_SHIMS:
+        return
+    room = room_of(relative)
+    assert room in LAYERS, f"{relative}: add its room to LAYERS"
+    above = sorted(r for r in imported_rooms(path) if r != room and LAYERS[r] > LAYERS[room])
+    assert not above, f"{relative} ({room}, layer {LAYERS[room]}) imports {above} above it"
+
+
+def test_the_layering_check_sees_an_upward_import(tmp_path: Path) -> None:
+    """The check above can fail: a kernel module importing the host is caught."""
+    bad = PACKAGE / "kernel" / "core.py"
+    source = bad.read_text() + "\nfrom ..host import KernelHost\n"
+    fake = tmp_path / "ipytwist" / "kernel" / "core.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(source)
+    rooms = imported_rooms_at(fake, tmp_path / "ipytwist")
+    assert "host" in rooms and LAYERS["host"] > LAYERS["kernel"]
+
+
+def imported_rooms_at(path: Path, package: Path) -> set[str]:
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, package
+    try:
+        return imported_rooms(path)
+    finally:
+        PACKAGE = saved
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_and_functions_are_small(path: Path) -> None:
+    source = path.read_text()
+    assert source.count("\n") <= MAX_MODULE_LINES, f"{path.name}: over {MAX_MODULE_LINES} lines"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{path.name}: {long}"
