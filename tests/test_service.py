@@ -217,19 +217,6 @@ def test_wrong_method_is_405(svc: Service, kernel_id: str) -> None:
     assert_error(svc.api("DELETE", "/api/kernelspecs/ipytwist"), 405)
 
 
-def test_max_kernels_is_403_resource_limit(tmp_path_factory: Any) -> None:
-    """With --max-kernels 1 a second POST /api/kernels is 403 "Resource Limit"; after the
-    first kernel is deleted a new one can start."""
-    with running_service(tmp_path_factory, "limit", "--max-kernels", "1") as svc:
-        first = svc.start_kernel()
-        r = svc.api("POST", "/api/kernels", json={})
-        assert_error(r, 403, "Resource Limit")
-        assert len(svc.api("GET", "/api/kernels").json()) == 1
-        svc.delete_kernel(first)
-        second = svc.start_kernel()
-        assert second != first
-
-
 # -- HTTP auth: cookie, origin, rate limit --------------------------------------
 
 
@@ -290,30 +277,6 @@ def test_login_form_with_right_token_sets_cookie(svc: Service) -> None:
     assert r.headers["location"] == "/"
     cookies = {"ipytwist-login": r.cookies["ipytwist-login"]}
     assert requests.get(svc.url + "/api/kernels", cookies=cookies, timeout=10).status_code == 200
-
-
-def test_login_failures_are_rate_limited(tmp_path_factory: Any) -> None:
-    """Repeated POST /login with a wrong token is answered 401 and then 429 with a
-    Retry-After header; a valid token from that address is never refused."""
-    with running_service(tmp_path_factory, "ratelimit") as svc:
-        codes = []
-        for _ in range(30):
-            r = requests.post(svc.url + "/login", data={"token": "wrong"}, timeout=10)
-            codes.append(r.status_code)
-            if r.status_code == 429:
-                break
-        assert codes[0] == 401
-        assert codes[-1] == 429, codes
-        assert int(r.headers["retry-after"]) > 0
-        assert_error(r, 429)
-        # Failures only: the right token from the same address still passes, at once.
-        assert svc.api("GET", "/api/kernels").status_code == 200
-        r = requests.post(
-            svc.url + "/login", data={"token": svc.token}, timeout=10, allow_redirects=False
-        )
-        assert r.status_code == 302 and "ipytwist-login" in r.cookies
-        r = requests.get(svc.url + "/api/kernels", params={"token": "wrong"}, timeout=10)
-        assert r.status_code == 429
 
 
 # -- kernels under the service ----------------------------------------------------

@@ -44,33 +44,6 @@ def test_prespawned_kernel_is_ready_at_once_and_the_pool_refills(tmp_path_factor
         assert len(svc.api("GET", "/api/kernels").json()) == 1
 
 
-def test_idle_kernels_without_connections_are_culled(tmp_path_factory: Any) -> None:
-    """With --cull-idle 2 a kernel idle with no connection is shut down (404 afterwards,
-    connection file removed) while one with an open WebSocket stays."""
-    with running_service(tmp_path_factory, "cull", "--cull-idle", "2") as svc:
-        lonely = svc.start_kernel()
-        watched = svc.start_kernel()
-        ws = WSClient.connect(svc, watched)
-        try:
-            reply, _ = ws.execute("x = 1")
-            assert reply["content"]["status"] == "ok"
-            lonely_file = svc.connection_file(lonely)
-            wait_for(
-                lambda: svc.api("GET", f"/api/kernels/{lonely}").status_code == 404,
-                30,
-                "the idle kernel to be culled",
-                step=0.2,
-            )
-            wait_for(lambda: not os.path.exists(lonely_file), 10, "its connection file to go")
-            r = svc.api("GET", f"/api/kernels/{watched}")
-            assert r.status_code == 200
-            assert r.json()["connections"] == 1
-            reply, _ = ws.execute("x")
-            assert reply["content"]["status"] == "ok"
-        finally:
-            ws.close()
-
-
 @pytest.mark.parametrize(
     "argv",
     [

@@ -60,11 +60,29 @@ def test_busy_or_connected_kernels_are_not_culled(
     busy, connected, idle = env.start_kernel(), env.start_kernel(), env.start_kernel()
     busy.kernel.handle("shell", new_message("execute_request", {"code": "x"}, "s"), Requester())
     assert busy.kernel.execution_state == "busy"
-    connected.connections = lambda: 1
+    connected.attachments["websocket"].connections.add(object())  # an open WebSocket
     for hk in (busy, connected, idle):
         hk.kernel.last_activity -= 10 * CULL_IDLE
     env.clock.advance(CULL_EVERY)
     assert set(env.host.kernels) == {busy.id, connected.id}
+
+
+def test_a_kernel_used_only_over_zeromq_is_not_culled(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients on every transport count: `jupyter console --existing` keeps its kernel."""
+    env = make_host(tmp_path, monkeypatch, cull_idle=CULL_IDLE)
+    hk = env.start_kernel()
+    zmq_channels = hk.attachments["zmq"].channels
+    zmq_channels.clients = 1
+    hk.kernel.last_activity -= 10 * CULL_IDLE
+    env.clock.advance(CULL_EVERY)
+    assert env.host.get(hk.id) is hk
+    assert hk.model()["connections"] == 1
+    zmq_channels.clients = 0  # the console has gone
+    env.clock.advance(CULL_EVERY)
+    assert env.host.get(hk.id) is None
+    assert zmq_channels.closed
 
 
 def test_a_fresh_kernel_outlives_the_cull_period(
