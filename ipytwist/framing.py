@@ -7,11 +7,10 @@ any chunking, it hands back whole records.
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any
 
-from .wire import dumps
+from .wire import BadJSON, dumps, loads_untrusted
 
 _LEN = struct.Struct(">I")
 MAX_RECORD_BYTES = 1 << 30
@@ -46,15 +45,10 @@ class RecordDecoder:
                 break
             start = pos + 4
             try:
-                out.append(json.loads(bytes(buf[start : start + n])))
-            except (ValueError, RecursionError) as e:  # nested too deep is not JSON to us
-                raise FramingError(f"record is not JSON ({e.__class__.__name__})") from None
+                out.append(loads_untrusted(bytes(buf[start : start + n]), max_depth=None))
+            except BadJSON as e:
+                raise FramingError(f"record is not accepted: {e}") from None
             pos = start + n
         if pos:
             del buf[:pos]
         return out
-
-    @property
-    def pending(self) -> int:
-        """Bytes held back waiting for the rest of a record."""
-        return len(self._buf)

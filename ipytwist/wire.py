@@ -122,6 +122,22 @@ def too_deep(raw: Iterable[bytes], *values: Any, limit: int = MAX_JSON_DEPTH) ->
     return False
 
 
+class BadJSON(ValueError):
+    """Untrusted JSON that is refused; ``str()`` says why in a few words."""
+
+
+def loads_untrusted(data: bytes, max_depth: int | None = MAX_JSON_DEPTH) -> Any:
+    """JSON from a client or a worker: bad UTF-8, bad JSON, nesting deep enough to
+    exhaust the parser (RecursionError) and nesting past ``max_depth`` are one BadJSON."""
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BadJSON(f"invalid JSON ({type(e).__name__})") from None
+    if max_depth is not None and too_deep([data], value, limit=max_depth):
+        raise BadJSON(f"JSON nested more than {max_depth} levels deep")
+    return value
+
+
 def new_header(msg_type: str, session: str, username: str = "kernel") -> dict[str, str]:
     return {
         "msg_id": uuid.uuid4().hex,
@@ -245,11 +261,9 @@ class WireCodec:
             if not self.seen.add(signature):
                 raise ReplayedSignature("duplicate signature")
         try:
-            header, parent, metadata, content = (json.loads(p) for p in parts)
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise MalformedMessage(f"invalid JSON ({type(e).__name__})") from None
-        if too_deep(parts, header, parent, metadata, content):
-            raise MalformedMessage(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+            header, parent, metadata, content = (loads_untrusted(p) for p in parts)
+        except BadJSON as e:
+            raise MalformedMessage(str(e)) from None
         if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
             raise MalformedMessage("header is not an object with a msg_type")
         if not all(isinstance(x, dict) for x in (parent, metadata, content)):

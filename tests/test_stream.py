@@ -103,37 +103,6 @@ def test_log_is_bounded_by_bytes_without_encoding_subscribers() -> None:
     assert backlog[-1].seq == 10
 
 
-def test_next_message_fires_on_the_first_match_only() -> None:
-    """next_message Deferreds fire with the next matching envelope, once."""
-    stream = OutputStream()
-    any_d = stream.next_message()
-    err_d = stream.next_message(lambda e: e.msg_type == "error")
-    first = stream.publish(msg("a"))
-    got: list[Envelope] = []
-    any_d.addCallback(got.append)
-    assert got == [first]
-    assert not err_d.called
-    err = stream.publish(new_message("error", {"ename": "E"}, "s"))
-    stream.publish(new_message("error", {"ename": "F"}, "s"))
-    err_d.addCallback(got.append)
-    assert got == [first, err]
-
-
-def test_idle_of_fires_on_the_requests_idle() -> None:
-    """idle_of waits for status idle parented to that request, ignoring others."""
-    stream = OutputStream()
-    req = new_message("execute_request", {}, "c")
-    other = new_message("execute_request", {}, "c")
-    d = stream.idle_of(req["header"]["msg_id"])
-    stream.publish(new_message("status", {"execution_state": "busy"}, "s", req))
-    stream.publish(new_message("status", {"execution_state": "idle"}, "s", other))
-    assert not d.called
-    idle = stream.publish(new_message("status", {"execution_state": "idle"}, "s", req))
-    got: list[Envelope] = []
-    d.addCallback(got.append)
-    assert got == [idle]
-
-
 def test_each_format_is_encoded_once_for_all_subscribers() -> None:
     """Envelope.encoded calls the encoder once per format and shares the result."""
     calls: list[str] = []
@@ -165,10 +134,8 @@ def test_a_failing_subscriber_does_not_stop_the_others() -> None:
     good = Sub()
     stream.subscribe(Broken())
     stream.subscribe(good)
-    d = stream.next_message()
     env = stream.publish(msg("x"))
     assert good.got == [env]
-    assert d.called
     assert stream.subscribe(Sub(), since=0) == [env]
 
 

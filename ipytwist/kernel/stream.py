@@ -20,11 +20,10 @@ newest messages.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from ..wire import Message
@@ -142,7 +141,6 @@ class OutputStream:
         self._leader: Position = (1, 0)
         self._producer: Producer | None = None
         self.throttled = False
-        self._waiters: list[tuple[Callable[[Envelope], bool], Deferred[Envelope]]] = []
 
     # -- the log --------------------------------------------------------------
 
@@ -205,13 +203,6 @@ class OutputStream:
                 except Exception:
                     self.log.failure("reader {r!r} failed to take a message", r=cursor.reader)
         self._trim()
-        if self._waiters:
-            waiters, self._waiters = self._waiters, []
-            for match, d in waiters:
-                if match(env):
-                    d.callback(env)
-                else:
-                    self._waiters.append((match, d))
         self._check_lead()
         return env
 
@@ -365,21 +356,3 @@ class OutputStream:
         elif messages <= self.lead_messages // 2 and nbytes <= self.lead_bytes // 2:
             self.throttled = False
             self._producer.resumeProducing()
-
-    # -- waiting for messages (tests, tools) ------------------------------------------
-
-    def next_message(self, match: Callable[[Envelope], bool] = lambda e: True) -> Deferred:
-        """A Deferred firing with the next published envelope that ``match``es."""
-        d: Deferred[Envelope] = Deferred()
-        self._waiters.append((match, d))
-        return d
-
-    def idle_of(self, msg_id: str) -> Deferred:
-        """A Deferred firing when the request ``msg_id`` is done (its ``idle`` status)."""
-        return self.next_message(
-            lambda e: (
-                e.msg_type == "status"
-                and e.parent_id == msg_id
-                and e.msg["content"].get("execution_state") == "idle"
-            )
-        )

@@ -12,6 +12,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from .. import __version__
 from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, iso_time
+from ..wire import BadJSON, loads_untrusted
 
 
 class ApiError(Exception):
@@ -44,9 +45,9 @@ def _json_body(request: Any) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: deep nesting
-        raise ApiError(400, "Bad Request", "request body is not valid JSON") from None
+        body = loads_untrusted(raw)
+    except BadJSON as e:
+        raise ApiError(400, "Bad Request", f"request body is not accepted: {e}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Bad Request", "request body must be a JSON object")
     return body

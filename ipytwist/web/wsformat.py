@@ -12,11 +12,10 @@ Two formats, as Jupyter Server speaks them:
 
 from __future__ import annotations
 
-import json
 import struct
 from typing import Any
 
-from ..wire import MAX_JSON_DEPTH, Message, dumps, dumps_strings, too_deep
+from ..wire import BadJSON, Message, dumps, dumps_strings, loads_untrusted
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 CHANNELS = ("shell", "control", "stdin", "iopub")
@@ -91,19 +90,13 @@ def _check(msg: Any, channel: Any) -> Message:
     return msg
 
 
-def _check_depth(raw: list[bytes], *values: Any) -> None:
-    if too_deep(raw, *values):
-        raise FrameError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
-
-
 def decode_legacy(payload: bytes, is_binary: bool) -> Message:
     """A kernel message from a legacy payload (JSON text, or binary with buffers)."""
     if not is_binary:
         try:
-            msg = json.loads(payload)
-        except (UnicodeDecodeError, ValueError, RecursionError):  # too deep nesting
-            raise FrameError("invalid JSON") from None
-        _check_depth([payload], *(msg.values() if isinstance(msg, dict) else [msg]))
+            msg = loads_untrusted(payload)
+        except BadJSON as e:
+            raise FrameError(str(e)) from None
         if isinstance(msg, dict):
             msg["buffers"] = []
         return _check(msg, msg.get("channel") if isinstance(msg, dict) else None)
@@ -113,10 +106,12 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
             raise FrameError("bad buffer count")
         offsets = list(struct.unpack_from(f"!{n}I", payload, 4)) + [len(payload)]
         parts = [payload[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        msg = json.loads(parts[0])
-    except (struct.error, UnicodeDecodeError, ValueError, RecursionError) as e:
+    except (struct.error, ValueError) as e:
         raise FrameError(f"bad binary frame ({type(e).__name__})") from None
-    _check_depth(parts[:1], *(msg.values() if isinstance(msg, dict) else [msg]))
+    try:
+        msg = loads_untrusted(parts[0])
+    except BadJSON as e:
+        raise FrameError(str(e)) from None
     if isinstance(msg, dict):
         msg["buffers"] = parts[1:]
     return _check(msg, msg.get("channel") if isinstance(msg, dict) else None)
@@ -133,12 +128,14 @@ def decode_v1(payload: bytes) -> Message:
             raise FrameError("bad offsets")
         channel = payload[offsets[0] : offsets[1]].decode()
         parts = [payload[offsets[i] : offsets[i + 1]] for i in range(1, n - 1)]
-        header, parent, metadata, content = (json.loads(p) for p in parts[:4])
-    except (struct.error, UnicodeDecodeError, ValueError, RecursionError) as e:
+    except (struct.error, UnicodeDecodeError, ValueError) as e:
         if isinstance(e, FrameError):
             raise
         raise FrameError(f"bad v1 frame ({type(e).__name__})") from None
-    _check_depth(parts[:4], header, parent, metadata, content)
+    try:
+        header, parent, metadata, content = (loads_untrusted(p) for p in parts[:4])
+    except BadJSON as e:
+        raise FrameError(str(e)) from None
     msg = {
         "header": header,
         "parent_header": parent,
