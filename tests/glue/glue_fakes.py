@@ -131,6 +131,18 @@ def no_zmq_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zmq_transport, "ZmqFactory", FakeZmqFactory)
 
 
+class Requester:
+    """A client connection that keeps what the kernel sends it."""
+
+    origin = "test"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send(self, channel: str, msg: dict[str, Any]) -> None:
+        self.sent.append((channel, msg))
+
+
 @dataclass
 class HostEnv:
     host: KernelHost

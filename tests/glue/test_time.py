@@ -9,7 +9,7 @@ import signal
 from typing import Any
 
 import pytest
-from glue_fakes import TOKEN, Browser, make_host, make_site_env
+from glue_fakes import TOKEN, Browser, Requester, make_host, make_site_env
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -23,16 +23,6 @@ from ipytwist.worker import NUDGE_SIGNAL
 CULL_IDLE = 60.0
 #: How often the host looks for idle kernels with cull_idle=60 (cull_idle / 4).
 CULL_EVERY = 15.0
-
-
-class Requester:
-    origin = "test"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def send(self, channel: str, msg: dict[str, Any]) -> None:
-        self.sent.append((channel, msg))
 
 
 # -- culling ------------------------------------------------------------------------------

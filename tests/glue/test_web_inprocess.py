@@ -12,7 +12,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from glue_fakes import TOKEN, Browser, HostEnv, Response, make_site_env, parse_response
+from glue_fakes import (
+    TOKEN,
+    Browser,
+    HostEnv,
+    Requester,
+    Response,
+    make_site_env,
+    parse_response,
+)
 from twisted.internet.defer import Deferred
 
 from ipytwist.web.guard import MAX_BODY_BYTES
@@ -23,16 +31,6 @@ from ipytwist.wire import new_message
 def web(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[HostEnv, Browser]:
     env, _, site = make_site_env(tmp_path, monkeypatch)
     return env, Browser(site)
-
-
-class Requester:
-    origin = "test"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def send(self, channel: str, msg: dict[str, Any]) -> None:
-        self.sent.append((channel, msg))
 
 
 def assert_json_error(response: Any, code: int, reason: str) -> None:
