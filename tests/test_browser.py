@@ -441,3 +441,8 @@ def test_a_100000_line_output_leaves_the_page_responsive(page: Page) -> None:
     expect(cell.locator(".truncated")).to_contain_text("All 100,000 lines are shown")
     assert stream.evaluate("el => el.textContent.startsWith('0\\n1\\n2\\n')")
     assert stream.evaluate("el => el.textContent.split('\\n').length") > 100_000
+    # The whole output, from the service, one link away (the page's own login cookie).
+    link = cell.get_by_role("link", name="Download the whole output")
+    whole = page.request.get(link.get_attribute("href") or "")
+    assert whole.ok, whole.status
+    assert whole.text() == "".join(f"{i}\n" for i in range(100_000))

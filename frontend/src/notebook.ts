@@ -45,7 +45,11 @@ class NotebookPage {
   constructor() {
     this.view = new NotebookView(
       byId("cells"),
-      { answerInput: (cell, output, value) => this.answerInput(cell, output, value) },
+      {
+        answerInput: (cell, output, value) => this.answerInput(cell, output, value),
+        outputUrl: (cell) =>
+          `${kernelPath(this.kernelId)}/transcript/cells/${encodeURIComponent(cell.id)}/output`,
+      },
       { kernelState: (state) => this.setKernelState(state) },
     );
     this.notebook = new Notebook(this.view);

@@ -13,6 +13,8 @@ export interface OutputView {
 
 export interface OutputActions {
   answerInput(cell: Cell, output: InputOutput, value: string): void;
+  /** Where the service serves a cell's whole output (while its output log holds it). */
+  outputUrl(cell: Cell): string;
 }
 
 export function frame(body: HTMLElement, prompt = ""): HTMLElement {
@@ -118,7 +120,7 @@ class InputView implements OutputView {
 export function outputView(cell: Cell, output: Output, actions: OutputActions): OutputView {
   switch (output.kind) {
     case "stream": {
-      const view = new StreamView(output.text);
+      const view = new StreamView(output.text, actions.outputUrl(cell));
       return { el: frame(view.el), update: () => view.update() };
     }
     case "rich":

@@ -20,6 +20,7 @@ export class StreamView {
   private readonly bar: HTMLElement;
   private readonly barText: HTMLElement;
   private readonly toggle: HTMLButtonElement;
+  private readonly download: HTMLAnchorElement;
   private readonly pre: HTMLPreElement;
   private readonly partialEl: HTMLSpanElement;
   private chunks: Chunk[] = [];
@@ -30,7 +31,10 @@ export class StreamView {
   private ansi: AnsiUp = ansiConverter();
   private expanded = false;
 
-  constructor(private readonly text: StreamText) {
+  constructor(
+    private readonly text: StreamText,
+    downloadUrl = "",
+  ) {
     this.el = document.createElement("div");
     this.el.className = `output-stream stream-${text.name}`;
     this.bar = document.createElement("div");
@@ -42,6 +46,14 @@ export class StreamView {
     this.toggle.className = "link";
     this.toggle.addEventListener("click", () => this.setExpanded(!this.expanded));
     this.bar.append(this.barText, " ", this.toggle);
+    this.download = document.createElement("a");
+    if (downloadUrl) {
+      // The service keeps the whole output while its log holds it (the page and the
+      // transcript keep only the newest and the first lines).
+      this.download.href = downloadUrl;
+      this.download.download = `output-${text.name}.txt`;
+      this.bar.append(" ", this.download);
+    }
     this.pre = document.createElement("pre");
     this.partialEl = document.createElement("span");
     this.pre.append(this.partialEl);
@@ -111,9 +123,11 @@ export class StreamView {
     const notKept = t.dropped;
     if (hidden <= 0 && !this.expanded) {
       this.bar.hidden = true;
+      this.download.textContent = "";
       return;
     }
     this.bar.hidden = false;
+    this.download.textContent = "Download the whole output";
     if (this.expanded) {
       this.barText.textContent = notKept
         ? `All ${fmt(t.lines.length)} lines kept by this page are shown (the first ${fmt(notKept)} are gone).`
