@@ -15,7 +15,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..wire import BadJSON, Message, dumps, dumps_strings, loads_untrusted
+from ..wire import MAX_JSON_DEPTH, BadJSON, Message, dumps, dumps_strings, loads_untrusted
+
+#: A legacy frame is one JSON object around the message parts: one level more.
+ENVELOPE_DEPTH = MAX_JSON_DEPTH + 1
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 CHANNELS = ("shell", "control", "stdin", "iopub")
@@ -94,7 +97,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
     """A kernel message from a legacy payload (JSON text, or binary with buffers)."""
     if not is_binary:
         try:
-            msg = loads_untrusted(payload)
+            msg = loads_untrusted(payload, ENVELOPE_DEPTH)
         except BadJSON as e:
             raise FrameError(str(e)) from None
         if isinstance(msg, dict):
@@ -109,7 +112,7 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
     except (struct.error, ValueError) as e:
         raise FrameError(f"bad binary frame ({type(e).__name__})") from None
     try:
-        msg = loads_untrusted(parts[0])
+        msg = loads_untrusted(parts[0], ENVELOPE_DEPTH)
     except BadJSON as e:
         raise FrameError(str(e)) from None
     if isinstance(msg, dict):

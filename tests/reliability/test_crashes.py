@@ -67,7 +67,7 @@ def ws(svc: Service) -> Iterator[WSClient]:
     client = WSClient.connect(svc, kid)
     try:
         reply, _ = client.execute("1")
-        assert reply["content"]["status"] == "ok"
+        assert reply["content"]["status"] == "ok", reply["content"]
         yield client
     finally:
         client.close()
