@@ -906,6 +906,23 @@ RSS_WINDOW = 2.0
 SOAK_PREFILL_CELLS = 600
 
 
+def stdout_difference(got: str, want: str, p: Pending) -> str:
+    """Where printed output first differs from the expected, and how it came in
+    (stream message sizes and their msg_ids), to tell a duplicate from a loss."""
+    at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+    if at is None:
+        at = min(len(got), len(want))
+    streams = [
+        (len(m["content"]["text"]), m["header"]["msg_id"][:8])
+        for m in p.msgs
+        if m["msg_type"] == "stream" and m["content"].get("name") == "stdout"
+    ]
+    return (
+        f"first difference at {at}: got {got[max(0, at - 20) : at + 60]!r}, "
+        f"wanted {want[max(0, at - 20) : at + 60]!r}; stream messages (chars, id): {streams}"
+    )
+
+
 @dataclass(frozen=True)
 class SoakCell:
     """A cell of the soak workload and what its client must see."""
@@ -923,7 +940,10 @@ class SoakCell:
             if text != self.result:
                 return f"{self.code!r} gave {text!r}"
         if self.stdout is not None and p.stdout() != self.stdout:
-            return f"{self.code!r}: {len(p.stdout())} of {len(self.stdout)} characters printed"
+            got = p.stdout()
+            return f"{self.code!r}: {len(got)} of {len(self.stdout)} characters printed" + (
+                f" ({stdout_difference(got, self.stdout, p)})"
+            )
         if self.display is not None:
             shown = [m["content"]["data"].get("text/plain") for m in p.of_type(DISPLAY)]
             if shown != [self.display]:
