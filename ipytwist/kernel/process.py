@@ -83,6 +83,7 @@ class WorkerProcess(ProcessProtocol):
         #: Schedules the stream read pauses; None reads stream pipes as data arrives.
         self.clock = clock
         self._paused: set[int] = set()
+        self._group_killed = False
         #: The kernel's output gate is closed: leave the output pipes alone.
         self._gated = False
 
@@ -177,6 +178,8 @@ class WorkerProcess(ProcessProtocol):
         background child of user code may hold them open for as long as it lives."""
         self.alive = False
         self.kill_group()  # user code's children end with their interpreter
+        # From now on the group's id may name another process (pid reuse): never again.
+        self._group_killed = True
         self._read_events_left()
         self.drain_output()
         for fd in (*STREAM_NAMES, EVENT_FD, REQUEST_FD):
@@ -251,7 +254,7 @@ class WorkerProcess(ProcessProtocol):
     def kill_group(self) -> None:
         """SIGKILL every process in the worker's process group."""
         # The worker makes itself the leader of a process group named by its pid.
-        if self.pid:
+        if self.pid and not self._group_killed:
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError, OSError):

@@ -361,6 +361,20 @@ def test_a_worker_that_exits_within_the_grace_period_is_not_killed(
     assert process.signals == []
 
 
+def test_once_reaped_its_group_is_never_signalled_again(
+    reactor: FakeReactor, spawned: Spawned, killed: list[Any]
+) -> None:
+    """After processExited the worker's pid (its group's id) may be another process's:
+    a late kill (the stop grace timer, a kernel shutdown) must not signal it."""
+    proto, _, _, _ = spawned
+    proto.stop(reactor, grace=2.0)
+    proto.processExited(Failure(ProcessTerminated(exitCode=0)))
+    assert killed.count(("killpg", PID, signal.SIGKILL)) == 1
+    reactor.advance(5)  # the grace timer fires before the pipes have closed
+    proto.kill()
+    assert killed.count(("killpg", PID, signal.SIGKILL)) == 1
+
+
 def test_stopping_a_worker_that_is_not_running(reactor: FakeReactor, spawned: Spawned) -> None:
     proto, process, _, _ = spawned
     proto.processEnded(Failure(ProcessDone(0)))
