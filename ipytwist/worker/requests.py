@@ -86,6 +86,7 @@ class RequestHandlers:
         if not silent:
             self.link.emit({"ev": "execute_input", "code": code, "count": shell.execution_count})
         shell.last_error = None
+        count = shell.execution_count
         saved = builtins.input, getpass.getpass
         builtins.input, getpass.getpass = self.raw_input, self.getpass
         try:
@@ -95,6 +96,12 @@ class RequestHandlers:
         except KeyboardInterrupt as e:  # landed in IPython's machinery, not user code
             shell.showtraceback((type(e), e, None))
             error = e
+            if store_history and shell.execution_count == count:
+                # IPython was cut short after storing the input under this count, and
+                # before moving past it: the next cell must not reuse the number (its
+                # history line would collide, and IPython would print an error into
+                # whatever cell writes the history out next).
+                shell.execution_count += 1
         finally:
             builtins.input, getpass.getpass = saved
             self._allow_stdin = False

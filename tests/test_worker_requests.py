@@ -1,0 +1,73 @@
+"""The worker's execute handler, with a fake shell: execution counts stay unique."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipytwist.worker.link import Interrupts
+from ipytwist.worker.requests import RequestHandlers
+
+
+class FakeShell:
+    """IPython's order: store the input under the current count, run, then count it."""
+
+    def __init__(self) -> None:
+        self.execution_count = 5
+        self.stored: list[int] = []
+        self.cut_short = False
+        self.last_error: dict[str, Any] | None = None
+        self.payload_manager = self
+
+    def run_cell(self, code: str, store_history: bool, silent: bool) -> Any:
+        if store_history:
+            self.stored.append(self.execution_count)
+        if self.cut_short:
+            raise KeyboardInterrupt  # in IPython's own code, after storing the input
+        if store_history:
+            self.execution_count += 1
+        return type("Result", (), {"error_before_exec": None, "error_in_exec": None})()
+
+    def showtraceback(self, exc_tuple: Any) -> None:
+        self.last_error = {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+
+    def user_expressions(self, expressions: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def read_payload(self) -> list[Any]:
+        return []
+
+    def clear_payload(self) -> None:
+        pass
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+def test_a_cell_interrupted_inside_ipython_still_uses_up_its_count() -> None:
+    """A KeyboardInterrupt that escapes run_cell after IPython stored the input would
+    leave the count where it was: the next cell's history line would collide (IPython
+    then prints "ERROR! Session/line number was not unique" into a later cell)."""
+    shell, link = FakeShell(), FakeLink()
+    handlers = RequestHandlers(shell, link, Interrupts())  # type: ignore[arg-type]
+    shell.cut_short = True
+    reply = handlers.execute({"code": "x"})
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+    assert reply["execution_count"] == 5
+    shell.cut_short = False
+    reply = handlers.execute({"code": "y"})
+    assert reply["status"] == "ok" and reply["execution_count"] == 6
+    assert shell.stored == [5, 6]  # unique lines
+    assert [e["count"] for e in link.events if e["ev"] == "execute_input"] == [5, 6]
+
+
+def test_a_silent_cell_cut_short_uses_no_count() -> None:
+    shell = FakeShell()
+    handlers = RequestHandlers(shell, FakeLink(), Interrupts())  # type: ignore[arg-type]
+    shell.cut_short = True
+    handlers.execute({"code": "x", "silent": True})
+    assert shell.execution_count == 5
