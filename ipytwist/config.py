@@ -9,7 +9,10 @@ from .kernel.stream import DEFAULT_LOG_BYTES, DEFAULT_LOG_MESSAGES
 from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .wire import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["Config"]
+__all__ = ["HEADER_TIMEOUT", "Config"]
+
+#: Seconds a client has to send a request's headers (slowloris defence).
+HEADER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -28,3 +31,5 @@ class Config:
     #: The largest message accepted from a client, on ZeroMQ and WebSocket alike.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     allow_origins: tuple[str, ...] = ()
+    #: Seconds a client has to send a request's headers (slowloris defence).
+    header_timeout: float = HEADER_TIMEOUT

@@ -91,6 +91,13 @@ class Options(usage.Options):
             int,
         ],
         [
+            "header-timeout",
+            None,
+            Config.header_timeout,
+            "Seconds a client has to send a request's headers.",
+            float,
+        ],
+        [
             "max-message-bytes",
             None,
             Config.max_message_bytes,
@@ -115,6 +122,8 @@ class Options(usage.Options):
         for key in ("max-kernels", "prespawn", "cull-idle"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
+        if self["header-timeout"] <= 0:
+            raise usage.UsageError("--header-timeout must be > 0")
         for key in ("replay-messages", "replay-bytes", "transcript-bytes", "max-message-bytes"):
             if self[key] < 1:
                 raise usage.UsageError(f"--{key} must be >= 1")
@@ -134,6 +143,7 @@ class Options(usage.Options):
             transcript_bytes=self["transcript-bytes"],
             max_message_bytes=self["max-message-bytes"],
             allow_origins=tuple(self["allow-origin"]),
+            header_timeout=self["header-timeout"],
         )
 
 

@@ -20,13 +20,14 @@ from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.server import Request, Site
 
+from ..config import HEADER_TIMEOUT as DEFAULT_HEADER_TIMEOUT
 from ..loglimit import LimitedLog
 
 #: Largest request body accepted: REST bodies are small JSON, the login form smaller.
 MAX_BODY_BYTES = 64 * 1024
 #: Seconds a client has to send a request's headers, counted from the connection (or
-#: from the previous response on a kept-alive connection).
-HEADER_TIMEOUT = 10.0
+#: from the previous response on a kept-alive connection): ``--header-timeout``.
+HEADER_TIMEOUT = DEFAULT_HEADER_TIMEOUT
 TOO_LARGE = (413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
 
 _TOKEN_IN_URI = re.compile(rb"((?:^|[?&])token=)[^&#]*", re.IGNORECASE)
@@ -162,15 +163,24 @@ class GuardedSite(Site):
 
     requestFactory = GuardedRequest
 
-    def __init__(self, resource: Any, authenticated: Any, reactor: IReactorTime) -> None:
+    def __init__(
+        self,
+        resource: Any,
+        authenticated: Any,
+        reactor: IReactorTime,
+        header_timeout: float = HEADER_TIMEOUT,
+    ) -> None:
         super().__init__(resource, logFormatter=access_log_line, reactor=reactor)
         self.authenticated = authenticated
         self.refusals = LimitedLog(log, reactor)
+        self.header_timeout = header_timeout
 
     def protocol(self) -> GuardedChannel:  # type: ignore[override]
         """The channel for a new connection: a GuardedChannel, HTTP/1.1 only."""
         # HTTP/1.1 only (no HTTP/2 negotiation): the channel is ours.
-        return GuardedChannel()
+        channel = GuardedChannel()
+        channel.header_timeout = self.header_timeout
+        return channel
 
     def refuse_body(self, request: Any, length: int | None) -> tuple[int, str, str] | None:
         """Why a request's body must not be read, from its headers alone (None: read it)."""

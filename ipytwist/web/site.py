@@ -138,6 +138,11 @@ def credentials_in_headers(auth: Authenticator) -> Any:
 def make_site(host: KernelHost, auth: Authenticator, reactor: IReactorTime) -> Site:
     """The site serving ``host``'s kernels (WebSockets need the host to have a
     :class:`~ipytwist.web.transport.WebSocketTransport`)."""
-    site = GuardedSite(ServiceRoot(host, auth), credentials_in_headers(auth), reactor)
+    site = GuardedSite(
+        ServiceRoot(host, auth),
+        credentials_in_headers(auth),
+        reactor,
+        header_timeout=host.config.header_timeout,
+    )
     site.displayTracebacks = False
     return site

@@ -100,12 +100,27 @@ def test_the_site_in_the_tree_knows_the_token(
     assert browser.request("GET", "/api/kernelspecs", token="other").code == 401
 
 
+def test_the_settings_reach_the_site_and_both_transports(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_zmq_sockets(monkeypatch)
+    argv = ("--header-timeout", "3", "--max-message-bytes", "1000")
+    top = makeService(options(str(tmp_path / "state"), *argv), MemoryReactorClock())
+    (listening,) = [s for s in services(top) if isinstance(s, StreamServerEndpointService)]
+    (host,) = [s for s in services(top) if isinstance(s, KernelHost)]
+    assert listening.factory.protocol().header_timeout == 3.0
+    assert host.config.max_message_bytes == 1000
+    assert all(t.config.max_message_bytes == 1000 for t in host.transports)
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["--max-kernels", "-1"],
         ["--cull-idle", "-5"],
         ["--replay-messages", "0"],
+        ["--header-timeout", "0"],
+        ["--max-message-bytes", "0"],
         ["--listen", "nonsense:1"],
         ["--listen", "tcp:70000"],
     ],
