@@ -115,3 +115,36 @@ def test_modules_and_functions_are_small(path: Path) -> None:
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, f"{path.name}: {long}"
+
+
+DOCUMENTED_ROOMS = {"kernel", "web", "zmq", "host"}
+
+
+def public_without_docstring(path: Path) -> list[str]:
+    """Public classes, functions and methods of ``path`` that say nothing of their job."""
+    missing = []
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if node.name.startswith("_"):
+            continue
+        if not ast.get_docstring(node):
+            missing.append(node.name)
+        if isinstance(node, ast.ClassDef):
+            missing += [
+                f"{node.name}.{m.name}"
+                for m in node.body
+                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and not m.name.startswith("_")
+                and not ast.get_docstring(m)
+            ]
+    return missing
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules() if room_of(str(p.relative_to(PACKAGE))) in DOCUMENTED_ROOMS],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_public_names_of_the_rooms_say_what_they_are_for(path: Path) -> None:
+    assert not public_without_docstring(path)
