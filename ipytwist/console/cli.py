@@ -69,25 +69,25 @@ def _ask_token(url: str) -> str:
     return token
 
 
-def _checked(args: argparse.Namespace) -> Server:
-    """A server whose token works; a remembered token that stopped working is asked again."""
+def _checked(args: argparse.Namespace) -> tuple[Server, list[dict[str, Any]]]:
+    """A server whose token works, and its kernels (listing them is the check); a
+    remembered token that stopped working is asked again."""
     server, stored = _server(args)
     try:
-        server.kernels()
+        kernels = server.kernels()
     except Unauthorized:
         if not stored:
             raise
         TokenStore().put(server.url, None)
         server = Server(server.url, _ask_token(server.url), server.insecure)
-        server.kernels()
+        kernels = server.kernels()
     if stored:
         TokenStore().put(server.url, server.token)
-    return server
+    return server, kernels
 
 
 def list_kernels(args: argparse.Namespace) -> int:
-    server = _checked(args)
-    kernels = server.kernels()
+    server, kernels = _checked(args)
     if not kernels:
         print(f"No kernels at {server.url}")
         return 0
@@ -114,7 +114,7 @@ def console(args: argparse.Namespace) -> int:
     from .repl import Console
     from .server import history_path
 
-    server = _checked(args)
+    server, _ = _checked(args)
     if args.kernel:
         kernel_id, owned = str(server.kernel(args.kernel)["id"]), False
     else:

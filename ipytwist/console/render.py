@@ -65,7 +65,8 @@ class Renderer:
         self.execution_count = 0
         self._others: dict[Any, bool] = {}  # other clients' cells shown, not yet ended
 
-    def _dim(self, text: str) -> str:
+    def dim(self, text: str) -> str:
+        """``text`` faint (when colours are on): notes, not output."""
         return f"{DIM}{text}{RESET}" if self.color else text
 
     def is_ours(self, msg: dict[str, Any]) -> bool:
@@ -113,7 +114,7 @@ class Renderer:
             del self._others[next(iter(self._others))]
         who = str(parent.get("username") or "someone")
         session = str(parent.get("session") or "")[:8]
-        origin = self._dim(f"[another client: {who}, session {session}]")
+        origin = self.dim(f"[another client: {who}, session {session}]")
         code = str(content.get("code", ""))
         n = count if isinstance(count, int) else 0
         cont = " " * (len(f"In [{n}]: ") - 5) + "...: "
@@ -126,7 +127,7 @@ class Renderer:
             return "", ""
         text = data.get("text/plain")
         note = _note(data)
-        return (text if isinstance(text, str) else ""), (self._dim(note) if note else "")
+        return (text if isinstance(text, str) else ""), (self.dim(note) if note else "")
 
     def page(self, reply_content: dict[str, Any]) -> str:
         """What an execute_reply's pager payload (``obj?``) shows."""

@@ -218,7 +218,7 @@ class Console:
             "reconnected": "[reconnected: what ran meanwhile follows]",
         }.get(state)
         if note:
-            self.writer.write(self.renderer._dim(note) + "\n")
+            self.writer.write(self.renderer.dim(note) + "\n")
         if state == "lost" or self.channel.failure is not None:
             app = self.session.app
             if app.is_running and not app.is_done:

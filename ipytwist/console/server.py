@@ -168,7 +168,7 @@ class Server:
             return ConsoleError(f"no kernel {kernel} at {self.url}")
         if e.code == 404:
             return ConsoleError(f"{self.url} is not an ipytwist service (404 for /{path})")
-        return ConsoleError(f"{self.url}: {method_line(e)}")
+        return ConsoleError(f"{self.url}: {e.code} {e.reason}")
 
     # -- the API the console uses ---------------------------------------------------------
 
@@ -189,7 +189,3 @@ class Server:
 
     def shutdown(self, kernel_id: str) -> None:
         self.call("DELETE", f"api/kernels/{urllib.parse.quote(kernel_id, safe='')}")
-
-
-def method_line(e: urllib.error.HTTPError) -> str:
-    return f"{e.code} {e.reason}"

@@ -4,18 +4,14 @@ only that client's answer goes back to the worker (pure)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..wire import Message, new_message
 
+if TYPE_CHECKING:
+    from .core import Requester
+
 __all__ = ["InputRouter"]
-
-
-class _Requester(Protocol):
-    def send(self, channel: str, msg: Message) -> None: ...
-
-
-Request = tuple[Message, Any]  # (the request, the Requester it came from)
 
 
 class InputRouter:
@@ -24,9 +20,9 @@ class InputRouter:
     def __init__(self, session: str, send_to_worker: Callable[[dict[str, Any]], None]) -> None:
         self.session = session
         self.send_to_worker = send_to_worker
-        self.asking: Request | None = None  # the request whose input() waits
+        self.asking: tuple[Message, Requester] | None = None  # the request whose input() waits
 
-    def ask(self, current: Request | None, event: dict[str, Any]) -> None:
+    def ask(self, current: tuple[Message, Requester] | None, event: dict[str, Any]) -> None:
         """The worker's ``input_request`` event, for the running request's client."""
         if current is None:
             return
@@ -39,7 +35,7 @@ class InputRouter:
         """The running request finished: nothing is asked any more."""
         self.asking = None
 
-    def answer(self, msg: Message, requester: Any) -> str | None:
+    def answer(self, msg: Message, requester: Requester) -> str | None:
         """A client's stdin message: None if passed to the worker, else why it was not."""
         if msg["header"]["msg_type"] != "input_reply" or self.asking is None:
             return "unexpected"
@@ -52,7 +48,7 @@ class InputRouter:
         )
         return None
 
-    def _from_asker(self, msg: Message, requester: Any) -> bool:
+    def _from_asker(self, msg: Message, requester: Requester) -> bool:
         """The same connection, or the same Jupyter session, as the asking request."""
         assert self.asking is not None
         asked, asker = self.asking
