@@ -47,6 +47,15 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def rss_mib(pid: int) -> float:
+    """The resident memory of process ``pid``, in MiB (its VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def wait_for(check: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
     """Poll ``check`` until it returns something truthy (bounded by ``timeout``)."""
     deadline = time.monotonic() + timeout

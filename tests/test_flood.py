@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from service_proc import Service, WSClient, running_service, wait_for
+from service_proc import Service, WSClient, rss_mib, running_service, wait_for
 
 RSS_BOUND_MIB = 256
 FLOOD_SECONDS = 15.0
@@ -229,14 +229,6 @@ class CpuMeter:
             + f", rest of the machine {100 * rest / seconds:.0f}% (irq/softirq"
             f" {100 * irq / seconds:.0f}%, steal {100 * steal / seconds:.0f}%)"
         )
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 class RssSampler(threading.Thread):

@@ -7,21 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from service_proc import WSClient, running_service
+from service_proc import WSClient, rss_mib, running_service
 
 MIB = 1024 * 1024
 REPLAY_MIB = 16
 TRANSCRIPT_MIB = 8
 #: Output printed per round: 12x the log.
 CELL = "for i in range(2000):\n    print(str(i).zfill(8) + 'y' * 100_000)"
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_replay_bytes_bounds_the_service_memory(tmp_path_factory: Any) -> None:

@@ -671,14 +671,6 @@ def ws_round_trip(client: WSClient, timeout: float = 15.0) -> int:
 # -- the service's process and log --------------------------------------------------
 
 
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
 class LogWatch:
     """The part of the service's log written since this watch was made."""
 

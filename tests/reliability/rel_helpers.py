@@ -37,6 +37,7 @@ from service_proc import (
     make_message,
     parent_id,
     pid_alive,
+    rss_mib,
     stream_text,
     unpack_legacy_binary,
     wait_for,
@@ -92,14 +93,6 @@ def cpu_seconds(pid: int) -> float:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @dataclass(frozen=True)

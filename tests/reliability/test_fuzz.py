@@ -32,13 +32,12 @@ from fuzz_helpers import (
     drain,
     heartbeat,
     pools,
-    rss_mib,
     ws_round_trip,
     zmq_kernel_info,
 )
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from service_proc import Service, WSClient, make_message, running_service, wait_for
+from service_proc import Service, WSClient, make_message, rss_mib, running_service, wait_for
 
 #: Messages (frames) per test, and the batch size of one hypothesis example.
 MESSAGES = 20_000
