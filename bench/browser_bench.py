@@ -51,20 +51,11 @@ from urllib.error import HTTPError
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from flood import descendants, kill_leftovers, start_time  # noqa: E402
 from ws_fanout import REPO, RESULTS_DIR, Ipytwist, JupyterServer, Server  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 SERVERS = ("ipytwist", "jupyterlab")
 LABELS = {"ipytwist": "ipytwist", "jupyterlab": "JupyterLab"}

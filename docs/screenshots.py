@@ -17,11 +17,9 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 from service_proc import Service  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
 CELLS = [
     "import sys, time\nprint(f'Python {sys.version.split()[0]}: hello from ipytwist')",
@@ -54,7 +52,7 @@ def main() -> None:
     try:
         kid = svc.start_kernel()
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             ctx = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=svc.url)
             page = ctx.new_page()
             page.goto(f"/kernels/{kid}?token={svc.token}")

@@ -18,19 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from service_proc import Service, running_service, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 20_000
 
 
