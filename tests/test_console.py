@@ -97,6 +97,21 @@ def test_the_prompt_runs_code_with_the_kernels_counts(svc: Service, home: str, k
     assert "Traceback (most recent call last)" not in svc.log()
 
 
+def test_attaching_to_a_used_kernel_prompts_its_next_count(
+    svc: Service, home: str, kernel: str
+) -> None:
+    other = WSClient.connect(svc, kernel)
+    try:
+        other.execute("1")
+        other.execute("2")
+    finally:
+        other.ws.close()
+    c = attach(svc, home, kernel)  # waits for the first prompt
+    assert int(c.p.match.group(1)) == 3
+    c.run("40 + 2")
+    c.p.expect(r"Out\[3\]: 42")
+
+
 def test_output_streams_while_the_cell_runs(svc: Service, home: str, kernel: str) -> None:
     c = attach(svc, home, kernel)
     t0 = time.monotonic()

@@ -258,13 +258,14 @@ class Console:
         lang = (info.get("language_info") or {}).get("version", "")
         impl = info.get("implementation", "kernel")
         impl = f"{impl} {info.get('implementation_version', '')}".strip()
-        # The kernel's count: a silent request answers it without running anything.
+        # The kernel's count: a silent request answers the last cell's, running nothing
+        # (0 on a fresh kernel), as every execute_reply does.
         _, fut = self.channel.request(
             "shell", "execute_request", {"code": "", "silent": True, "store_history": False}
         )
         count = (await self._until_reply(fut)).get("content", {}).get("execution_count")
         if isinstance(count, int):
-            self.next_count = count if count > 0 else 1
+            self.next_count = count + 1
         return f"Python {lang} · {impl} · kernel {self.kernel_id} at {self.server.url}"
 
     async def _until_reply(self, fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
