@@ -158,3 +158,46 @@ def test_workers_do_not_inherit_the_token(monkeypatch: Any) -> None:
     LocalProvisioner(Reactor()).start(Listener())  # type: ignore[arg-type]
     assert "IPYTWIST_TOKEN" not in spawned[0]
     assert os.environ["IPYTWIST_TOKEN"] == "secret"
+
+
+def test_max_message_bytes_bounds_both_transports_of_a_hosted_kernel(
+    tmp_path_factory: Any,
+) -> None:
+    """With --max-message-bytes 100000 a 200 kB request is refused on the WebSocket (close
+    1009) and dropped on ZeroMQ, and the kernel goes on answering small ones on both."""
+    from jupyter_client import BlockingKernelClient
+    from service_proc import WSClosed
+
+    big = "x = '" + "y" * 200_000 + "'"
+    with running_service(tmp_path_factory, "limit", "--max-message-bytes", "100000") as svc:
+        kid = svc.start_kernel()
+        ws = WSClient.connect(svc, kid)
+        try:
+            ws.execute_request(big)
+            # autobahn fails the connection: a close 1009 or, once it has dropped the
+            # TCP connection, a reset; never a reply.
+            with pytest.raises((WSClosed, ConnectionError)) as closed:
+                while True:
+                    assert ws.recv()["msg_type"] != "execute_reply"
+            if isinstance(closed.value, WSClosed):
+                assert closed.value.code == 1009
+        finally:
+            ws.close()
+        kc = BlockingKernelClient()
+        kc.load_connection_file(svc.connection_file(kid))
+        kc.start_channels()
+        try:
+            dropped = kc.execute(big)
+            answered = kc.execute("6 * 7")
+            reply = kc.get_shell_msg(timeout=30)
+            assert reply["parent_header"]["msg_id"] == answered != dropped
+            assert reply["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+        ws = WSClient.connect(svc, kid)
+        try:
+            reply, _ = ws.execute("1 + 1")
+            assert reply["content"]["status"] == "ok"
+        finally:
+            ws.close()
+        wait_for(lambda: "exceeds 100000" in svc.log(), 10, "the dropped ZeroMQ message logged")
