@@ -318,6 +318,22 @@ def test_a_second_window_gets_the_transcript_then_live_output(
     expect(other.locator("#viewers")).to_have_text("2 windows", timeout=10_000)
 
 
+def test_a_long_output_from_the_transcript_counts_the_lines_it_left_out(
+    browser: Browser, svc: Service, kernel_id: str, page: Page, contexts: list[BrowserContext]
+) -> None:
+    """The service keeps the first and last 1,000 lines of a 3,000-line output with one
+    "... [1000 lines hidden] ..." line; a window opened later says 2,000 earlier lines
+    are not shown, as the window that ran it does."""
+    run(page, "for i in range(3000): print('line', i)")
+    expect(last_cell(page)).to_have_class(state("done"), timeout=20_000)
+    expect(last_cell(page).locator(".truncated")).to_contain_text("2,000 earlier lines not shown")
+    other = open_notebook(new_context(browser, svc, contexts), svc, kernel_id)
+    bar = last_cell(other).locator(".truncated")
+    expect(bar).to_contain_text("2,000 earlier lines not shown")
+    last_cell(other).get_by_role("button", name="Show all").click()
+    expect(bar).to_contain_text("the 1,000 the service left out in the middle")
+
+
 def test_a_reload_keeps_the_transcript(page: Page) -> None:
     run(page, "print('before the reload')")
     expect(last_cell(page)).to_contain_text("before the reload")

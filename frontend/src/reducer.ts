@@ -110,8 +110,8 @@ export class Notebook {
   private outputFromJson(o: Record<string, unknown>): Output | null {
     switch (o.output_type) {
       case "stream": {
-        const text = new StreamText(String(o.name));
-        text.write(asText(o.text));
+        const hidden = Number(o.hidden_lines) || 0;
+        const text = StreamText.fromTranscript(String(o.name), asText(o.text), hidden);
         return { kind: "stream", text };
       }
       case "error":

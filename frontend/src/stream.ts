@@ -34,6 +34,10 @@ export class StreamText {
   partial = "";
   /** Bumped on every write: views compare it with what they rendered. */
   version = 0;
+  /** Lines the service left out of its transcript, where the line `elidedAt` (global
+   * index) says "... [N lines hidden] ..." (0: none; the whole output has them). */
+  elided = 0;
+  elidedAt = -1;
   private chars = 0; // in the kept complete lines
 
   constructor(readonly name: string) {}
@@ -64,6 +68,20 @@ export class StreamText {
       this.dropped += n;
     }
     this.version += 1;
+  }
+
+  /** A transcript's text, with the count of lines its marker line stands for. */
+  static fromTranscript(name: string, text: string, hiddenLines: number): StreamText {
+    const t = new StreamText(name);
+    t.write(text);
+    if (hiddenLines > 0) {
+      const at = t.lines.indexOf(`... [${hiddenLines} lines hidden] ...`);
+      if (at >= 0) {
+        t.elided = hiddenLines;
+        t.elidedAt = t.dropped + at;
+      }
+    }
+    return t;
   }
 
   /** Complete lines from global index `from` (clamped to what is kept) to the end. */

@@ -121,6 +121,9 @@ export class StreamView {
     const t = this.text;
     const hidden = t.total - this.shown;
     const notKept = t.dropped;
+    // The oldest lines are the ones not shown: the service's marker line among them
+    // stands for the lines it left out.
+    const elided = t.elided && t.elidedAt < t.total - this.shown ? t.elided - 1 : 0;
     if (hidden <= 0 && !this.expanded) {
       this.bar.hidden = true;
       this.download.textContent = "";
@@ -129,12 +132,16 @@ export class StreamView {
     this.bar.hidden = false;
     this.download.textContent = "Download the whole output";
     if (this.expanded) {
-      this.barText.textContent = notKept
-        ? `All ${fmt(t.lines.length)} lines kept by this page are shown (the first ${fmt(notKept)} are gone).`
-        : `All ${fmt(t.total)} lines are shown.`;
+      if (notKept) {
+        this.barText.textContent = `All ${fmt(t.lines.length)} lines kept by this page are shown (the first ${fmt(notKept)} are gone).`;
+      } else if (t.elided) {
+        this.barText.textContent = `All lines are shown but the ${fmt(t.elided)} the service left out in the middle.`;
+      } else {
+        this.barText.textContent = `All ${fmt(t.total)} lines are shown.`;
+      }
       this.toggle.textContent = `Show only the last ${fmt(VISIBLE_LINES)}`;
     } else {
-      this.barText.textContent = `${fmt(hidden)} earlier lines not shown.`;
+      this.barText.textContent = `${fmt(hidden + elided)} earlier lines not shown.`;
       this.toggle.textContent = notKept ? `Show the last ${fmt(t.lines.length)}` : "Show all";
     }
   }
