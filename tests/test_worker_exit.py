@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 from ipytwist.framing import RecordDecoder, encode_record
 from ipytwist.worker import EVENT_FD, REQUEST_FD
 
 
-def test_worker_exits_without_output(tmp_path: object) -> None:
-    """A worker that ran a cell and is told to shut down writes nothing to stdout or
-    stderr on its way out (IPython's exit handlers used to run twice, and the second run
-    printed 'Exception ignored in atexit callback')."""
+def run_then_shut_down(tmp_path: object, code: str) -> tuple[int, bytes, bytes]:
+    """A worker runs ``code`` in one cell and is told to shut down; its exit status,
+    stdout and stderr."""
     req_r, req_w = os.pipe()
     ev_r, ev_w = os.pipe()
 
@@ -45,7 +45,7 @@ def test_worker_exits_without_output(tmp_path: object) -> None:
                     events.extend(decoder.feed(data))
 
             until("ready")
-            os.write(req_w, encode_record({"req": "execute", "content": {"code": "x = 1"}}))
+            os.write(req_w, encode_record({"req": "execute", "content": {"code": code}}))
             until("reply")
             os.write(req_w, encode_record({"req": "shutdown"}))
             os.close(req_w)
@@ -56,5 +56,40 @@ def test_worker_exits_without_output(tmp_path: object) -> None:
             os.close(req_w)
         proc.kill()
         proc.wait()
-    assert proc.returncode == 0
+    return proc.returncode, out, err
+
+
+def test_worker_exits_without_output(tmp_path: object) -> None:
+    """A worker that ran a cell and is told to shut down writes nothing to stdout or
+    stderr on its way out (IPython's exit handlers used to run twice, and the second run
+    printed 'Exception ignored in atexit callback')."""
+    returncode, _, err = run_then_shut_down(tmp_path, "x = 1")
+    assert returncode == 0
     assert err.decode(errors="replace").strip() == ""
+
+
+def test_exit_still_flushes_the_users_files_and_runs_their_exit_handlers(tmp_path: Any) -> None:
+    """The worker skips the garbage collector's passes at exit (after a day of
+    completions they took most of a second, and every DELETE and restart waited for
+    them), but still ends like Python: a file the user left open and unflushed is
+    written out, and the user's ``atexit`` handlers and ``weakref.finalize`` calls run."""
+    code = (
+        "import atexit, weakref\n"
+        f"f = open({str(tmp_path / 'open.txt')!r}, 'w')\n"
+        "f.write('left open')\n"
+        "def bye(path):\n"
+        "    with open(path, 'w') as g:\n"
+        "        g.write('bye')\n"
+        f"atexit.register(bye, {str(tmp_path / 'atexit.txt')!r})\n"
+        "class Thing: pass\n"
+        "thing = Thing()\n"
+        f"weakref.finalize(thing, bye, {str(tmp_path / 'finalize.txt')!r})\n"
+        "cycles = [[]] * 0\n"
+        "for _ in range(100000):\n"
+        "    a = []; a.append(a); cycles.append(a)\n"
+    )
+    returncode, _, err = run_then_shut_down(tmp_path, code)
+    assert returncode == 0, err
+    assert (tmp_path / "open.txt").read_text() == "left open"
+    assert (tmp_path / "atexit.txt").read_text() == "bye"
+    assert (tmp_path / "finalize.txt").read_text() == "bye"
