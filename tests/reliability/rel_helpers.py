@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,7 +272,7 @@ class CrashCycles:
     failures: list[str]
     before: Snapshot
     after: Snapshot
-    worker: int  # the interpreter running after the last cycle
+    workers: tuple[int, ...]  # the interpreters running after the last cycles
     seconds: float
 
 
@@ -279,38 +280,60 @@ class CrashCycles:
 CYCLE_WARMUP = 5
 
 
-def crash_cycles(svc: Service, cycles: int) -> CrashCycles:
-    """Crash a fresh kernel's interpreter ``cycles`` times; snapshot the service before
-    (after :data:`CYCLE_WARMUP` cycles) and after (once only the current worker is left)."""
-    kid = svc.start_kernel()
-    ws = WSClient.connect(svc, kid)
+def _cycle(ws: WSClient, cycles: int) -> tuple[list[float], list[float], list[str]]:
+    """``cycles`` crashes and round trips on one client's kernel: the time of each
+    cycle, of each recovery, and what went wrong."""
+    recover: list[float] = []
+    cycle: list[float] = []
+    failures: list[str] = []
+    for i in range(cycles):
+        t0 = time.monotonic()
+        out = crash_and_recover(ws, EXIT_CODE)
+        cycle.append(time.monotonic() - t0)
+        recover.append(out.recover_s)
+        if "exited with status 1" not in out.reply.get("evalue", ""):
+            failures.append(f"cycle {i}: crash reply {out.reply}")
+        if out.round_trip.get("status") != "ok":
+            failures.append(f"cycle {i}: round trip {out.round_trip}")
+    return cycle, recover, failures
+
+
+def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
+    """Crash the interpreters of ``kernels`` fresh kernels ``cycles`` times in all, the
+    kernels side by side (one per core: the cycles are the workers' start-up); snapshot
+    the service before (after :data:`CYCLE_WARMUP` cycles each) and after (once only the
+    current workers are left)."""
+    kids = [svc.start_kernel() for _ in range(kernels)]
+    clients = [WSClient.connect(svc, kid) for kid in kids]
+    shares = [cycles // kernels + (i < cycles % kernels) for i in range(kernels)]
     try:
-        for _ in range(CYCLE_WARMUP):
-            crash_and_recover(ws, EXIT_CODE)
-        worker = worker_pid(ws)
-        settle(lambda: descendants(svc.pid) == [worker], 10)
-        before = snapshot(svc.pid)
-        recover: list[float] = []
-        cycle: list[float] = []
-        failures: list[str] = []
-        started = time.monotonic()
-        for i in range(cycles):
-            t0 = time.monotonic()
-            out = crash_and_recover(ws, EXIT_CODE)
-            cycle.append(time.monotonic() - t0)
-            recover.append(out.recover_s)
-            if "exited with status 1" not in out.reply.get("evalue", ""):
-                failures.append(f"cycle {i}: crash reply {out.reply}")
-            if out.round_trip.get("status") != "ok":
-                failures.append(f"cycle {i}: round trip {out.round_trip}")
-        seconds = time.monotonic() - started
-        worker = worker_pid(ws)
-        settle(lambda: descendants(svc.pid) == [worker], 10)
+        with ThreadPoolExecutor(kernels) as pool:
+            warm = list(pool.map(_cycle, clients, [CYCLE_WARMUP] * kernels))
+            assert not any(f for _, _, f in warm), warm
+            workers = tuple(sorted(worker_pid(ws) for ws in clients))
+            settle(lambda: tuple(sorted(descendants(svc.pid))) == workers, 10)
+            before = snapshot(svc.pid)
+            started = time.monotonic()
+            runs = list(pool.map(_cycle, clients, shares))
+            seconds = time.monotonic() - started
+        workers = tuple(sorted(worker_pid(ws) for ws in clients))
+        settle(lambda: tuple(sorted(descendants(svc.pid))) == workers, 10)
         after = snapshot(svc.pid)
     finally:
-        ws.close()
-        svc.delete_kernel(kid)
-    return CrashCycles(cycles, recover, cycle, failures, before, after, worker, seconds)
+        for ws in clients:
+            ws.close()
+        for kid in kids:
+            svc.delete_kernel(kid)
+    return CrashCycles(
+        cycles,
+        [s for _, recover, _ in runs for s in recover],
+        [s for cycle, _, _ in runs for s in cycle],
+        [f for _, _, failures in runs for f in failures],
+        before,
+        after,
+        workers,
+        seconds,
+    )
 
 
 def crash_kinds(svc: Service) -> dict[str, float]:

@@ -16,7 +16,7 @@ from service_proc import running_service
 
 #: Measured soak in CI, after SOAK_WARMUP seconds of the same workload (and a prefill).
 SOAK_SECONDS = 60.0
-SOAK_WARMUP = 15.0
+SOAK_WARMUP = 10.0
 KERNELS = 10
 CLIENTS_PER_KERNEL = 10
 #: Service RSS at the end against right after the warm-up.
