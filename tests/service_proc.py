@@ -28,6 +28,10 @@ import websocket
 
 V1_PROTOCOL = "v1.kernel.websocket.jupyter.org"
 START_TIMEOUT = 30.0
+#: Service options for test modules that take a fresh kernel per test: one kernel kept
+#: started ahead (the service's warm pool), so a test does not wait for an interpreter
+#: to start; the pool refills while the test runs.
+WARM_POOL = ("--prespawn", "1")
 
 
 def twistd_command() -> list[str]:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
-from service_proc import Service, running_service, wait_for
+from service_proc import WARM_POOL, Service, running_service, wait_for
 
 TIMEOUT_MS = 20_000
 
@@ -51,7 +51,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: Any, browser: Browser) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "browser") as s:
+    with running_service(tmp_path_factory, "browser", *WARM_POOL) as s:
         yield s
 
 

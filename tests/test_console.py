@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pexpect
 import pytest
-from service_proc import Service, WSClient, running_service, wait_for
+from service_proc import WARM_POOL, Service, WSClient, running_service, wait_for
 from tcp_proxy import Proxy
 
 PROMPT = r"In \[(\d+)\]:"
@@ -24,7 +24,7 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "console") as s:
+    with running_service(tmp_path_factory, "console", *WARM_POOL) as s:
         yield s
 
 

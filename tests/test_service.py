@@ -20,6 +20,7 @@ import pytest
 import requests
 from jupyter_client import BlockingKernelClient
 from service_proc import (
+    WARM_POOL,
     Service,
     WSClient,
     parent_id,
@@ -35,7 +36,7 @@ MODEL_KEYS = {"id", "name", "last_activity", "execution_state", "connections"}
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "svc") as svc:
+    with running_service(tmp_path_factory, "svc", *WARM_POOL) as svc:
         yield svc
 
 

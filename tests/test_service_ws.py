@@ -20,6 +20,7 @@ from jupyter_server.services.kernels.connection.base import (
 )
 from service_proc import (
     V1_PROTOCOL,
+    WARM_POOL,
     Service,
     WSClient,
     WSClosed,
@@ -37,7 +38,9 @@ LOOP_TEXT = "".join(f"{i}\n" for i in range(20))
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "ws", "--allow-origin", "https://*.example.org") as s:
+    with running_service(
+        tmp_path_factory, "ws", "--allow-origin", "https://*.example.org", *WARM_POOL
+    ) as s:
         yield s
 
 

@@ -33,6 +33,7 @@ from rel_helpers import (
     worker_pid,
 )
 from service_proc import (
+    WARM_POOL,
     Service,
     WSClient,
     parent_id,
@@ -58,7 +59,7 @@ RSS_GROWTH_MIB = 20.0
 
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "crashes") as svc:
+    with running_service(tmp_path_factory, "crashes", *WARM_POOL) as svc:
         yield svc
 
 
