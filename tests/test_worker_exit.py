@@ -84,7 +84,7 @@ def test_exit_still_flushes_the_users_files_and_runs_their_exit_handlers(tmp_pat
         "class Thing: pass\n"
         "thing = Thing()\n"
         f"weakref.finalize(thing, bye, {str(tmp_path / 'finalize.txt')!r})\n"
-        "cycles = [[]] * 0\n"
+        "cycles = []\n"
         "for _ in range(100000):\n"
         "    a = []; a.append(a); cycles.append(a)\n"
     )

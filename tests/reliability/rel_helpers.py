@@ -306,19 +306,22 @@ def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
     kids = [svc.start_kernel() for _ in range(kernels)]
     clients = [WSClient.connect(svc, kid) for kid in kids]
     shares = [cycles // kernels + (i < cycles % kernels) for i in range(kernels)]
+
+    def settled() -> tuple[tuple[int, ...], Snapshot]:
+        """The current workers and, once they are all that runs below it, the service."""
+        workers = tuple(sorted(worker_pid(ws) for ws in clients))
+        settle(lambda: tuple(sorted(descendants(svc.pid))) == workers, 10)
+        return workers, snapshot(svc.pid)
+
     try:
         with ThreadPoolExecutor(kernels) as pool:
             warm = list(pool.map(_cycle, clients, [CYCLE_WARMUP] * kernels))
             assert not any(f for _, _, f in warm), warm
-            workers = tuple(sorted(worker_pid(ws) for ws in clients))
-            settle(lambda: tuple(sorted(descendants(svc.pid))) == workers, 10)
-            before = snapshot(svc.pid)
+            _, before = settled()
             started = time.monotonic()
             runs = list(pool.map(_cycle, clients, shares))
             seconds = time.monotonic() - started
-        workers = tuple(sorted(worker_pid(ws) for ws in clients))
-        settle(lambda: tuple(sorted(descendants(svc.pid))) == workers, 10)
-        after = snapshot(svc.pid)
+        workers, after = settled()
     finally:
         for ws in clients:
             ws.close()
