@@ -1,11 +1,26 @@
-"""The worker's execute handler, with a fake shell: execution counts stay unique."""
+"""The worker's execute handler: execution counts stay unique, with a fake shell and
+in a real worker."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from worker_proc import run_cells
+
 from ipytwist.worker.link import Interrupts
 from ipytwist.worker.requests import RequestHandlers
+
+#: An AST transformer that raises KeyboardInterrupt for a cell that is the string
+#: 'cut short': an interrupt landing in IPython's machinery after it stored the input.
+CUT_SHORT_SETUP = """
+import ast
+class CutShort(ast.NodeTransformer):
+    def visit_Module(self, node):
+        if ast.literal_eval(ast.unparse(node) or 'None') == 'cut short':
+            raise KeyboardInterrupt
+        return node
+get_ipython().ast_transformers.append(CutShort())
+"""
 
 
 class FakeShell:
@@ -71,3 +86,19 @@ def test_a_silent_cell_cut_short_uses_no_count() -> None:
     shell.cut_short = True
     handlers.execute({"code": "x", "silent": True})
     assert shell.execution_count == 5
+
+
+def test_an_interrupt_ipython_swallows_still_uses_up_the_count(tmp_path: Any) -> None:
+    """In a real worker: IPython's run_cell returns an interrupt that lands between
+    storing the input and counting the cell as the cell's error, without counting it.
+    The next cell still gets a new number, and the history written out at exit has no
+    collision (IPython would print "ERROR! Session/line number was not unique" into
+    whichever cell's output was being written then: the soak caught it in a print burst)."""
+    run = run_cells(tmp_path, [CUT_SHORT_SETUP, "'cut short'", "'next'"])
+    assert run.returncode == 0, run.err
+    setup, cut, after = run.replies
+    assert setup["status"] == "ok", setup
+    assert cut["status"] == "error" and cut["ename"] == "KeyboardInterrupt", cut
+    assert after["status"] == "ok", after
+    assert [r["execution_count"] for r in run.replies] == [1, 2, 3]
+    assert b"not unique" not in run.out, run.out[-500:]

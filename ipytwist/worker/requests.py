@@ -96,15 +96,11 @@ class RequestHandlers:
         except KeyboardInterrupt as e:  # landed in IPython's machinery, not user code
             shell.showtraceback((type(e), e, None))
             error = e
-            if store_history and shell.execution_count == count:
-                # IPython was cut short after storing the input under this count, and
-                # before moving past it: the next cell must not reuse the number (its
-                # history line would collide, and IPython would print an error into
-                # whatever cell writes the history out next).
-                shell.execution_count += 1
         finally:
             builtins.input, getpass.getpass = saved
             self._allow_stdin = False
+        if isinstance(error, KeyboardInterrupt) and store_history and not silent:
+            self._use_up_count(count)
         reply: Content = {"execution_count": shell.execution_count - 1}
         if error is None:
             reply["status"] = "ok"
@@ -116,6 +112,15 @@ class RequestHandlers:
         reply["payload"] = shell.payload_manager.read_payload()
         shell.payload_manager.clear_payload()
         return reply
+
+    def _use_up_count(self, count: int) -> None:
+        """After an interrupt: if it cut IPython short after it stored the input under
+        ``count`` and before it moved past it, move past it now.  (IPython's run_cell
+        mostly returns such an interrupt as the cell's error; sometimes it escapes.)
+        Otherwise the next cell reuses the number: its history line collides, and
+        IPython prints an error into whatever cell writes the history out next."""
+        if self.shell.execution_count == count:
+            self.shell.execution_count += 1
 
     def complete(self, c: Content) -> Content:
         code = str(c.get("code", ""))
