@@ -8,6 +8,7 @@ and transcript, attached to every transport of the service (see
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from .kernel.process import ProcessReactor
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
 from .kernelspec import KERNEL_NAME, kernel_json
-from .transport import Attachment, Transport
+from .transport import Attachments, Transport
 
 __all__ = ["HostedKernel", "KernelHost", "ResourceLimit", "UnknownKernelSpec", "iso_time"]
 
@@ -45,13 +46,12 @@ def iso_time(ts: float) -> str:
 class HostedKernel:
     """A kernel plus what the service keeps beside it."""
 
-    def __init__(self, kernel: Kernel, transcript: Transcript | None = None) -> None:
+    def __init__(self, kernel: Kernel, transcript: Transcript, attachments: Attachments) -> None:
         self.kernel = kernel
         #: Every executed cell from any client, as a notebook page shows it.
-        self.transcript = transcript or Transcript()
+        self.transcript = transcript
         #: The kernel on each transport, by transport name ("zmq", "websocket").
-        self.attachments: dict[str, Attachment] = {}
-        kernel.drain_requests = self.drain_requests
+        self.attachments = attachments
 
     @property
     def id(self) -> str:
@@ -60,12 +60,7 @@ class HostedKernel:
 
     def connections(self) -> int:
         """Clients of this kernel on every transport."""
-        return sum(a.connection_count() for a in self.attachments.values())
-
-    def drain_requests(self) -> None:
-        """Requests already waiting in any transport reach the kernel now."""
-        for attachment in self.attachments.values():
-            attachment.drain_requests()
+        return self.attachments.connection_count()
 
     def model(self) -> dict[str, Any]:
         """The kernel as the REST API describes it."""
@@ -98,11 +93,6 @@ class KernelHost(Service):
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
         self._cull_loop: LoopingCall | None = None
-
-    @property
-    def state_dir(self) -> str:
-        """The directory of the kernels' connection files (the configured one)."""
-        return self.config.state_dir
 
     # -- service ------------------------------------------------------------
 
@@ -160,7 +150,7 @@ class KernelHost(Service):
         hk = self._spare.pop(0) if self._spare else self._new()
         self.kernels[hk.id] = hk
         for transport in self.transports:
-            hk.attachments[transport.name] = transport.attach(hk)
+            hk.attachments.add(transport.name, transport.attach(hk.kernel))
         self.log.info("started kernel {id}", id=hk.id)
         self.reactor.callLater(0, self._fill_spares)
         return hk
@@ -197,14 +187,23 @@ class KernelHost(Service):
 
     def _new(self) -> HostedKernel:
         c = self.config
+        kernel_id = str(uuid.uuid4())
         stream = OutputStream(c.replay_messages, c.replay_bytes)
-        kernel = Kernel(self.reactor, self.provisioner, stream=stream, name=KERNEL_NAME)
-        hk = HostedKernel(kernel, Transcript(max_bytes=c.transcript_bytes))
-        stream.subscribe(hk.transcript)
-        kernel.request_listeners.append(hk.transcript.request)
-        kernel.on_shutdown_request = lambda: self._client_shutdown(kernel.id)
+        transcript = Transcript(max_bytes=c.transcript_bytes)
+        attachments = Attachments()
+        kernel = Kernel(
+            self.reactor,
+            self.provisioner,
+            kernel_id=kernel_id,
+            name=KERNEL_NAME,
+            stream=stream,
+            requests_in_flight=attachments.requests_in_flight,
+            on_request=transcript.request,
+            on_shutdown_request=lambda: self._client_shutdown(kernel_id),
+        )
+        stream.subscribe(transcript)
         kernel.start()
-        return hk
+        return HostedKernel(kernel, transcript, attachments)
 
     def _client_shutdown(self, kernel_id: str) -> Any:
         """A client asked the kernel to shut down.  The kernel is shared: unless the
@@ -231,12 +230,7 @@ class KernelHost(Service):
         def cleanup(result: Any) -> Any:
             if isinstance(result, Failure):
                 self.log.failure("kernel {id}: shutdown failed", result, id=hk.id)
-            for name, attachment in hk.attachments.items():
-                try:
-                    attachment.close()
-                except Exception:
-                    self.log.failure("kernel {id}: error closing its {t}", id=hk.id, t=name)
-            hk.attachments.clear()
+            hk.attachments.close(hk.id)
             return None
 
         d.addBoth(cleanup)

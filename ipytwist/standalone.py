@@ -86,22 +86,22 @@ def main(argv: list[str] | None = None) -> int:
         redirectStandardIO=False,
     )
 
-    kernel = Kernel(
-        reactor, LocalProvisioner(reactor), name=connection.get("kernel_name") or "ipytwist"
-    )
-    kernel.start()  # the interpreter boots while this process binds its sockets
-
     from .zmq.channels import ZmqChannels
 
-    channels = ZmqChannels(kernel, connection, max_message_bytes=max_message_bytes())
-    kernel.drain_requests = channels.drain_requests
-
-    def stop(*_: Any) -> None:
+    def stop(*_: object) -> None:
         d = kernel.shutdown()
         d.addBoth(lambda _: channels.close())
         d.addBoth(lambda _: reactor.stop() if reactor.running else None)
 
-    kernel.on_shutdown_request = lambda: reactor.callLater(0.05, stop)
+    kernel = Kernel(
+        reactor,
+        LocalProvisioner(reactor),
+        name=connection.get("kernel_name") or "ipytwist",
+        requests_in_flight=lambda: [channels.requests_in_flight()],
+        on_shutdown_request=lambda: reactor.callLater(0.05, stop),
+    )
+    kernel.start()  # the interpreter boots while this process binds its sockets
+    channels = ZmqChannels(kernel, connection, reactor, max_message_bytes=max_message_bytes())
 
     def install_signals() -> None:
         # SIGINT is how Jupyter interrupts a kernel: pass it on to the interpreter.

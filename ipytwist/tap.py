@@ -305,11 +305,11 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
     exit_status = _ExitStatus(reactor)
     exit_status.setServiceParent(top)
     config = options.config()
-    transports = [ZmqTransport(reactor, config), WebSocketTransport(reactor, config)]
-    host = KernelHost(reactor, config, transports=transports)
+    sockets = WebSocketTransport(reactor, config)
+    host = KernelHost(reactor, config, transports=[ZmqTransport(reactor, config), sockets])
     host.setServiceParent(top)  # started first, stopped last
     auth = Authenticator(options["token"], reactor, list(config.allow_origins))
-    site = make_site(host, auth, reactor)
+    site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)
     _Listening(

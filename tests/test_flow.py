@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_kernel_core import Client, FakeProvisioner, execute
+from support.fakes import FakeProvisioner
+from support.fakes import Requester as Client
+from test_kernel_core import execute
 from twisted.internet.task import Clock
 
 from ipytwist.kernel import Kernel, OutputStream

@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "paths": 0,
     "private": 0,
     "kernelspec": 0,
-    "transport": 0,
+    "transport": 3,  # the seam between the host and its transports (knows the kernel)
     "worker": 1,  # the child process: IPython, no Jupyter messages
     "kernel": 2,  # one kernel: scheduler, supervisor, output log, transcript
     "config": 3,
@@ -101,6 +101,94 @@ def imported_rooms_at(path: Path, package: Path) -> set[str]:
         return imported_rooms(path)
     finally:
         PACKAGE = saved
+
+
+def module_name(path: Path, package: Path) -> str:
+    """``.../ipytwist/kernel/core.py`` -> ``ipytwist.kernel.core`` (a package: its name)."""
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, package: Path, known: set[str]) -> set[str]:
+    """The modules of the package that ``path`` imports, wherever the import stands
+    (``if TYPE_CHECKING:`` and function bodies included): a name imported from a
+    package counts as that package, unless it is one of its modules."""
+    name = module_name(path, package)
+    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = here[: len(here) - node.level + 1] if node.level else []
+            target = ".".join(base + (node.module.split(".") if node.module else []))
+            candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names]
+        else:
+            continue
+        for candidate in candidates:
+            parts = candidate.split(".")
+            while parts and ".".join(parts) not in known:
+                parts.pop()
+            if parts and ".".join(parts) != name:
+                found.add(".".join(parts))
+    return found
+
+
+def import_cycles(package: Path) -> list[list[str]]:
+    """Groups of modules that import each other, directly or round about (Tarjan)."""
+    paths = {module_name(p, package): p for p in package.rglob("*.py") if "static" not in p.parts}
+    graph = {m: imported_modules(p, package, set(paths)) for m, p in paths.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(m: str) -> None:
+        index[m] = low[m] = len(index)
+        stack.append(m)
+        for n in graph[m]:
+            if n not in index:
+                visit(n)
+                low[m] = min(low[m], low[n])
+            elif n in stack:
+                low[m] = min(low[m], index[n])
+        if low[m] == index[m]:
+            group = stack[stack.index(m) :]
+            del stack[stack.index(m) :]
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+    return cycles
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """No import cycle, not even one hidden under ``if TYPE_CHECKING:``."""
+    assert import_cycles(PACKAGE) == []
+
+
+def test_the_cycle_check_sees_a_cycle_under_type_checking(tmp_path: Path) -> None:
+    package = tmp_path / "ipytwist"
+    (package / "kernel").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "kernel" / "__init__.py").write_text("from .core import Kernel\n")
+    (package / "kernel" / "core.py").write_text("from .stdin import InputRouter\n")
+    (package / "kernel" / "stdin.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .core import Kernel\n"
+    )
+    assert import_cycles(package) == [["ipytwist.kernel.core", "ipytwist.kernel.stdin"]]
+
+
+#: The request scheduler stays small: comms, the debugger and durable workers each
+#: get a room of their own beside it, not a share of it.
+SCHEDULER_MAX_LINES = 300
+
+
+def test_the_scheduler_leaves_room_to_grow() -> None:
+    lines = (PACKAGE / "kernel" / "core.py").read_text().count("\n")
+    assert lines <= SCHEDULER_MAX_LINES, f"kernel/core.py: {lines} lines"
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -6,99 +6,21 @@ import signal
 from typing import Any
 
 import pytest
-from twisted.internet.defer import succeed
+from support.fakes import FakeProvisioner, Iopub
+from support.fakes import Requester as Client
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from ipytwist.kernel.core import INTERRUPT_NUDGES, MAX_EARLY_DEATHS, Kernel
-from ipytwist.kernel.stream import Envelope
+from ipytwist.kernel import Kernel, Request
+from ipytwist.kernel.supervisor import INTERRUPT_NUDGES, MAX_EARLY_DEATHS
 from ipytwist.wire import new_message
 from ipytwist.worker import NUDGE_SIGNAL
-
-
-class FakeWorker:
-    def __init__(self, listener: Any, pid: int) -> None:
-        self.listener = listener
-        self.pid = pid
-        self.sent: list[dict] = []
-        self.signals: list[int] = []
-        self.stopped = False
-        self.output_paused = False
-
-    def pause_output(self) -> None:
-        self.output_paused = True
-
-    def resume_output(self) -> None:
-        self.output_paused = False
-
-    def send(self, record: dict) -> None:
-        self.sent.append(record)
-
-    def signal(self, signum: int) -> None:
-        self.signals.append(signum)
-
-    def stop(self, reactor: Any, grace: float = 2.0) -> Any:
-        self.stopped = True
-        return succeed("stopped")
-
-    # what the real worker would report
-    def ready(self) -> None:
-        self.listener.worker_event({"ev": "ready", "pid": self.pid})
-
-    def reply(self, content: dict) -> None:
-        self.listener.worker_event({"ev": "reply", "content": content})
-
-    def die(self, description: str = "was killed by signal 9 (SIGKILL)") -> None:
-        self.listener.worker_exited(self, description)
-
-
-class FakeProvisioner:
-    def __init__(self) -> None:
-        self.workers: list[FakeWorker] = []
-
-    def start(self, listener: Any) -> FakeWorker:
-        w = FakeWorker(listener, 1000 + len(self.workers))
-        self.workers.append(w)
-        return w
-
-
-class Client:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict]] = []
-
-    def send(self, channel: str, msg: dict) -> None:
-        self.sent.append((channel, msg))
-
-    def replies(self) -> list[dict]:
-        return [m for ch, m in self.sent if ch in ("shell", "control")]
-
-    def reply_to(self, req: dict) -> dict:
-        (m,) = [m for m in self.replies() if m["parent_header"]["msg_id"] == req["msg_id"]]
-        return m
-
-
-class Iopub:
-    def __init__(self) -> None:
-        self.msgs: list[dict] = []
-
-    def deliver(self, env: Envelope) -> None:
-        self.msgs.append(env.msg)
-
-    def of(self, req: dict) -> list[tuple[str, Any]]:
-        out = []
-        for m in self.msgs:
-            if m["parent_header"].get("msg_id") == req["msg_id"]:
-                c = m["content"]
-                out.append((m["msg_type"], c.get("execution_state", c.get("text"))))
-        return out
-
-    def states(self) -> list[str]:
-        return [m["content"]["execution_state"] for m in self.msgs if m["msg_type"] == "status"]
 
 
 @pytest.fixture
 def env() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
     clock = Clock()
-    prov = FakeProvisioner()
+    prov = FakeProvisioner(first_pid=1000)
     kernel = Kernel(clock, prov)
     iopub = Iopub()
     kernel.stream.subscribe(iopub)
@@ -203,17 +125,44 @@ def test_error_aborts_queued_executes_but_not_other_requests(env: Any) -> None:
     assert [x["req"] for x in w.sent] == ["execute", "complete"]
 
 
-def test_error_aborts_requests_still_waiting_in_a_transport(env: Any) -> None:
-    """Before aborting, the kernel drains its transports: an execute that was sent before
-    the error reply but not yet read is aborted too, and nothing starts mid-drain."""
-    kernel, prov, _, _ = env
-    w, client = prov.workers[0], Client()
-    first, late = execute("1/0"), execute("2")
-    kernel.drain_requests = lambda: kernel.handle("shell", late, client)
+def test_error_aborts_requests_still_in_flight_in_a_transport() -> None:
+    """Before the error reply goes out, the kernel asks its transports for the requests
+    they have read but not handed over: executes among them are aborted, others run;
+    the transports hand them back, they never call the kernel meanwhile."""
+    clock, prov, client = Clock(), FakeProvisioner(), Client()
+    first, late, late_complete = execute("1/0"), execute("2"), request("complete_request")
+    asked: list[Deferred[list[Request]]] = []
+
+    def in_flight() -> list[Deferred[list[Request]]]:
+        asked.append(Deferred())
+        assert client.sent == []  # asked before the client can see the error
+        return asked
+
+    kernel = Kernel(clock, prov, requests_in_flight=in_flight)
+    kernel.start()
+    w = prov.workers[0]
+    w.ready()
     kernel.handle("shell", first, client)
     w.reply({"status": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []})
+    assert len(asked) == 1 and client.reply_to(first)["content"]["status"] == "error"
+    asked[0].callback([Request("shell", late, client), Request("shell", late_complete, client)])
     assert client.reply_to(late)["content"]["status"] == "aborted"
-    assert [x["content"]["code"] for x in w.sent] == ["1/0"]
+    assert [x["req"] for x in w.sent] == ["execute", "complete"]
+
+
+def test_a_request_in_flight_after_shutdown_is_aborted() -> None:
+    """Requests a transport hands back once the kernel is dead are answered 'aborted'."""
+    prov, client = FakeProvisioner(), Client()
+    pending: Deferred[list[Request]] = Deferred()
+    kernel = Kernel(Clock(), prov, requests_in_flight=lambda: [pending])
+    kernel.start()
+    prov.workers[0].ready()
+    first, complete = execute("1/0"), request("complete_request")
+    kernel.handle("shell", first, client)
+    prov.workers[0].reply({"status": "error", "ename": "E", "evalue": "", "traceback": []})
+    kernel.shutdown()
+    pending.callback([Request("shell", complete, client)])
+    assert client.reply_to(complete)["content"]["status"] == "aborted"
 
 
 def test_without_stop_on_error_queued_executes_run(env: Any) -> None:

@@ -1,7 +1,18 @@
 """The kernel room: one interpreter, its request queue and its output stream."""
 
-from .core import Kernel, Requester
+from .aborts import InFlight
+from .core import Kernel
 from .process import LocalProvisioner, WorkerProcess
+from .requests import Request, Requester
 from .stream import Envelope, OutputStream
 
-__all__ = ["Envelope", "Kernel", "LocalProvisioner", "OutputStream", "Requester", "WorkerProcess"]
+__all__ = [
+    "Envelope",
+    "InFlight",
+    "Kernel",
+    "LocalProvisioner",
+    "OutputStream",
+    "Request",
+    "Requester",
+    "WorkerProcess",
+]

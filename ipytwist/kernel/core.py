@@ -1,17 +1,18 @@
 """The kernel: one interpreter (a worker process) shared by any number of clients.
 
 Transports hand requests to :meth:`Kernel.handle` together with a
-:class:`Requester` to answer; output goes to :attr:`Kernel.stream`, which
-every transport subscribes to.  The kernel never sees a socket and never
-imports IPython.
+:class:`~ipytwist.kernel.requests.Requester` to answer; output goes to
+:attr:`Kernel.stream`, which every transport subscribes to.  The kernel is the
+request scheduler: it runs the worker's requests one at a time, answers the
+rest itself, and turns what the worker reports into iopub messages.  It never
+sees a socket and never imports IPython.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -19,42 +20,21 @@ from twisted.logger import Logger
 
 from ..errors import error_content
 from ..loglimit import LimitedLog
-from ..wire import Message, new_message, utcnow_iso
+from ..wire import Message
+from .aborts import InFlight, StopOnError, no_requests_in_flight
 from .events import iopub_content
 from .flow import OutputGate
-from .output import OutputCoalescer
-from .replies import aborted_content, reply_message, static_reply
+from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
+from .publish import Publisher
+from .queue import RequestQueue
+from .replies import aborted_content, static_reply
+from .requests import WORKER_REQUESTS, Request, Requester, is_execute
+from .state import ExecutionState, State
 from .stdin import InputRouter
 from .stream import OutputStream
-from .supervisor import INTERRUPT_NUDGES, MAX_EARLY_DEATHS, Provisioner, Worker, WorkerSupervisor
+from .supervisor import Provisioner, Worker, WorkerSupervisor
 
-#: Shell requests the worker answers, and the worker request kind for each.
-WORKER_REQUESTS = {
-    "execute_request": "execute",
-    "complete_request": "complete",
-    "inspect_request": "inspect",
-    "is_complete_request": "is_complete",
-    "history_request": "history",
-}
-#: The kernel's execution states, and the changes each may make (see Kernel._set_state).
-TRANSITIONS = {
-    "starting": {"idle", "restarting", "dead"},
-    "idle": {"busy", "restarting", "dead"},
-    "busy": {"idle", "restarting", "dead"},
-    "restarting": {"idle", "restarting", "dead"},
-    "dead": set(),
-}
-__all__ = ["INTERRUPT_NUDGES", "MAX_EARLY_DEATHS", "TRANSITIONS", "Kernel", "Requester"]
-
-
-class Requester(Protocol):
-    """The client connection a request came from; replies go back through it.
-    ``origin`` names its transport ("zmq", "websocket") for the transcript."""
-
-    origin: str
-
-    def send(self, channel: str, msg: Message) -> None:
-        """A reply or input request for this client, on ``channel``."""
+__all__ = ["Kernel"]
 
 
 class Kernel:
@@ -70,70 +50,54 @@ class Kernel:
         kernel_id: str | None = None,
         name: str = "ipytwist",
         stream: OutputStream | None = None,
-        flush_interval: float | None = None,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        requests_in_flight: InFlight = no_requests_in_flight,
+        on_request: Callable[[Message, str], None] | None = None,
+        on_shutdown_request: Callable[[], object] | None = None,
     ) -> None:
         self.reactor = reactor
-        self.provisioner = provisioner
         self.id = kernel_id or str(uuid.uuid4())
         self.name = name
         self.session = uuid.uuid4().hex
         #: Requests ignored for what they are: a few lines at a time, then a summary.
         self.rejects = LimitedLog(self.log, reactor)
         self.stream = stream or OutputStream()
-        self.execution_state = "starting"  # changed by _set_state only
+        self.state = ExecutionState(self.id)
         self.execution_count = 0
         self.last_activity = self.reactor.seconds()
-        #: Called on a ``shutdown_request`` without restart (the host decides what ends).
-        self.on_shutdown_request: Callable[[], Any] = self.shutdown
-        kw = {} if flush_interval is None else {"interval": flush_interval}
-        self._output = OutputCoalescer(reactor, self._publish_stream, **kw)
-        self._queue: deque[tuple[Message, Requester]] = deque()
-        self._current: tuple[Message, Requester] | None = None
-        self._current_started = ""
-        self._last_parent: Message | None = None
-        self._announce_idle_when_ready = False
-        #: Reads the requests already waiting in the transports (see stop_on_error);
-        #: the host sets it to drain every transport the kernel is attached to.
-        self.drain_requests: Callable[[], None] = lambda: None
-        self._draining = False
-        #: Called with (request, origin) for each request queued for the worker (the
-        #: transcript records execute requests from every client).
-        self.request_listeners: list[Callable[[Message, str], None]] = []
+        #: Told of each request queued for the worker, with its client's origin.
+        self._on_request = on_request
+        #: A ``shutdown_request`` without restart (the host decides what ends).
+        self._on_shutdown_request = on_shutdown_request or self.shutdown
+        self._out = Publisher(self.session, self.stream)
+        self._output = OutputCoalescer(reactor, self._publish_stream, flush_interval)
+        self._queue = RequestQueue()
+        self._stop = StopOnError(
+            self._queue, requests_in_flight, self._abort, lambda r: self.handle(*r), self._record
+        )
         #: Closed by the stream while its readers lag: the worker's output waits.
         self.output_gate = OutputGate()
         self.stream.registerProducer(self.output_gate)
         #: The interpreter: started, replaced when it dies, restarted, stopped.
         self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
         #: input() in user code: asked of, and answered by, the running request's client.
-        self._input = InputRouter(self.session, self.supervisor.send)
+        self._input = InputRouter(self.session, self.supervisor.send, self.rejects)
 
     # -- lifecycle ----------------------------------------------------------
+
+    @property
+    def execution_state(self) -> State:
+        """``starting``, ``idle``, ``busy``, ``restarting`` or ``dead``."""
+        return self.state.value
 
     @property
     def worker(self) -> Worker | None:
         """The current worker, or None while none runs."""
         return self.supervisor.worker
 
-    @property
-    def worker_pid(self) -> int | None:
-        """The current worker's process id, if it has one."""
-        return self.supervisor.pid
-
-    def _set_state(self, state: str) -> None:
-        """The one place the execution state changes (see TRANSITIONS)."""
-        old = self.execution_state
-        if state != old and state not in TRANSITIONS[old]:
-            self.log.error(
-                "kernel {id}: execution state {old} -> {new} is not expected",
-                id=self.id,
-                old=old,
-                new=state,
-            )
-        self.execution_state = state
-
     def start(self) -> Deferred[None]:
         """Start the worker; the Deferred fires once it can run code."""
-        self._publish("status", {"execution_state": "starting"}, None)
+        self._out.status("starting", None)
         self._output.reset()
         self.supervisor.spawn()
         return self.when_ready()
@@ -144,29 +108,27 @@ class Kernel:
 
     def interrupt(self) -> None:
         """SIGINT to the worker: stops running user code or a pending ``input()``."""
-        request = self._current
+        request = self._queue.current
         if request is not None:
             # The interrupted code must get to run its except/finally and print its
             # traceback, however far behind the readers are.
             self.output_gate.interrupt()
-            self.supervisor.interrupt(lambda: self._current is request)
+            self.supervisor.interrupt(lambda: self._queue.current is request)
 
     def restart(self) -> Deferred[None]:
         """Replace the interpreter with a fresh one; clients see ``restarting``."""
-        self._publish("status", {"execution_state": "restarting"}, None)
-        self._set_state("restarting")
+        self._out.status("restarting", None)
+        self.state.replaced()
         self._fail_current("KernelRestarted", "the kernel was restarted")
-        self._announce_idle_when_ready = True
         self._output.reset()
         return self.supervisor.restart()
 
     def shutdown(self) -> Deferred[Any]:
         """Stop the worker for good."""
-        self._set_state("dead")
+        self.state.change("dead")
         self._fail_current("KernelShutdown", "the kernel is shutting down")
-        for msg, req in list(self._queue):
-            self._send_reply(msg, req, aborted_content(msg, self.execution_count))
-        self._queue.clear()
+        for request in self._queue.take_all():
+            self._out.reply(request, aborted_content(request.msg, self.execution_count))
         return self.supervisor.shutdown()
 
     # -- requests from clients ----------------------------------------------
@@ -175,145 +137,105 @@ class Kernel:
         """Accept one request (already parsed and authenticated) from a client."""
         self.last_activity = self.reactor.seconds()
         msg["channel"] = channel
-        msg_type = msg["header"]["msg_type"]
+        request = Request(channel, msg, requester)
+        msg_type = request.msg_type
         if channel == "stdin":
-            self._handle_stdin(msg, requester)
+            self._input.answer(msg, requester)
         elif channel == "control":
-            self._handle_control(msg_type, msg, requester)
+            self._handle_control(request)
         elif msg_type in WORKER_REQUESTS:
-            self._queue.append((msg, requester))
-            for listener in self.request_listeners:
-                listener(msg, getattr(requester, "origin", ""))
+            self._record(request)
+            self._queue.add(request)
             self._advance()
         elif msg_type in ("kernel_info_request", "comm_info_request"):
-            self._answer_now(msg, requester, static_reply(msg_type))
+            self._answer_now(request, static_reply(msg_type))
         elif msg_type == "comm_open":
             # No comm targets are registered: tell the frontend the comm is closed.
             comm_id = msg["content"].get("comm_id", "")
-            self._publish("comm_close", {"comm_id": comm_id, "data": {}}, msg)
-        elif msg_type in ("comm_msg", "comm_close"):
-            pass
-        else:
-            self._unknown(msg_type, msg, requester)
+            self._out.publish("comm_close", {"comm_id": comm_id, "data": {}}, msg)
+        elif msg_type not in ("comm_msg", "comm_close"):
+            self._unknown(request)
 
-    def _handle_control(self, msg_type: str, msg: Message, requester: Requester) -> None:
+    def _handle_control(self, request: Request) -> None:
+        msg_type, content = request.msg_type, request.msg["content"]
         if msg_type == "interrupt_request":
             self.interrupt()
-            self._answer_now(msg, requester, {"status": "ok"})
+            self._answer_now(request, {"status": "ok"})
         elif msg_type == "shutdown_request":
-            restart = bool(msg["content"].get("restart", False))
-            self._answer_now(msg, requester, {"status": "ok", "restart": restart})
+            restart = bool(content.get("restart", False))
+            self._answer_now(request, {"status": "ok", "restart": restart})
             if restart:
                 self.restart()
             else:
-                self.on_shutdown_request()
+                self._on_shutdown_request()
         elif msg_type in ("kernel_info_request", "comm_info_request"):
-            self._answer_now(msg, requester, static_reply(msg_type))
+            self._answer_now(request, static_reply(msg_type))
         else:
-            self._unknown(msg_type, msg, requester)
+            self._unknown(request)
 
-    def _handle_stdin(self, msg: Message, requester: Requester) -> None:
-        refused = self._input.answer(msg, requester) if self.worker else "unexpected"
-        if refused == "not asked":
-            self.rejects.warn(
-                "stdin: ignored an input_reply from a client that was not asked", "stdin-other"
-            )
-        elif refused:
-            self.rejects.warn(
-                "stdin: ignored unexpected {t}", "stdin", t=msg["header"]["msg_type"][:64]
-            )
-
-    def _unknown(self, msg_type: str, msg: Message, requester: Requester) -> None:
-        self.rejects.warn("ignored unknown message type {t}", "unknown", t=msg_type[:64])
+    def _unknown(self, request: Request) -> None:
+        msg_type = request.msg_type[:64]
+        self.rejects.warn("ignored unknown message type {t}", "unknown", t=msg_type)
         if msg_type.endswith("_request"):
-            why = f"ipytwist does not handle {msg_type[:64]}"
-            self._answer_now(msg, requester, error_content("UnknownMessageType", why))
+            why = f"ipytwist does not handle {msg_type}"
+            self._answer_now(request, error_content("UnknownMessageType", why))
 
-    def _answer_now(self, msg: Message, requester: Requester, content: dict[str, Any]) -> None:
+    def _answer_now(self, request: Request, content: dict[str, Any]) -> None:
         """Reply without queueing.  busy/idle surround it only while nothing else runs,
         so a frontend's status indicator never shows idle during a running cell."""
-        quiet = self._current is None and self.execution_state != "busy"
-        if quiet:
-            self._publish("status", {"execution_state": "busy"}, msg)
-        self._send_reply(msg, requester, content)
-        if quiet:
-            self._publish("status", {"execution_state": "idle"}, msg)
+        if self._queue.current is None and self.state.value != "busy":
+            self._out.around(request, content)
+        else:
+            self._out.reply(request, content)
 
     # -- the queue ------------------------------------------------------------
 
     def _advance(self) -> None:
         while (
-            not self._draining
-            and self._current is None
-            and self._queue
-            and self.execution_state == "idle"
+            self._queue
+            and self._queue.current is None
+            and self.state.accepting
             and self.supervisor.ready
         ):
-            msg, requester = self._queue.popleft()
-            self._current = (msg, requester)
-            self._last_parent = msg
-            self._current_started = utcnow_iso()
-            self._set_state("busy")
+            request = self._queue.start_next()
+            self._out.parent = request.msg
+            self.state.change("busy")
             # The worker starts first, and works while busy is being published:
             # its events can only be read after this reactor turn, so order holds.
-            kind = WORKER_REQUESTS[msg["header"]["msg_type"]]
-            self.supervisor.send({"req": kind, "content": msg["content"]})
-            self._publish("status", {"execution_state": "busy"}, msg)
+            kind = WORKER_REQUESTS[request.msg_type]
+            self.supervisor.send({"req": kind, "content": request.msg["content"]})
+            self._out.status("busy", request.msg)
 
     def _finish_current(self, content: dict[str, Any]) -> None:
-        assert self._current is not None
-        msg, requester = self._current
-        self._current = None
+        started = self._queue.started
+        request = self._queue.finish()
+        assert request is not None
         self._input.done()
         self.output_gate.request_done()
-        is_execute = msg["header"]["msg_type"] == "execute_request"
-        if is_execute:
+        if is_execute(request.msg):
             content.setdefault("execution_count", self.execution_count)
-        abort = (
-            is_execute
-            and content.get("status") == "error"
-            and msg["content"].get("stop_on_error", True)
-        )
-        if abort:
-            # Before the client can see this reply: whatever it sent until now is aborted.
-            self._drain_transports()
-        self._send_reply(msg, requester, content, started=self._current_started)
-        self._publish("status", {"execution_state": "idle"}, msg)
-        if self.execution_state == "busy":  # (restarting or dead: it stays so)
-            self._set_state("idle")
-        if abort:
-            self._abort_queued_executes()
+        stop = StopOnError.applies(request, content)
+        in_flight = self._stop.collect() if stop else None
+        self._out.reply(request, content, started)
+        self._out.status("idle", request.msg)
+        self.state.finished()
+        if in_flight is not None:
+            self._stop.stop(in_flight, dead=lambda: self.state.value == "dead")
         self._advance()
 
-    def _drain_transports(self) -> None:
-        """Take in requests already waiting in the transports, so that requests sent
-        before the error reply are aborted too, however the reads were scheduled."""
-        self._draining = True
-        try:
-            self.drain_requests()
-        except Exception as e:
-            self.log.warn("could not drain the transports: {e}", e=type(e).__name__)
-        finally:
-            self._draining = False
+    def _record(self, request: Request) -> None:
+        if self._on_request is not None:
+            self._on_request(request.msg, getattr(request.requester, "origin", ""))
+
+    def _abort(self, request: Request) -> None:
+        self._out.around(request, aborted_content(request.msg, self.execution_count))
 
     def _fail_current(self, ename: str, evalue: str) -> None:
         self._output.flush()
-        if self._current is None:
-            return
-        self._finish_current(error_content(ename, evalue, [f"{ename}: {evalue}"]))
+        if self._queue.current is not None:
+            self._finish_current(error_content(ename, evalue, [f"{ename}: {evalue}"]))
 
-    def _abort_queued_executes(self) -> None:
-        keep: deque[tuple[Message, Requester]] = deque()
-        for msg, requester in self._queue:
-            if msg["header"]["msg_type"] == "execute_request":
-                self._publish("status", {"execution_state": "busy"}, msg)
-                self._send_reply(msg, requester, aborted_content(msg, self.execution_count))
-                self._publish("status", {"execution_state": "idle"}, msg)
-            else:
-                keep.append((msg, requester))
-        self._queue = keep
-
-    # -- events from the worker ---------------------------------------------
+    # -- what the worker reports (the supervisor's listener) ------------------
 
     def worker_output(self, name: str, data: bytes) -> None:
         """Bytes the worker wrote to stream ``name``, for the output coalescer."""
@@ -329,22 +251,18 @@ class Kernel:
             msg_type, content = output
             if msg_type == "execute_input":
                 self.execution_count = content["execution_count"]
-            parent = self._current[0] if self._current else self._last_parent
-            self._publish(msg_type, content, parent)
+            self._out.output(msg_type, content)
         elif kind == "input_request":
-            self._input.ask(self._current, event)
-        elif kind == "reply" and self._current is not None:
+            self._input.ask(self._queue.current, event)
+        elif kind == "reply" and self._queue.current is not None:
             self._finish_current(dict(event.get("content") or {}))
         else:
             self.log.warn("worker sent an unexpected event {k}", k=str(kind)[:64])
 
     def worker_ready(self) -> None:
         """The (new) worker can run code: the kernel is idle."""
-        if self._current is None and self.execution_state in ("starting", "restarting"):
-            self._set_state("idle")
-        if self._announce_idle_when_ready:
-            self._announce_idle_when_ready = False
-            self._publish("status", {"execution_state": "idle"}, None)
+        if self.state.ready(running=self._queue.current is not None):
+            self._out.status("idle", None)
 
     def run_queued(self) -> None:
         """Queued requests start (once those waiting for the worker were told)."""
@@ -355,45 +273,24 @@ class Kernel:
         worker starts (unless it keeps dying before it is ever ready)."""
         self._output.flush()
         self.log.warn("kernel {id}: {text} Starting a new one.", id=self.id, text=text)
-        parent = self._current[0] if self._current else None
-        self._publish("status", {"execution_state": "restarting"}, parent)
-        self._set_state("restarting")
-        if self._current is not None:
-            self._publish(
-                "error",
-                {
-                    "ename": "WorkerDied",
-                    "evalue": text,
-                    "traceback": [f"WorkerDied: {text} A new interpreter has been started."],
-                },
-                parent,
-            )
+        current = self._queue.current
+        self._out.status("restarting", current.msg if current else None)
+        self.state.replaced()
+        if current is not None:
+            why = f"WorkerDied: {text} A new interpreter has been started."
+            self._out.output("error", {"ename": "WorkerDied", "evalue": text, "traceback": [why]})
             self._fail_current("WorkerDied", text)
-        self._abort_queued_executes()
+        for queued in self._queue.take_executes():
+            self._abort(queued)
         if giving_up:
             self.log.error("kernel {id}: interpreter fails to start; giving up", id=self.id)
-            self._set_state("dead")
-            self._publish("status", {"execution_state": "dead"}, None)
+            self.state.change("dead")
+            self._out.status("dead", None)
             self.shutdown()
             return
-        self._announce_idle_when_ready = True
         self._output.reset()
 
     # -- publishing -----------------------------------------------------------
 
-    def _publish(self, msg_type: str, content: dict[str, Any], parent: Message | None) -> None:
-        self.stream.publish(new_message(msg_type, content, self.session, parent))
-
     def _publish_stream(self, name: str, text: str) -> None:
-        parent = self._current[0] if self._current else self._last_parent
-        self._publish("stream", {"name": name, "text": text}, parent)
-
-    def _send_reply(
-        self, msg: Message, requester: Requester, content: dict[str, Any], started: str = ""
-    ) -> None:
-        reply = reply_message(msg, content, self.session, started)
-        channel = "control" if msg.get("channel") == "control" else "shell"
-        try:
-            requester.send(channel, reply)
-        except Exception as e:  # a vanished client must not stop the kernel
-            self.log.warn("could not deliver {t}: {e}", t=reply["msg_type"], e=type(e).__name__)
+        self._out.output("stream", {"name": name, "text": text})

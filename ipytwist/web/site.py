@@ -18,7 +18,6 @@ from .guard import GuardedSite
 from .pages import Pages
 from .rest import ApiError, KernelsApi, error_body, write_json
 from .transport import WebSocketTransport
-from .websocket import KernelSockets
 
 
 class ServiceRoot(Resource):
@@ -27,10 +26,11 @@ class ServiceRoot(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, host: KernelHost, auth: Authenticator) -> None:
+    def __init__(self, host: KernelHost, auth: Authenticator, sockets: WebSocketTransport) -> None:
         super().__init__()
         self.host = host
         self.auth = auth
+        self.sockets = sockets
         self.api = KernelsApi(host)
         self.static = StaticFiles()
         self.pages = Pages(host, self.static)
@@ -82,9 +82,8 @@ class ServiceRoot(Resource):
         if not self.auth.origin_allowed(request):
             self.log.warn("refused WebSocket from a foreign origin")
             return error_body(request, ApiError(403, "Forbidden", "origin not allowed"))
-        hk = self.host.get(kernel_id)
-        hub = hk.attachments.get(WebSocketTransport.name) if hk is not None else None
-        if not isinstance(hub, KernelSockets):
+        hub = self.sockets.hub(kernel_id)
+        if hub is None:
             return error_body(request, ApiError(404, "Not Found", "no such kernel"))
         return WebSocketResource(hub.factory).render(request)
 
@@ -135,11 +134,13 @@ def credentials_in_headers(auth: Authenticator) -> Any:
     return check
 
 
-def make_site(host: KernelHost, auth: Authenticator, reactor: IReactorTime) -> Site:
-    """The site serving ``host``'s kernels (WebSockets need the host to have a
-    :class:`~ipytwist.web.transport.WebSocketTransport`)."""
+def make_site(
+    host: KernelHost, auth: Authenticator, reactor: IReactorTime, sockets: WebSocketTransport
+) -> Site:
+    """The site serving ``host``'s kernels, their WebSockets through ``sockets`` (one
+    of the host's transports)."""
     site = GuardedSite(
-        ServiceRoot(host, auth),
+        ServiceRoot(host, auth, sockets),
         credentials_in_headers(auth),
         reactor,
         header_timeout=host.config.header_timeout,

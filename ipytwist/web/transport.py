@@ -4,11 +4,10 @@ route upgrades requests into."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet.interfaces import IReactorTime
 
 from ..config import Config
+from ..kernel import Kernel
 from .websocket import KernelSockets
 
 __all__ = ["WebSocketTransport"]
@@ -22,13 +21,25 @@ class WebSocketTransport:
     def __init__(self, reactor: IReactorTime, config: Config) -> None:
         self.reactor = reactor
         self.config = config
+        self._hubs: dict[str, KernelSockets] = {}
 
     def start(self) -> None:
         """Nothing to set up: hubs are per kernel."""
 
-    def attach(self, hosted: Any) -> KernelSockets:
-        """A WebSocket hub for one hosted kernel."""
-        return KernelSockets(hosted.kernel, self.reactor, self.config.max_message_bytes)
+    def attach(self, kernel: Kernel) -> KernelSockets:
+        """A WebSocket hub for one kernel, found by :meth:`hub` until it closes."""
+        hub = KernelSockets(
+            kernel,
+            self.reactor,
+            self.config.max_message_bytes,
+            on_close=lambda: self._hubs.pop(kernel.id, None),
+        )
+        self._hubs[kernel.id] = hub
+        return hub
+
+    def hub(self, kernel_id: str) -> KernelSockets | None:
+        """The hub of the kernel ``kernel_id``, while it is served."""
+        return self._hubs.get(kernel_id)
 
     def stop(self) -> None:
         """Nothing to tear down: each hub closed with its kernel."""

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..kernel import Kernel
+from ..kernel import Kernel, Request
 from ..kernel.stream import Cursor, Envelope, Gap, Position
 from ..loglimit import LimitedLog
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
@@ -90,11 +92,16 @@ class KernelSockets:
         kernel: Kernel,
         reactor: IReactorTime,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        on_close: Callable[[], object] = lambda: None,
     ) -> None:
         self.kernel = kernel
         self.reactor = reactor
+        self._on_close = on_close
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
+        #: Shell requests held from the kernel until its stop_on_error takes them.
+        self._held: list[Request] | None = None
+        self._held_for: list[Deferred[list[Request]]] = []
         #: Malformed frames are logged a few lines at a time, then summarised.
         self.rejects = LimitedLog(_log, reactor)
         self.factory = WebSocketServerFactory()
@@ -115,8 +122,38 @@ class KernelSockets:
         """Open WebSocket connections to this kernel."""
         return len(self.connections)
 
-    def drain_requests(self) -> None:
-        """Frames are handed to the kernel as they are read: none wait here."""
+    def request(self, request: Request) -> None:
+        """A request read from a connection: to the kernel, unless shell requests are
+        held back for the kernel's ``stop_on_error`` (see :meth:`requests_in_flight`)."""
+        if self._held is not None and request.channel == "shell":
+            self._held.append(request)
+            return
+        try:
+            self.kernel.handle(*request)
+        except Exception as e:
+            _log.failure(
+                "WebSocket: error handling {t}: {e}", t=request.msg_type[:64], e=type(e).__name__
+            )
+
+    def requests_in_flight(self) -> Deferred[list[Request]]:
+        """The shell requests that reached this kernel's connections before the
+        kernel's error reply can have reached their clients.  A WebSocket reads its
+        frames as they come, so none wait here now; but a reply written now leaves
+        the transport no sooner than the reactor's next pass over its sockets, so
+        the frames read until that pass is done were sent before it.  They are held
+        from the kernel and handed over here once the pass is done."""
+        d: Deferred[list[Request]] = Deferred()
+        if self._held is None:
+            self._held = []
+            self.reactor.callLater(0, self.reactor.callLater, 0, self._release_held)
+        self._held_for.append(d)
+        return d
+
+    def _release_held(self) -> None:
+        held, self._held = self._held or [], None
+        waiting, self._held_for = self._held_for, []
+        for i, d in enumerate(waiting):
+            d.callback(held if i == 0 else [])
 
     def session(self, session_id: str) -> ClientSession:
         """The session ``session_id``, made if new (idle ones past MAX_SESSIONS go)."""
@@ -180,6 +217,9 @@ class KernelSockets:
 
     def close(self) -> None:
         """The kernel shut down: close every connection to it."""
+        self._on_close()
+        if self._held is not None:
+            self._release_held()
         for conn in list(self.connections):
             conn.sendClose(1000, "kernel shut down")  # autobahn refuses 1001 from apps
             conn.detach()
@@ -320,12 +360,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             return
         replies = self.session.replies
         replies.request_sent(msg)
-        try:
-            self.hub.kernel.handle(msg["channel"], msg, self.session)
-        except Exception as e:
-            _log.failure(
-                "WebSocket: error handling {t}: {e}", t=msg["msg_type"][:64], e=type(e).__name__
-            )
+        self.hub.request(Request(msg["channel"], msg, self.session))
         if replies.over_bound() and not self._reading_paused:
             # Requests wait in the client's socket until it reads what it is owed.
             self._reading_paused = True

@@ -1,6 +1,6 @@
 """The ZeroMQ room: the Jupyter wire protocol's five channels for a kernel (txzmq)."""
 
-from .channels import ZmqChannels, new_connection_info, write_connection_file
+from .channels import ZmqChannels, new_connection_info
 from .transport import ZmqAttachment, ZmqTransport
 
 __all__ = [
@@ -8,5 +8,4 @@ __all__ = [
     "ZmqChannels",
     "ZmqTransport",
     "new_connection_info",
-    "write_connection_file",
 ]

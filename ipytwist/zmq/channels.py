@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from txzmq import ZmqConnection, ZmqFactory
 
-from ..kernel.core import Kernel
-from ..kernel.envelope import Envelope
+from ..kernel import Envelope, Kernel, Request
 from ..loglimit import LimitedLog
-from ..private import write_private_json
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -85,27 +85,45 @@ class _Socket(ZmqConnection):
                 big, self._oversized = self._oversized, 0
                 return Oversized(big) if big else result
 
-    def doRead(self, limit: int | None = READ_BATCH) -> None:
-        """Read up to ``limit`` messages now; the rest on the next reactor turn."""
+    def doRead(self) -> None:
+        """Read up to :data:`READ_BATCH` messages now; the rest on the next reactor turn."""
+        self._cancel_scheduled_read()
+        count = 0
+        while self._readable():
+            if count >= READ_BATCH:
+                self.read_scheduled = self.factory.reactor.callLater(0, self.doRead)
+                return
+            message = self._read_one()
+            if message is not None:
+                count += 1
+                self.messageReceived(message)
+
+    def read_waiting(self) -> list[list[bytes] | Oversized]:
+        """Every message waiting now, read and returned (not handed to the callback)."""
+        self._cancel_scheduled_read()
+        messages = []
+        while self._readable():
+            message = self._read_one()
+            if message is not None:
+                messages.append(message)
+        return messages
+
+    def _cancel_scheduled_read(self) -> None:
         if self.read_scheduled is not None:
             if not self.read_scheduled.called:
                 self.read_scheduled.cancel()
             self.read_scheduled = None
-        count = 0
-        while self.factory is not None and self.socket is not None:
-            if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
-                return
-            if limit is not None and count >= limit:
-                from twisted.internet import reactor
 
-                self.read_scheduled = reactor.callLater(0, self.doRead)
-                return
-            try:
-                message = self._readMultipart()
-            except zmq.Again:
-                continue
-            count += 1
-            self.messageReceived(message)
+    def _readable(self) -> bool:
+        if self.factory is None or self.socket is None:
+            return False
+        return bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
+
+    def _read_one(self) -> list[bytes] | Oversized | None:
+        try:
+            return self._readMultipart()
+        except zmq.Again:
+            return None
 
 
 class ZmqRequester:
@@ -147,11 +165,6 @@ def new_connection_info(ip: str = "127.0.0.1", transport: str = "tcp") -> dict[s
     return info
 
 
-def write_connection_file(path: str, info: dict[str, Any]) -> None:
-    """Write ``info`` as JSON readable by its owner only (mode 0600)."""
-    write_private_json(path, info)
-
-
 class ZmqChannels:
     """Bind the channels described by ``connection`` and wire them to ``kernel``."""
 
@@ -161,13 +174,15 @@ class ZmqChannels:
         self,
         kernel: Kernel,
         connection: dict[str, Any],
+        reactor: IReactorTime,
         factory: ZmqFactory | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.kernel = kernel
+        self.reactor = reactor
         self.connection = dict(connection)
         #: Rejected input is logged at most a few lines at a time, then summarised.
-        self.rejects = LimitedLog(self.log, kernel.reactor)
+        self.rejects = LimitedLog(self.log, reactor)
         self.codec = WireCodec(
             str(connection.get("key", "")).encode(),
             connection.get("signature_scheme", "hmac-sha256"),
@@ -175,6 +190,7 @@ class ZmqChannels:
         )
         if factory is None:
             factory = ZmqFactory()
+            factory.reactor = reactor
             factory.registerForShutdown()
         self.factory = factory
         self._topic_prefix = f"kernel.{kernel.id}.".encode()
@@ -224,44 +240,49 @@ class ZmqChannels:
 
     # -- incoming -----------------------------------------------------------
 
-    def _on_request(self, channel: str, frames: list[bytes]) -> None:
-        if isinstance(frames, Oversized):
-            why = f"message of {frames.total}+ bytes exceeds {self.codec.max_message_bytes}"
-            self.rejects.warn(
-                "{channel}: dropped message: {why}", f"{channel}:size", channel=channel, why=why
-            )
+    def _on_request(self, channel: str, frames: list[bytes] | Oversized) -> None:
+        request = self._decode(channel, frames)
+        if request is None:
             return
         try:
-            idents, msg = self.codec.deserialize(frames)
-        except WireError as e:
-            self.rejects.warn(
-                "{channel}: dropped message: {why}",
-                f"{channel}:{type(e).__name__}",
-                channel=channel,
-                why=str(e),
-            )
-            return
-        if not isinstance(msg["header"].get("msg_id", ""), str):
-            self.rejects.warn(
-                "{channel}: dropped message: {why}",
-                f"{channel}:msg_id",
-                channel=channel,
-                why="msg_id is not a string",
-            )
-            return
-        self._seen()
-        try:
-            self.kernel.handle(channel, msg, ZmqRequester(self, idents))
+            self.kernel.handle(*request)
         except Exception as e:  # a bad request must never take the kernel down
             self.log.failure(
                 "{channel}: error handling {t}: {e}",
                 channel=channel,
-                t=msg["msg_type"][:64],
+                t=request.msg_type[:64],
                 e=type(e).__name__,
             )
 
+    def _decode(self, channel: str, frames: list[bytes] | Oversized) -> Request | None:
+        """The request in ``frames``, or None (logged) if it is not one."""
+        if isinstance(frames, Oversized):
+            why = f"message of {frames.total}+ bytes exceeds {self.codec.max_message_bytes}"
+            return self._reject(channel, "size", why)
+        try:
+            idents, msg = self.codec.deserialize(frames)
+        except WireError as e:
+            return self._reject(channel, type(e).__name__, str(e))
+        if not isinstance(msg["header"].get("msg_id", ""), str):
+            return self._reject(channel, "msg_id", "msg_id is not a string")
+        self._seen()
+        return Request(channel, msg, ZmqRequester(self, idents))
+
+    def _reject(self, channel: str, kind: str, why: str) -> None:
+        self.rejects.warn(
+            "{channel}: dropped message: {why}", f"{channel}:{kind}", channel=channel, why=why
+        )
+
+    def requests_in_flight(self) -> Deferred[list[Request]]:
+        """The shell requests waiting in the socket, read now and returned rather than
+        handed to the kernel (see :mod:`ipytwist.kernel.aborts`)."""
+        sock = self.sockets["shell"]
+        waiting = sock.read_waiting() if sock.socket is not None else []
+        decoded = (self._decode("shell", frames) for frames in waiting)
+        return succeed([r for r in decoded if r is not None])
+
     def _seen(self) -> None:
-        self.last_seen = self.kernel.reactor.seconds()
+        self.last_seen = self.reactor.seconds()
 
     def connection_count(self) -> int:
         """1 while a client is there: ZeroMQ has no connections, but an iopub
@@ -271,13 +292,7 @@ class ZmqChannels:
             return 1
         if self.last_seen < 0:
             return 0
-        return int(self.kernel.reactor.seconds() - self.last_seen < CLIENT_GONE_AFTER)
-
-    def drain_requests(self) -> None:
-        """Read the shell requests already waiting (see the kernel's stop_on_error)."""
-        sock = self.sockets["shell"]
-        if sock.socket is not None:
-            sock.doRead(limit=None)
+        return int(self.reactor.seconds() - self.last_seen < CLIENT_GONE_AFTER)
 
     def _on_subscription(self, frames: list[bytes]) -> None:
         self._seen()

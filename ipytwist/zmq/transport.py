@@ -5,15 +5,17 @@ loopback, with a 0600 connection file in the state directory so that
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import zmq
-from twisted.internet.interfaces import IReactorFDSet
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from ..config import Config
-from .channels import ZmqChannels, new_connection_info, write_connection_file
+from ..kernel import Kernel, Request
+from ..private import write_private_json
+from .channels import ZmqChannels, new_connection_info
 
 __all__ = ["ZmqAttachment", "ZmqTransport"]
 
@@ -29,9 +31,9 @@ class ZmqAttachment:
         """1 while a ZeroMQ client is there, else 0."""
         return self.channels.connection_count()
 
-    def drain_requests(self) -> None:
-        """Hand the kernel the shell requests already waiting."""
-        self.channels.drain_requests()
+    def requests_in_flight(self) -> Deferred[list[Request]]:
+        """The shell requests waiting in the socket (see ZmqChannels)."""
+        return self.channels.requests_in_flight()
 
     def close(self) -> None:
         """Close the channels and remove the connection file."""
@@ -48,7 +50,7 @@ class ZmqTransport:
     name = "zmq"
     log = Logger()
 
-    def __init__(self, reactor: IReactorFDSet, config: Config) -> None:
+    def __init__(self, reactor: IReactorTime, config: Config) -> None:
         self.reactor = reactor
         self.config = config
         self._factory: ZmqFactory | None = None
@@ -60,17 +62,18 @@ class ZmqTransport:
         # Five sockets per kernel: the default limit (1023) would stop at ~200 kernels.
         self._factory.context.set(zmq.MAX_SOCKETS, 65536)
 
-    def attach(self, hosted: Any) -> ZmqAttachment:
-        """Bind one hosted kernel's channels and write its connection file."""
+    def attach(self, kernel: Kernel) -> ZmqAttachment:
+        """Bind one kernel's channels and write its connection file (0600)."""
         assert self._factory is not None, "the ZeroMQ transport is not started"
         channels = ZmqChannels(
-            hosted.kernel,
+            kernel,
             new_connection_info(),
+            self.reactor,
             factory=self._factory,
             max_message_bytes=self.config.max_message_bytes,
         )
-        path = os.path.join(self.config.state_dir, f"kernel-{hosted.id}.json")
-        write_connection_file(path, channels.connection)
+        path = os.path.join(self.config.state_dir, f"kernel-{kernel.id}.json")
+        write_private_json(path, channels.connection)
         return ZmqAttachment(channels, path)
 
     def stop(self) -> None:

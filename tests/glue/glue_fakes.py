@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from support.fakes import FakeProvisioner
+from support.fakes import Requester as Requester  # (re-exported for the glue tests)
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -24,63 +26,6 @@ from ipytwist.zmq import ZmqTransport
 TOKEN = "glue-test-token"
 
 
-class FakeWorker:
-    """A worker as the kernel sees it; the test says what the interpreter reports."""
-
-    def __init__(self, listener: Any, pid: int) -> None:
-        self.listener = listener
-        self.pid = pid
-        self.sent: list[dict[str, Any]] = []
-        self.signals: list[int] = []
-        self.stopped = False
-        #: When set, stop() answers with this Deferred (a worker slow to exit).
-        self.stop_result: Deferred[Any] | None = None
-
-    def send(self, record: dict[str, Any]) -> None:
-        self.sent.append(record)
-
-    def signal(self, signum: int) -> None:
-        self.signals.append(signum)
-
-    def stop(self, reactor: Any, grace: float = 2.0) -> Deferred[Any]:
-        self.stopped = True
-        return self.stop_result if self.stop_result is not None else succeed("stopped")
-
-    def pause_output(self) -> None:
-        pass
-
-    def resume_output(self) -> None:
-        pass
-
-    # -- what a real worker would report --------------------------------------
-
-    def ready(self) -> None:
-        self.listener.worker_event({"ev": "ready", "pid": self.pid})
-
-    def reply(self, content: dict[str, Any]) -> None:
-        self.listener.worker_event({"ev": "reply", "content": content})
-
-
-class FakeProvisioner:
-    """Starts FakeWorkers; they say they are ready when the test says so."""
-
-    def __init__(self) -> None:
-        self.workers: list[FakeWorker] = []
-        self._ready: set[int] = set()
-
-    def start(self, listener: Any) -> FakeWorker:
-        worker = FakeWorker(listener, 99_000_000 + len(self.workers))
-        self.workers.append(worker)
-        return worker
-
-    def report_ready(self) -> None:
-        """Every started worker that has not said so yet says it is ready."""
-        for i, w in enumerate(self.workers):
-            if i not in self._ready:
-                self._ready.add(i)
-                w.ready()
-
-
 class FakeChannels:
     """Stands in for a kernel's ZeroMQ channels, so no socket is bound."""
 
@@ -88,6 +33,7 @@ class FakeChannels:
         self,
         kernel: Any,
         connection: dict[str, Any],
+        reactor: Any,
         factory: Any = None,
         max_message_bytes: int = 0,
     ) -> None:
@@ -96,13 +42,14 @@ class FakeChannels:
         self.max_message_bytes = max_message_bytes
         self.closed = False
         self.clients = 0
-        self.drained = 0
+        #: What the next ask for requests in flight is answered with.
+        self.in_flight: list[Any] = []
 
     def connection_count(self) -> int:
         return self.clients
 
-    def drain_requests(self) -> None:
-        self.drained += 1
+    def requests_in_flight(self) -> Deferred[list[Any]]:
+        return succeed(self.in_flight)
 
     def close(self) -> None:
         self.closed = True
@@ -131,24 +78,13 @@ def no_zmq_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zmq_transport, "ZmqFactory", FakeZmqFactory)
 
 
-class Requester:
-    """A client connection that keeps what the kernel sends it."""
-
-    origin = "test"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def send(self, channel: str, msg: dict[str, Any]) -> None:
-        self.sent.append((channel, msg))
-
-
 @dataclass
 class HostEnv:
     host: KernelHost
     provisioner: FakeProvisioner
     clock: MemoryReactorClock
     state_dir: str
+    sockets: WebSocketTransport
 
     def start_kernel(self) -> Any:
         """A hosted kernel whose fake worker has said it is ready."""
@@ -163,10 +99,11 @@ def make_host(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Host
     provisioner = FakeProvisioner()
     state_dir = str(tmp_path / "state")
     config = Config(state_dir, **kw)
-    transports = [ZmqTransport(clock, config), WebSocketTransport(clock, config)]
+    sockets = WebSocketTransport(clock, config)
+    transports = [ZmqTransport(clock, config), sockets]
     host = KernelHost(clock, config, provisioner=provisioner, transports=transports)
     host.startService()
-    return HostEnv(host, provisioner, clock, state_dir)
+    return HostEnv(host, provisioner, clock, state_dir, sockets)
 
 
 # -- HTTP over a real channel of the site, on a StringTransport --------------------
@@ -266,5 +203,5 @@ def make_site_env(
 ) -> tuple[HostEnv, Authenticator, Any]:
     env = make_host(tmp_path, monkeypatch, **kw)
     auth = Authenticator(TOKEN, env.clock, allow_origins)
-    site = make_site(env.host, auth, env.clock)
+    site = make_site(env.host, auth, env.clock, env.sockets)
     return env, auth, site

@@ -1,0 +1,60 @@
+"""How the kernel speaks: iopub messages into its output log, replies to one client.
+
+:class:`Publisher` builds every message the kernel sends, with the kernel's
+session and the right parent: iopub output is parented to the request that
+runs (or, after it, to the last one that ran, so late output still lands in
+its cell); replies go to the client that asked, and a client that vanished
+never stops the kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger
+
+from ..wire import Message, new_message
+from .replies import reply_message
+from .requests import Request
+from .stream import OutputStream
+
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    """The kernel's iopub messages and replies."""
+
+    log = Logger()
+
+    def __init__(self, session: str, stream: OutputStream) -> None:
+        self.session = session
+        self.stream = stream
+        #: The request output is parented to: the running one, else the last that ran.
+        self.parent: Message | None = None
+
+    def publish(self, msg_type: str, content: dict[str, Any], parent: Message | None) -> None:
+        """One iopub message, parented to ``parent``."""
+        self.stream.publish(new_message(msg_type, content, self.session, parent))
+
+    def output(self, msg_type: str, content: dict[str, Any]) -> None:
+        """Output of the running request (or of the last one)."""
+        self.publish(msg_type, content, self.parent)
+
+    def status(self, state: str, parent: Message | None) -> None:
+        """``status`` with ``execution_state`` ``state``."""
+        self.publish("status", {"execution_state": state}, parent)
+
+    def reply(self, request: Request, content: dict[str, Any], started: str = "") -> None:
+        """The reply to ``request``, on its channel, to the client that sent it."""
+        reply = reply_message(request.msg, content, self.session, started)
+        channel = "control" if request.channel == "control" else "shell"
+        try:
+            request.requester.send(channel, reply)
+        except Exception as e:  # a vanished client must not stop the kernel
+            self.log.warn("could not deliver {t}: {e}", t=reply["msg_type"], e=type(e).__name__)
+
+    def around(self, request: Request, content: dict[str, Any]) -> None:
+        """busy, the reply, idle: a request answered at once."""
+        self.status("busy", request.msg)
+        self.reply(request, content)
+        self.status("idle", request.msg)

@@ -1,0 +1,46 @@
+"""What a transport hands the kernel: a request, and the client it came from (pure)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from ..wire import Message
+
+__all__ = ["WORKER_REQUESTS", "Request", "Requester", "is_execute"]
+
+#: Shell requests the worker answers, and the worker request kind for each.
+WORKER_REQUESTS = {
+    "execute_request": "execute",
+    "complete_request": "complete",
+    "inspect_request": "inspect",
+    "is_complete_request": "is_complete",
+    "history_request": "history",
+}
+
+
+class Requester(Protocol):
+    """The client a request came from; replies go back through it.  ``origin`` names
+    the kind of client ("zmq", "websocket", "page", "gateway") for the transcript."""
+
+    origin: str
+
+    def send(self, channel: str, msg: Message) -> None:
+        """A reply or input request for this client, on ``channel``."""
+
+
+class Request(NamedTuple):
+    """One request, already parsed and authenticated, on its channel."""
+
+    channel: str
+    msg: Message
+    requester: Requester
+
+    @property
+    def msg_type(self) -> str:
+        """The request's message type."""
+        return str(self.msg["header"]["msg_type"])
+
+
+def is_execute(msg: Message) -> bool:
+    """An ``execute_request``."""
+    return bool(msg["header"]["msg_type"] == "execute_request")

@@ -1,0 +1,1 @@
+"""What the tests share: fakes, clients and the service process."""
