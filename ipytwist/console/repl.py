@@ -12,7 +12,7 @@ import contextlib
 import functools
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any, TextIO
 
 from prompt_toolkit import PromptSession
@@ -89,9 +89,9 @@ class KernelCompleter(Completer):
     ) -> Iterable[Completion]:
         return []  # only the asynchronous form is used
 
-    async def get_completions_async(  # type: ignore[override]
+    async def get_completions_async(
         self, document: Document, complete_event: CompleteEvent
-    ) -> AsyncIterator[Completion]:
+    ) -> AsyncGenerator[Completion, None]:
         if not complete_event.completion_requested:
             return
         content = {"code": document.text, "cursor_pos": document.cursor_position}
