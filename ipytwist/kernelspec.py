@@ -7,12 +7,13 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 KERNEL_NAME = "ipytwist"
 DISPLAY_NAME = "Python 3 (ipytwist)"
 
 
-def kernel_json(python: str = sys.executable) -> dict:
+def kernel_json(python: str = sys.executable) -> dict[str, Any]:
     return {
         "argv": [python, "-m", "ipytwist.kernel", "-f", "{connection_file}"],
         "display_name": DISPLAY_NAME,

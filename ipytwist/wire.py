@@ -20,7 +20,7 @@ from typing import Any
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - a dependency, but the slow path works
-    _orjson = None  # type: ignore[assignment]
+    _orjson = None  # type: ignore[assignment]  # None marks the missing module; checked before use
 
 PROTOCOL_VERSION = "5.5"
 DELIMITER = b"<IDS|MSG>"

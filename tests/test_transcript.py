@@ -209,3 +209,18 @@ def test_a_long_line_streamed_in_pieces_is_cut_once_with_an_exact_count() -> Non
     assert out.text() == "abcde ... [21 characters hidden]\nNext"
     out.write("\rabcdefghij\rxy\n")
     assert out.text().endswith("\nxycde ... [5 characters hidden]\n")
+
+
+def test_the_json_carries_the_limits_the_page_applies() -> None:
+    """The page takes the transcript's limits from its JSON instead of keeping copies."""
+    t = Transcript(max_cells=7, max_lines=8, max_outputs=9, max_bytes=10_000, max_line_chars=11)
+    assert t.to_json()["limits"] == {
+        "max_cells": 7,
+        "max_outputs": 9,
+        "max_lines": 8,
+        "max_line_chars": 11,
+        "max_bytes": 10_000,
+    }
+    defaults = Transcript().to_json()["limits"]
+    assert (defaults["max_cells"], defaults["max_outputs"]) == (500, 200)
+    assert defaults["max_line_chars"] == 10_000

@@ -31,7 +31,7 @@ class FakeShell:
         self.stored: list[int] = []
         self.cut_short = False
         self.last_error: dict[str, Any] | None = None
-        self.payload_manager = self
+        self.payloads = self  # WorkerShell.payloads: IPython's payload manager
 
     def run_cell(self, code: str, store_history: bool, silent: bool) -> Any:
         if store_history:

@@ -13,6 +13,7 @@ import {
 } from "./api";
 import { type CompleteReply, InputEditor } from "./editor";
 import { InputHistory } from "./history";
+import { afterTranscript } from "./merge";
 import { Pager } from "./pager";
 import { type Message, fromCodePoints, parentId, toCodePoints } from "./protocol";
 import { type Cell, type InputOutput, Notebook, type TranscriptJson } from "./reducer";
@@ -100,12 +101,9 @@ class NotebookPage {
     const held = this.held ?? [];
     this.held = null;
     const last = transcript.last_msg_id;
-    const at = last ? held.findIndex((m) => m.channel === "iopub" && m.header.msg_id === last) : -1;
     if (!this.socket.isOpen) this.socket.restartFrom(last);
     else if (last && !held.some((m) => m.channel === "iopub")) this.socket.lastSeen = last;
-    held.forEach((msg, i) => {
-      if (i > at || msg.channel !== "iopub") this.onMessage(msg);
-    });
+    for (const msg of afterTranscript(held, last)) this.onMessage(msg);
     this.view.followOutput();
     void this.poll();
     addEventListener("online", () => this.socket.retryNow());

@@ -59,8 +59,26 @@ export interface Changes {
   notice(text: string): void;
 }
 
-export const MAX_CELLS = 500;
-export const MAX_OUTPUTS = 200;
+/** The transcript's own limits, sent with it (ipytwist/kernel/transcript.py): the page
+ * applies them to live output too. */
+export interface TranscriptLimits {
+  max_cells: number;
+  max_outputs: number;
+  max_lines: number;
+  max_line_chars: number;
+  max_bytes: number;
+}
+
+/** Before a transcript is loaded (loading clears every cell): none. */
+const NOT_LOADED: TranscriptLimits = {
+  max_cells: Infinity,
+  max_outputs: Infinity,
+  max_lines: Infinity,
+  max_line_chars: Infinity,
+  max_bytes: Infinity,
+};
+
+/** Message ids remembered so that none is applied twice (the page's own bound). */
 const SEEN_IDS = 10_000;
 
 /** Transcript JSON (GET /api/kernels/{id}/transcript). */
@@ -77,6 +95,7 @@ export interface TranscriptJson {
   }[];
   last_msg_id: string;
   dropped_cells: number;
+  limits: TranscriptLimits;
   kernel?: { execution_state?: string; connections?: number };
 }
 
@@ -87,6 +106,7 @@ export class Notebook {
   readonly cells = new Map<string, Cell>();
   private seen = new Set<string>();
   private displays = new Map<string, Set<Cell>>();
+  private limits = NOT_LOADED;
 
   constructor(private readonly changes: Changes) {}
 
@@ -94,6 +114,7 @@ export class Notebook {
 
   load(t: TranscriptJson): void {
     this.clear();
+    this.limits = t.limits;
     for (const c of t.cells) {
       const cell = this.newCell(c.id, c.code, c.origin, c.client);
       cell.state = c.state;
@@ -111,7 +132,8 @@ export class Notebook {
     switch (o.output_type) {
       case "stream": {
         const hidden = Number(o.hidden_lines) || 0;
-        const text = StreamText.fromTranscript(String(o.name), asText(o.text), hidden);
+        const chars = this.limits.max_line_chars;
+        const text = StreamText.fromTranscript(String(o.name), asText(o.text), hidden, chars);
         return { kind: "stream", text };
       }
       case "error":
@@ -165,10 +187,11 @@ export class Notebook {
       structure: 0,
     };
     this.cells.set(id, cell);
-    if (this.cells.size > MAX_CELLS) {
+    const max = this.limits.max_cells;
+    if (this.cells.size > max) {
       const old: Cell[] = [];
       for (const [key, c] of this.cells) {
-        if (this.cells.size <= MAX_CELLS) break;
+        if (this.cells.size <= max) break;
         this.cells.delete(key);
         old.push(c);
       }
@@ -305,7 +328,7 @@ export class Notebook {
       last.text.write(content.text);
       return;
     }
-    const text = new StreamText(content.name);
+    const text = new StreamText(content.name, this.limits.max_line_chars);
     text.write(content.text);
     this.addOutput(cell, { kind: "stream", text });
   }
@@ -318,7 +341,7 @@ export class Notebook {
       if (!cells) this.displays.set(output.displayId, (cells = new Set()));
       cells.add(cell);
     }
-    if (cell.outputs.length > MAX_OUTPUTS) {
+    if (cell.outputs.length > this.limits.max_outputs) {
       cell.outputs.shift();
       cell.droppedOutputs += 1;
     }

@@ -30,8 +30,14 @@ GIVE_UP = 30.0
 PING_INTERVAL = 10.0
 
 
-class _Protocol(WebSocketClientProtocol):
+class _Factory(WebSocketClientFactory):
+    """Autobahn's client factory, carrying the channel its connection reports to."""
+
     channel: KernelChannel
+
+
+class _Protocol(WebSocketClientProtocol):
+    factory: _Factory
 
     def onOpen(self) -> None:  # noqa: N802 - autobahn's name
         self.factory.channel._opened(self)
@@ -84,15 +90,15 @@ class KernelChannel:
         if self.last_seen:
             params["since_msg_id"] = self.last_seen
         url = f"{self.server.ws_url(self.kernel_id)}?{urllib.parse.urlencode(params)}"
-        factory = WebSocketClientFactory(
-            url, headers={"Authorization": f"token {self.server.token}"}
-        )
+        factory = _Factory(url, headers={"Authorization": f"token {self.server.token}"})
         factory.setProtocolOptions(
             autoPingInterval=PING_INTERVAL, autoPingTimeout=PING_INTERVAL, openHandshakeTimeout=10
         )
         factory.protocol = _Protocol
         factory.channel = self
         parts = urllib.parse.urlsplit(self.server.url)
+        if parts.hostname is None:  # (normalise_url makes sure there is one)
+            return False
         ctx = self.server.ssl_context()
         port = parts.port or (443 if ctx else 80)
         self._open = loop.create_future()
@@ -190,7 +196,7 @@ class KernelChannel:
             self.last_seen = str((msg.get("header") or {}).get("msg_id", "")) or self.last_seen
         parent = (msg.get("parent_header") or {}).get("msg_id")
         reply = msg.get("channel") in ("shell", "control")
-        fut = self._waiting.pop(parent, None) if reply else None
+        fut = self._waiting.pop(parent, None) if reply and isinstance(parent, str) else None
         if fut is not None and not fut.done():  # (done: cancelled, its waiter gave up)
             fut.set_result(msg)
         self.on_message(msg)
@@ -211,7 +217,8 @@ class KernelChannel:
             self._proto.sendMessage(frame)
         else:
             self._unsent.append(frame)
-        return msg["header"]["msg_id"]
+        msg_id: str = msg["header"]["msg_id"]  # new_message made it
+        return msg_id
 
     def request(
         self, channel: str, msg_type: str, content: dict[str, Any]

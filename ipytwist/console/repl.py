@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any, TextIO
 
 from prompt_toolkit import PromptSession
@@ -57,7 +58,7 @@ class TerminalWriter:
             while self._buf:
                 text = "".join(self._buf)
                 self._buf.clear()
-                await run_in_terminal(lambda text=text: self._put(text))
+                await run_in_terminal(functools.partial(self._put, text))
         finally:
             self._task = None
 
@@ -88,9 +89,9 @@ class KernelCompleter(Completer):
     ) -> Iterable[Completion]:
         return []  # only the asynchronous form is used
 
-    async def get_completions_async(  # type: ignore[override]
+    async def get_completions_async(
         self, document: Document, complete_event: CompleteEvent
-    ) -> AsyncIterator[Completion]:
+    ) -> AsyncGenerator[Completion, None]:
         if not complete_event.completion_requested:
             return
         content = {"code": document.text, "cursor_pos": document.cursor_position}
@@ -232,7 +233,7 @@ class Console:
             prompt = ""
             self.writer.line_open = False
         try:
-            value = await PromptSession().prompt_async(
+            value = await PromptSession[str]().prompt_async(
                 prompt, is_password=bool(content.get("password"))
             )
         except (KeyboardInterrupt, EOFError):
@@ -270,8 +271,9 @@ class Console:
 
     async def _until_reply(self, fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
         lost = asyncio.ensure_future(self.channel.lost.wait())
+        either: set[asyncio.Future[Any]] = {fut, lost}
         try:
-            await asyncio.wait({fut, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
         if not fut.done():
@@ -333,7 +335,7 @@ class Console:
         await self.channel.close()  # first: the shutdown must not look like a lost connection
         if self.owned:
             try:
-                answer = await PromptSession().prompt_async(
+                answer = await PromptSession[str]().prompt_async(
                     f"Shut down kernel {self.kernel_id[:8]}? ([y]/n) "
                 )
             except (KeyboardInterrupt, EOFError):

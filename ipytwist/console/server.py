@@ -149,7 +149,16 @@ class Server:
         try:
             return json.loads(raw)
         except ValueError:
-            raise ConsoleError(f"{self.url} did not answer like an ipytwist service") from None
+            raise self._not_ipytwist() from None
+
+    def _not_ipytwist(self) -> ConsoleError:
+        return ConsoleError(f"{self.url} did not answer like an ipytwist service")
+
+    def _object(self, answer: object) -> dict[str, Any]:
+        """A JSON object answer (a kernel's model); anything else is not our service's."""
+        if not isinstance(answer, dict):
+            raise self._not_ipytwist()
+        return answer
 
     def _unreachable(self, reason: Any) -> str:
         if isinstance(reason, ssl.SSLCertVerificationError):
@@ -175,14 +184,16 @@ class Server:
     def kernels(self) -> list[dict[str, Any]]:
         answer = self.call("GET", "api/kernels")
         if not isinstance(answer, list):
-            raise ConsoleError(f"{self.url} did not answer like an ipytwist service")
+            raise self._not_ipytwist()
         return [k for k in answer if isinstance(k, dict)]
 
     def kernel(self, kernel_id: str) -> dict[str, Any]:
-        return self.call("GET", f"api/kernels/{urllib.parse.quote(kernel_id, safe='')}")
+        return self._object(
+            self.call("GET", f"api/kernels/{urllib.parse.quote(kernel_id, safe='')}")
+        )
 
     def start_kernel(self) -> dict[str, Any]:
-        return self.call("POST", "api/kernels", {})
+        return self._object(self.call("POST", "api/kernels", {}))
 
     def interrupt(self, kernel_id: str) -> None:
         self.call("POST", f"api/kernels/{urllib.parse.quote(kernel_id, safe='')}/interrupt")

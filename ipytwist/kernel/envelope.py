@@ -54,7 +54,8 @@ class Envelope:
     @property
     def msg_type(self) -> str:
         """The message's ``msg_type``, from its header."""
-        return self.msg["header"]["msg_type"]
+        msg_type: str = self.msg["header"]["msg_type"]  # a str: the codecs check it
+        return msg_type
 
     @property
     def parent_id(self) -> str | None:

@@ -52,7 +52,6 @@ _OUTPUT = {
 def iopub_content(event: Event) -> tuple[str, dict[str, Any]] | None:
     """``(msg_type, content)`` for an output event, or None for other events."""
     kind = event.get("ev")
-    make = _OUTPUT.get(kind) if isinstance(kind, str) else None
-    if make is None:
+    if not isinstance(kind, str) or kind not in _OUTPUT:
         return None
-    return kind, make(event)  # type: ignore[return-value]
+    return kind, _OUTPUT[kind](event)

@@ -63,13 +63,33 @@ def describe_exit(reason: Failure) -> str:
     return f"ended ({reason.getErrorMessage()})"
 
 
+class Clock(Protocol):
+    """What schedules a worker's stream read pauses: IReactorTime's ``callLater``."""
+
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], *args: object, **kwargs: object
+    ) -> IDelayedCall:
+        """IReactorTime: call ``callable`` in ``delay`` seconds."""
+
+
+class _Pipe(Protocol):
+    """One of a child process's pipes as Twisted's process transport holds them (its
+    ``pipes``, which IProcessTransport does not declare): a reader or a writer."""
+
+    def fileno(self) -> int: ...
+
+    def startReading(self) -> None: ...
+
+    def stopReading(self) -> None: ...
+
+
 class WorkerProcess(ProcessProtocol):
     """The kernel's end of one worker: records in, records and raw output out."""
 
     log = Logger()
 
     def __init__(
-        self, listener: WorkerListener, sync_token: str = "", clock: IReactorTime | None = None
+        self, listener: WorkerListener, sync_token: str = "", clock: Clock | None = None
     ) -> None:
         self.listener = listener
         #: Orders stream output against events (the worker was given ``sync_token``).
@@ -89,16 +109,23 @@ class WorkerProcess(ProcessProtocol):
 
     # -- ProcessProtocol ----------------------------------------------------
 
+    @property
+    def child(self) -> IProcessTransport:
+        """The worker's process transport, there from ``connectionMade`` on."""
+        if self.transport is None:
+            raise RuntimeError("the worker process has not started")
+        return self.transport
+
     def connectionMade(self) -> None:
         """Twisted: the worker process started; close its stdin, enlarge its pipes."""
-        self.pid = self.transport.pid
+        self.pid = self.child.pid
         self.alive = True
-        self.transport.closeChildFD(0)  # user code reading sys.stdin sees EOF
+        self.child.closeChildFD(0)  # user code reading sys.stdin sees EOF
         if self.clock is not None and sys.platform.startswith("linux"):
-            for fd in STREAM_NAMES:
+            for pipe in filter(None, map(self._pipe, STREAM_NAMES)):
                 try:
-                    fcntl.fcntl(self._pipe(fd).fileno(), _F_SETPIPE_SZ, STREAM_PIPE_BYTES)
-                except (OSError, AttributeError):
+                    fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, STREAM_PIPE_BYTES)
+                except OSError:
                     pass  # too big for this system: the default size works, a bit slower
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
@@ -121,9 +148,10 @@ class WorkerProcess(ProcessProtocol):
             self.sync.output(STREAM_NAMES[childFD], data)
             self._pause_stream(childFD)
 
-    def _pipe(self, fd: int) -> Any:
+    def _pipe(self, fd: int) -> _Pipe | None:
         """Twisted's reader or writer for the child's ``fd``; None once it is closed."""
-        return (getattr(self.transport, "pipes", None) or {}).get(fd)
+        pipes: dict[int, _Pipe] = getattr(self.transport, "pipes", None) or {}
+        return pipes.get(fd)
 
     def _pause_stream(self, fd: int) -> None:
         if self.clock is None or fd in self._paused:
@@ -141,7 +169,7 @@ class WorkerProcess(ProcessProtocol):
         if reader is None or self._gated:
             return  # the pipe was closed meanwhile, or resume_output() restarts it
         got = self._drain_pipe(fd, STREAM_NAMES[fd], READ_SLICE_BYTES)
-        if got >= READ_SLICE_BYTES:
+        if got >= READ_SLICE_BYTES and self.clock is not None:  # (a clock paused it)
             # More is waiting: the next slice on the next reactor turn.
             reader.stopReading()
             self._paused.add(fd)
@@ -184,7 +212,7 @@ class WorkerProcess(ProcessProtocol):
         self.drain_output()
         for fd in (*STREAM_NAMES, EVENT_FD, REQUEST_FD):
             if self._pipe(fd) is not None:
-                self.transport.closeChildFD(fd)  # processEnded follows
+                self.child.closeChildFD(fd)  # processEnded follows
 
     def _read_events_left(self) -> None:
         """Take in the events the worker wrote before it died (a last reply)."""
@@ -233,7 +261,7 @@ class WorkerProcess(ProcessProtocol):
             except OSError:
                 return  # the worker closed its end; processEnded will follow
         if data:
-            self.transport.writeToChild(REQUEST_FD, data)
+            self.child.writeToChild(REQUEST_FD, data)
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker while it runs."""
@@ -247,9 +275,9 @@ class WorkerProcess(ProcessProtocol):
         """SIGKILL to the worker and every process user code started in its group."""
         self.kill_group()
         try:
-            self.transport.signalProcess("KILL")
-        except (ProcessExitedAlready, AttributeError, OSError):
-            pass
+            self.child.signalProcess("KILL")
+        except (ProcessExitedAlready, RuntimeError, OSError):
+            pass  # gone already, or never started
 
     def kill_group(self) -> None:
         """SIGKILL every process in the worker's process group."""
@@ -260,19 +288,19 @@ class WorkerProcess(ProcessProtocol):
             except (ProcessLookupError, PermissionError, OSError):
                 pass
 
-    def stop(self, reactor: IReactorTime, grace: float = 2.0) -> Deferred:
+    def stop(self, reactor: IReactorTime, grace: float = 2.0) -> Deferred[str]:
         """Ask the worker to finish (EOF on its request pipe); kill it after ``grace``."""
         if not self.alive:
             return succeed("not running")
         self.send({"req": "shutdown"})
         try:
-            self.transport.closeChildFD(REQUEST_FD)
+            self.child.closeChildFD(REQUEST_FD)
         except (OSError, KeyError) as e:  # already closed: the worker sees EOF anyway
             self.log.debug("request pipe already closed ({e})", e=type(e).__name__)
         timer = reactor.callLater(grace, self.kill)
-        d: Deferred = Deferred()
+        d: Deferred[str] = Deferred()
 
-        def done(result: Any) -> Any:
+        def done(result: str | Failure) -> str | Failure:
             if timer.active():
                 timer.cancel()
             d.callback(result)
@@ -312,7 +340,7 @@ class WorkerProcess(ProcessProtocol):
         return total
 
 
-class ProcessReactor(Protocol):
+class ProcessReactor(Clock, Protocol):
     """The reactor as local workers need it: IReactorProcess and IReactorTime in one."""
 
     def spawnProcess(
@@ -328,11 +356,6 @@ class ProcessReactor(Protocol):
         childFDs: Mapping[int, int | str] | None = None,
     ) -> IProcessTransport:
         """IReactorProcess: start a child process that talks to ``processProtocol``."""
-
-    def callLater(
-        self, delay: float, callable: Callable[..., Any], *args: object, **kwargs: object
-    ) -> IDelayedCall:
-        """IReactorTime: call ``callable`` in ``delay`` seconds."""
 
     def seconds(self) -> float:
         """IReactorTime: the current time in seconds."""

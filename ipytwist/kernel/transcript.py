@@ -261,11 +261,19 @@ class Transcript:
         self.size = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The transcript as the notebook page loads it: cells and the last message id."""
+        """The transcript as the notebook page loads it: cells, the last message id, and
+        the limits it keeps to (the page applies them to live output too)."""
         return {
             "cells": [c.to_json() for c in self.cells.values()],
             "last_msg_id": self.last_msg_id,
             "dropped_cells": self.dropped_cells,
+            "limits": {
+                "max_cells": self.max_cells,
+                "max_outputs": self.max_outputs,
+                "max_lines": self.max_lines,
+                "max_line_chars": self.max_line_chars,
+                "max_bytes": self.max_bytes,
+            },
         }
 
     def to_notebook(self, kernel_name: str = "ipytwist") -> dict[str, Any]:

@@ -13,11 +13,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from ..config import HEADER_TIMEOUT as DEFAULT_HEADER_TIMEOUT
@@ -53,7 +57,23 @@ class _Redacted:
 
 def access_log_line(timestamp: str, request: Any) -> str:
     """Twisted's combined log format, with tokens in URLs redacted."""
-    return http.combinedLogFormatter(timestamp, _Redacted(request))
+    line: str = http.combinedLogFormatter(timestamp, _Redacted(request))
+    return line
+
+
+def _guarded_site(channel: object) -> GuardedSite | None:
+    """The site that made ``channel``, if it is a :class:`GuardedSite` (Twisted's
+    ``Site.buildProtocol`` sets it as an attribute HTTPChannel does not declare)."""
+    site = getattr(channel, "site", None)
+    return site if isinstance(site, GuardedSite) else None
+
+
+@runtime_checkable
+class _Abortable(Protocol):
+    """A transport that can be closed without flushing: TCP's and TLS's (Twisted's own
+    HTTPChannel.forceAbortClient relies on it), though ``ITransport`` does not say so."""
+
+    def abortConnection(self) -> None: ...
 
 
 class GuardedRequest(Request):
@@ -64,8 +84,8 @@ class GuardedRequest(Request):
 
     def gotLength(self, length: int | None) -> None:
         """Twisted: the body's declared length; refuse the body now if it must be."""
-        site = getattr(self.channel, "site", None)
-        refusal = site.refuse_body(self, length) if isinstance(site, GuardedSite) else None
+        site = _guarded_site(self.channel)
+        refusal = site.refuse_body(self, length) if site is not None else None
         if refusal is not None:
             self._refuse(*refusal)
             return
@@ -94,25 +114,27 @@ class GuardedRequest(Request):
         self.content = io.BytesIO()
         body = json.dumps({"reason": reason, "message": message}).encode()
         transport = self.channel.transport
-        transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n%s" % (code, reason.encode(), len(body), body)
-        )
-        transport.loseConnection()
-        site = self.channel.site
-        site.refusals.warn(
-            "refused a request body before reading it: {code} {message}",
-            str(code),
-            code=code,
-            message=message,
-        )
+        if transport is not None:  # None: the connection is gone already
+            transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n%s" % (code, reason.encode(), len(body), body)
+            )
+            transport.loseConnection()
+        site = _guarded_site(self.channel)
+        if site is not None:
+            site.refusals.warn(
+                "refused a request body before reading it: {code} {message}",
+                str(code),
+                code=code,
+                message=message,
+            )
 
 
 class GuardedChannel(http.HTTPChannel):
     """An HTTP channel whose request headers must be complete within a time limit."""
 
     header_timeout = HEADER_TIMEOUT
-    _header_call: Any = None
+    _header_call: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         """Twisted: a client connected; its first request's headers are timed."""
@@ -134,27 +156,28 @@ class GuardedChannel(http.HTTPChannel):
         self._disarm_header_timer()
         super().allHeadersReceived()
 
-    def requestDone(self, request: Any) -> None:
+    def requestDone(self, request: http.Request) -> None:
         """Twisted: a response is done; time the next request's headers."""
         super().requestDone(request)
         if self.persistent and not getattr(self.transport, "disconnecting", False):
             self._arm_header_timer()  # the next request's headers, on the same terms
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Twisted: the connection closed; stop the timer."""
         self._disarm_header_timer()
         super().connectionLost(reason)
 
     def _headers_too_slow(self) -> None:
         self._header_call = None
-        site = getattr(self, "site", None)
-        if isinstance(site, GuardedSite):
+        site = _guarded_site(self)
+        if site is not None:
             site.refusals.warn(
                 "closed a connection: request headers not complete within {t:g}s",
                 "headers",
                 t=self.header_timeout,
             )
-        self.transport.abortConnection()
+        if isinstance(self.transport, _Abortable):
+            self.transport.abortConnection()
 
 
 class GuardedSite(Site):
@@ -165,8 +188,8 @@ class GuardedSite(Site):
 
     def __init__(
         self,
-        resource: Any,
-        authenticated: Any,
+        resource: IResource,
+        authenticated: Callable[[Request, bytes], bool],
         reactor: IReactorTime,
         header_timeout: float = HEADER_TIMEOUT,
     ) -> None:
@@ -175,14 +198,14 @@ class GuardedSite(Site):
         self.refusals = LimitedLog(log, reactor)
         self.header_timeout = header_timeout
 
-    def protocol(self) -> GuardedChannel:  # type: ignore[override]
+    def protocol(self) -> GuardedChannel:  # type: ignore[override]  # Twisted returns its HTTP/2-negotiating wrapper; ours is the plain channel
         """The channel for a new connection: a GuardedChannel, HTTP/1.1 only."""
         # HTTP/1.1 only (no HTTP/2 negotiation): the channel is ours.
         channel = GuardedChannel()
         channel.header_timeout = self.header_timeout
         return channel
 
-    def refuse_body(self, request: Any, length: int | None) -> tuple[int, str, str] | None:
+    def refuse_body(self, request: Request, length: int | None) -> tuple[int, str, str] | None:
         """Why a request's body must not be read, from its headers alone (None: read it)."""
         if not length:
             return None

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 
 from .. import __version__
 from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, iso_time
 from ..wire import BadJSON, loads_untrusted
+
+_T = TypeVar("_T")
 
 
 class ApiError(Exception):
@@ -187,16 +191,16 @@ class KernelsApi:
         d = hk.kernel.restart()
         return self._later(request, d, lambda _: write_json(request, 200, hk.model()))
 
-    def _later(self, request: Any, d: Deferred, make: Any) -> Any:
+    def _later(self, request: Any, d: Deferred[_T], make: Callable[[_T], bytes]) -> int:
         finished = []
         request.notifyFinish().addErrback(lambda _: finished.append(True))
 
-        def respond(result: Any) -> None:
+        def respond(result: _T) -> None:
             if not finished:
                 request.write(make(result))
                 request.finish()
 
-        def failed(f: Any) -> None:
+        def failed(f: Failure) -> None:
             self.log.warn("API call failed: {e}", e=f.getErrorMessage())
             if not finished:
                 request.write(

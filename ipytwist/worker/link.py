@@ -8,6 +8,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from ..framing import RecordDecoder, encode_record
@@ -29,7 +30,7 @@ class Interrupts:
     def install(self) -> None:
         signal.signal(signal.SIGINT, self.handler)
 
-    def handler(self, signum: int, frame: Any) -> None:
+    def handler(self, signum: int, frame: FrameType | None) -> None:
         if not self.armed:
             # The kernel only interrupts while a request is out: one that arrives
             # just before user code starts is meant for it (cleared by discard()).

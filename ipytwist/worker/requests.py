@@ -16,6 +16,8 @@ from .link import Interrupts, WorkerLink
 from .shell import WorkerShell
 
 Content = dict[str, Any]
+#: A request's handler: the request's content to the reply's.
+Handler = Callable[[Content], Content]
 
 
 def _error_content(exc: BaseException) -> Content:
@@ -32,7 +34,7 @@ class RequestHandlers:
         self.interrupts = interrupts
         self._allow_stdin = False
 
-    def table(self) -> dict[str, Callable[[Content], Content]]:
+    def table(self) -> dict[str, Handler]:
         return {
             "execute": self.execute,
             "complete": self.complete,
@@ -109,8 +111,8 @@ class RequestHandlers:
             reply["status"] = "error"
             reply.update(shell.last_error or _error_content(error))
             reply["user_expressions"] = {}
-        reply["payload"] = shell.payload_manager.read_payload()
-        shell.payload_manager.clear_payload()
+        reply["payload"] = shell.payloads.read_payload()
+        shell.payloads.clear_payload()
         return reply
 
     def _use_up_count(self, count: int) -> None:
@@ -176,6 +178,8 @@ class RequestHandlers:
 
     def history(self, c: Content) -> Content:
         hm = self.shell.history_manager
+        if hm is None:  # IPython's exit handlers closed it
+            return error_content("RuntimeError", "the history is closed", history=[])
         raw = bool(c.get("raw", True))
         output = bool(c.get("output", False))
         kind = c.get("hist_access_type")

@@ -10,18 +10,23 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 from .stdio import StdStreams
 
+if TYPE_CHECKING:  # imported where they are used: IPython loads after the signal mask is set
+    from .requests import Content, Handler
+    from .shell import WorkerShell
+
 PARTIAL_LINE_FLUSH_SECONDS = 0.05
 HISTORY_BATCH = 10
 
 
-def _libc_fflush() -> Any:
+def _libc_fflush() -> Callable[[], object]:
     try:
         # PyDLL keeps the GIL: fflush of empty buffers takes microseconds, while
         # releasing the GIL before every event lets the history thread in and makes
@@ -83,7 +88,7 @@ def serve() -> int:
     return 0
 
 
-def _make_shell(link: WorkerLink) -> Any:
+def _make_shell(link: WorkerLink) -> WorkerShell:
     from .shell import WorkerShell
 
     shell = WorkerShell.instance(emit=link.emit)
@@ -103,7 +108,7 @@ def _flush_partial_lines(std: StdStreams, busy: threading.Event) -> None:
         std.flush_python()
 
 
-def _run(handlers: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
+def _run(handlers: dict[str, Handler], rec: Content) -> Content:
     """One request's reply content; SystemExit only from a request that is not execute."""
     kind = rec.get("req")
     handler = handlers.get(kind) if isinstance(kind, str) else None
@@ -117,7 +122,7 @@ def _run(handlers: dict[str, Any], rec: dict[str, Any]) -> dict[str, Any]:
         return error_content(type(e).__name__, str(e))
 
 
-def _exit(shell: Any, std: StdStreams) -> None:
+def _exit(shell: WorkerShell, std: StdStreams) -> None:
     # IPython registers atexit_operations with atexit too: run it once, here, while
     # the kernel still reads our output, and never again at interpreter exit (a second
     # run fails on the temp files it already removed).

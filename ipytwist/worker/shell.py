@@ -10,16 +10,18 @@ from IPython.core import page, payloadpage
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
-from traitlets import Any as AnyTrait
+from IPython.core.payload import PayloadManager
+from traitlets import Callable as CallableTrait
 
-Emit = Any  # Callable[[dict], None]; traitlets wants a plain attribute
+#: An exception as ``sys.exc_info()`` gives it.
+ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class EventDisplayPublisher(DisplayPublisher):
     """``display()``, ``update_display()`` and ``clear_output()`` become events."""
 
-    def publish(  # type: ignore[override]
+    def publish(
         self,
         data: dict[str, Any],
         metadata: dict[str, Any] | None = None,
@@ -51,13 +53,15 @@ class EventDisplayHook(DisplayHook):
     def write_output_prompt(self) -> None:
         self._event["execution_count"] = self.prompt_count
 
-    def write_format_data(self, format_dict: dict, md_dict: dict | None = None) -> None:
+    def write_format_data(
+        self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None
+    ) -> None:
         self._event["data"] = format_dict
         self._event["metadata"] = md_dict or {}
 
     def finish_displayhook(self) -> None:
         event, self._event = self._event, {}
-        if event.get("data"):
+        if event.get("data") and self.shell is not None:
             self.shell.emit(event)
 
 
@@ -81,23 +85,35 @@ class WorkerShell(InteractiveShell):
 
     displayhook_class = EventDisplayHook
     display_pub_class = EventDisplayPublisher
-    emit = AnyTrait()
+    emit = CallableTrait()  # the worker link's emit: one event dict
+    #: The error content of the cell's last traceback (None: no error yet).
+    last_error: dict[str, Any] | None = None
 
     def init_hooks(self) -> None:
         super().init_hooks()
         # `obj?` and `%page` fill the execute reply's pager payload.
         self.set_hook("show_in_pager", page.as_hook(payloadpage.page), 99)
 
+    @property
+    def payloads(self) -> PayloadManager:
+        """IPython's payload manager, which its ``__init__`` always sets up."""
+        manager = self.payload_manager
+        if not isinstance(manager, PayloadManager):
+            raise RuntimeError("IPython's payload manager is not set up")
+        return manager
+
     def init_virtualenv(self) -> None:  # the worker runs in the kernel's interpreter
         pass
 
-    def _get_exc_info(self, exc_tuple: Any = None) -> Any:
+    def _get_exc_info(self, exc_tuple: ExcInfo | None = None) -> ExcInfo:
         etype, value, tb = super()._get_exc_info(exc_tuple)
         if isinstance(value, KeyboardInterrupt):
             tb = without_interrupt_frames(tb)
         return etype, value, tb
 
-    def _showtraceback(self, etype: Any, evalue: Any, stb: list[str]) -> None:
+    def _showtraceback(  # type: ignore[override]  # IPython annotates stb as str; it passes a list of lines
+        self, etype: Any, evalue: Any, stb: list[str]
+    ) -> None:
         content = {
             "ename": getattr(etype, "__name__", str(etype)),
             "evalue": str(evalue),
@@ -113,4 +129,4 @@ class WorkerShell(InteractiveShell):
             )
 
     def ask_exit(self) -> None:
-        self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": False})
+        self.payloads.write_payload({"source": "ask_exit", "keepkernel": False})
