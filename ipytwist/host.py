@@ -15,13 +15,13 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .config import Config
-from .kernel import Kernel, LocalProvisioner, OutputStream
-from .kernel.process import ProcessReactor
+from .kernel import Kernel, OutputStream
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
 from .kernelspec import KERNEL_NAME, kernel_json
@@ -80,16 +80,17 @@ class KernelHost(Service):
 
     def __init__(
         self,
-        reactor: ProcessReactor,
+        reactor: IReactorTime,
         config: Config,
         *,
+        provisioner: Provisioner,
         transports: Iterable[Transport] = (),
-        provisioner: Provisioner | None = None,
     ) -> None:
         self.reactor = reactor
         self.config = config
         self.transports = list(transports)
-        self.provisioner = provisioner or LocalProvisioner(reactor)
+        #: Starts the kernels' workers (local processes: kernel.LocalProvisioner).
+        self.provisioner = provisioner
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
         self._cull_loop: LoopingCall | None = None
@@ -98,7 +99,7 @@ class KernelHost(Service):
 
     def startService(self) -> None:
         """Twisted: make the state directory, start the transports, culling and the warm pool."""
-        super().startService()
+        Service.startService(self)
         os.makedirs(self.config.state_dir, mode=0o700, exist_ok=True)
         for transport in self.transports:
             transport.start()
@@ -108,26 +109,25 @@ class KernelHost(Service):
             self._cull_loop.start(max(1.0, min(60.0, self.config.cull_idle / 4)), now=False)
         self._fill_spares()
 
-    def stopService(self) -> Deferred:
+    def stopService(self) -> Deferred[None]:
         """Twisted: shut down every kernel, then stop the transports."""
-        super().stopService()
+        Service.stopService(self)
         if self._cull_loop is not None and self._cull_loop.running:
             self._cull_loop.stop()
         everything = list(self.kernels.values()) + self._spare
         self._spare = []
         ds = [self._dispose(hk) for hk in everything]
         self.kernels.clear()
-        d = DeferredList(ds, consumeErrors=True)
+        d: Deferred[Any] = DeferredList(ds, consumeErrors=True)
 
-        def stop_transports(_: Any) -> None:
+        def stop_transports(_: object) -> None:
             for transport in self.transports:
                 try:
                     transport.stop()
                 except Exception:
                     self.log.failure("could not stop the {name} transport", name=transport.name)
 
-        d.addCallback(stop_transports)
-        return d
+        return d.addCallback(stop_transports)
 
     # -- kernels --------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class KernelHost(Service):
         """The running kernel with this id, if any."""
         return self.kernels.get(kernel_id)
 
-    def shutdown_kernel(self, kernel_id: str) -> Deferred:
+    def shutdown_kernel(self, kernel_id: str) -> Deferred[None]:
         """Stop one kernel and detach it from every transport."""
         hk = self.kernels.pop(kernel_id, None)
         if hk is None:
@@ -224,7 +224,7 @@ class KernelHost(Service):
         while len(self._spare) < self.config.prespawn:
             self._spare.append(self._new())
 
-    def _dispose(self, hk: HostedKernel) -> Deferred:
+    def _dispose(self, hk: HostedKernel) -> Deferred[None]:
         d = hk.kernel.shutdown()
 
         def cleanup(result: Any) -> Any:

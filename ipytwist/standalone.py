@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # ZeroMQ only: keep Twisted from loading pyOpenSSL (about 100 ms and 9 MiB) when it
     # happens to be installed for the service's ssl: endpoints.
-    sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("OpenSSL", None)  # type: ignore[arg-type]  # None: import fails at once
 
     from twisted.internet import reactor
+    from twisted.internet.interfaces import IReactorThreads
     from twisted.logger import (
         FilteringLogObserver,
         LogLevel,
@@ -103,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     kernel.start()  # the interpreter boots while this process binds its sockets
     channels = ZmqChannels(kernel, connection, reactor, max_message_bytes=max_message_bytes())
 
+    threads = IReactorThreads(reactor)
+
     def install_signals() -> None:
         # SIGINT is how Jupyter interrupts a kernel: pass it on to the interpreter.
-        signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(kernel.interrupt))
-        signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(stop))
+        signal.signal(signal.SIGINT, lambda *_: threads.callFromThread(kernel.interrupt))
+        signal.signal(signal.SIGTERM, lambda *_: threads.callFromThread(stop))
 
     reactor.callWhenRunning(install_signals)
     reactor.callWhenRunning(watch_parent, reactor, stop)

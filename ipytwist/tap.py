@@ -8,23 +8,30 @@ import secrets
 import signal
 import stat
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService, Service
-from twisted.internet.defer import CancelledError
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from .config import Config
 from .host import KernelHost
+from .kernel import LocalProvisioner
 from .paths import default_state_dir
 from .private import write_private_json
 from .web.auth import Authenticator
 from .web.site import make_site
 from .web.transport import WebSocketTransport
 from .zmq import ZmqTransport
+
+if TYPE_CHECKING:
+    # The type Twisted gives its global reactor: time, processes, descriptors, TCP.
+    from twisted.internet import _IReactorCommon as Reactor
 
 log = Logger()
 
@@ -107,7 +114,7 @@ class Options(usage.Options):
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        usage.Options.__init__(self)
         self["allow-origin"] = []
 
     def opt_allow_origin(self, pattern: str) -> None:
@@ -194,7 +201,7 @@ class _Listening(StreamServerEndpointService):
         description: str = "",
         exit_status: _ExitStatus,
     ):
-        super().__init__(endpoint, factory)
+        StreamServerEndpointService.__init__(self, endpoint, factory)
         self.description = description
         self.exit_status = exit_status
         self.token = token
@@ -209,10 +216,10 @@ class _Listening(StreamServerEndpointService):
         self._waitingForPort = self.endpoint.listen(self.factory)
         self._waitingForPort.addCallbacks(self._announce, self._failed)
 
-    def _failed(self, failure: Any) -> None:
-        if failure.check(CancelledError):
-            return None
+    def _failed(self, failure: Failure) -> None:
         """Listening failed (port in use, no permission): one line, then exit 1."""
+        if failure.check(CancelledError):
+            return
         log.critical(
             "ipytwist cannot listen on {listen}: {why}",
             listen=self.description,
@@ -254,12 +261,13 @@ class _Listening(StreamServerEndpointService):
         log.info("Open {base}/?token={token}", base=base, token=self.token)
         return port
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None] | None:
         try:
             os.unlink(self.info_path)
         except FileNotFoundError:
             pass
-        return super().stopService()
+        stopped: Deferred[None] | None = StreamServerEndpointService.stopService(self)
+        return stopped
 
 
 class _ExitStatus(Service):
@@ -269,12 +277,12 @@ class _ExitStatus(Service):
     "killed by SIGTERM"); once every service has stopped, forget it.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: IReactorCore) -> None:
         self.reactor = reactor
         self.code = 0
 
     def startService(self) -> None:
-        super().startService()
+        Service.startService(self)
         self.reactor.addSystemEventTrigger("after", "shutdown", self._clear)
 
     def fail(self, code: int) -> None:
@@ -284,7 +292,8 @@ class _ExitStatus(Service):
 
     def _clear(self) -> None:
         if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
-            self.reactor._exitSignal = None
+            # twistd re-raises the signal kept in this private attribute of the reactor.
+            self.reactor._exitSignal = None  # type: ignore[attr-defined]  # no public API
         if self.code:
             # twistd has no exit status of its own to give: leave with ours.
             for stream in (sys.stdout, sys.stderr):
@@ -292,27 +301,38 @@ class _ExitStatus(Service):
             os._exit(self.code)
 
 
-def makeService(options: Options, reactor: Any = None) -> MultiService:
+def _child(service: IService, parent: MultiService) -> None:
+    service.setServiceParent(parent)
+
+
+def makeService(options: Options, reactor: Reactor | None = None) -> MultiService:
+    """The service tree of ``twistd ipytwist``: the one place that composes it."""
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
     import txaio
+    from txaio.tx import set_global_log_level
 
     txaio.use_twisted()
-    txaio.set_global_log_level("warn")  # autobahn's per-frame debug lines are noise here
+    set_global_log_level("warn")  # autobahn's per-frame debug lines are noise here
     top = MultiService()
     exit_status = _ExitStatus(reactor)
-    exit_status.setServiceParent(top)
+    _child(exit_status, top)
     config = options.config()
     sockets = WebSocketTransport(reactor, config)
-    host = KernelHost(reactor, config, transports=[ZmqTransport(reactor, config), sockets])
-    host.setServiceParent(top)  # started first, stopped last
+    host = KernelHost(
+        reactor,
+        config,
+        provisioner=LocalProvisioner(reactor),
+        transports=[ZmqTransport(reactor, config), sockets],
+    )
+    _child(host, top)  # started first, stopped last
     auth = Authenticator(options["token"], reactor, list(config.allow_origins))
     site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)
-    _Listening(
+    listening = _Listening(
         endpoint,
         site,
         options["token"],
@@ -320,5 +340,6 @@ def makeService(options: Options, reactor: Any = None) -> MultiService:
         tls=listen.startswith(("ssl:", "tls:")),
         description=listen,
         exit_status=exit_status,
-    ).setServiceParent(top)
+    )
+    _child(listening, top)
     return top

@@ -18,12 +18,16 @@ class Transport:
         self.buffered = 0
         self.written: list[bytes] = []
         self.outbox: Outbox | None = None
+        self.frames_done = 0
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
         self.buffered += len(data)
         if self.buffered > self.limit and self.outbox is not None:
             self.outbox.pause()
+
+    def frame_done(self) -> None:
+        self.frames_done += 1
 
     def drain(self) -> None:
         """The peer read everything: buffer empty, producer resumed."""
@@ -42,18 +46,23 @@ def make(
 ) -> tuple[Outbox, Transport]:
     transport = Transport(limit)
     cursor = stream.open_cursor(_Wake(), kw.pop("at", None))
-    outbox = Outbox(
-        cursor,
-        ReplyQueue() if replies is None else replies,
-        frame_iopub=lambda env: f"{env.msg['content']['text']}|".encode(),
-        frame_reply=lambda channel, m: f"{channel}:{m['content']['n']}|".encode(),
-        frame_gap=lambda gap: f"gap:{gap.messages}:{gap.bytes}|".encode(),
-        write=transport.write,
-        **kw,
-    )
+    outbox = Outbox(cursor, ReplyQueue() if replies is None else replies, Labels(), transport, **kw)
     cursor.reader = outbox
     transport.outbox = outbox
     return outbox, transport
+
+
+class Labels:
+    """Frames as ``<label>|`` strings: an iopub message's text, a reply's channel and n."""
+
+    def iopub(self, env: Envelope) -> bytes:
+        return f"{env.msg['content']['text']}|".encode()
+
+    def reply(self, channel: str, m: dict[str, Any]) -> bytes:
+        return f"{channel}:{m['content']['n']}|".encode()
+
+    def gap(self, gap: Gap) -> bytes:
+        return f"gap:{gap.messages}:{gap.bytes}|".encode()
 
 
 class _Wake:
@@ -128,13 +137,12 @@ def test_large_frames_are_written_in_slices() -> None:
 def test_finish_frame_completes_a_partly_written_frame() -> None:
     """Before a control frame (ping, close) the rest of the current frame goes out."""
     stream = OutputStream()
-    done: list[int] = []
-    outbox, t = make(stream, limit=10, chunk=8, frame_done=lambda: done.append(1))
+    outbox, t = make(stream, limit=10, chunk=8)
     outbox.pump()
     out(stream, "y" * 30)
     assert outbox.mid_frame
     outbox.finish_frame()
-    assert not outbox.mid_frame and done == [1]
+    assert not outbox.mid_frame and t.frames_done == 1
     assert frames(t.written) == ["y" * 30]
 
 

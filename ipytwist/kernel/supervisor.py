@@ -215,7 +215,7 @@ class WorkerSupervisor:
             d.callback(None)
         self.listener.run_queued()
 
-    def _exited(self, worker: Any, description: str) -> None:
+    def _exited(self, worker: Worker, description: str) -> None:
         if worker is not self.worker:
             return  # an old worker replaced by restart(), or one stopped
         was_ready = self.ready

@@ -13,8 +13,8 @@ buffer plus one slice, however large a message is.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..kernel.stream import Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
@@ -103,6 +103,34 @@ class ReplyQueue:
         return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
 
 
+class Framer(Protocol):
+    """One wire format's frames (see :class:`~ipytwist.web.wsformat.WireFramer`)."""
+
+    def iopub(self, envelope: Envelope) -> bytes:
+        """An iopub message's frame (the same bytes for every connection)."""
+        ...
+
+    def reply(self, channel: str, msg: Message) -> bytes:
+        """A reply's (or input request's) frame, for one connection."""
+        ...
+
+    def gap(self, gap: Gap) -> bytes:
+        """The frame of the notice that stands for the messages a reader missed."""
+        ...
+
+
+class FrameSink(Protocol):
+    """Where a connection's frames go: its transport."""
+
+    def write(self, data: bytes) -> None:
+        """A piece of a frame, in order."""
+        ...
+
+    def frame_done(self) -> None:
+        """The last piece of a frame was written."""
+        ...
+
+
 class Outbox:
     """Merge the session's replies into the cursor's iopub, frame, and write in slices."""
 
@@ -110,21 +138,14 @@ class Outbox:
         self,
         cursor: Cursor,
         replies: ReplyQueue,
-        *,
-        frame_iopub: Callable[[Envelope], bytes],
-        frame_reply: Callable[[str, Message], bytes],
-        frame_gap: Callable[[Gap], bytes],
-        write: Callable[[bytes], None],
-        frame_done: Callable[[], None] = lambda: None,
+        framer: Framer,
+        sink: FrameSink,
         chunk: int = CHUNK_BYTES,
     ) -> None:
         self.cursor = cursor
         self.replies = replies
-        self.frame_iopub = frame_iopub
-        self.frame_reply = frame_reply
-        self.frame_gap = frame_gap
-        self.write = write
-        self.frame_done = frame_done
+        self.framer = framer
+        self.sink = sink
         self.chunk = chunk
         self.paused = False
         self.closed = False
@@ -170,32 +191,32 @@ class Outbox:
         frame, start = self._frame, self._sent
         end = min(len(frame), start + self.chunk)
         self._sent = end
-        self.write(frame if start == 0 and end == len(frame) else frame[start:end])
+        self.sink.write(frame if start == 0 and end == len(frame) else frame[start:end])
         if end == len(frame):
             self._frame, self._sent = b"", 0
-            self.frame_done()
+            self.sink.frame_done()
 
     def finish_frame(self) -> None:
         """Write the rest of a partly written frame now (before a control frame)."""
         if self.mid_frame:
             frame, start = self._frame, self._sent
             self._frame, self._sent = b"", 0
-            self.write(frame[start:])
-            self.frame_done()
+            self.sink.write(frame[start:])
+            self.sink.frame_done()
 
     def _next_frame(self) -> bytes | None:
         reply = self.replies.peek()
         self._frame_from = self.cursor.position
         if reply is not None and reply.after_seq < self.cursor.seq:
             self._frame_reply = self.replies.pop()
-            return self.frame_reply(reply.channel, reply.msg)
+            return self.framer.reply(reply.channel, reply.msg)
         self._frame_reply = None
         item = self.cursor.take()
         if item is None:
             return None
         if isinstance(item, Gap):
-            return self.frame_gap(item)
-        return self.frame_iopub(item)
+            return self.framer.gap(item)
+        return self.framer.iopub(item)
 
     def close(self) -> Position:
         """Stop writing; return where a reconnect resumes.  A message cut off mid-frame

@@ -27,7 +27,7 @@ class ServiceRoot(Resource):
     log = Logger()
 
     def __init__(self, host: KernelHost, auth: Authenticator, sockets: WebSocketTransport) -> None:
-        super().__init__()
+        Resource.__init__(self)
         self.host = host
         self.auth = auth
         self.sockets = sockets

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -24,29 +24,13 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..kernel import Kernel, Request
-from ..kernel.stream import Cursor, Envelope, Gap, Position
+from ..kernel.stream import Cursor, Gap, Position
 from ..loglimit import LimitedLog
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
 from .outbox import Outbox, ReplyQueue
-from .wsformat import (
-    V1_PROTOCOL,
-    FrameError,
-    decode_legacy,
-    decode_v1,
-    encode_legacy,
-    encode_v1,
-    ws_frame,
-)
+from .wsformat import V1_PROTOCOL, FrameError, WireFramer, decode_legacy, decode_v1
 
 MAX_SESSIONS = 1000
-
-
-def _legacy_frame(msg: Message) -> bytes:
-    return ws_frame(*encode_legacy(msg, "iopub"))
-
-
-def _v1_frame(msg: Message) -> bytes:
-    return ws_frame(encode_v1(msg, "iopub"), True)
 
 
 def client_kind(headers: dict[str, str]) -> str:
@@ -104,19 +88,9 @@ class KernelSockets:
         self._held_for: list[Deferred[list[Request]]] = []
         #: Malformed frames are logged a few lines at a time, then summarised.
         self.rejects = LimitedLog(_log, reactor)
-        self.factory = WebSocketServerFactory()
-        self.factory.protocol = KernelChannelProtocol
-        self.factory.hub = self  # type: ignore[attr-defined]
-        self.factory.setProtocolOptions(
-            # Dead peers are found by ping/pong, never by how far behind a reader is.
-            autoPingInterval=30,
-            autoPingTimeout=60,
-            maxMessagePayloadSize=max_message_bytes,
-            maxFramePayloadSize=max_message_bytes,
-            # Origin is checked on the HTTP request before the upgrade (see site.py).
-            allowedOrigins=["*"],
-            allowNullOrigin=True,
-        )
+        #: The frames of each wire format, by "is it v1": shared by its connections.
+        self.framers = {v1: WireFramer(v1, self.gap_notice) for v1 in (False, True)}
+        self.factory = _Factory(self, max_message_bytes)
 
     def connection_count(self) -> int:
         """Open WebSocket connections to this kernel."""
@@ -225,6 +199,37 @@ class KernelSockets:
             conn.detach()
 
 
+class _Factory(WebSocketServerFactory):
+    """autobahn's factory of one kernel's connections, which join its hub."""
+
+    def __init__(self, hub: KernelSockets, max_message_bytes: int) -> None:
+        WebSocketServerFactory.__init__(self)
+        self.protocol = KernelChannelProtocol
+        self.hub = hub
+        WebSocketServerFactory.setProtocolOptions(
+            self,
+            # Dead peers are found by ping/pong, never by how far behind a reader is.
+            autoPingInterval=30,
+            autoPingTimeout=60,
+            maxMessagePayloadSize=max_message_bytes,
+            maxFramePayloadSize=max_message_bytes,
+            # Origin is checked on the HTTP request before the upgrade (see site.py).
+            allowedOrigins=["*"],
+            allowNullOrigin=True,
+        )
+
+
+class _Transport(Protocol):
+    """A connection's TCP (or TLS) transport: a consumer, and a push producer of what
+    the client sends."""
+
+    def write(self, data: bytes) -> None: ...
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
+    def unregisterProducer(self) -> None: ...
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+
+
 @implementer(IPushProducer)
 class _Producer:
     """The transport's backpressure, handed to the connection's outbox."""
@@ -257,6 +262,11 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     v1 = False
     _reading_paused = False
 
+    @property
+    def tcp(self) -> _Transport:
+        """The transport, as the TCP (or TLS) transport it is under a WebSocketResource."""
+        return cast(_Transport, self.transport)
+
     def onConnect(self, request: Any) -> str | None:
         """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
         self.hub = self.factory.hub
@@ -280,22 +290,15 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     def start(self, session: ClientSession, cursor: Cursor) -> None:
         """Begin writing: the backlog from ``cursor`` first, then live messages."""
         self.session = session
-        self.outbox = Outbox(
-            cursor,
-            session.replies,
-            frame_iopub=self._frame_iopub,
-            frame_reply=self._frame_reply,
-            frame_gap=lambda gap: self._frame_reply("iopub", self.hub.gap_notice(gap)),
-            write=self._write,
-            frame_done=self._frame_done,
-        )
+        framer = self.hub.framers[self.v1]
+        self.outbox = Outbox(cursor, session.replies, framer, self)
         try:
             # Under WebSocketResource the HTTP channel is registered as producer.
-            self.transport.unregisterProducer()
+            self.tcp.unregisterProducer()
         except Exception as e:  # none registered: nothing to replace
             _log.debug("no producer to unregister ({e})", e=type(e).__name__)
         try:
-            self.transport.registerProducer(_Producer(self.outbox), True)
+            self.tcp.registerProducer(_Producer(self.outbox), True)
         except Exception as e:
             _log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
         self.outbox.pump()
@@ -311,32 +314,22 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     # -- writing ------------------------------------------------------------------
 
-    def _frame_iopub(self, envelope: Envelope) -> bytes:
-        """One iopub message, encoded and framed once per format for all connections."""
-        if self.v1:
-            return envelope.encoded("ws-v1-frame", _v1_frame)
-        return envelope.encoded("ws-legacy-frame", _legacy_frame)
-
-    def _frame_reply(self, channel: str, msg: Message) -> bytes:
-        if self.v1:
-            return ws_frame(encode_v1(msg, channel), True)
-        return ws_frame(*encode_legacy(msg, channel))
-
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         """Part of a pre-framed message (see :func:`ws_frame`), straight to the transport:
         the frame is complete and shared by all connections (autobahn's sendMessage
         would re-frame it per connection).  Per-message compression is never
         negotiated by our factory, so frames need no per-connection work."""
         if self.state == self.STATE_OPEN:
-            self.transport.write(data)
+            self.tcp.write(data)
         elif self.outbox is not None:
             self.outbox.pause()
 
-    def _frame_done(self) -> None:
+    def frame_done(self) -> None:
+        """A frame is written: read requests again once the session is owed little."""
         if self._reading_paused and self.session is not None:
             if self.session.replies.below_low_water():
                 self._reading_paused = False
-                self.transport.resumeProducing()
+                self.tcp.resumeProducing()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """autobahn: one of its own frames, written after ours is complete."""
@@ -364,7 +357,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         if replies.over_bound() and not self._reading_paused:
             # Requests wait in the client's socket until it reads what it is owed.
             self._reading_paused = True
-            self.transport.pauseProducing()
+            self.tcp.pauseProducing()
 
     def detach(self) -> None:
         """Stop writing and leave the hub (the session keeps its position)."""

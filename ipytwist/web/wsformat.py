@@ -13,8 +13,10 @@ Two formats, as Jupyter Server speaks them:
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
+from ..kernel.stream import Envelope, Gap
 from ..wire import MAX_JSON_DEPTH, BadJSON, Message, dumps, dumps_strings, loads_untrusted
 
 #: A legacy frame is one JSON object around the message parts: one level more.
@@ -166,8 +168,38 @@ def ws_frame(payload: bytes, is_binary: bool) -> bytes:
     return head + payload
 
 
-def ws_unframe(frame: bytes) -> tuple[bytes, bool]:
-    """``(payload, is_binary)`` of a frame made by :func:`ws_frame`."""
-    n = frame[1] & 0x7F
-    start = 2 if n <= 125 else 4 if n == 126 else 10
-    return frame[start:], (frame[0] & 0x0F) == 2
+def legacy_frame(msg: Message, channel: str) -> bytes:
+    """``msg`` on ``channel`` as one legacy WebSocket frame."""
+    return ws_frame(*encode_legacy(msg, channel))
+
+
+def v1_frame(msg: Message, channel: str) -> bytes:
+    """``msg`` on ``channel`` as one ``v1.kernel.websocket.jupyter.org`` frame."""
+    return ws_frame(encode_v1(msg, channel), True)
+
+
+class WireFramer:
+    """One wire format's frames for the connections of one kernel: each iopub message
+    is framed once and the bytes are kept on its envelope, shared by every connection
+    of that format; the notice standing for a gap is made by ``notice``."""
+
+    def __init__(self, v1: bool, notice: Callable[[Gap], Message]) -> None:
+        self.frame = v1_frame if v1 else legacy_frame
+        self.key = "ws-v1-frame" if v1 else "ws-legacy-frame"
+        self.notice = notice
+
+    def iopub(self, envelope: Envelope) -> bytes:
+        """An iopub message's frame, made on first use."""
+        data: bytes = envelope.encoded(self.key, self._iopub)
+        return data
+
+    def _iopub(self, msg: Message) -> bytes:
+        return self.frame(msg, "iopub")
+
+    def reply(self, channel: str, msg: Message) -> bytes:
+        """A reply's (or input request's) frame."""
+        return self.frame(msg, channel)
+
+    def gap(self, gap: Gap) -> bytes:
+        """The frame of the notice that stands for what a reader missed."""
+        return self.frame(self.notice(gap), "iopub")

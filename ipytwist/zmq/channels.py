@@ -48,42 +48,45 @@ class Oversized:
         self.total = total
 
 
+#: A multipart message as read: its frames, or what stands for them past the limit.
+Frames = list[bytes] | Oversized
+
+
 class _Socket(ZmqConnection):
     """A txzmq connection that hands every multipart message to a callback, reads a
-    bounded batch per reactor turn and never holds more than one oversized frame."""
+    bounded batch per reactor turn, never holds more than one oversized frame, and
+    schedules through its factory's reactor (txzmq's own ``send`` uses the global one)."""
 
     def __init__(
         self,
         factory: ZmqFactory,
         socket_type: int,
-        on_message: Callable,
+        on_message: Callable[[Frames], None],
         max_bytes: int = SMALL_FRAME_BYTES,
     ) -> None:
         self.socketType = socket_type
         self.on_message = on_message
         self.max_bytes = max_bytes
         self._oversized = 0
+        self.reactor = factory.reactor
         super().__init__(factory)
-        self.socket.set(zmq.MAXMSGSIZE, max_bytes + FRAME_SLACK)
+        self.zmq.set(zmq.MAXMSGSIZE, max_bytes + FRAME_SLACK)
 
-    def messageReceived(self, message: Any) -> None:
-        self.on_message(message)
+    @property
+    def zmq(self) -> zmq.Socket[bytes]:
+        """The ZeroMQ socket (until the connection is shut down)."""
+        assert self.socket is not None, "the ZeroMQ socket is closed"
+        return self.socket
 
-    def _readMultipart(self) -> Any:
-        # txzmq keeps every frame; past the limit we keep none and count only.
-        total = sum(len(p) for p in self.recv_parts)
-        while True:
-            part = self.socket.recv(zmq.NOBLOCK)
-            total += len(part)
-            if total <= self.max_bytes:
-                self.recv_parts.append(part)
-            else:
-                self.recv_parts = []
-                self._oversized = total
-            if not self.socket.get(zmq.RCVMORE):
-                result, self.recv_parts = self.recv_parts, []
-                big, self._oversized = self._oversized, 0
-                return Oversized(big) if big else result
+    def send(self, message: bytes | list[bytes]) -> None:
+        """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full."""
+        parts = [message] if isinstance(message, bytes) else message
+        for part in parts[:-1]:
+            self.zmq.send(part, zmq.NOBLOCK | zmq.SNDMORE)
+        self.zmq.send(parts[-1], zmq.NOBLOCK)
+        # ZeroMQ may not signal messages that came in while it was written to.
+        if self.read_scheduled is None:
+            self.read_scheduled = self.reactor.callLater(0, self.doRead)
 
     def doRead(self) -> None:
         """Read up to :data:`READ_BATCH` messages now; the rest on the next reactor turn."""
@@ -91,37 +94,52 @@ class _Socket(ZmqConnection):
         count = 0
         while self._readable():
             if count >= READ_BATCH:
-                self.read_scheduled = self.factory.reactor.callLater(0, self.doRead)
+                self.read_scheduled = self.reactor.callLater(0, self.doRead)
                 return
-            message = self._read_one()
+            message = self._read_message()
             if message is not None:
                 count += 1
-                self.messageReceived(message)
+                self.on_message(message)
 
-    def read_waiting(self) -> list[list[bytes] | Oversized]:
+    def read_waiting(self) -> list[Frames]:
         """Every message waiting now, read and returned (not handed to the callback)."""
         self._cancel_scheduled_read()
         messages = []
         while self._readable():
-            message = self._read_one()
+            message = self._read_message()
             if message is not None:
                 messages.append(message)
         return messages
 
     def _cancel_scheduled_read(self) -> None:
         if self.read_scheduled is not None:
-            if not self.read_scheduled.called:
+            if self.read_scheduled.active():
                 self.read_scheduled.cancel()
             self.read_scheduled = None
 
     def _readable(self) -> bool:
         if self.factory is None or self.socket is None:
             return False
-        return bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
+        events = self.socket.get(zmq.EVENTS)
+        return isinstance(events, int) and bool(events & zmq.POLLIN)
 
-    def _read_one(self) -> list[bytes] | Oversized | None:
+    def _read_message(self) -> Frames | None:
+        """The next multipart message; None if ZeroMQ has none after all.  txzmq keeps
+        every frame; past the limit we keep none and count only."""
+        total = sum(len(p) for p in self.recv_parts)
         try:
-            return self._readMultipart()
+            while True:
+                part = self.zmq.recv(zmq.NOBLOCK)
+                total += len(part)
+                if total <= self.max_bytes:
+                    self.recv_parts.append(part)
+                else:
+                    self.recv_parts = []
+                    self._oversized = total
+                if not self.zmq.get(zmq.RCVMORE):
+                    result, self.recv_parts = self.recv_parts, []
+                    big, self._oversized = self._oversized, 0
+                    return Oversized(big) if big else result
         except zmq.Again:
             return None
 
@@ -204,7 +222,7 @@ class ZmqChannels:
                 lambda frames: self._on_request(name, frames),
                 max_message_bytes,
             )
-            sock.socket.set(zmq.ROUTER_HANDOVER, 1)
+            sock.zmq.set(zmq.ROUTER_HANDOVER, 1)
             return sock
 
         self.sockets: dict[str, _Socket] = {
@@ -214,7 +232,7 @@ class ZmqChannels:
             "iopub": _Socket(factory, zmq.XPUB, self._on_subscription),
             "hb": _Socket(factory, zmq.REP, self._on_heartbeat),
         }
-        iopub = self.sockets["iopub"].socket
+        iopub = self.sockets["iopub"].zmq
         iopub.set(zmq.XPUB_VERBOSE, 1)
         iopub.set(zmq.SNDHWM, IOPUB_HWM)
         for name, sock in self.sockets.items():
@@ -231,16 +249,16 @@ class ZmqChannels:
                 port = 1
                 while os.path.exists(f"{ip}-{port}"):
                     port += 1
-            sock.socket.bind(f"ipc://{ip}-{port}")
+            sock.zmq.bind(f"ipc://{ip}-{port}")
             return port
         if port <= 0:
-            return sock.socket.bind_to_random_port(f"tcp://{ip}")
-        sock.socket.bind(f"tcp://{ip}:{port}")
+            return int(sock.zmq.bind_to_random_port(f"tcp://{ip}"))
+        sock.zmq.bind(f"tcp://{ip}:{port}")
         return port
 
     # -- incoming -----------------------------------------------------------
 
-    def _on_request(self, channel: str, frames: list[bytes] | Oversized) -> None:
+    def _on_request(self, channel: str, frames: Frames) -> None:
         request = self._decode(channel, frames)
         if request is None:
             return
@@ -254,24 +272,26 @@ class ZmqChannels:
                 e=type(e).__name__,
             )
 
-    def _decode(self, channel: str, frames: list[bytes] | Oversized) -> Request | None:
+    def _decode(self, channel: str, frames: Frames) -> Request | None:
         """The request in ``frames``, or None (logged) if it is not one."""
+        kind, why = "", ""
         if isinstance(frames, Oversized):
+            kind = "size"
             why = f"message of {frames.total}+ bytes exceeds {self.codec.max_message_bytes}"
-            return self._reject(channel, "size", why)
-        try:
-            idents, msg = self.codec.deserialize(frames)
-        except WireError as e:
-            return self._reject(channel, type(e).__name__, str(e))
-        if not isinstance(msg["header"].get("msg_id", ""), str):
-            return self._reject(channel, "msg_id", "msg_id is not a string")
-        self._seen()
-        return Request(channel, msg, ZmqRequester(self, idents))
-
-    def _reject(self, channel: str, kind: str, why: str) -> None:
+        else:
+            try:
+                idents, msg = self.codec.deserialize(frames)
+            except WireError as e:
+                kind, why = type(e).__name__, str(e)
+            else:
+                if isinstance(msg["header"].get("msg_id", ""), str):
+                    self._seen()
+                    return Request(channel, msg, ZmqRequester(self, idents))
+                kind, why = "msg_id", "msg_id is not a string"
         self.rejects.warn(
             "{channel}: dropped message: {why}", f"{channel}:{kind}", channel=channel, why=why
         )
+        return None
 
     def requests_in_flight(self) -> Deferred[list[Request]]:
         """The shell requests waiting in the socket, read now and returned rather than
@@ -294,7 +314,9 @@ class ZmqChannels:
             return 0
         return int(self.reactor.seconds() - self.last_seen < CLIENT_GONE_AFTER)
 
-    def _on_subscription(self, frames: list[bytes]) -> None:
+    def _on_subscription(self, frames: Frames) -> None:
+        if isinstance(frames, Oversized):
+            return self._drop_oversized("iopub", frames)
         self._seen()
         frame = frames[0] if frames else b""
         if frame[:1] == b"\x00":
@@ -306,9 +328,20 @@ class ZmqChannels:
             welcome = new_message("iopub_welcome", {"subscription": topic}, self.kernel.session)
             self._send("iopub", self.codec.serialize(welcome, [b"iopub_welcome"]))
 
-    def _on_heartbeat(self, frames: list[bytes]) -> None:
+    def _on_heartbeat(self, frames: Frames) -> None:
+        if isinstance(frames, Oversized):
+            return self._drop_oversized("hb", frames)
         self._seen()
         self._send("hb", frames)
+
+    def _drop_oversized(self, channel: str, frames: Oversized) -> None:
+        """Subscriptions and pings are small: a larger message is dropped (and logged)."""
+        self.rejects.warn(
+            "{channel}: dropped message of {n}+ bytes",
+            f"{channel}:size",
+            channel=channel,
+            n=frames.total,
+        )
 
     # -- outgoing -----------------------------------------------------------
 
