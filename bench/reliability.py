@@ -1,8 +1,7 @@
 """Reliability figures: crashes, vanishing clients, SIGTERM under output, soak.
 
-Runs the scenarios of ``tests/reliability`` (imported from
-``tests/reliability/rel_helpers.py``: one copy of each scenario, the tests run
-them shorter) against real ``twistd -n ipytwist`` services, each with its own
+Runs the scenarios of ``benchlib.scenarios`` (one copy of each: ``tests/reliability``
+runs them shorter) against real ``twistd -n ipytwist`` services, each with its own
 temporary state directory, and prints a markdown table for the README's
 "Reliability" section.  Full results go to ``bench/results/reliability-<time>.json``.
 
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -30,13 +28,15 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-RESULTS_DIR = os.path.join(HERE, "results")
-sys.path[:0] = [os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "reliability")]
-
-import rel_helpers as rh  # noqa: E402
-from service_proc import running_service  # noqa: E402
+from benchlib.results import save
+from benchlib.running import TempDirs, running_service
+from benchlib.scenarios.common import Errors, median, percentile
+from benchlib.scenarios.crashes import crash_cycles, crash_kinds
+from benchlib.scenarios.sigterm import sigterm_under_output
+from benchlib.scenarios.soak import soak
+from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
+from benchlib.scenarios.vanish import VANISH_SERVICE_ARGS, vanishing_clients
+from benchlib.servers import REPO, checkout_env
 
 SCENARIOS = ("crashes", "clients", "sigterm", "soak")
 CPU_KEYS = ("service", "workers", "clients")
@@ -46,7 +46,7 @@ Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 def jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, rh.Errors):
+    if isinstance(obj, Errors):
         return {"count": obj.count, "kinds": dict(obj.kinds), "first": obj.first}
     if isinstance(obj, Counter | dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
@@ -63,17 +63,17 @@ def secs(xs: list[float]) -> str:
     """median / max."""
     if not xs:
         return "-"
-    return f"{dur(rh.median(xs))} / {dur(max(xs))}"
+    return f"{dur(median(xs))} / {dur(max(xs))}"
 
 
-def run_crashes(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+def run_crashes(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
     rows: Rows = []
     with running_service(tmp, "crashes") as svc:
-        kinds = rh.crash_kinds(svc)
+        kinds = crash_kinds(svc)
         out["crash_kinds"] = kinds
         for name, s in kinds.items():
             rows.append(("crash", f"{name}: its reply → `1` answered", dur(s)))
-        r = rh.crash_cycles(svc, args.cycles)
+        r = crash_cycles(svc, args.cycles)
         out["crash_cycles"] = jsonable(r)
     n = r.cycles
     rows += [
@@ -100,9 +100,9 @@ def run_crashes(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any])
     return rows
 
 
-def run_clients(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
-    with running_service(tmp, "clients", *rh.VANISH_SERVICE_ARGS) as svc:
-        r = rh.vanishing_clients(svc, args.vanish_seconds, args.clients)
+def run_clients(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+    with running_service(tmp, "clients", *VANISH_SERVICE_ARGS) as svc:
+        r = vanishing_clients(svc, args.vanish_seconds, args.clients)
     out["vanishing_clients"] = jsonable(r)
     half = [v for t, v in r.rss if t >= r.seconds / 2]
     kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(r.cycles.items()))
@@ -130,9 +130,9 @@ def run_clients(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any])
     ]
 
 
-def run_sigterm(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+def run_sigterm(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
     with running_service(tmp, "sigterm") as svc:
-        r = rh.sigterm_under_output(svc)
+        r = sigterm_under_output(svc)
     out["sigterm"] = jsonable(r)
     return [
         (
@@ -150,9 +150,9 @@ def run_sigterm(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any])
     ]
 
 
-def run_soak(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
-    with running_service(tmp, "soak", *rh.SOAK_SERVICE_ARGS) as svc:
-        r = rh.soak(svc, args.soak_seconds, args.soak_warmup, args.kernels, args.per_kernel)
+def run_soak(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+    with running_service(tmp, "soak", *SOAK_SERVICE_ARGS) as svc:
+        r = soak(svc, args.soak_seconds, args.soak_warmup, args.kernels, args.per_kernel)
     out["soak"] = jsonable(r)
     every = [x for xs in r.latency.values() for x in xs]
     kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(r.done.items()))
@@ -166,7 +166,7 @@ def run_soak(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any]) ->
         (
             "soak",
             "request → reply (and idle), median / p99 / max",
-            f"{rh.median(every) * 1000:.0f} / {rh.percentile(every, 0.99) * 1000:.0f} / "
+            f"{median(every) * 1000:.0f} / {percentile(every, 0.99) * 1000:.0f} / "
             f"{max(every) * 1000:.0f} ms"
             if every
             else "-",
@@ -191,7 +191,7 @@ def run_soak(tmp: rh.TempDirs, args: argparse.Namespace, out: dict[str, Any]) ->
     ]
 
 
-RUNNERS: dict[str, Callable[[rh.TempDirs, argparse.Namespace, dict[str, Any]], Rows]] = {
+RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows]] = {
     "crashes": run_crashes,
     "clients": run_clients,
     "sigterm": run_sigterm,
@@ -218,9 +218,8 @@ def main() -> int:
 
     root = tempfile.mkdtemp(prefix="ipytwist-reliability-")
     # The checkout's ipytwist, a throwaway IPython profile (no user history touched).
-    os.environ["PYTHONPATH"] = REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
-    os.environ["IPYTHONDIR"] = os.path.join(root, "ipython")
-    tmp = rh.TempDirs(root)
+    os.environ.update(checkout_env(os.path.join(root, "ipython")))
+    tmp = TempDirs(root)
     rows: Rows = []
     out: dict[str, Any] = {"args": vars(args), "failed": {}}
     started = time.monotonic()
@@ -244,10 +243,7 @@ def main() -> int:
     for scenario, what, figure in rows:
         print(f"| {scenario} | {what} | {figure} |")
     if not args.no_save:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        path = os.path.join(RESULTS_DIR, f"reliability-{time.strftime('%Y%m%d-%H%M%S')}.json")
-        with open(path, "w") as f:
-            json.dump(out, f, indent=1)
+        path = save("reliability", out)
         print(f"\nfull results: {os.path.relpath(path, REPO)}", file=sys.stderr)
     return 1 if out["failed"] else 0
 

@@ -15,11 +15,11 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, "..", "bench"))
 
-from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from benchlib.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from benchlib.servers import Service  # noqa: E402
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
-from service_proc import Service  # noqa: E402
 
 CELLS = [
     "import sys, time\nprint(f'Python {sys.version.split()[0]}: hello from ipytwist')",

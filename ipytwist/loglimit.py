@@ -8,7 +8,8 @@ line allowed after the window.
 
 from __future__ import annotations
 
-from typing import Any
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
 
 DEFAULT_BURST = 10
 DEFAULT_WINDOW = 10.0
@@ -16,7 +17,7 @@ DEFAULT_WINDOW = 10.0
 
 class LogLimiter:
     def __init__(
-        self, clock: Any, burst: int = DEFAULT_BURST, window: float = DEFAULT_WINDOW
+        self, clock: IReactorTime, burst: int = DEFAULT_BURST, window: float = DEFAULT_WINDOW
     ) -> None:
         self.clock = clock
         self.burst = burst
@@ -44,19 +45,28 @@ class LimitedLog:
 
     MAX_KINDS = 64
 
-    def __init__(self, logger: Any, clock: Any, **limits: Any) -> None:
+    def __init__(
+        self,
+        logger: Logger,
+        clock: IReactorTime,
+        burst: int = DEFAULT_BURST,
+        window: float = DEFAULT_WINDOW,
+    ) -> None:
         self.logger = logger
         self.clock = clock
-        self.limits = limits
+        self.burst = burst
+        self.window = window
         self._limiters: dict[str, LogLimiter] = {}
-        self._summaries: dict[str, Any] = {}
+        self._summaries: dict[str, IDelayedCall] = {}
 
-    def warn(self, fmt: str, kind: str = "", **kw: Any) -> None:
+    def warn(self, fmt: str, kind: str = "", **kw: object) -> None:
         limiter = self._limiters.get(kind)
         if limiter is None:
             if len(self._limiters) >= self.MAX_KINDS:
                 kind = "(other)"
-            limiter = self._limiters.setdefault(kind, LogLimiter(self.clock, **self.limits))
+            limiter = self._limiters.setdefault(
+                kind, LogLimiter(self.clock, self.burst, self.window)
+            )
         ok, suppressed = limiter.allow()
         if not ok:
             if kind not in self._summaries:

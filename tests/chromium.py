@@ -1,14 +1,7 @@
-"""Debian's Chromium, as the browser tests, the README's screenshots and the browser
-benchmark launch it (Playwright never downloads a browser here)."""
+"""Kept only for tests/test_browser.py, which still imports these names from here: how
+Chromium is launched lives in bench/benchlib/chromium.py.  Remove this module once that
+file imports them from there; add nothing to it."""
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from benchlib.chromium import CHROMIUM, CHROMIUM_ARGS
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS"]

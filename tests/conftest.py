@@ -1,4 +1,6 @@
-"""Shared fixtures: the ipytwist kernelspec in a temporary JUPYTER_PATH."""
+"""Shared fixtures: the ipytwist kernelspec in a temporary JUPYTER_PATH, kernels of the
+module's service (``svc``, see :func:`support.service.service_fixture`), and a kernel
+started through jupyter_client."""
 
 from __future__ import annotations
 
@@ -11,6 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import support  # noqa: F401 - puts bench/ (its benchlib) on sys.path
+from benchlib.servers import Service
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+from support.jupyter_kernel import forget_arrived, running_kernel
 
 from ipytwist.kernelspec import kernel_json
 
@@ -59,3 +66,44 @@ def clients() -> Iterator[list[Any]]:
     yield opened
     for c in opened:
         c.close()
+
+
+def _kernel_of(svc: Service) -> Iterator[str]:
+    kid = svc.start_kernel()
+    try:
+        yield kid
+    finally:
+        svc.delete_kernel(kid)
+
+
+@pytest.fixture
+def kernel_id(svc: Service) -> Iterator[str]:
+    """A kernel of the module's service for one test alone, deleted after it."""
+    yield from _kernel_of(svc)
+
+
+@pytest.fixture(scope="module")
+def module_kernel_id(svc: Service) -> Iterator[str]:
+    """One kernel of the module's service for all its tests that use it."""
+    yield from _kernel_of(svc)
+
+
+@pytest.fixture(scope="module")
+def ipytwist_kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """An ipytwist kernel started from its kernelspec, for a module's tests."""
+    with running_kernel("ipytwist") as (km, kc):
+        yield km, kc
+
+
+@pytest.fixture
+def kc(ipytwist_kernel: tuple[KernelManager, BlockingKernelClient]) -> BlockingKernelClient:
+    """The client of :func:`ipytwist_kernel`, with what earlier tests left unread dropped."""
+    client = ipytwist_kernel[1]
+    forget_arrived(client)
+    return client
+
+
+@pytest.fixture
+def km(ipytwist_kernel: tuple[KernelManager, BlockingKernelClient]) -> KernelManager:
+    """The manager of :func:`ipytwist_kernel`."""
+    return ipytwist_kernel[0]

@@ -7,62 +7,34 @@ running code.  What gets logged is one short line without the payload.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import zmq
+from benchlib.procs import status_kib
+from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+from support.jupyter_kernel import running_kernel
+from support.zmq_client import DELIM, ZmqClient
 
-DELIM = b"<IDS|MSG>"
 MAX_BYTES = 1_000_000
 TIMEOUT_MS = 10_000
 #: Appears in every bad payload; must never show up in the kernel's log.
 MARKER = "PAYLOAD-MARKER-7f3a"
 
 
-class Kernel:
-    def __init__(self, km: KernelManager, stderr_path: str) -> None:
+class Kernel(ZmqClient):
+    """A kernel started through jupyter_client, its ZeroMQ ports driven by hand."""
+
+    def __init__(self, km: KernelManager, kc: BlockingKernelClient, stderr_path: str) -> None:
+        super().__init__(km.get_connection_info())
         self.km = km
-        self.info = km.get_connection_info()
-        self.key = self.info["key"]
-        if isinstance(self.key, str):
-            self.key = self.key.encode()
+        self.kc = kc
         self.stderr_path = stderr_path
-        self.ctx = zmq.Context()
-
-    def socket(self, channel: str) -> zmq.Socket:
-        sock = self.ctx.socket(zmq.DEALER)
-        sock.linger = 0
-        sock.connect(f"tcp://{self.info['ip']}:{self.info[channel + '_port']}")
-        return sock
-
-    def sign(self, parts: list[bytes], key: bytes | None = None) -> bytes:
-        h = hmac.new(self.key if key is None else key, digestmod=hashlib.sha256)
-        for p in parts:
-            h.update(p)
-        return h.hexdigest().encode()
-
-    def parts(self, msg_type: str, content: Any = None, **header: Any) -> list[bytes]:
-        hdr = {
-            "msg_id": uuid.uuid4().hex,
-            "msg_type": msg_type,
-            "session": "bad-input-test",
-            "username": "test",
-            "date": "2024-01-01T00:00:00Z",
-            "version": "5.5",
-            **header,
-        }
-        return [json.dumps(x).encode() for x in (hdr, {}, {}, {} if content is None else content)]
-
-    def signed(self, parts: list[bytes]) -> list[bytes]:
-        return [DELIM, self.sign(parts), *parts]
 
     def stderr(self) -> str:
         with open(self.stderr_path, encoding="utf-8", errors="replace") as f:
@@ -72,22 +44,13 @@ class Kernel:
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     stderr_path = str(tmp_path_factory.mktemp("bad-input") / "kernel.stderr")
-    km = KernelManager(kernel_name="ipytwist")
-    with open(stderr_path, "w") as stderr:
-        km.start_kernel(
-            env={**os.environ, "IPYTWIST_MAX_MESSAGE_BYTES": str(MAX_BYTES)}, stderr=stderr
-        )
-    kc = km.client()
-    kc.start_channels()
-    k = Kernel(km, stderr_path)
-    try:
-        kc.wait_for_ready(timeout=30)
-        k.kc = kc  # type: ignore[attr-defined]
-        yield k
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-        k.ctx.destroy(linger=0)
+    env = {**os.environ, "IPYTWIST_MAX_MESSAGE_BYTES": str(MAX_BYTES)}
+    with open(stderr_path, "w") as stderr, running_kernel(env=env, stderr=stderr) as (km, kc):
+        k = Kernel(km, kc, stderr_path)
+        try:
+            yield k
+        finally:
+            k.close()
 
 
 def recv(sock: zmq.Socket) -> dict[str, Any]:
@@ -114,10 +77,6 @@ def assert_still_serving(kernel: Kernel, sock: zmq.Socket) -> None:
     assert kernel.km.is_alive()
 
 
-def _resign(kernel: Kernel, parts: list[bytes]) -> list[bytes]:
-    return [DELIM, kernel.sign(parts), *parts]
-
-
 BAD: dict[str, Callable[[Kernel], list[bytes]]] = {
     "bad-signature": lambda k: [DELIM, b"0" * 64, *k.parts("kernel_info_request")],
     "missing-signature": lambda k: [DELIM, b"", *k.parts("kernel_info_request")],
@@ -133,18 +92,18 @@ BAD: dict[str, Callable[[Kernel], list[bytes]]] = {
     "delimiter-only": lambda k: [DELIM],
     "single-empty-frame": lambda k: [b""],
     "no-delimiter": lambda k: k.signed(k.parts("kernel_info_request"))[1:],
-    "non-json": lambda k: _resign(k, [MARKER.encode(), b"{}", b"{}", b"{}"]),
-    "invalid-utf8": lambda k: _resign(k, [b"\xff\xfe" + MARKER.encode(), b"{}", b"{}", b"{}"]),
-    "header-is-a-list": lambda k: _resign(k, [b"[1, 2]", b"{}", b"{}", b"{}"]),
-    "content-is-a-string": lambda k: _resign(
-        k, [*k.parts("execute_request")[:3], json.dumps(MARKER).encode()]
+    "non-json": lambda k: k.signed([MARKER.encode(), b"{}", b"{}", b"{}"]),
+    "invalid-utf8": lambda k: k.signed([b"\xff\xfe" + MARKER.encode(), b"{}", b"{}", b"{}"]),
+    "header-is-a-list": lambda k: k.signed([b"[1, 2]", b"{}", b"{}", b"{}"]),
+    "content-is-a-string": lambda k: k.signed(
+        [*k.parts("execute_request")[:3], json.dumps(MARKER).encode()]
     ),
-    "parent-is-null": lambda k: _resign(
-        k, [k.parts("kernel_info_request")[0], b"null"] + [b"{}"] * 2
+    "parent-is-null": lambda k: k.signed(
+        [k.parts("kernel_info_request")[0], b"null"] + [b"{}"] * 2
     ),
-    "no-msg-type": lambda k: _resign(k, [json.dumps({"msg_id": "x"}).encode()] + [b"{}"] * 3),
-    "msg-type-not-a-string": lambda k: _resign(
-        k, [json.dumps({"msg_id": "x", "msg_type": 7}).encode()] + [b"{}"] * 3
+    "no-msg-type": lambda k: k.signed([json.dumps({"msg_id": "x"}).encode()] + [b"{}"] * 3),
+    "msg-type-not-a-string": lambda k: k.signed(
+        [json.dumps({"msg_id": "x", "msg_type": 7}).encode()] + [b"{}"] * 3
     ),
     "msg-id-not-a-string": lambda k: k.signed(k.parts("kernel_info_request", msg_id=[1])),
     "oversized": lambda k: k.signed(
@@ -244,7 +203,7 @@ def test_oversized_message_is_logged_in_one_short_line(kernel: Kernel) -> None:
 
 def test_kernel_still_runs_code_and_never_logged_a_payload(kernel: Kernel) -> None:
     """After all the bad input, code still runs and the log holds no payload."""
-    kc = kernel.kc  # type: ignore[attr-defined]
+    kc = kernel.kc
     reply = kc.execute_interactive("x = 6 * 7", timeout=30)
     assert reply["content"]["status"] == "ok"
     assert MARKER not in kernel.stderr()
@@ -252,11 +211,9 @@ def test_kernel_still_runs_code_and_never_logged_a_payload(kernel: Kernel) -> No
 
 
 def _peak_rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+    peak = status_kib(pid, "VmHWM")
+    assert peak is not None, "no VmHWM"
+    return peak / 1024
 
 
 def test_a_huge_unsigned_frame_is_refused_before_it_costs_memory(kernel: Kernel) -> None:
@@ -346,6 +303,6 @@ def test_execute_with_wrongly_typed_fields_runs_nothing(kernel: Kernel) -> None:
         assert assert_next_reply_is_to(sock, check)["content"]["status"] == "ok"
     finally:
         sock.close()
-    kc = kernel.kc  # type: ignore[attr-defined]
+    kc = kernel.kc
     reply = kc.execute_interactive("assert 'ran_cell' not in globals()", timeout=30)
     assert reply["content"]["status"] == "ok"

@@ -11,34 +11,20 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pexpect
 import pytest
-from service_proc import WARM_POOL, Service, WSClient, running_service, wait_for
-from tcp_proxy import Proxy
+from benchlib.procs import wait_for
+from benchlib.servers import WARM_POOL, Service
+from benchlib.wsclient import WSClient
+from support.console import console_env
+from support.service import service_fixture
+from support.tcp_proxy import Proxy
 
 PROMPT = r"In \[(\d+)\]:"
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
-
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "console", *WARM_POOL) as s:
-        yield s
-
-
-@pytest.fixture
-def kernel(svc: Service) -> Iterator[str]:
-    kid = svc.start_kernel()
-    yield kid
-    svc.delete_kernel(kid)
-
-
-def console_env(home: str) -> dict[str, str]:
-    # The console keeps tokens and history under XDG_DATA_HOME; the pty answers no
-    # cursor position requests.
-    return dict(os.environ, XDG_DATA_HOME=home, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+svc = service_fixture("console", *WARM_POOL)
 
 
 class Console:
@@ -84,8 +70,10 @@ def attach(svc: Service, home: str, kernel: str, url: str | None = None) -> Cons
     return c
 
 
-def test_the_prompt_runs_code_with_the_kernels_counts(svc: Service, home: str, kernel: str) -> None:
-    c = Console(home, svc.url, "--token", svc.token, "--kernel", kernel)
+def test_the_prompt_runs_code_with_the_kernels_counts(
+    svc: Service, home: str, kernel_id: str
+) -> None:
+    c = Console(home, svc.url, "--token", svc.token, "--kernel", kernel_id)
     assert c.prompt() == 1
     c.run("6*7*1000")
     c.p.expect(r"Out\[1\]: 42000")
@@ -98,22 +86,22 @@ def test_the_prompt_runs_code_with_the_kernels_counts(svc: Service, home: str, k
 
 
 def test_attaching_to_a_used_kernel_prompts_its_next_count(
-    svc: Service, home: str, kernel: str
+    svc: Service, home: str, kernel_id: str
 ) -> None:
-    other = WSClient.connect(svc, kernel)
+    other = WSClient.connect(svc, kernel_id)
     try:
         other.execute("1")
         other.execute("2")
     finally:
         other.ws.close()
-    c = attach(svc, home, kernel)  # waits for the first prompt
+    c = attach(svc, home, kernel_id)  # waits for the first prompt
     assert int(c.p.match.group(1)) == 3
     c.run("40 + 2")
     c.p.expect(r"Out\[3\]: 42")
 
 
-def test_output_streams_while_the_cell_runs(svc: Service, home: str, kernel: str) -> None:
-    c = attach(svc, home, kernel)
+def test_output_streams_while_the_cell_runs(svc: Service, home: str, kernel_id: str) -> None:
+    c = attach(svc, home, kernel_id)
     t0 = time.monotonic()
     c.run("import time; [print('tick', i, flush=True) or time.sleep(1) for i in range(3)]")
     c.p.expect("tick 0")
@@ -124,26 +112,26 @@ def test_output_streams_while_the_cell_runs(svc: Service, home: str, kernel: str
     assert first < 1.0 < last, (first, last)
 
 
-def test_tab_completes_from_the_kernel(svc: Service, home: str, kernel: str) -> None:
-    c = attach(svc, home, kernel)
+def test_tab_completes_from_the_kernel(svc: Service, home: str, kernel_id: str) -> None:
+    c = attach(svc, home, kernel_id)
     c.p.send("list(enumer\t")
     c.p.expect("enumerate")
     c.run("('ab'))")
     c.p.expect(re.escape("[(0, 'a'), (1, 'b')]"))
 
 
-def test_question_mark_shows_the_docstring(svc: Service, home: str, kernel: str) -> None:
-    c = attach(svc, home, kernel)
+def test_question_mark_shows_the_docstring(svc: Service, home: str, kernel_id: str) -> None:
+    c = attach(svc, home, kernel_id)
     c.run("len?")
     c.p.expect("Return the number of items in a container")
     c.prompt()
 
 
-def test_ctrl_c_interrupts_the_running_cell(svc: Service, home: str, kernel: str) -> None:
-    c = attach(svc, home, kernel)
+def test_ctrl_c_interrupts_the_running_cell(svc: Service, home: str, kernel_id: str) -> None:
+    c = attach(svc, home, kernel_id)
     c.run("import time; time.sleep(100)")
     wait_for(
-        lambda: svc.api("GET", f"/api/kernels/{kernel}").json()["execution_state"] == "busy",
+        lambda: svc.api("GET", f"/api/kernels/{kernel_id}").json()["execution_state"] == "busy",
         10,
         "the kernel to be busy",
     )
@@ -159,8 +147,8 @@ def test_ctrl_c_interrupts_the_running_cell(svc: Service, home: str, kernel: str
     c.p.expect("Out.*'alive'")
 
 
-def test_input_is_answered_at_the_terminal(svc: Service, home: str, kernel: str) -> None:
-    c = attach(svc, home, kernel)
+def test_input_is_answered_at_the_terminal(svc: Service, home: str, kernel_id: str) -> None:
+    c = attach(svc, home, kernel_id)
     c.run("name = input('who' + ' are you? ')")
     c.p.expect("who are you\\?")
     c.run("Ann")
@@ -169,8 +157,8 @@ def test_input_is_answered_at_the_terminal(svc: Service, home: str, kernel: str)
     c.p.expect("Out.*'ANN'")
 
 
-def test_a_line_ending_with_a_backslash_continues(svc: Service, home: str, kernel: str) -> None:
-    c = attach(svc, home, kernel)
+def test_a_line_ending_with_a_backslash_continues(svc: Service, home: str, kernel_id: str) -> None:
+    c = attach(svc, home, kernel_id)
     c.run("x = 1 + \\")
     c.p.expect(r"\.\.\.:")
     c.run("2")
@@ -186,10 +174,10 @@ def test_a_line_ending_with_a_backslash_continues(svc: Service, home: str, kerne
 
 
 def test_another_clients_cell_appears_at_the_idle_prompt(
-    svc: Service, home: str, kernel: str
+    svc: Service, home: str, kernel_id: str
 ) -> None:
-    c = attach(svc, home, kernel)
-    other = WSClient.connect(svc, kernel)
+    c = attach(svc, home, kernel_id)
+    other = WSClient.connect(svc, kernel_id)
     try:
         other.execute("print('hello from elsewhere')")
     finally:
@@ -202,17 +190,17 @@ def test_another_clients_cell_appears_at_the_idle_prompt(
     c.p.expect(r"Out\[2\]: 4")  # and the count follows the other client's cell
 
 
-def test_a_cut_connection_mid_cell_loses_no_output(svc: Service, home: str, kernel: str) -> None:
+def test_a_cut_connection_mid_cell_loses_no_output(svc: Service, home: str, kernel_id: str) -> None:
     proxy = Proxy(svc.port)
     try:
-        c = attach(svc, home, kernel, url=f"http://127.0.0.1:{proxy.port}/")
+        c = attach(svc, home, kernel_id, url=f"http://127.0.0.1:{proxy.port}/")
         c.run("import time; [print('line', i, flush=True) or time.sleep(0.3) for i in range(8)]")
         c.p.expect("line 1")
         proxy.cut()
         c.p.expect("connection lost")
 
         def printed_meanwhile() -> bool:
-            cells = svc.api("GET", f"/api/kernels/{kernel}/transcript").json()["cells"]
+            cells = svc.api("GET", f"/api/kernels/{kernel_id}/transcript").json()["cells"]
             return any("line 6" in json.dumps(cell["outputs"]) for cell in cells)
 
         wait_for(printed_meanwhile, 10, "the cell to print while the console is cut off")
@@ -225,7 +213,7 @@ def test_a_cut_connection_mid_cell_loses_no_output(svc: Service, home: str, kern
         proxy.close()
 
 
-def test_a_server_that_is_gone_is_said_plainly(svc: Service, home: str, kernel: str) -> None:
+def test_a_server_that_is_gone_is_said_plainly(svc: Service, home: str, kernel_id: str) -> None:
     proxy = Proxy(svc.port)
     try:
         c = Console(
@@ -234,7 +222,7 @@ def test_a_server_that_is_gone_is_said_plainly(svc: Service, home: str, kernel: 
             "--token",
             svc.token,
             "--kernel",
-            kernel,
+            kernel_id,
             "--reconnect-timeout",
             "1",
         )
@@ -311,8 +299,8 @@ def test_the_token_is_asked_once_and_remembered(svc: Service, home: str) -> None
     c.p.expect(pexpect.EOF)
 
 
-def test_without_a_url_the_local_service_is_used(svc: Service, home: str, kernel: str) -> None:
-    c = Console(home, "--state-dir", svc.state_dir, "--kernel", kernel)
+def test_without_a_url_the_local_service_is_used(svc: Service, home: str, kernel_id: str) -> None:
+    c = Console(home, "--state-dir", svc.state_dir, "--kernel", kernel_id)
     c.prompt()
     c.run("'local'")
     c.p.expect("Out.*'local'")
@@ -328,4 +316,4 @@ def test_without_a_url_the_local_service_is_used(svc: Service, home: str, kernel
         "LAST",
         "ACTIVITY",
     ]
-    assert kernel in out.stdout
+    assert kernel_id in out.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from support.fake_process import FakePipe, FakeProcess, Listener
 from support.fakes import FakeProvisioner
 from support.fakes import Requester as Client
 from test_kernel_core import execute
@@ -88,44 +89,6 @@ def _hdr(msg_type: str) -> dict[str, Any]:
     return {"msg_id": "int-" + msg_type, "msg_type": msg_type, "session": "c"}
 
 
-class FakePipe:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.reading = True
-
-    def stopReading(self) -> None:
-        self.reading = False
-
-    def startReading(self) -> None:
-        self.reading = True
-
-    def fileno(self) -> int:
-        return self.fd
-
-
-class FakeTransport:
-    def __init__(self, pipes: dict[int, Any]) -> None:
-        self.pipes = pipes
-        self.pid = 4242
-
-    def closeChildFD(self, fd: int) -> None:
-        pass
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.output: list[tuple[str, bytes]] = []
-
-    def worker_output(self, name: str, data: bytes) -> None:
-        self.output.append((name, data))
-
-    def worker_event(self, event: dict[str, Any]) -> None:
-        pass
-
-    def worker_exited(self, worker: Any, description: str) -> None:
-        pass
-
-
 def _process_with_pipes(tmp_path: Any) -> tuple[WorkerProcess, Clock, dict[int, Any], Any]:
     import os
 
@@ -135,8 +98,12 @@ def _process_with_pipes(tmp_path: Any) -> tuple[WorkerProcess, Clock, dict[int, 
     r1, w1 = os.pipe()
     os.set_blocking(r1, False)
     pipes = {1: FakePipe(r1), 2: FakePipe(os.open(os.devnull, os.O_RDONLY)), EVENT_FD: FakePipe(-1)}
-    proto.makeConnection(FakeTransport(pipes))
+    proto.makeConnection(FakeProcess(proto, pipes))
     return proto, clock, pipes, (r1, w1, listener)
+
+
+def stdout_bytes(listener: Listener) -> int:
+    return sum(len(data) for name, data in listener.log if name == "stdout")
 
 
 def test_worker_process_gate_stops_every_output_pipe(tmp_path: Any) -> None:
@@ -153,7 +120,7 @@ def test_worker_process_gate_stops_every_output_pipe(tmp_path: Any) -> None:
         assert not any(p.reading for p in pipes.values())
         clock.advance(1)
         assert not pipes[1].reading
-        assert listener.output == [("stdout", b"first\n")]  # the waiting 100 bytes stay
+        assert listener.log == [("stdout", b"first\n")]  # the waiting 100 bytes stay
         proto.resume_output()
         assert all(p.reading for p in pipes.values())
     finally:
@@ -185,11 +152,11 @@ def test_worker_process_reads_a_flood_in_slices(tmp_path: Any) -> None:
         proto.childDataReceived(1, b"")
         turns = 0
         while clock.getDelayedCalls():
-            before = sum(len(d) for _, d in listener.output)
+            before = stdout_bytes(listener)
             run_next_call(clock)
             turns += 1
-            assert sum(len(d) for _, d in listener.output) - before < READ_SLICE_BYTES + 65536
-        assert sum(len(d) for _, d in listener.output) == total
+            assert stdout_bytes(listener) - before < READ_SLICE_BYTES + 65536
+        assert stdout_bytes(listener) == total
         assert turns > total // (READ_SLICE_BYTES + 65536)
     finally:
         os.close(r1)

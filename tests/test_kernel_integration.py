@@ -1,115 +1,27 @@
-"""The real ipytwist kernel, started from its kernelspec through jupyter_client."""
+"""The real ipytwist kernel, started from its kernelspec through jupyter_client: output
+timing, busy and idle, stop_on_error, interrupts and stdin.  (Heartbeat, crashes and
+shutdown: test_kernel_recovery.py.)"""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Any
 
 import pytest
-import zmq
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
-from kernel_client import running_kernel
-from service_proc import pid_alive, wait_for
-
-TIMEOUT = 20
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Any:
-    with running_kernel("ipytwist") as (km, kc):
-        yield km, kc
-
-
-@pytest.fixture
-def kc(kernel: Any) -> BlockingKernelClient:
-    _, client = kernel
-    _drain(client)
-    return client
-
-
-@pytest.fixture
-def km(kernel: Any) -> KernelManager:
-    return kernel[0]
-
-
-def _drain(kc: BlockingKernelClient) -> None:
-    """Forget messages left over from earlier tests (only ever already-arrived ones)."""
-    for get in (kc.get_iopub_msg, kc.get_shell_msg, kc.get_stdin_msg, kc.get_control_msg):
-        while True:
-            try:
-                get(timeout=0)
-            except Exception:
-                break
-
-
-def iopub_until_idle(
-    kc: BlockingKernelClient, msg_id: str, timeout: float = TIMEOUT
-) -> list[tuple[float, dict]]:
-    """(arrival time, message) of iopub messages parented to ``msg_id``, up to its idle."""
-    deadline = time.monotonic() + timeout
-    out: list[tuple[float, dict]] = []
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
-        now = time.monotonic()
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        out.append((now, msg))
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            return out
-
-
-def reply_to(get: Any, msg_id: str, timeout: float = TIMEOUT) -> dict:
-    """The reply to ``msg_id`` from a channel's ``get_*_msg``, skipping others."""
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = get(timeout=max(0.0, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return msg
-
-
-def wait_iopub(kc: BlockingKernelClient, match: Any, timeout: float = TIMEOUT) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
-        if match(msg):
-            return msg
-
-
-def execute(kc: BlockingKernelClient, code: str, **kw: Any) -> tuple[dict, list[dict]]:
-    """Run ``code``; return its execute_reply and its iopub messages."""
-    msg_id = kc.execute(code, **kw)
-    msgs = [m for _, m in iopub_until_idle(kc, msg_id)]
-    return reply_to(kc.get_shell_msg, msg_id), msgs
-
-
-def stdout_of(msgs: list[dict]) -> str:
-    return "".join(
-        m["content"]["text"]
-        for m in msgs
-        if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
-    )
-
-
-def send_control(kc: BlockingKernelClient, msg_type: str, content: dict | None = None) -> str:
-    msg = kc.session.msg(msg_type, content or {})
-    kc.control_channel.send(msg)
-    return msg["header"]["msg_id"]
-
-
-def started(kc: BlockingKernelClient, msg_id: str) -> None:
-    """Wait until the cell ``msg_id`` printed ``started`` (its user code is running)."""
-    wait_iopub(
-        kc,
-        lambda m: (
-            m["parent_header"].get("msg_id") == msg_id
-            and m["msg_type"] == "stream"
-            and "started" in m["content"]["text"]
-        ),
-    )
-
+from support.jupyter_kernel import (
+    TIMEOUT,
+    execute,
+    interrupt_request,
+    iopub_until_idle,
+    reply_to,
+    send_control,
+    started,
+    stdout_of,
+    wait_iopub,
+    worker_pid,
+)
 
 # -- output timing ---------------------------------------------------------------
 
@@ -229,17 +141,12 @@ BLOCKERS = {
 }
 
 
-def _interrupt_request(kc: BlockingKernelClient, km: KernelManager) -> None:
-    msg_id = send_control(kc, "interrupt_request")
-    assert reply_to(kc.get_control_msg, msg_id)["content"]["status"] == "ok"
-
-
 def _sigint(kc: BlockingKernelClient, km: KernelManager) -> None:
     assert km.kernel_spec.interrupt_mode == "signal"
     km.interrupt_kernel()
 
 
-INTERRUPTERS = {"interrupt_request": _interrupt_request, "sigint": _sigint}
+INTERRUPTERS = {"interrupt_request": interrupt_request, "sigint": _sigint}
 
 
 def _assert_interrupted(kc: BlockingKernelClient, msg_id: str, t0: float) -> None:
@@ -281,7 +188,7 @@ def test_interrupt_right_after_execute_input_is_not_lost(
         lambda m: m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "execute_input",
     )
     t0 = time.monotonic()
-    _interrupt_request(kc, km)
+    interrupt_request(kc, km)
     _assert_interrupted(kc, msg_id, t0)
 
 
@@ -336,166 +243,9 @@ def test_input_without_allow_stdin_fails(kc: BlockingKernelClient) -> None:
 
 def test_display_of_lone_surrogates_does_not_break_the_worker(kc: BlockingKernelClient) -> None:
     """Text with lone surrogates is displayed (escaped in JSON), the interpreter survives."""
-    old_pid = _worker_pid(kc)
+    old_pid = worker_pid(kc)
     reply, msgs = execute(kc, "display({'text/plain': 'a\\udcffb\\ud800'}, raw=True)")
     assert reply["content"]["status"] == "ok"
     (shown,) = [m for m in msgs if m["msg_type"] == "display_data"]
     assert shown["content"]["data"]["text/plain"].startswith("a")
-    assert _worker_pid(kc) == old_pid
-
-
-# -- heartbeat -------------------------------------------------------------------
-
-
-def test_heartbeat_answers_while_code_runs(kc: BlockingKernelClient, km: KernelManager) -> None:
-    """The heartbeat echoes while user code sleeps in the interpreter."""
-    msg_id = kc.execute("import time; print('started', flush=True); time.sleep(3)")
-    started(kc, msg_id)
-    info = km.get_connection_info()
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    sock.linger = 0
-    try:
-        sock.connect(f"tcp://{info['ip']}:{info['hb_port']}")
-        for i in range(3):
-            sock.send(b"ping %d" % i)
-            assert sock.poll(1000), "no heartbeat within 1 s"
-            assert sock.recv() == b"ping %d" % i
-    finally:
-        sock.close()
-    _interrupt_request(kc, km)
-    assert reply_to(kc.get_shell_msg, msg_id)["content"]["ename"] == "KeyboardInterrupt"
-
-
-# -- crash and recover -----------------------------------------------------------
-
-
-def _worker_pid(kc: BlockingKernelClient) -> int:
-    _, msgs = execute(kc, "import os; print(os.getpid())")
-    return int(stdout_of(msgs))
-
-
-def _kill_worker(kc: BlockingKernelClient) -> None:
-    os.kill(_worker_pid(kc), signal.SIGKILL)
-
-
-CRASHES = {
-    "os._exit": ("import os; os._exit(1)", "exited with status 1"),
-    "segfault": ("import ctypes; ctypes.string_at(0)", "SIGSEGV"),
-    "sigkill": (
-        "import time; print('started', flush=True); time.sleep(100)",
-        "SIGKILL",
-    ),
-}
-
-
-@pytest.mark.parametrize("crash", sorted(CRASHES))
-def test_worker_crash_is_reported_and_recovered(kc: BlockingKernelClient, crash: str) -> None:
-    """A dying interpreter fails the running cell with the cause, clients see restarting,
-    and the same client then runs code in a fresh interpreter."""
-    code, cause = CRASHES[crash]
-    old_pid = _worker_pid(kc)
-    execute(kc, "survivor = 42")
-    msg_id = kc.execute(code)
-    if crash == "sigkill":
-        started(kc, msg_id)
-        os.kill(old_pid, signal.SIGKILL)
-    reply = reply_to(kc.get_shell_msg, msg_id)
-    assert reply["content"]["status"] == "error"
-    assert cause in reply["content"]["evalue"]
-    assert isinstance(reply["content"]["execution_count"], int)
-    msgs = [m for _, m in iopub_until_idle(kc, msg_id)]
-    states = [m["content"]["execution_state"] for m in msgs if m["msg_type"] == "status"]
-    assert "restarting" in states
-    errors = [m for m in msgs if m["msg_type"] == "error"]
-    assert errors and cause in errors[0]["content"]["evalue"]
-    reply, msgs = execute(kc, "print('survivor' in globals())")
-    assert reply["content"]["status"] == "ok"
-    assert stdout_of(msgs) == "False\n"
-    assert _worker_pid(kc) != old_pid
-
-
-def test_background_children_neither_delay_a_crash_nor_outlive_it(
-    kc: BlockingKernelClient,
-) -> None:
-    """A child process and a forked copy left running by user code hold the worker's
-    output pipes; the worker's death is still reported at once, and both are ended with
-    it (they are in its process group)."""
-    code = (
-        "import os, subprocess\n"
-        "child = subprocess.Popen(['sleep', '30'])\n"
-        "fork = os.fork()\n"
-        "if fork == 0:\n"
-        "    import time; time.sleep(30); os._exit(0)\n"
-        "print(child.pid, fork)"
-    )
-    _, msgs = execute(kc, code)
-    children = [int(p) for p in stdout_of(msgs).split()]
-    assert all(pid_alive(p) for p in children)
-    started_at = time.monotonic()
-    msg_id = kc.execute("import os; os._exit(1)")
-    reply = reply_to(kc.get_shell_msg, msg_id)
-    assert time.monotonic() - started_at < 3
-    assert "exited with status 1" in reply["content"]["evalue"]
-    iopub_until_idle(kc, msg_id)
-    wait_for(lambda: not any(pid_alive(p) for p in children), 5, "the children to end")
-    reply, _ = execute(kc, "1")
-    assert reply["content"]["status"] == "ok"
-
-
-# -- shutdown --------------------------------------------------------------------
-
-
-def test_shutdown_with_restart_keeps_kernel_with_fresh_state(
-    kc: BlockingKernelClient, km: KernelManager
-) -> None:
-    """shutdown_request(restart=True): same kernel process, new interpreter, state gone."""
-    execute(kc, "before_restart = 1")
-    old_pid = _worker_pid(kc)
-    msg_id = send_control(kc, "shutdown_request", {"restart": True})
-    reply = reply_to(kc.get_control_msg, msg_id)
-    assert reply["content"] == {"status": "ok", "restart": True}
-    wait_iopub(
-        kc,
-        lambda m: m["msg_type"] == "status" and m["content"]["execution_state"] == "restarting",
-    )
-    assert km.is_alive()
-    reply, msgs = execute(kc, "print('before_restart' in globals())")
-    assert reply["content"]["status"] == "ok"
-    assert stdout_of(msgs) == "False\n"
-    assert _worker_pid(kc) != old_pid
-
-
-def test_shutdown_without_restart_ends_the_kernel() -> None:
-    """shutdown_request: reply, then the kernel process and its interpreter exit cleanly."""
-    with running_kernel("ipytwist") as (km, kc):
-        worker = _worker_pid(kc)
-        msg_id = send_control(kc, "shutdown_request", {"restart": False})
-        reply = reply_to(kc.get_control_msg, msg_id)
-        assert reply["content"] == {"status": "ok", "restart": False}
-        process = km.provisioner.process
-        assert process.wait(timeout=TIMEOUT) == 0
-        with pytest.raises(ProcessLookupError):
-            os.kill(worker, 0)
-
-
-@pytest.mark.parametrize(
-    "breakage",
-    [
-        "import os; os.close(1)",
-        "import sys; sys.stdout = None",
-        "import sys; sys.stdout.close()",
-        "import os; os.close(2); import sys; sys.stderr = None",
-    ],
-)
-def test_printing_works_again_in_the_next_cell(kc: BlockingKernelClient, breakage: str) -> None:
-    """Whatever a cell does to stdout/stderr, the next cell prints normally (C-level
-    output included)."""
-    execute(kc, breakage)
-    reply, msgs = execute(
-        kc, "import os, sys; print('py'); os.system('echo c'); print('err', file=sys.stderr)"
-    )
-    assert reply["content"]["status"] == "ok"
-    assert stdout_of(msgs) == "py\nc\n"
-    errs = [m["content"]["text"] for m in msgs if m["msg_type"] == "stream"]
-    assert "err\n" in "".join(errs)
+    assert worker_pid(kc) == old_pid

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service_proc import WSClient, rss_mib, running_service
+from benchlib.procs import rss_mib
+from benchlib.running import running_service
+from benchlib.wsclient import WSClient
 
 MIB = 1024 * 1024
 REPLAY_MIB = 16

@@ -9,7 +9,10 @@ import time
 from typing import Any
 
 import pytest
-from service_proc import WSClient, running_service, twistd_command, wait_for
+from benchlib.procs import wait_for
+from benchlib.running import running_service
+from benchlib.servers import twistd_command
+from benchlib.wsclient import WSClient, WSClosed
 from twisted.internet.address import IPv4Address
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import usage
@@ -166,7 +169,6 @@ def test_max_message_bytes_bounds_both_transports_of_a_hosted_kernel(
     """With --max-message-bytes 100000 a 200 kB request is refused on the WebSocket (close
     1009) and dropped on ZeroMQ, and the kernel goes on answering small ones on both."""
     from jupyter_client import BlockingKernelClient
-    from service_proc import WSClosed
 
     big = "x = '" + "y" * 200_000 + "'"
     with running_service(tmp_path_factory, "limit", "--max-message-bytes", "100000") as svc:

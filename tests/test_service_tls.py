@@ -17,12 +17,12 @@ from typing import Any
 import pexpect
 import requests
 import websockets
+from benchlib.running import running_service
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from service_proc import running_service
-from test_console import console_env
+from support.console import console_env
 
 
 def self_signed(tmp: Path) -> tuple[Path, Path]:

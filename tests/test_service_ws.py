@@ -1,55 +1,26 @@
-"""Kernel WebSockets of the real service: fan-out, auth, replay, crashes, v1, bad input."""
+"""Kernel WebSockets of the real service: fan-out, auth, replay, crashes.  (The v1
+subprotocol, malformed messages and the transcript: test_service_ws_messages.py.)"""
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import nbformat
 import pytest
 import requests
 import websocket
-from jupyter_client import BlockingKernelClient
-from jupyter_server.services.kernels.connection.base import (
-    deserialize_msg_from_ws_v1,
-    serialize_msg_to_ws_v1,
-)
-from service_proc import (
-    V1_PROTOCOL,
-    WARM_POOL,
-    Service,
-    WSClient,
-    WSClosed,
-    ids,
-    iopub_of,
-    make_message,
-    parent_id,
-    running_service,
-    stream_text,
-)
+from benchlib.messages import ids, iopub_of, parent_id, stream_text
+from benchlib.servers import WARM_POOL, Service
+from benchlib.wsclient import WSClient, WSClosed
+from support.service import service_fixture
 
 LOOP = "import time\nfor i in range(20):\n    print(i, flush=True)\n    time.sleep(0.1)\n"
 LOOP_TEXT = "".join(f"{i}\n" for i in range(20))
 
-
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(
-        tmp_path_factory, "ws", "--allow-origin", "https://*.example.org", *WARM_POOL
-    ) as s:
-        yield s
-
-
-@pytest.fixture
-def kernel_id(svc: Service) -> Iterator[str]:
-    """A fresh kernel per test: replay and crash tests must not see each other's output."""
-    kid = svc.start_kernel()
-    yield kid
-    svc.delete_kernel(kid)
+#: A fresh kernel per test (``kernel_id``): replay and crash tests must not see each
+#: other's output.
+svc = service_fixture("ws", "--allow-origin", "https://*.example.org", *WARM_POOL)
 
 
 def refused(svc: Service, kernel_id: str, **kw: Any) -> int:
@@ -57,12 +28,6 @@ def refused(svc: Service, kernel_id: str, **kw: Any) -> int:
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         WSClient.connect(svc, kernel_id, **kw).close()
     return info.value.status_code
-
-
-def kernel_info(ws: WSClient) -> dict[str, Any]:
-    msg_id = ws.send("shell", "kernel_info_request", {})
-    got = ws.until(lambda m: m["msg_type"] == "kernel_info_reply" and parent_id(m) == msg_id)
-    return got[-1]
 
 
 # -- fan-out ------------------------------------------------------------------
@@ -92,7 +57,7 @@ def test_two_clients_share_iopub_only_requester_gets_reply(
     result = next(m for m in io_b if m["msg_type"] == "execute_result")
     assert result["content"]["data"]["text/plain"] == "42"
 
-    kernel_info(b)  # everything sent to b before this reply has arrived
+    b.kernel_info()  # everything sent to b before this reply has arrived
     assert [m for m in b.received if m["msg_type"] == "execute_reply"] == []
     assert len([m for m in a.received if m["msg_type"] == "execute_reply"]) == 1
 
@@ -100,7 +65,7 @@ def test_two_clients_share_iopub_only_requester_gets_reply(
     reply_b, got_b2 = b.execute("print('from b')")
     got_a2 = a.until_idle(parent_id(reply_b))
     assert ids(iopub_of(got_a2, parent_id(reply_b))) == ids(iopub_of(got_b2, parent_id(reply_b)))
-    kernel_info(a)
+    a.kernel_info()
     assert len([m for m in a.received if m["msg_type"] == "execute_reply"]) == 1
 
 
@@ -110,7 +75,7 @@ def test_delete_closes_open_websockets(svc: Service, clients: list[WSClient]) ->
     kid = svc.start_kernel()
     ws = WSClient.connect(svc, kid)
     clients.append(ws)
-    kernel_info(ws)
+    ws.kernel_info()
     assert svc.api("GET", f"/api/kernels/{kid}").json()["connections"] == 1
     r = svc.api("DELETE", f"/api/kernels/{kid}")
     assert r.status_code == 204, r.text
@@ -145,7 +110,7 @@ def test_websocket_auth_and_origin(svc: Service, kernel_id: str, clients: list[W
     ):
         ws = WSClient.connect(svc, kernel_id, **kw)
         clients.append(ws)
-        assert kernel_info(ws)["content"]["status"] == "ok"
+        assert ws.kernel_info()["content"]["status"] == "ok"
 
 
 def test_websocket_with_login_cookie(svc: Service, kernel_id: str, clients: list[WSClient]) -> None:
@@ -157,7 +122,7 @@ def test_websocket_with_login_cookie(svc: Service, kernel_id: str, clients: list
     ws = websocket.create_connection(url, cookie=cookie, origin=svc.origin, timeout=10)
     client = WSClient(ws, "cookie", False)
     clients.append(client)
-    assert kernel_info(client)["content"]["status"] == "ok"
+    assert client.kernel_info()["content"]["status"] == "ok"
     with pytest.raises(websocket.WebSocketBadStatusException) as info:
         websocket.create_connection(url, cookie=cookie, origin="http://evil.test", timeout=10)
     assert info.value.status_code == 403
@@ -198,11 +163,11 @@ def test_reconnect_replays_missed_output_once(
     assert stream_text(first_part) + stream_text(second_part) == LOOP_TEXT
     assert stream_text(iopub_of(b.received, msg_id)) == LOOP_TEXT
     assert "dropped" not in stream_text(a2.received)  # no dropped-output notice
-    kernel_info(a2)
+    a2.kernel_info()
     replies = [m for m in a1.received + a2.received if m["msg_type"] == "execute_reply"]
     assert len(replies) == 1 and parent_id(replies[0]) == msg_id
     assert replies[0]["content"]["status"] == "ok"
-    kernel_info(b)
+    b.kernel_info()
     assert not [m for m in b.received if m["msg_type"] == "execute_reply"]
 
     # Explicit replay for a new session.
@@ -247,7 +212,7 @@ def test_reconnect_while_old_connection_open_replaces_it(
     closed with code 4000 and the new one receives the session's replies."""
     old = WSClient.connect(svc, kernel_id, "same")
     clients.append(old)
-    kernel_info(old)
+    old.kernel_info()
     new = WSClient.connect(svc, kernel_id, "same")
     clients.append(new)
     with pytest.raises(WSClosed) as info:
@@ -285,157 +250,3 @@ def test_worker_death_is_reported_and_kernel_restarts(
     assert int(stream_text(msgs)) != pid
     model = svc.api("GET", f"/api/kernels/{kernel_id}").json()
     assert model["execution_state"] == "idle"
-
-
-# -- v1 subprotocol -------------------------------------------------------------------
-
-
-def test_v1_subprotocol(svc: Service, kernel_id: str, clients: list[WSClient]) -> None:
-    """A client offering v1.kernel.websocket.jupyter.org gets it selected; binary v1 frames
-    built by jupyter_server's serialize_msg_to_ws_v1 are understood and every reply is a
-    binary v1 frame that jupyter_server's deserialize_msg_from_ws_v1 reads."""
-    ws = WSClient.connect(svc, kernel_id, "v1-client", v1=True)
-    clients.append(ws)
-    assert ws.subprotocol == V1_PROTOCOL
-
-    msg = make_message("execute_request", {"code": "print('v1')\n40 + 2", "silent": False}, "v1")
-    frame = serialize_msg_to_ws_v1(msg, "shell", pack=lambda o: json.dumps(o).encode())
-    ws.ws.send_binary(frame)
-    seen = []
-    while True:
-        ws.ws.settimeout(30)
-        opcode, data = ws.ws.recv_data()
-        assert opcode == websocket.ABNF.OPCODE_BINARY
-        channel, parts = deserialize_msg_from_ws_v1(data)
-        header, parent = json.loads(parts[0]), json.loads(parts[1])
-        content = json.loads(parts[3])
-        seen.append((channel, header["msg_type"], content))
-        assert parent.get("msg_id") in (msg["header"]["msg_id"], None)
-        if (
-            header["msg_type"] == "status"
-            and content["execution_state"] == "idle"
-            and parent.get("msg_id") == msg["header"]["msg_id"]
-        ):
-            break
-    replies = [s for s in seen if s[1] == "execute_reply"]
-    assert replies and replies[0][0] == "shell" and replies[0][2]["status"] == "ok"
-    assert ("iopub", "stream", {"name": "stdout", "text": "v1\n"}) in seen
-    results = [s for s in seen if s[1] == "execute_result"]
-    assert results[0][0] == "iopub" and results[0][2]["data"]["text/plain"] == "42"
-
-    # Our own helper's framing (independent of ipytwist's) works too.
-    assert kernel_info(ws)["channel"] == "shell"
-
-
-# -- bad input ------------------------------------------------------------------------
-
-
-def test_malformed_messages_are_dropped(
-    svc: Service, kernel_id: str, clients: list[WSClient]
-) -> None:
-    """Non-JSON text, JSON that is not an object, JSON without a header, an unknown or
-    iopub channel, and garbage binary frames (legacy and v1) are dropped; both connections
-    stay open and keep working."""
-    legacy = WSClient.connect(svc, kernel_id)
-    v1 = WSClient.connect(svc, kernel_id, v1=True)
-    clients += [legacy, v1]
-    good = make_message("kernel_info_request", {}, "x")
-    for text in (
-        "not json",
-        "[1, 2, 3]",
-        '"a string"',
-        '{"channel": "shell"}',
-        '{"channel": "shell", "header": {"msg_id": "x"}}',
-        json.dumps({**good, "channel": "bogus"}),
-        json.dumps({**good, "channel": "iopub"}),
-        json.dumps({**good, "channel": "shell", "content": [1]}),
-        "[" * 100_000,
-    ):
-        legacy.ws.send(text)
-    for blob in (
-        b"",
-        b"\x00",
-        b"garbage binary frame",
-        struct.pack("!I", 0xFFFFFFFF) + b"x" * 16,
-        struct.pack("!2I", 1, 1000) + b"{}",
-        os.urandom(256),
-    ):
-        legacy.ws.send_binary(blob)
-        v1.ws.send_binary(blob)
-    v1.ws.send_binary(struct.pack("<7Q", 6, 0, 0, 0, 0, 0, 10**12))
-    v1.ws.send("text frame on a v1 connection")
-
-    for client in (legacy, v1):
-        reply, msgs = client.execute("print('still here')")
-        assert reply["content"]["status"] == "ok"
-        assert stream_text(iopub_of(msgs, parent_id(reply))) == "still here\n"
-    assert svc.api("GET", f"/api/kernels/{kernel_id}").json()["connections"] == 2
-
-
-def test_the_transcript_has_every_clients_cells_and_downloads_as_a_notebook(
-    svc: Service,
-) -> None:
-    """A cell run over WebSocket and one run by a ZeroMQ client (jupyter console
-    --existing) are both in GET /api/kernels/{id}/transcript, in order, marked with their
-    origin, with their outputs; the page follows on from its last_msg_id; the .ipynb
-    download is a valid notebook; DELETE clears it."""
-    kid = svc.start_kernel()
-    ws = WSClient.connect(svc, kid)
-    kc = BlockingKernelClient()
-    kc.load_connection_file(svc.connection_file(kid))
-    kc.start_channels()
-    try:
-        reply, _ = ws.execute("print('from ws')")
-        assert reply["content"]["status"] == "ok"
-        kc.wait_for_ready(timeout=30)
-        zreply = kc.execute_interactive("print('from zmq')", timeout=30)
-        assert zreply["content"]["status"] == "ok"
-        ws.until_idle(zreply["parent_header"]["msg_id"])
-        body = svc.api("GET", f"/api/kernels/{kid}/transcript").json()
-        cells = [c for c in body["cells"] if "from" in c["code"]]
-        assert [(c["origin"], c["state"], c["outputs"][0]["text"]) for c in cells] == [
-            ("websocket", "done", "from ws\n"),
-            ("zmq", "done", "from zmq\n"),
-        ]
-        assert body["kernel"]["id"] == kid
-        follow = WSClient.connect(svc, kid, since_msg_id=body["last_msg_id"])
-        try:
-            reply, msgs = ws.execute("print('later')")
-            got = follow.until_idle(parent_id(reply))
-            assert [m for m in got if m["msg_type"] == "stream"][0]["content"]["text"] == "later\n"
-            assert not [m for m in got if "from ws" in str(m["content"])]  # no duplicate
-        finally:
-            follow.close()
-        r = svc.api("GET", f"/api/kernels/{kid}/transcript.ipynb")
-        assert "attachment" in r.headers["content-disposition"]
-        nb = nbformat.from_dict(r.json())
-        nbformat.validate(nb)
-        assert "print('later')" in [c.source for c in nb.cells]
-        assert svc.api("DELETE", f"/api/kernels/{kid}/transcript").status_code == 204
-        assert svc.api("GET", f"/api/kernels/{kid}/transcript").json()["cells"] == []
-    finally:
-        kc.stop_channels()
-        ws.close()
-        svc.delete_kernel(kid)
-
-
-def test_a_truncated_output_is_whole_for_download_while_the_log_keeps_it(svc: Service) -> None:
-    """The transcript keeps a long output's head and tail with an exact count of the lines
-    hidden; GET .../transcript/cells/{id}/output gives every line while the kernel's output
-    log still holds them."""
-    kid = svc.start_kernel()
-    ws = WSClient.connect(svc, kid)
-    try:
-        reply, _ = ws.execute("for i in range(5000): print(i)")
-        cell_id = parent_id(reply)
-        cells = svc.api("GET", f"/api/kernels/{kid}/transcript").json()["cells"]
-        (shown,) = [c for c in cells if c["id"] == cell_id]
-        assert shown["outputs"][0]["hidden_lines"] == 3000
-        r = svc.api("GET", f"/api/kernels/{kid}/transcript/cells/{cell_id}/output")
-        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-        assert r.text == "".join(f"{i}\n" for i in range(5000))
-        missing = svc.api("GET", f"/api/kernels/{kid}/transcript/cells/nope/output")
-        assert missing.status_code == 404
-    finally:
-        ws.close()
-        svc.delete_kernel(kid)

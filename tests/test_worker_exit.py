@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker_proc import run_cells
+from support.worker_proc import run_cells
 
 
 def test_worker_exits_without_output(tmp_path: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker_proc import run_cells
+from support.worker_proc import run_cells
 
 from ipytwist.worker.link import Interrupts
 from ipytwist.worker.requests import RequestHandlers

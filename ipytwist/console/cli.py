@@ -15,7 +15,7 @@ from .server import ConsoleError, Server, TokenStore, Unauthorized, local_server
 __all__ = ["add_commands", "run"]
 
 
-def add_commands(sub: Any) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``console`` and ``kernels`` sub-commands of ``ipytwist``."""
     for name, helptext in (
         ("console", "an IPython terminal on a kernel of an ipytwist service"),

@@ -32,7 +32,7 @@ def in_prompt(count: int, color: bool = True) -> str:
     return f"{GREEN}In [{_BOLD_GREEN}{count}{RESET}{GREEN}]:{RESET} "
 
 
-def _out_prompt(count: Any, color: bool) -> str:
+def _out_prompt(count: object, color: bool) -> str:
     n = count if isinstance(count, int) else " "
     if not color:
         return f"Out[{n}]: "
@@ -121,7 +121,7 @@ class Renderer:
         body = code.replace("\n", "\n" + cont)
         return f"{origin}\n{in_prompt(n, self.color)}{body}\n"
 
-    def _data_text(self, data: Any) -> tuple[str, str]:
+    def _data_text(self, data: object) -> tuple[str, str]:
         """The text/plain form, and a note for what a terminal cannot show."""
         if not isinstance(data, dict):
             return "", ""

@@ -19,6 +19,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -348,9 +349,7 @@ class Console:
                 print(f"Kernel {self.kernel_id} keeps running: {again}")
 
 
-def _at_line_start() -> Any:
-    from prompt_toolkit.filters import Condition
-
+def _at_line_start() -> Condition:
     @Condition
     def cond() -> bool:
         from prompt_toolkit.application import get_app

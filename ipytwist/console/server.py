@@ -160,7 +160,7 @@ class Server:
             raise self._not_ipytwist()
         return answer
 
-    def _unreachable(self, reason: Any) -> str:
+    def _unreachable(self, reason: object) -> str:
         if isinstance(reason, ssl.SSLCertVerificationError):
             return (
                 f"the TLS certificate of {self.url} does not verify ({reason.verify_message}); "

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable
-from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 #: After a flush, further output waits at most this long before the next one.
 DEFAULT_FLUSH_INTERVAL = 0.01
@@ -37,9 +36,9 @@ class OutputCoalescer:
         self._name: str | None = None
         self._parts: list[str] = []
         self._size = 0
-        self._decoders: dict[str, Any] = {}
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
         self._last_flush = -1e9
-        self._call: Any = None
+        self._call: IDelayedCall | None = None
 
     def write(self, name: str, data: bytes) -> None:
         """Bytes the worker wrote to stream ``name``, emitted soon with their neighbours."""

@@ -11,7 +11,8 @@ import gzip
 import hashlib
 from importlib import resources
 from importlib.resources.abc import Traversable
-from typing import Any
+
+from twisted.web.server import Request
 
 CONTENT_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -79,7 +80,7 @@ class StaticFiles:
         asset = self.assets.get(name)
         return f"/static/{name}" + (f"?v={asset.version}" if asset else "")
 
-    def render(self, request: Any, parts: list[str]) -> bytes:
+    def render(self, request: Request, parts: list[str]) -> bytes:
         """Serve ``parts`` (the path below ``/static/``); GET and HEAD only."""
         asset = self.assets.get("/".join(parts))
         if asset is None:

@@ -6,10 +6,10 @@ import fnmatch
 import hmac
 import secrets
 from collections import OrderedDict
-from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.web.server import Request
 
 COOKIE_NAME = "ipytwist-login"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -18,7 +18,7 @@ FAILURE_WINDOW = 60.0
 STATE_CHANGING = {b"POST", b"PUT", b"PATCH", b"DELETE"}
 
 
-def _header(request: Any, name: bytes) -> str:
+def _header(request: Request, name: bytes) -> str:
     value = request.getHeader(name)
     if value is None:
         return ""
@@ -82,7 +82,7 @@ class Authenticator:
         return hmac.compare_digest(candidate.encode(), self.token.encode())
 
     def token_from(
-        self, request: Any, args: dict[bytes, list[bytes]] | None = None
+        self, request: Request, args: dict[bytes, list[bytes]] | None = None
     ) -> tuple[str, str]:
         """``(token, via)`` presented by the request, ``via`` in header/param/cookie/''.
         ``args``: the query arguments, when the request has not parsed them yet."""
@@ -96,7 +96,7 @@ class Authenticator:
             return values[0].decode("utf-8", "replace"), "param"
         return "", ""
 
-    def cookie_ok(self, request: Any) -> bool:
+    def cookie_ok(self, request: Request) -> bool:
         """Whether the request carries an unexpired login cookie issued here."""
         value = request.getCookie(COOKIE_NAME.encode())
         if not value:
@@ -108,7 +108,7 @@ class Authenticator:
                 expires = exp
         return expires is not None and expires > self.clock.seconds()
 
-    def authenticate(self, request: Any) -> str:
+    def authenticate(self, request: Request) -> str:
         """How the request is authenticated ("header", "param", "cookie"), or ""."""
         token, via = self.token_from(request)
         if token:
@@ -118,7 +118,7 @@ class Authenticator:
             return ""
         return "cookie" if self.cookie_ok(request) else ""
 
-    def issue_cookie(self, request: Any) -> None:
+    def issue_cookie(self, request: Request) -> None:
         """Log the request's client in: a new login cookie on the response."""
         value = secrets.token_urlsafe(32)
         self._logins[value] = self.clock.seconds() + COOKIE_MAX_AGE
@@ -136,14 +136,14 @@ class Authenticator:
 
     # -- origins --------------------------------------------------------------
 
-    def origin_allowed(self, request: Any) -> bool:
+    def origin_allowed(self, request: Request) -> bool:
         """No Origin (a non-browser client), the same origin, or an allowed pattern."""
         origin = _header(request, b"origin")
         if not origin:
             return True
         return self._origin_matches(origin, request)
 
-    def same_origin(self, request: Any) -> bool:
+    def same_origin(self, request: Request) -> bool:
         """For cookie-authenticated state changes: Origin or Referer must match."""
         origin = _header(request, b"origin")
         if not origin:
@@ -154,7 +154,7 @@ class Authenticator:
             origin = f"{parts.scheme}://{parts.netloc}"
         return self._origin_matches(origin, request)
 
-    def _origin_matches(self, origin: str, request: Any) -> bool:
+    def _origin_matches(self, origin: str, request: Request) -> bool:
         host = _header(request, b"host")
         netloc = urlsplit(origin).netloc
         if host and netloc and hmac.compare_digest(netloc.lower(), host.lower()):
@@ -178,7 +178,7 @@ def safe_next(target: str) -> str:
     return target
 
 
-def client_address(request: Any) -> str:
+def client_address(request: Request) -> str:
     """The request's client address, as the login rate limit counts it."""
     peer = request.getClientAddress()
     return getattr(peer, "host", None) or str(peer)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from typing import Any
+
+from twisted.web.server import Request
 
 from ..host import KernelHost
 from .assets import StaticFiles
@@ -151,7 +152,7 @@ class Pages:
 
     def _page(
         self,
-        request: Any,
+        request: Request,
         page: str,
         title: str,
         body: str,
@@ -180,17 +181,17 @@ class Pages:
             body=body,
         ).encode()
 
-    def login(self, request: Any, next_path: str, message: str = "", code: int = 200) -> bytes:
+    def login(self, request: Request, next_path: str, message: str = "", code: int = 200) -> bytes:
         """The login page, with why the last try failed and where to go next."""
         note = f'<p class="error" role="alert">{html.escape(message)}</p>\n' if message else ""
         body = _LOGIN.format(message=note, next=html.escape(next_path))
         return self._page(request, "login", "ipytwist: log in", body, code=code)
 
-    def home(self, request: Any) -> bytes:
+    def home(self, request: Request) -> bytes:
         """The home page: the running kernels."""
         return self._page(request, "home", "ipytwist", _HOME, "home.js")
 
-    def notebook(self, request: Any, kernel_id: str) -> bytes:
+    def notebook(self, request: Request, kernel_id: str) -> bytes:
         """One kernel's notebook page (a 404 page if there is no such kernel)."""
         kid = _kernel_id(kernel_id)
         if kid is None or self.host.get(kid) is None:
@@ -199,7 +200,7 @@ class Pages:
         title = f"ipytwist: kernel {kid[:8]}"
         return self._page(request, "notebook", title, body, "notebook.js", {"kernel-id": kid})
 
-    def not_found(self, request: Any, message: str = "There is no such page.") -> bytes:
+    def not_found(self, request: Request, message: str = "There is no such page.") -> bytes:
         """A 404 page saying ``message``."""
         body = _NOT_FOUND.format(message=html.escape(message))
         return self._page(request, "not-found", "ipytwist: not found", body, code=404)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Request
 
 from .. import __version__
 from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, iso_time
@@ -29,7 +29,7 @@ class ApiError(Exception):
         self.message = message or reason
 
 
-def write_json(request: Any, code: int, body: Any) -> bytes:
+def write_json(request: Request, code: int, body: Any) -> bytes:
     """Answer with ``body`` as JSON and status ``code`` (no body for 204)."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
@@ -39,12 +39,12 @@ def write_json(request: Any, code: int, body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def error_body(request: Any, err: ApiError) -> bytes:
+def error_body(request: Request, err: ApiError) -> bytes:
     """Answer with ``err`` as Jupyter Server writes an error."""
     return write_json(request, err.code, {"reason": err.reason, "message": err.message})
 
 
-def _json_body(request: Any) -> dict[str, Any]:
+def _json_body(request: Request) -> dict[str, Any]:
     raw = request.content.read() if request.content is not None else b""
     if not raw.strip():
         return {}
@@ -58,7 +58,7 @@ def _json_body(request: Any) -> dict[str, Any]:
 
 
 class KernelsApi:
-    """Handlers for ``/api``; each returns bytes or NOT_DONE_YET."""
+    """Handlers for ``/api``; each returns bytes or NOT_DONE_YET (an int)."""
 
     log = Logger()
 
@@ -66,7 +66,7 @@ class KernelsApi:
         self.host = host
         self.started = host.reactor.seconds()
 
-    def dispatch(self, request: Any, parts: list[str]) -> Any:
+    def dispatch(self, request: Request, parts: list[str]) -> bytes | int:
         """Answer one API request (``parts``: its path below ``/api``)."""
         method = request.method.decode()
         try:
@@ -74,7 +74,7 @@ class KernelsApi:
         except ApiError as e:
             return error_body(request, e)
 
-    def _route(self, request: Any, method: str, parts: list[str]) -> Any:
+    def _route(self, request: Request, method: str, parts: list[str]) -> bytes | int:
         n = len(parts)
         if n == 0 and method == "GET":
             return write_json(request, 200, {"version": __version__})
@@ -124,7 +124,7 @@ class KernelsApi:
                 return text.encode("utf-8", "replace")
         raise ApiError(404, "Not Found", "no such API endpoint")
 
-    def _transcript(self, request: Any, method: str, hk: HostedKernel, notebook: bool) -> bytes:
+    def _transcript(self, request: Request, method: str, hk: HostedKernel, notebook: bool) -> bytes:
         """The kernel's transcript: JSON for the page (then live from ``last_msg_id``),
         an nbformat 4 download, or DELETE to clear it."""
         transcript = hk.transcript
@@ -169,7 +169,7 @@ class KernelsApi:
             "warm_kernels": self.host.warm_count(),
         }
 
-    def _create(self, request: Any) -> bytes:
+    def _create(self, request: Request) -> bytes:
         body = _json_body(request)
         name = body.get("name")
         if name is not None and not isinstance(name, str):
@@ -183,15 +183,15 @@ class KernelsApi:
         request.setHeader(b"location", f"/api/kernels/{hk.id}".encode())
         return write_json(request, 201, hk.model())
 
-    def _delete(self, request: Any, hk: HostedKernel) -> Any:
+    def _delete(self, request: Request, hk: HostedKernel) -> bytes | int:
         d = self.host.shutdown_kernel(hk.id)
         return self._later(request, d, lambda _: write_json(request, 204, None))
 
-    def _restart(self, request: Any, hk: HostedKernel) -> Any:
+    def _restart(self, request: Request, hk: HostedKernel) -> bytes | int:
         d = hk.kernel.restart()
         return self._later(request, d, lambda _: write_json(request, 200, hk.model()))
 
-    def _later(self, request: Any, d: Deferred[_T], make: Callable[[_T], bytes]) -> int:
+    def _later(self, request: Request, d: Deferred[_T], make: Callable[[_T], bytes]) -> int:
         finished = []
         request.notifyFinish().addErrback(lambda _: finished.append(True))
 

@@ -59,10 +59,10 @@ class RequestHandlers:
             value = str(value)
         return value
 
-    def raw_input(self, prompt: Any = "") -> str:
+    def raw_input(self, prompt: object = "") -> str:
         return self._ask(str(prompt), password=False)
 
-    def getpass(self, prompt: str = "Password: ", stream: Any = None) -> str:
+    def getpass(self, prompt: str = "Password: ", stream: object = None) -> str:
         return self._ask(prompt, password=True)
 
     # -- requests -----------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -111,13 +112,13 @@ class WorkerShell(InteractiveShell):
             tb = without_interrupt_frames(tb)
         return etype, value, tb
 
-    def _showtraceback(  # type: ignore[override]  # IPython annotates stb as str; it passes a list of lines
-        self, etype: Any, evalue: Any, stb: list[str]
-    ) -> None:
+    def _showtraceback(self, etype: Any, evalue: Any, stb: Sequence[str]) -> None:
+        # stb is the traceback's lines (IPython 8 annotates it as one str, IPython 9 as a
+        # list of str: Sequence[str] takes both).
         content = {
             "ename": getattr(etype, "__name__", str(etype)),
             "evalue": str(evalue),
-            "traceback": stb,
+            "traceback": list(stb),
         }
         self.last_error = content
         self.emit({"ev": "error", **content})

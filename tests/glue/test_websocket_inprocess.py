@@ -11,26 +11,13 @@ import struct
 from typing import Any
 
 import pytest
+from benchlib.frames import client_frame
 from glue_fakes import Browser, HostEnv, make_site_env, parse_response
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from ipytwist.wire import new_message
-
-
-def client_frame(payload: bytes, opcode: int = 1) -> bytes:
-    """A masked client frame (FIN set)."""
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes([0x80 | opcode])
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 1 << 16:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def server_frames(data: bytes) -> list[tuple[int, bytes]]:

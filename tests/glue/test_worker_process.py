@@ -1,20 +1,18 @@
 """WorkerProcess and LocalProvisioner against a fake reactor (as txtorcon tests its
 controller): ``spawnProcess`` records the call and hands the protocol a fake
 process transport.  The stream pipes are real ``os.pipe`` ends where the protocol
-reads them itself; signals to process groups are recorded, never sent."""
+reads them itself; signals to process groups are recorded, never sent.  Spawning,
+output, events and requests here; stopping and ending in test_worker_process_end.py."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
-from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
+from support.fake_process import PID, FakePipe, FakeReactor, Listener, Spawned
 
 from ipytwist.framing import encode_record
 from ipytwist.kernel.process import (
@@ -22,150 +20,8 @@ from ipytwist.kernel.process import (
     TOKEN_ENV,
     LocalProvisioner,
     WorkerProcess,
-    describe_exit,
 )
-from ipytwist.worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
-
-PID = 99_999_001  # above any pid_max: even a stray signal could reach no process
-
-
-class Listener:
-    """The kernel's side: everything the worker reports, in order."""
-
-    def __init__(self) -> None:
-        self.log: list[tuple[Any, ...]] = []
-
-    def worker_output(self, name: str, data: bytes) -> None:
-        if self.log and self.log[-1][0] == name:  # chunking is not part of the contract
-            self.log[-1] = (name, self.log[-1][1] + data)
-        else:
-            self.log.append((name, data))
-
-    def worker_event(self, event: dict[str, Any]) -> None:
-        self.log.append(("event", event))
-
-    def worker_exited(self, worker: Any, description: str) -> None:
-        self.log.append(("exited", description))
-
-
-class FakePipe:
-    """Twisted's reader/writer of one child fd, over a real pipe end (or none)."""
-
-    def __init__(self, fd: int = -1) -> None:
-        self.fd = fd
-        self.reading = True
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def stopReading(self) -> None:
-        self.reading = False
-
-    def startReading(self) -> None:
-        self.reading = True
-
-
-class FakeProcess:
-    """What ``spawnProcess`` returns: records what the protocol does to the process."""
-
-    def __init__(self, proto: Any, pipes: dict[int, FakePipe]) -> None:
-        self.proto = proto
-        self.pid = PID
-        self.pipes = pipes
-        self.closed: list[int] = []
-        self.written: list[tuple[int, bytes]] = []
-        self.signals: list[str] = []
-        self.exited = False
-
-    def closeChildFD(self, fd: int) -> None:
-        self.closed.append(fd)
-        self.pipes.pop(fd, None)
-
-    def writeToChild(self, fd: int, data: bytes) -> None:
-        self.written.append((fd, data))
-
-    def signalProcess(self, sig: str) -> None:
-        if self.exited:
-            raise ProcessExitedAlready()
-        self.signals.append(sig)
-
-
-class FakeReactor(MemoryReactorClock):
-    """A clock whose spawnProcess records the call and connects a FakeProcess."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.spawned: list[dict[str, Any]] = []
-        self.fds: list[int] = []
-        #: child fd -> our (read end, write end) of a real pipe behind it
-        self.ends: dict[int, tuple[int, int]] = {}
-
-    def _pipe(self) -> tuple[int, int]:
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        self.fds += [r, w]
-        return r, w
-
-    def spawnProcess(  # type: ignore[override]
-        self,
-        processProtocol: Any,
-        executable: Any,
-        args: Any = (),
-        env: Any = None,
-        path: Any = None,
-        uid: Any = None,
-        gid: Any = None,
-        usePTY: Any = False,
-        childFDs: Any = None,
-    ) -> FakeProcess:
-        self.spawned.append(
-            {"proto": processProtocol, "executable": executable, "args": list(args), "env": env}
-            | {"path": path, "childFDs": dict(childFDs or {})}
-        )
-        pipes = {0: FakePipe(), REQUEST_FD: FakePipe()}
-        for fd in (1, 2, EVENT_FD):
-            self.ends[fd] = self._pipe()
-            pipes[fd] = FakePipe(self.ends[fd][0])
-        process = FakeProcess(processProtocol, pipes)
-        processProtocol.makeConnection(process)
-        return process
-
-    def child_writes(self, fd: int, data: bytes) -> None:
-        """The worker writes ``data`` to its fd (it waits in the pipe, unread)."""
-        os.write(self.ends[fd][1], data)
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-
-
-@pytest.fixture
-def killed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
-    """os.kill and os.killpg, recorded instead of sent."""
-    sent: list[tuple[str, int, int]] = []
-    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append(("kill", pid, sig)))
-    monkeypatch.setattr(os, "killpg", lambda pid, sig: sent.append(("killpg", pid, sig)))
-    return sent
-
-
-@pytest.fixture
-def reactor() -> Iterator[FakeReactor]:
-    r = FakeReactor()
-    yield r
-    r.close()
-
-
-Spawned = tuple[WorkerProcess, FakeProcess, Listener, bytes]
-
-
-@pytest.fixture
-def spawned(reactor: FakeReactor, killed: list[Any]) -> Spawned:
-    listener = Listener()
-    proto = LocalProvisioner(reactor, python="/opt/py/bin/python3", env={}).start(listener)
-    call = reactor.spawned[-1]
-    marker = sync_marker(call["env"][SYNC_ENV])
-    return proto, proto.transport, listener, marker
-
+from ipytwist.worker import EVENT_FD, REQUEST_FD, SYNC_ENV
 
 # -- LocalProvisioner ----------------------------------------------------------------------
 
@@ -329,102 +185,3 @@ def test_an_idle_request_pipe_is_written_at_once(reactor: FakeReactor, spawned: 
 
 
 # -- stopping and ending ---------------------------------------------------------------------
-
-
-def test_stop_sends_shutdown_and_kills_after_the_grace_period(
-    reactor: FakeReactor, spawned: Spawned, killed: list[Any]
-) -> None:
-    proto, process, listener, _ = spawned
-    d = proto.stop(reactor, grace=2.0)
-    assert process.written == [(REQUEST_FD, encode_record({"req": "shutdown"}))]
-    assert REQUEST_FD in process.closed  # EOF on the request pipe
-    reactor.advance(1.9)
-    assert process.signals == [] and not d.called
-    reactor.advance(0.2)
-    assert process.signals == ["KILL"] and ("killpg", PID, signal.SIGKILL) in killed
-    assert not d.called  # it fires when the process has ended
-    proto.processExited(Failure(ProcessTerminated(signal=signal.SIGKILL)))
-    proto.processEnded(Failure(ProcessTerminated(signal=signal.SIGKILL)))
-    assert d.called and d.result == "was killed by signal 9 (SIGKILL)"
-    assert listener.log[-1] == ("exited", "was killed by signal 9 (SIGKILL)")
-
-
-def test_a_worker_that_exits_within_the_grace_period_is_not_killed(
-    reactor: FakeReactor, spawned: Spawned
-) -> None:
-    proto, process, _, _ = spawned
-    d = proto.stop(reactor, grace=2.0)
-    proto.processEnded(Failure(ProcessDone(0)))
-    assert d.result == "exited with status 0"
-    assert [c for c in reactor.getDelayedCalls() if c.active()] == []  # the kill timer is gone
-    reactor.advance(10)
-    assert process.signals == []
-
-
-def test_once_reaped_its_group_is_never_signalled_again(
-    reactor: FakeReactor, spawned: Spawned, killed: list[Any]
-) -> None:
-    """After processExited the worker's pid (its group's id) may be another process's:
-    a late kill (the stop grace timer, a kernel shutdown) must not signal it."""
-    proto, _, _, _ = spawned
-    proto.stop(reactor, grace=2.0)
-    proto.processExited(Failure(ProcessTerminated(exitCode=0)))
-    assert killed.count(("killpg", PID, signal.SIGKILL)) == 1
-    reactor.advance(5)  # the grace timer fires before the pipes have closed
-    proto.kill()
-    assert killed.count(("killpg", PID, signal.SIGKILL)) == 1
-
-
-def test_stopping_a_worker_that_is_not_running(reactor: FakeReactor, spawned: Spawned) -> None:
-    proto, process, _, _ = spawned
-    proto.processEnded(Failure(ProcessDone(0)))
-    d = proto.stop(reactor)
-    assert d.called and d.result == "not running"
-    proto.send({"req": "execute"})
-    assert process.written == []
-
-
-def test_process_exited_reads_what_is_left_and_closes_the_pipes(
-    reactor: FakeReactor, spawned: Spawned, killed: list[Any]
-) -> None:
-    """The worker died with a last reply in the event pipe and output after its
-    marker: processExited delivers both in order and closes the pipes; processEnded
-    reports the death once."""
-    proto, process, listener, marker = spawned
-    reactor.child_writes(1, b"last words" + marker + b"after")
-    reactor.child_writes(EVENT_FD, encode_record({"ev": "reply", "content": {}}))
-    proto.processExited(Failure(ProcessTerminated(exitCode=3)))
-    assert not proto.alive
-    assert ("killpg", PID, signal.SIGKILL) in killed  # user code's children end too
-    assert set(process.closed) >= {1, 2, EVENT_FD, REQUEST_FD}
-    assert listener.log == [
-        ("stdout", b"last words"),
-        ("event", {"ev": "reply", "content": {}}),
-        ("stdout", b"after"),
-    ]
-    proto.processEnded(Failure(ProcessTerminated(exitCode=3)))
-    assert listener.log[-1] == ("exited", "exited with status 3")
-    assert proto.ended.called and proto.ended.result == "exited with status 3"
-
-
-def test_process_ended_flushes_output_still_held(spawned: Spawned) -> None:
-    """Output after a marker whose event never came is not lost when the worker ends."""
-    proto, _, listener, marker = spawned
-    proto.childDataReceived(1, b"x" + marker + b"orphan")
-    assert listener.log == [("stdout", b"x")]
-    proto.processEnded(Failure(ProcessDone(0)))
-    assert listener.log == [("stdout", b"xorphan"), ("exited", "exited with status 0")]
-
-
-@pytest.mark.parametrize(
-    "reason, text",
-    [
-        (ProcessDone(0), "exited with status 0"),
-        (ProcessTerminated(exitCode=2), "exited with status 2"),
-        (ProcessTerminated(signal=signal.SIGSEGV), "was killed by signal 11 (SIGSEGV)"),
-        (ProcessTerminated(signal=200), "was killed by signal 200 (signal 200)"),
-        (RuntimeError("odd"), "ended (odd)"),
-    ],
-)
-def test_describe_exit(reason: Exception, text: str) -> None:
-    assert describe_exit(Failure(reason)) == text

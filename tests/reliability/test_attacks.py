@@ -13,25 +13,24 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
 import websocket
-from fuzz_helpers import (
+from benchlib.servers import Service
+from benchlib.wsclient import WSClient
+from support.fuzz.watch import LogWatch
+from support.raw_http import (
     Answer,
-    LogWatch,
-    ZmqKernel,
     closed_by_peer,
     http,
     loopback,
     raw_socket,
     read_answer,
     ws_from,
-    zmq_kernel_info,
 )
-from service_proc import Service, WSClient, running_service
+from support.service import service_fixture
+from support.zmq_client import ZmqClient, zmq_kernel_info
 
 COOKIE = "ipytwist-login"
 FOREIGN = "http://evil.example"
@@ -47,21 +46,7 @@ SLOWLORIS_MAX_LATENCY = 1.0
 FAILED_LOGIN_LIMIT = 10
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(
-        tmp_path_factory, "attacks", "--header-timeout", str(HEADER_TIMEOUT)
-    ) as svc:
-        yield svc
-
-
-@pytest.fixture(scope="module")
-def kernel_id(svc: Service) -> Iterator[str]:
-    kid = svc.start_kernel()
-    try:
-        yield kid
-    finally:
-        svc.delete_kernel(kid)
+svc = service_fixture("attacks", "--header-timeout", str(HEADER_TIMEOUT))
 
 
 def auth(svc: Service) -> dict[str, str]:
@@ -73,7 +58,7 @@ def assert_serving(svc: Service, kernel_id: str | None = None) -> None:
     r = http(svc, "GET", "/api/status", auth(svc))
     assert r.status == 200 and "kernels" in r.json(), r
     if kernel_id is not None:
-        zk = ZmqKernel.from_file(svc.connection_file(kernel_id))
+        zk = ZmqClient.from_file(svc.connection_file(kernel_id))
         sock = zk.socket("shell")
         try:
             assert zmq_kernel_info(zk, sock)
@@ -119,7 +104,9 @@ WRONG: list[tuple[str, dict[str, str], dict[str, str]]] = [
 ]
 
 
-def test_every_route_refuses_missing_or_wrong_credentials(svc: Service, kernel_id: str) -> None:
+def test_every_route_refuses_missing_or_wrong_credentials(
+    svc: Service, module_kernel_id: str
+) -> None:
     """Each API route and method, with no token, a wrong token (header, bearer, empty,
     ?token=) or a forged login cookie, answers 401 JSON and does nothing (no kernel
     created, deleted, restarted or interrupted); pages redirect to /login; the
@@ -128,7 +115,7 @@ def test_every_route_refuses_missing_or_wrong_credentials(svc: Service, kernel_i
     n = 0
     for name, headers, params in WRONG:
         query = "?" + urlencode(params) if params else ""
-        for method, path in routes(kernel_id):
+        for method, path in routes(module_kernel_id):
             n += 1
             r = http(svc, method, path + query, headers, source=loopback(n))
             assert_unauthorized(r, f"{method} {path} {name}")
@@ -140,7 +127,7 @@ def test_every_route_refuses_missing_or_wrong_credentials(svc: Service, kernel_i
         n += 1
         with pytest.raises(websocket.WebSocketBadStatusException) as refused:
             header = [f"{k}: {v}" for k, v in headers.items()]
-            ws_from(svc, kernel_id, loopback(n), params, header=header, suppress_origin=True)
+            ws_from(svc, module_kernel_id, loopback(n), params, header=header, suppress_origin=True)
         assert refused.value.status_code == 401, name
     r = http(svc, "POST", "/login", FORM, b"token=wrong-token", source=loopback(n + 1))
     assert r.status == 401 and b"Invalid token" in r.body
@@ -149,7 +136,7 @@ def test_every_route_refuses_missing_or_wrong_credentials(svc: Service, kernel_i
     assert [(k["id"], k["execution_state"]) for k in after] == [
         (k["id"], k["execution_state"]) for k in before
     ]
-    assert_serving(svc, kernel_id)
+    assert_serving(svc, module_kernel_id)
 
 
 def login_cookie(svc: Service) -> str:
@@ -159,14 +146,14 @@ def login_cookie(svc: Service) -> str:
     return r.headers["set-cookie"].split(";")[0].split("=", 1)[1]
 
 
-def test_cross_origin_requests_are_refused(svc: Service, kernel_id: str) -> None:
+def test_cross_origin_requests_are_refused(svc: Service, module_kernel_id: str) -> None:
     """A WebSocket with a foreign Origin is refused 403 even with the right token; a
     POST authenticated by the login cookie is refused 403 with a foreign Origin (or
     none) and starts nothing; the same POST from the service's own origin works."""
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-        WSClient.connect(svc, kernel_id, origin=FOREIGN)
+        WSClient.connect(svc, module_kernel_id, origin=FOREIGN)
     assert refused.value.status_code == 403
-    WSClient.connect(svc, kernel_id, origin=svc.origin).close()  # the same origin is fine
+    WSClient.connect(svc, module_kernel_id, origin=svc.origin).close()  # the same origin is fine
 
     cookie = {"Cookie": f"{COOKIE}={login_cookie(svc)}"}
     count = len(http(svc, "GET", "/api/kernels", cookie).json())  # the cookie works
@@ -174,13 +161,13 @@ def test_cross_origin_requests_are_refused(svc: Service, kernel_id: str) -> None
         r = http(svc, "POST", "/api/kernels", cookie | origin)
         assert r.status == 403, (origin, r)
         assert r.json()["reason"] == "Forbidden"
-        r = http(svc, "DELETE", f"/api/kernels/{kernel_id}", cookie | origin)
+        r = http(svc, "DELETE", f"/api/kernels/{module_kernel_id}", cookie | origin)
         assert r.status == 403, (origin, r)
     assert len(http(svc, "GET", "/api/kernels", auth(svc)).json()) == count
     r = http(svc, "POST", "/api/kernels", cookie | {"Origin": svc.origin})
     assert r.status == 201, r
     svc.delete_kernel(r.json()["id"])
-    assert_serving(svc, kernel_id)
+    assert_serving(svc, module_kernel_id)
 
 
 def send_headers_only(svc: Service, head: bytes) -> tuple[bytes, float]:
@@ -294,10 +281,12 @@ def test_slowloris_is_cut_off_and_others_are_served(svc: Service) -> None:
     assert_serving(svc)
 
 
-def test_zmq_messages_signed_with_another_key_are_dropped(svc: Service, kernel_id: str) -> None:
+def test_zmq_messages_signed_with_another_key_are_dropped(
+    svc: Service, module_kernel_id: str
+) -> None:
     """kernel_info and execute requests signed with another key get no reply: the first
     reply on the socket is to the correctly signed kernel_info sent right after them."""
-    zk = ZmqKernel.from_file(svc.connection_file(kernel_id))
+    zk = ZmqClient.from_file(svc.connection_file(module_kernel_id))
     for channel in ("shell", "control"):
         sock = zk.socket(channel)
         try:
@@ -314,10 +303,10 @@ def test_zmq_messages_signed_with_another_key_are_dropped(svc: Service, kernel_i
         finally:
             sock.close()
     zk.close()
-    assert_serving(svc, kernel_id)
+    assert_serving(svc, module_kernel_id)
 
 
-def test_a_token_in_the_url_never_reaches_the_log(svc: Service, kernel_id: str) -> None:
+def test_a_token_in_the_url_never_reaches_the_log(svc: Service, module_kernel_id: str) -> None:
     """The token given as ?token= to the API, a page, the login form and the kernel
     WebSocket, and a wrong one, are never written to the log (the access log shows
     token=[redacted]); the requests themselves are logged."""
@@ -330,11 +319,11 @@ def test_a_token_in_the_url_never_reaches_the_log(svc: Service, kernel_id: str) 
         http(svc, "GET", f"/?token={q}", source=loopback(2000))
         http(svc, "GET", f"/login?token={q}&next=/", source=loopback(2000))
     http(svc, "POST", "/login", FORM, f"token={svc.token}".encode(), source=loopback(2000))
-    WSClient.connect(svc, kernel_id, auth="param").close()
+    WSClient.connect(svc, module_kernel_id, auth="param").close()
     text = watch.new()
     assert "token=[redacted]" in text, text[-2000:]
     watch.assert_clean(svc.token, wrong)
-    assert_serving(svc, kernel_id)
+    assert_serving(svc, module_kernel_id)
 
 
 def test_failed_logins_never_lock_out_the_right_token(svc: Service) -> None:

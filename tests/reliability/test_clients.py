@@ -15,8 +15,12 @@ import uuid
 from typing import Any
 
 import pytest
-from rel_helpers import VANISH_KINDS, VANISH_SERVICE_ARGS, open_ws, vanishing_clients
-from service_proc import Service, WSClient, running_service, stream_text
+from benchlib.aclient import open_ws
+from benchlib.messages import stream_text
+from benchlib.running import running_service
+from benchlib.scenarios.vanish import VANISH_KINDS, VANISH_SERVICE_ARGS, vanishing_clients
+from benchlib.servers import Service
+from benchlib.wsclient import WSClient
 
 from ipytwist.web.websocket import MAX_SESSIONS
 

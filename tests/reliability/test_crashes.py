@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rel_helpers import (
+from benchlib.messages import parent_id, stream_text
+from benchlib.procs import descendants, pid_alive, wait_for
+from benchlib.running import running_service
+from benchlib.scenarios.common import median
+from benchlib.scenarios.crashes import (
     CHILD_CODE,
     CLOSE_FD1_CODE,
     EXIT_CODE,
@@ -28,20 +32,11 @@ from rel_helpers import (
     CrashOutcome,
     crash_and_recover,
     crash_cycles,
-    descendants,
-    median,
     worker_pid,
 )
-from service_proc import (
-    WARM_POOL,
-    Service,
-    WSClient,
-    parent_id,
-    pid_alive,
-    running_service,
-    stream_text,
-    wait_for,
-)
+from benchlib.servers import WARM_POOL, Service
+from benchlib.wsclient import WSClient
+from support.service import service_fixture
 
 #: Crash reply -> a successful round trip of ``1``.
 RECOVERY_SECONDS = 2.0
@@ -57,10 +52,7 @@ FD_SLACK = 3
 RSS_GROWTH_MIB = 20.0
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "crashes", *WARM_POOL) as svc:
-        yield svc
+svc = service_fixture("crashes", *WARM_POOL)
 
 
 @pytest.fixture

@@ -11,33 +11,25 @@ breaks the service is the example that fails.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import websocket
 import zmq
-from fuzz_helpers import (
-    LOG_WINDOW,
-    MARKER,
-    LogWatch,
-    Pool,
-    WsFuzzer,
-    ZmqFuzzer,
-    ZmqKernel,
-    deep_json_readable,
-    drain,
-    heartbeat,
-    pools,
-    ws_round_trip,
-    zmq_kernel_info,
-)
+from benchlib.frames import client_frame
+from benchlib.messages import make_message
+from benchlib.procs import rss_mib, wait_for
+from benchlib.servers import Service
+from benchlib.wsclient import WSClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from service_proc import Service, WSClient, make_message, rss_mib, running_service, wait_for
+from support.fuzz.hostile import MARKER, Pool, pools
+from support.fuzz.watch import LOG_WINDOW, LogWatch, deep_json_readable, ws_round_trip
+from support.fuzz.ws_fuzzer import WsFuzzer
+from support.fuzz.zmq_fuzzer import ZmqFuzzer
+from support.service import service_fixture
+from support.zmq_client import ZmqClient, drain, heartbeat, zmq_kernel_info
 
 #: Messages (frames) per test, and the batch size of one hypothesis example.
 MESSAGES = 20_000
@@ -60,19 +52,7 @@ FUZZ_SETTINGS = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "fuzz") as svc:
-        yield svc
-
-
-@pytest.fixture
-def kernel_id(svc: Service) -> Iterator[str]:
-    kid = svc.start_kernel()
-    try:
-        yield kid
-    finally:
-        svc.delete_kernel(kid)
+svc = service_fixture("fuzz")
 
 
 def runs_six_times_seven(svc: Service, kernel_id: str) -> None:
@@ -121,7 +101,7 @@ def test_zmq_fuzz_leaves_the_kernel_serving(svc: Service, kernel_id: str) -> Non
     and control answer kernel_info, a WebSocket client runs 6*7, RSS grew less than
     RSS_GROWTH_MIB and the log less than LOG_LINES_PER_WINDOW lines per 10 s, with no
     traceback and no payload."""
-    zk = ZmqKernel.from_file(svc.connection_file(kernel_id))
+    zk = ZmqClient.from_file(svc.connection_file(kernel_id))
     sent: Counter[str] = Counter()
     read: Counter[str] = Counter()
     replays: deque[list[bytes]] = deque(maxlen=64)
@@ -196,7 +176,7 @@ def test_ws_fuzz_leaves_the_kernel_serving(svc: Service, kernel_id: str) -> None
         assert sum(sent.values()) >= MESSAGES
         for client in clients:  # none was closed
             assert ws_round_trip(client)
-        zk = ZmqKernel.from_file(svc.connection_file(kernel_id))
+        zk = ZmqClient.from_file(svc.connection_file(kernel_id))
         try:
             assert heartbeat(zk), "the heartbeat did not echo"
         finally:
@@ -213,29 +193,15 @@ def test_ws_fuzz_leaves_the_kernel_serving(svc: Service, kernel_id: str) -> None
             client.close()
 
 
-def ws_frame(
-    opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bool = True
-) -> bytes:
-    """One client frame, built by hand so it can break the rules."""
-    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
-    n = len(payload)
-    length = bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
-    if not mask:
-        return head + length + payload
-    key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return head + bytes([length[0] | 0x80]) + length[1:] + key + masked
-
-
 #: Frames that break the WebSocket protocol itself (RFC 6455): the server must close.
 VIOLATIONS = {
-    "text-not-utf8": ws_frame(0x1, b"\xff\xfe" + MARKER.encode()),
-    "reserved-opcode": ws_frame(0x3, MARKER.encode()),
-    "unmasked": ws_frame(0x1, b"{}", mask=False),
-    "rsv-bits-unnegotiated": ws_frame(0x1, b"{}", rsv=4),
-    "ping-over-125-bytes": ws_frame(0x9, MARKER.encode() * 10),
-    "fragmented-ping": ws_frame(0x9, b"x", fin=False),
-    "continuation-first": ws_frame(0x0, MARKER.encode()),
+    "text-not-utf8": client_frame(b"\xff\xfe" + MARKER.encode(), 0x1),
+    "reserved-opcode": client_frame(MARKER.encode(), 0x3),
+    "unmasked": client_frame(b"{}", 0x1, mask=False),
+    "rsv-bits-unnegotiated": client_frame(b"{}", 0x1, rsv=4),
+    "ping-over-125-bytes": client_frame(MARKER.encode() * 10, 0x9),
+    "fragmented-ping": client_frame(b"x", 0x9, fin=False),
+    "continuation-first": client_frame(MARKER.encode(), 0x0),
 }
 
 

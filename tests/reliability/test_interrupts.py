@@ -14,11 +14,12 @@ every time.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from service_proc import Service, WSClient, parent_id, running_service
+from benchlib.messages import parent_id
+from benchlib.servers import Service
+from benchlib.wsclient import WSClient
+from support.service import service_fixture
 
 #: Interrupt sent -> the interrupted cell's reply.
 INTERRUPT_SECONDS = 2.0
@@ -31,10 +32,7 @@ BLOCKED_READ_CODE = (
 )
 
 
-@pytest.fixture(scope="module")
-def svc(tmp_path_factory: Any) -> Iterator[Service]:
-    with running_service(tmp_path_factory, "interrupts") as svc:
-        yield svc
+svc = service_fixture("interrupts")
 
 
 @pytest.mark.parametrize("how", ["rest", "interrupt_request"])

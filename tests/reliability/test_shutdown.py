@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rel_helpers import sigterm_under_output
-from service_proc import running_service
+from benchlib.running import running_service
+from benchlib.scenarios.sigterm import sigterm_under_output
 
 #: twistd must have exited within this after SIGTERM.
 EXIT_SECONDS = 10.0

@@ -1,6 +1,6 @@
 """Soak: many kernels, many clients, a mixed workload, for a minute.
 
-The scenario is :func:`rel_helpers.soak` (bench/reliability.py runs it for 5
+The scenario is :func:`benchlib.scenarios.soak.soak` (bench/reliability.py runs it for 5
 minutes): 10 kernels x 10 WebSocket clients, each client looping over small
 executes, print bursts, completes, inspects and ``display()`` calls, with one
 client per kernel also interrupting a cell of its own now and then.
@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rel_helpers import SOAK_SERVICE_ARGS, soak
-from service_proc import running_service
+from benchlib.running import running_service
+from benchlib.scenarios.soak import soak
+from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
 
 #: Measured soak in CI, after SOAK_WARMUP seconds of the same workload (and a prefill).
 SOAK_SECONDS = 60.0

@@ -1,4 +1,5 @@
-"""One WebSocket reader of the flood test (tests/test_flood.py), run as its own process.
+"""One WebSocket reader of the flood test (tests/test_flood.py), run as its own process
+(``python -m support.flood.reader`` in tests/).
 
 Roles:
 
@@ -37,7 +38,7 @@ import uuid
 from typing import Any
 
 import websocket
-from service_proc import execute_content, make_message
+from benchlib.messages import execute_content, legacy_text, make_message
 
 NOTICE = re.compile(r"^\[ipytwist\] (\d+) output messages? \((\d+) bytes\) dropped")
 LINE_PAD = 1000
@@ -115,9 +116,8 @@ class Lines:
 
 
 def execute_request(msg_id: str, code: str, session: str) -> str:
-    msg = make_message("execute_request", execute_content(code), session)
-    msg["header"]["msg_id"] = msg_id
-    return json.dumps({**msg, "channel": "shell"})
+    msg = make_message("execute_request", execute_content(code), session, msg_id)
+    return legacy_text(msg, "shell")
 
 
 def say(word: str) -> None:

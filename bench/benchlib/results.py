@@ -1,0 +1,43 @@
+"""Where the benchmarks write their full results: ``bench/results/<kind>-<time>.json``
+(ignored by git), with the machine and the versions they ran with."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+
+
+def machine() -> dict[str, Any]:
+    """The Python, platform and CPU count of this run."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def save(kind: str, data: Any, indent: int | None = 1) -> str:
+    """Write ``data`` as JSON to a new file of ``kind`` in :data:`RESULTS_DIR`; its path."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    with open(path, "w") as f:
+        json.dump(data, f, indent=indent)
+    return path
+
+
+def versions(*dists: str) -> dict[str, str | None]:
+    """The installed version of each distribution (None: not installed)."""
+    out: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
