@@ -122,7 +122,7 @@ class ServerProcess:
     def start(self, timeout: float = START_TIMEOUT) -> Self:
         os.makedirs(self.base_dir, exist_ok=True)
         argv, env = self.argv(), self.environment()
-        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log_file = open(self.log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

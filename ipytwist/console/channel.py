@@ -39,14 +39,14 @@ class _Factory(WebSocketClientFactory):
 class _Protocol(WebSocketClientProtocol):
     factory: _Factory
 
-    def onOpen(self) -> None:  # noqa: N802 - autobahn's name
+    def onOpen(self) -> None:
         self.factory.channel._opened(self)
 
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if not isBinary:
             self.factory.channel._received(payload)
 
-    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802, N803
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.factory.channel._closed(self, code, reason)
 
 

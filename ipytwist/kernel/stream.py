@@ -333,11 +333,6 @@ class OutputStream:
         self.throttled = False
         self._check_lead()
 
-    def unregisterProducer(self) -> None:
-        """Forget the producer, and that it was paused."""
-        self._producer = None
-        self.throttled = False
-
     @property
     def lead(self) -> Position:
         """How far (messages, bytes) the log end is ahead of the leading cursor."""

@@ -24,8 +24,6 @@ DEFAULT_MAX_LINE_CHARS = 10_000
 DEFAULT_MAX_OUTPUTS = 200  # outputs per cell
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # all cells: the oldest go first
 
-STATES = ("queued", "running", "done", "error", "interrupted", "aborted")
-
 
 @dataclass
 class Cell:
@@ -33,9 +31,9 @@ class Cell:
 
     id: str  # the execute_request's msg_id
     code: str
-    origin: str  # the transport: "websocket" or "zmq"
+    origin: str  # the kind of client: "page", "gateway", "websocket" or "zmq"
     client: str  # the request's session (and username) as the client gave them
-    state: str = "queued"
+    state: str = "queued"  # then running, done, error, interrupted or aborted
     execution_count: int | None = None
     outputs: list[Any] = field(default_factory=list)  # StreamOutput or dict
     clear_pending: bool = False

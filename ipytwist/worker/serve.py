@@ -116,7 +116,7 @@ def _run(handlers: dict[str, Handler], rec: Content) -> Content:
         if handler is None:
             return error_content("ValueError", f"unknown request {kind!r}")
         return handler(rec.get("content") or {})
-    except BaseException as e:  # noqa: BLE001 - the loop must survive anything
+    except BaseException as e:  # the loop must survive anything
         if isinstance(e, SystemExit) and kind != "execute":
             raise
         return error_content(type(e).__name__, str(e))
@@ -129,7 +129,7 @@ def _exit(shell: WorkerShell, std: StdStreams) -> None:
     atexit.unregister(shell.atexit_operations)
     try:
         shell.atexit_operations()
-    except Exception as e:  # noqa: BLE001 - exit goes on; say why on stderr
+    except Exception as e:  # exit goes on; say why on stderr
         print(f"ipytwist worker: exit handlers failed: {type(e).__name__}: {e}", file=sys.stderr)
     std.flush()
     # What is left is the interpreter's own finalization.  Its garbage-collector passes

@@ -28,7 +28,7 @@ class Reader:
         self.role = role
         self.out = os.path.join(tmp, f"{role}.json")
         self.err_path = os.path.join(tmp, f"{role}.stderr")
-        self._err = open(self.err_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._err = open(self.err_path, "wb")  # closed in stop()
         argv = [
             sys.executable,
             "-m",
