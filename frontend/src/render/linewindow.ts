@@ -1,6 +1,7 @@
 // Which complete lines of a stream are on the page: each frame appends the lines that
-// arrived since the last one as one chunk, and the oldest go so that the page holds the
-// newest `limit`. Pure bookkeeping: StreamView carries out each step on the page.
+// arrived since the last one as one chunk, and the oldest go, whole chunks and then the
+// first lines of the oldest left, so that the page holds exactly the newest `limit`.
+// Pure bookkeeping: StreamView carries out each step on the page.
 
 /** What one frame does to the page. */
 export interface Step {
@@ -50,6 +51,11 @@ export class LineWindow {
       drop += 1;
     }
     this.chunks.splice(0, drop);
-    return { restart, skipFrom, from, drop, cut: 0 };
+    // The oldest chunk left holds more lines than the page may show: cut them off, so
+    // that the page shows exactly the newest `limit` (and the bar counts the rest).
+    const cut = Math.max(0, this.shown - this.limit);
+    this.chunks[0] -= cut;
+    this.shown -= cut;
+    return { restart, skipFrom, from, drop, cut };
   }
 }

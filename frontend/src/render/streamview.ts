@@ -1,6 +1,6 @@
 // A stream output on screen, updated incrementally: each frame appends the lines that
 // arrived since the last one as one chunk, and only the newest VISIBLE_LINES are kept
-// in the page unless the reader asks for all of them.
+// in the page (exactly: see LineWindow) unless the reader asks for all of them.
 
 import type { AnsiUp } from "ansi_up";
 import { MAX_KEPT_LINES, type StreamText } from "../stream";
@@ -10,6 +10,25 @@ import { LineWindow, type Step } from "./linewindow";
 export const VISIBLE_LINES = 1000;
 
 const fmt = (n: number): string => n.toLocaleString("en-US");
+
+/** Removes the first `n` lines of `el` (its text up to and with its n-th newline); what
+ * is left keeps its colours (the elements around it stay). */
+function cutLines(el: HTMLElement, n: number): void {
+  const texts = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  let left = n;
+  for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+    const text = node.nodeValue ?? "";
+    let at = -1;
+    while (left > 0 && (at = text.indexOf("\n", at + 1)) >= 0) left -= 1;
+    if (left === 0) {
+      const range = document.createRange();
+      range.setStart(el, 0);
+      range.setEnd(node, at + 1);
+      range.deleteContents();
+      return;
+    }
+  }
+}
 
 export class StreamView {
   readonly el: HTMLElement;
@@ -95,6 +114,7 @@ export class StreamView {
     this.pre.insertBefore(el, this.partialEl);
     this.chunks.push(el);
     for (const old of this.chunks.splice(0, step.drop)) old.remove();
+    if (step.cut) cutLines(this.chunks[0], step.cut);
   }
 
   private updateBar(): void {
