@@ -33,17 +33,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from typing import Any
 
 from benchlib.chromium import CHROMIUM, CHROMIUM_ARGS
+from benchlib.cli import add_common_options, comma_list, scratch
 from benchlib.procs import descendants, kill_leftovers, start_time
-from benchlib.results import machine, save, versions
+from benchlib.results import record, save, versions
 from benchlib.servers import REPO, ServerProcess, comparison_server, raise_fd_limit
 from browser_probe import PAGE_STATS, focus_editor, js_probe, wait_idle, wait_mark
 from browser_report import MODES, SERVERS, Sample, describe, summarize, table
@@ -245,14 +244,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=5, help="samples per server and mode (5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed samples per server first (1)")
     p.add_argument(
-        "--servers",
-        type=lambda s: s.split(","),
-        default=list(SERVERS),
-        help="comma-separated: ipytwist,jupyterlab",
-    )
-    p.add_argument(
         "--modes",
-        type=lambda s: s.split(","),
+        type=comma_list(MODES, "mode"),
         default=list(MODES),
         help="comma-separated: new (kernel started with the page), running (before it)",
     )
@@ -270,18 +263,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pause", type=float, default=1.0, help="seconds between samples (1)")
     p.add_argument("--timeout", type=float, default=120.0, help="per step (seconds)")
     p.add_argument("--chromium", default=CHROMIUM, help=f"browser binary ({CHROMIUM})")
-    p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
-    p.add_argument("--keep-logs", action="store_true", help="keep server logs (temp dir)")
+    add_common_options(p, SERVERS)
     args = p.parse_args(argv)
-    for s in args.servers:
-        if s not in SERVERS:
-            p.error(f"unknown server {s!r}")
-    for m in args.modes:
-        if m not in MODES:
-            p.error(f"unknown mode {m!r}")
     if args.cache == "warm" and args.warmup < 1:
         p.error("--cache warm needs --warmup >= 1")
     return args
+
+
+def start_target(name: str, tmp: str, servers: dict[str, ServerProcess]) -> Target:
+    """Start the server of frontend ``name`` (kept in ``servers``); the frontend on it."""
+    if name == "ipytwist":
+        server = servers[name] = comparison_server(name, tmp)
+        return IpytwistTarget(server.start())
+    server = servers[name] = comparison_server(name, tmp, *LAB_ARGS, app="jupyterlab")
+    return JupyterLabTarget(server.start())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,48 +285,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.chromium} is missing (apt-get install -y chromium)", file=sys.stderr)
         return 2
     raise_fd_limit()  # for the servers, as the other benchmarks raise it
-    args.tmp = tmp = tempfile.mkdtemp(prefix="ipytwist-browser-")
-    servers: dict[str, ServerProcess] = {}
-    targets: list[Target] = []
-    pids = Pids()
     samples: list[Sample] = []
     started = time.time()
     info: dict[str, Any] = {}
-    try:
-        for name in args.servers:
-            server = (
-                comparison_server(name, tmp)
-                if name == "ipytwist"
-                else comparison_server(name, tmp, *LAB_ARGS, app="jupyterlab")
-            )
-            servers[name] = server
-            server.start()
-            targets.append(
-                IpytwistTarget(server) if name == "ipytwist" else JupyterLabTarget(server)
-            )
-        pids.note(list(servers.values()))
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-            try:
-                info = run_versions(browser.version)
-                print(
-                    f"chromium {browser.version}, jupyterlab {info.get('jupyterlab')}, "
-                    f"cache {args.cache}, {args.reps} reps x modes {','.join(args.modes)}",
-                    flush=True,
-                )
-                samples = run_all(browser, targets, args, pids)
-            finally:
-                browser.close()
-    finally:
-        for s in servers.values():
-            s.stop()
-        left = kill_leftovers(pids.seen)
-        if left:
-            print(f"killed leftover processes: {left}", flush=True)
-        if args.keep_logs:
-            print("logs kept in", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with scratch("ipytwist-browser-", args.keep_logs) as tmp:
+        args.tmp = tmp
+        servers: dict[str, ServerProcess] = {}
+        pids = Pids()
+        try:
+            targets = [start_target(name, tmp, servers) for name in args.servers]
+            pids.note(list(servers.values()))
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+                try:
+                    info = run_versions(browser.version)
+                    print(
+                        f"chromium {browser.version}, jupyterlab {info.get('jupyterlab')}, "
+                        f"cache {args.cache}, {args.reps} reps x modes {','.join(args.modes)}",
+                        flush=True,
+                    )
+                    samples = run_all(browser, targets, args, pids)
+                finally:
+                    browser.close()
+        finally:
+            for s in servers.values():
+                s.stop()
+            left = kill_leftovers(pids.seen)
+            if left:
+                print(f"killed leftover processes: {left}", flush=True)
     rows = summarize(samples, args.servers)
     print()
     print(table(rows, args.servers))
@@ -339,17 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         print(f"\n{len(errors)} samples failed: " + "; ".join(describe(s) for s in errors))
     if not args.no_save:
-        data = {
-            "bench": "browser",
-            "started": started,
-            "duration": time.time() - started,
-            "args": {k: v for k, v in vars(args).items() if k != "tmp"},
-            "versions": info,
-            "machine": machine(),
-            "chromium_args": CHROMIUM_ARGS,
-            "summary": rows,
-            "samples": [asdict(s) for s in samples],
-        }
+        options = {k: v for k, v in vars(args).items() if k != "tmp"}
+        data = record("browser", started, options, versions=info, chromium_args=CHROMIUM_ARGS)
+        data |= {"summary": rows, "samples": [asdict(s) for s in samples]}
         print(f"\nwrote {save('browser', data)}")
     return 1 if errors else 0
 

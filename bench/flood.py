@@ -31,17 +31,16 @@ import argparse
 import multiprocessing as mp
 import queue
 import shlex
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import asdict
 from typing import Any
 
+from benchlib.cli import add_common_options, scratch
 from benchlib.procs import kill_leftovers
-from benchlib.results import machine, save
+from benchlib.results import record, save
 from benchlib.servers import ServerProcess, comparison_server, raise_fd_limit
 from flood_meters import Prober, RssSampler, probe_until
 from flood_readers import FLOOD_CODE, STALLED_DRAIN_SECONDS, ReaderConfig, reader_main
@@ -271,12 +270,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seconds", type=float, default=60.0, help="flood duration (default 60)")
     p.add_argument(
-        "--servers",
-        type=lambda s: s.split(","),
-        default=list(SERVERS),
-        help="comma-separated: ipytwist,jupyter_server",
-    )
-    p.add_argument(
         "--max-rss-mib",
         type=int,
         default=4096,
@@ -297,22 +290,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--ipytwist-args", default="", help="extra twistd ipytwist options")
     p.add_argument("--jupyter-args", default="", help="extra jupyter_server options")
-    p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
-    p.add_argument("--keep-logs", action="store_true", help="keep server logs (temp dir)")
-    args = p.parse_args(argv)
-    for s in args.servers:
-        if s not in SERVERS:
-            p.error(f"unknown server {s!r}")
-    return args
+    add_common_options(p, SERVERS)
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    tmp = tempfile.mkdtemp(prefix="ipytwist-flood-")
     outcomes: list[Outcome] = []
     started = time.time()
-    try:
+    with scratch("ipytwist-flood-", args.keep_logs) as tmp:
         for name in SERVERS:
             if name not in args.servers:
                 continue
@@ -320,22 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             o = run_server(name, args, tmp)
             outcomes.append(o)
             print_outcome(o, args.idle_cap)
-    finally:
-        if args.keep_logs:
-            print("logs kept in", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
     print(table(outcomes, args.idle_cap))
     if not args.no_save:
-        data = {
-            "bench": "flood",
-            "started": started,
-            "duration": time.time() - started,
-            "args": vars(args),
-            "code": FLOOD_CODE,
-            "machine": machine(),
-            "results": [{"summary": summary(o), **asdict(o)} for o in outcomes],
-        }
+        data = record("flood", started, vars(args), code=FLOOD_CODE)
+        data["results"] = [{"summary": summary(o), **asdict(o)} for o in outcomes]
         print(f"\nwrote {save('flood', data, indent=None)}")
     return 0
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 
-from benchlib.results import machine, save
+from benchlib.cli import add_common_options, comma_list, scratch
+from benchlib.results import record, save
 from benchlib.servers import ServerProcess, comparison_server, raise_fd_limit
 from fanout_run import WORKLOADS, Result, bench_server, failed, fmt_rate, fmt_time
 
@@ -119,60 +118,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated client counts (default: 10,100,1000)",
     )
     p.add_argument(
-        "--servers",
-        type=lambda s: s.split(","),
-        default=list(SERVERS),
-        help="comma-separated: ipytwist,jupyter_server",
-    )
-    p.add_argument(
         "--workloads",
-        type=lambda s: s.split(","),
+        type=comma_list(list(WORKLOADS), "workload"),
         default=list(WORKLOADS),
         help="comma-separated: print,display",
     )
     p.add_argument("--timeout", type=float, default=90.0, help="per workload (seconds)")
-    p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
-    p.add_argument("--keep-logs", action="store_true", help="keep server logs (temp dir)")
-    args = p.parse_args(argv)
-    for s in args.servers:
-        if s not in SERVERS:
-            p.error(f"unknown server {s!r}")
-    for w in args.workloads:
-        if w not in WORKLOADS:
-            p.error(f"unknown workload {w!r}")
-    return args
+    add_common_options(p, SERVERS)
+    return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fd_limit = raise_fd_limit()
-    tmp = tempfile.mkdtemp(prefix="ipytwist-fanout-")
-    servers = {name: comparison_server(name, tmp) for name in args.servers}
     results: list[Result] = []
     started = time.time()
-    try:
-        for s in servers.values():
-            s.start()
-        results = asyncio.run(main_async(args, servers))
-    finally:
-        for s in servers.values():
-            s.stop()
-        if args.keep_logs:
-            print("logs kept in", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with scratch("ipytwist-fanout-", args.keep_logs) as tmp:
+        servers = {name: comparison_server(name, tmp) for name in args.servers}
+        try:
+            for s in servers.values():
+                s.start()
+            results = asyncio.run(main_async(args, servers))
+        finally:
+            for s in servers.values():
+                s.stop()
     print()
     print(table(results))
     if not args.no_save:
-        data = {
-            "bench": "ws_fanout",
-            "started": started,
-            "duration": time.time() - started,
-            "args": vars(args),
-            "fd_limit": fd_limit,
-            "machine": machine(),
-            "results": [asdict(r) for r in results],
-        }
+        data = record("ws_fanout", started, vars(args), fd_limit=fd_limit)
+        data["results"] = [asdict(r) for r in results]
         print(f"\nwrote {save('ws-fanout', data, indent=2)}")
     return 0
 

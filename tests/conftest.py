@@ -18,6 +18,7 @@ from benchlib.servers import Service
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 from support.jupyter_kernel import forget_arrived, running_kernel
+from support.service import ServicePool
 
 from ipytwist.kernelspec import kernel_json
 
@@ -88,9 +89,19 @@ def module_kernel_id(svc: Service) -> Iterator[str]:
     yield from _kernel_of(svc)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def service_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePool]:
+    """The services modules share (``service_fixture(..., shared=True)``)."""
+    pool = ServicePool(tmp_path_factory)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
 def ipytwist_kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    """An ipytwist kernel started from its kernelspec, for a module's tests."""
+    """An ipytwist kernel started from its kernelspec, for the tests of
+    test_kernel_integration.py and then test_kernel_recovery.py (one kernel, as when
+    they were one module)."""
     with running_kernel("ipytwist") as (km, kc):
         yield km, kc
 

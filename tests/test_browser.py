@@ -334,6 +334,30 @@ def test_a_long_output_from_the_transcript_counts_the_lines_it_left_out(
     expect(bar).to_contain_text("the 1,000 the service left out in the middle")
 
 
+def test_a_long_output_in_two_frames_keeps_exactly_the_newest_1000_lines(
+    page: Page, tmp_path: Path
+) -> None:
+    """3,000 lines reach the page in two frames, 2,611 then 389, as on a loaded machine:
+    the page still shows exactly the newest 1,000 (the older chunk is cut, its colour kept)
+    and says 2,000 are not shown. It kept both chunks, 1,389 lines, and said 1,611."""
+    go = tmp_path / "go"
+    code = (
+        "import os, sys, time\nprint('\\x1b[31m', end='')\n"
+        "for i in range(2611): print('line', i)\nsys.stdout.flush()\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+        "for i in range(2611, 3000): print('line', i)"
+    )
+    run(page, code)
+    cell = last_cell(page)
+    stream = cell.locator(".output-stream pre")
+    expect(stream).to_contain_text("line 2610")
+    go.touch()
+    expect(cell).to_have_class(state("done"))
+    expect(cell.locator(".truncated")).to_contain_text("2,000 earlier lines not shown")
+    assert stream.text_content() == "".join(f"line {i}\n" for i in range(2000, 3000))
+    expect(stream.locator(".ansi-red-fg").first).to_contain_text("line 2000\nline 2001")
+
+
 def test_a_reload_keeps_the_transcript(page: Page) -> None:
     run(page, "print('before the reload')")
     expect(last_cell(page)).to_contain_text("before the reload")

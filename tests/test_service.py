@@ -17,7 +17,7 @@ from support.service import service_fixture
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 MODEL_KEYS = {"id", "name", "last_activity", "execution_state", "connections"}
 
-svc = service_fixture("svc", *WARM_POOL)
+svc = service_fixture("svc", *WARM_POOL, shared=True)
 
 
 def assert_error(r: requests.Response, code: int, reason: str | None = None) -> dict[str, Any]:

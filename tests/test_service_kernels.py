@@ -19,7 +19,7 @@ from benchlib.wsclient import WSClient
 from jupyter_client import BlockingKernelClient
 from support.service import service_fixture
 
-svc = service_fixture("svc-kernels", *WARM_POOL)
+svc = service_fixture("svc", *WARM_POOL, shared=True)
 
 
 def test_rest_interrupt_stops_sleep(svc: Service, kernel_id: str) -> None:

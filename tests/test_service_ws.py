@@ -20,7 +20,7 @@ LOOP_TEXT = "".join(f"{i}\n" for i in range(20))
 
 #: A fresh kernel per test (``kernel_id``): replay and crash tests must not see each
 #: other's output.
-svc = service_fixture("ws", "--allow-origin", "https://*.example.org", *WARM_POOL)
+svc = service_fixture("ws", "--allow-origin", "https://*.example.org", *WARM_POOL, shared=True)
 
 
 def refused(svc: Service, kernel_id: str, **kw: Any) -> int:

@@ -20,7 +20,7 @@ from jupyter_server.services.kernels.connection.base import (
 from support.service import service_fixture
 
 #: A fresh kernel per test (``kernel_id``).
-svc = service_fixture("ws-messages", "--allow-origin", "https://*.example.org", *WARM_POOL)
+svc = service_fixture("ws", "--allow-origin", "https://*.example.org", *WARM_POOL, shared=True)
 
 
 # -- v1 subprotocol -------------------------------------------------------------------

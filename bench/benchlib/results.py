@@ -23,6 +23,13 @@ def machine() -> dict[str, Any]:
     }
 
 
+def record(bench: str, started: float, args: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The head of a benchmark's results: which, when, how long, its options, the
+    machine; then ``more``."""
+    head = {"bench": bench, "started": started, "duration": time.time() - started}
+    return head | {"args": args, "machine": machine()} | more
+
+
 def save(kind: str, data: Any, indent: int | None = 1) -> str:
     """Write ``data`` as JSON to a new file of ``kind`` in :data:`RESULTS_DIR`; its path."""
     os.makedirs(RESULTS_DIR, exist_ok=True)

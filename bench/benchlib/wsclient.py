@@ -116,7 +116,7 @@ class WSClient:
     ) -> list[dict[str, Any]]:
         """Messages received up to and including the first one matching ``pred``."""
         deadline = time.monotonic() + timeout
-        got = []
+        got: list[dict[str, Any]] = []
         while True:
             left = max(0.01, deadline - time.monotonic())
             try:
@@ -132,12 +132,16 @@ class WSClient:
     def until_idle(self, msg_id: str, timeout: float = 30.0) -> list[dict[str, Any]]:
         return self.until(lambda m: is_idle_of(m, msg_id), timeout)
 
-    def execute(self, code: str, timeout: float = 30.0) -> tuple[dict[str, Any], list]:
+    def execute(
+        self, code: str, timeout: float = 30.0
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """Run ``code``; return its execute_reply and the messages up to its idle."""
         msg_id = self.execute_request(code)
         return self.finish(msg_id, timeout)
 
-    def finish(self, msg_id: str, timeout: float = 30.0) -> tuple[dict[str, Any], list]:
+    def finish(
+        self, msg_id: str, timeout: float = 30.0
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The execute_reply to ``msg_id`` and the messages up to its idle (and to the
         reply, if that comes after the idle)."""
         got = self.until_idle(msg_id, timeout)

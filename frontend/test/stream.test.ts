@@ -10,6 +10,7 @@ import {
   applyCarriageReturns,
   cutLine,
 } from "../src/stream";
+import { random } from "./support";
 
 const textOf = (t: StreamText): string => t.lines.map((l) => `${l}\n`).join("") + t.partial;
 
@@ -31,15 +32,6 @@ test("a long line streamed in pieces is cut once, with an exact count", () => {
   t.write("\rabcdefghij\rxy\n");
   assert.ok(textOf(t).endsWith("\nxycde ... [5 characters hidden]\n"));
 });
-
-/** A small seeded generator, so that a failure can be repeated. */
-function random(seed: number): () => number {
-  let s = seed;
-  return () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31;
-  };
-}
 
 test("lines written in any pieces are those of the whole text, \\r applied and cut", () => {
   const rnd = random(15);

@@ -1,5 +1,5 @@
-// Test support: Jupyter messages, a transcript's JSON, and a record of what the
-// reducer told its views.
+// Test support: Jupyter messages, a transcript's JSON, a record of what the
+// reducer told its views, and a seeded random generator.
 
 import type { Message } from "../src/protocol";
 import {
@@ -121,4 +121,13 @@ export function shown(nb: Notebook, id: string): string[] {
     const lines = o.text.lines.map((l) => `${l}\n`).join("");
     return `${o.text.name}:${lines}${o.text.partial}`;
   });
+}
+
+/** A small seeded generator, so that a failure can be repeated. */
+export function random(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s / 2 ** 31;
+  };
 }

@@ -164,7 +164,7 @@ def test_the_restart_reply_shows_the_kernel_idle(web: tuple[HostEnv, Browser]) -
         ("GET", "/api/kernelspecs/julia", 404),
         ("GET", "/api/kernels/not-a-uuid", 404),
         ("POST", "/api/kernels/not-a-uuid/interrupt", 404),
-        ("GET", f"/api/kernels/{uuid.uuid4()}", 404),
+        ("GET", f"/api/kernels/{uuid.UUID(int=1, version=4)}", 404),  # no such kernel
         ("GET", "/api/kernels/{id}/nothing", 404),
         ("GET", "/api/nothing", 404),
         ("POST", "/api/status", 404),

@@ -10,11 +10,13 @@ benchmarks' library, ``bench/benchlib``, which importing this package puts on
 - :mod:`support.zmq_client`: the signing ZeroMQ client;
 - :mod:`support.jupyter_kernel`: a kernel started through jupyter_client, and driving it;
 - :mod:`support.fake_process`: Twisted's process transport and pipes, faked;
+- :mod:`support.json_errors`: the site's JSON errors as the in-process tests read them;
 - :mod:`support.worker_proc`: a real worker driven over its pipes;
 - :mod:`support.tcp_proxy`: a TCP proxy whose connections a test cuts;
 - :mod:`support.console`: the console's environment under test;
 - :mod:`support.flood`: the flood test's reader processes, meters and judge;
-- :mod:`support.fuzz`: hostile input, the service's log, raw HTTP.
+- :mod:`support.fuzz`: hostile input and the service's log after it;
+- :mod:`support.raw_http`: raw HTTP and sockets from any loopback address.
 """
 
 from __future__ import annotations

@@ -1,19 +1,34 @@
 // A stream output on screen, updated incrementally: each frame appends the lines that
 // arrived since the last one as one chunk, and only the newest VISIBLE_LINES are kept
-// in the page unless the reader asks for all of them.
+// in the page (exactly: see LineWindow) unless the reader asks for all of them.
 
 import type { AnsiUp } from "ansi_up";
 import { MAX_KEPT_LINES, type StreamText } from "../stream";
 import { ansiConverter, ansiToHtml } from "./ansi";
+import { LineWindow, type Step } from "./linewindow";
 
 export const VISIBLE_LINES = 1000;
 
-interface Chunk {
-  el: HTMLElement;
-  lines: number;
-}
-
 const fmt = (n: number): string => n.toLocaleString("en-US");
+
+/** Removes the first `n` lines of `el` (its text up to and with its n-th newline); what
+ * is left keeps its colours (the elements around it stay). */
+function cutLines(el: HTMLElement, n: number): void {
+  const texts = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  let left = n;
+  for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+    const text = node.nodeValue ?? "";
+    let at = -1;
+    while (left > 0 && (at = text.indexOf("\n", at + 1)) >= 0) left -= 1;
+    if (left === 0) {
+      const range = document.createRange();
+      range.setStart(el, 0);
+      range.setEnd(node, at + 1);
+      range.deleteContents();
+      return;
+    }
+  }
+}
 
 export class StreamView {
   readonly el: HTMLElement;
@@ -23,9 +38,8 @@ export class StreamView {
   private readonly download: HTMLAnchorElement;
   private readonly pre: HTMLPreElement;
   private readonly partialEl: HTMLSpanElement;
-  private chunks: Chunk[] = [];
-  private shown = 0; // complete lines in the page
-  private renderedTotal = 0; // global index after the last line rendered
+  private chunks: HTMLElement[] = []; // as the window counts them
+  private readonly window = new LineWindow(VISIBLE_LINES);
   private renderedVersion = -1;
   private renderedPartial = "";
   private ansi: AnsiUp = ansiConverter();
@@ -63,11 +77,12 @@ export class StreamView {
 
   private setExpanded(expanded: boolean): void {
     this.expanded = expanded;
-    for (const c of this.chunks) c.el.remove();
+    for (const el of this.chunks) el.remove();
     this.chunks = [];
-    this.shown = 0;
     this.ansi = ansiConverter();
-    this.renderedTotal = this.expanded ? this.text.dropped : Math.max(0, this.text.total - VISIBLE_LINES);
+    const t = this.text;
+    if (expanded) this.window.reset(MAX_KEPT_LINES, t.dropped);
+    else this.window.reset(VISIBLE_LINES, Math.max(0, t.total - VISIBLE_LINES));
     this.renderedVersion = -1;
     this.update();
     this.toggle.focus();
@@ -77,32 +92,8 @@ export class StreamView {
     const t = this.text;
     if (t.version === this.renderedVersion) return;
     this.renderedVersion = t.version;
-    const limit = this.expanded ? MAX_KEPT_LINES : VISIBLE_LINES;
-    const from = Math.max(this.renderedTotal, t.dropped);
-    if (t.total > from) {
-      let start = from;
-      if (t.total - from > limit) {
-        // Too many for the page: skip the oldest, but keep their colour state.
-        start = t.total - limit;
-        const skipped = t.linesFrom(from).slice(0, start - from);
-        if (skipped.some((l) => l.includes("\x1b"))) this.ansi.ansi_to_html(skipped.join("\n"));
-      }
-      // Lines between those on the page and the new ones are gone: start afresh.
-      if (start > this.renderedTotal) this.dropChunks(this.chunks.length);
-      const lines = t.linesFrom(start);
-      const el = document.createElement("span");
-      el.innerHTML = this.ansi.ansi_to_html(`${lines.join("\n")}\n`);
-      this.pre.insertBefore(el, this.partialEl);
-      this.chunks.push({ el, lines: lines.length });
-      this.shown += lines.length;
-      this.renderedTotal = t.total;
-      let extra = 0;
-      while (extra < this.chunks.length - 1 && this.shown - this.chunks[extra].lines >= limit) {
-        this.shown -= this.chunks[extra].lines;
-        extra += 1;
-      }
-      this.dropChunks(extra, false);
-    }
+    const step = this.window.append(t.total, t.dropped);
+    if (step) this.render(step);
     if (t.partial !== this.renderedPartial) {
       this.renderedPartial = t.partial;
       this.partialEl.innerHTML = t.partial ? ansiToHtml(t.partial) : "";
@@ -110,20 +101,29 @@ export class StreamView {
     this.updateBar();
   }
 
-  private dropChunks(n: number, recount = true): void {
-    for (const c of this.chunks.splice(0, n)) {
-      c.el.remove();
-      if (recount) this.shown -= c.lines;
+  private render(step: Step): void {
+    const t = this.text;
+    if (step.from > step.skipFrom) {
+      // Too many for the page: skip the oldest, but keep their colour state.
+      const skipped = t.linesFrom(step.skipFrom).slice(0, step.from - step.skipFrom);
+      if (skipped.some((l) => l.includes("\x1b"))) this.ansi.ansi_to_html(skipped.join("\n"));
     }
+    if (step.restart) for (const el of this.chunks.splice(0)) el.remove();
+    const el = document.createElement("span");
+    el.innerHTML = this.ansi.ansi_to_html(`${t.linesFrom(step.from).join("\n")}\n`);
+    this.pre.insertBefore(el, this.partialEl);
+    this.chunks.push(el);
+    for (const old of this.chunks.splice(0, step.drop)) old.remove();
+    if (step.cut) cutLines(this.chunks[0], step.cut);
   }
 
   private updateBar(): void {
     const t = this.text;
-    const hidden = t.total - this.shown;
+    const hidden = t.total - this.window.shown;
     const notKept = t.dropped;
     // The oldest lines are the ones not shown: the service's marker line among them
     // stands for the lines it left out.
-    const elided = t.elided && t.elidedAt < t.total - this.shown ? t.elided - 1 : 0;
+    const elided = t.elided && t.elidedAt < t.total - this.window.shown ? t.elided - 1 : 0;
     if (hidden <= 0 && !this.expanded) {
       this.bar.hidden = true;
       this.download.textContent = "";
