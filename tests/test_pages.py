@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.fakes import FakeProvisioner
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 
@@ -20,6 +21,7 @@ from ipytwist.web.assets import StaticFiles
 from ipytwist.web.auth import Authenticator
 from ipytwist.web.pages import csp_for
 from ipytwist.web.site import make_site
+from ipytwist.web.transport import WebSocketTransport
 
 TOKEN = "page-token"
 KERNEL_ID = str(uuid.uuid4())
@@ -56,9 +58,10 @@ class Response:
 @pytest.fixture
 def site(tmp_path: Path) -> Any:
     clock = MemoryReactorClock()
-    host = KernelHost(clock, Config(state_dir=str(tmp_path)))
+    config = Config(state_dir=str(tmp_path))
+    host = KernelHost(clock, config, provisioner=FakeProvisioner())
     host.kernels[KERNEL_ID] = StubHosted()  # type: ignore[assignment]
-    return make_site(host, Authenticator(TOKEN, clock), clock)
+    return make_site(host, Authenticator(TOKEN, clock), clock, WebSocketTransport(clock, config))
 
 
 def get(site: Any, path: str, *headers: str, method: str = "GET") -> Response:
@@ -141,7 +144,7 @@ def test_a_kernels_notebook_page(site: Any) -> None:
     assert r.header("cache-control") == "no-store"
 
 
-@pytest.mark.parametrize("kid", [str(uuid.uuid4()), "not-a-uuid", "<script>"])
+@pytest.mark.parametrize("kid", ["5b2e3c1a-0d4f-4e8a-9c7b-2f6e1d0a3b4c", "not-a-uuid", "<script>"])
 def test_an_unknown_kernels_page_is_404(site: Any, kid: str) -> None:
     r = get(site, f"/kernels/{kid}", AUTH)
     assert r.status == 404
