@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Kernel": "ipytwist.kernel",
     "LocalProvisioner": "ipytwist.kernel",
-    "OutputStream": "ipytwist.kernel",
+    "OutputLog": "ipytwist.kernel",
     "KernelHost": "ipytwist.host",
     "Message": "ipytwist.wire",
     "WireCodec": "ipytwist.wire",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kernel.stream import DEFAULT_LOG_BYTES, DEFAULT_LOG_MESSAGES
+from .kernel.outputlog import DEFAULT_LOG_BYTES, DEFAULT_LOG_MESSAGES
 from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .wire import DEFAULT_MAX_MESSAGE_BYTES
 

@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .config import Config
-from .kernel import Kernel, OutputStream
+from .kernel import Kernel, OutputLog
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
 from .kernelspec import KERNEL_NAME, kernel_json
@@ -188,7 +188,7 @@ class KernelHost(Service):
     def _new(self) -> HostedKernel:
         c = self.config
         kernel_id = str(uuid.uuid4())
-        stream = OutputStream(c.replay_messages, c.replay_bytes)
+        output_log = OutputLog(c.replay_messages, c.replay_bytes)
         transcript = Transcript(max_bytes=c.transcript_bytes)
         attachments = Attachments()
         kernel = Kernel(
@@ -196,12 +196,12 @@ class KernelHost(Service):
             self.provisioner,
             kernel_id=kernel_id,
             name=KERNEL_NAME,
-            stream=stream,
+            output_log=output_log,
             requests_in_flight=attachments.requests_in_flight,
             on_request=transcript.request,
             on_shutdown_request=lambda: self._client_shutdown(kernel_id),
         )
-        stream.subscribe(transcript)
+        output_log.subscribe(transcript)
         kernel.start()
         return HostedKernel(kernel, transcript, attachments)
 

@@ -296,8 +296,8 @@ class _ExitStatus(Service):
             self.reactor._exitSignal = None  # type: ignore[attr-defined]  # no public API
         if self.code:
             # twistd has no exit status of its own to give: leave with ours.
-            for stream in (sys.stdout, sys.stderr):
-                stream.flush()
+            for file in (sys.stdout, sys.stderr):
+                file.flush()
             os._exit(self.code)
 
 

@@ -11,7 +11,7 @@ from support.fakes import Requester as Client
 from test_kernel_core import execute
 from twisted.internet.task import Clock
 
-from ipytwist.kernel import Kernel, OutputStream
+from ipytwist.kernel import Kernel, OutputLog
 from ipytwist.kernel.flow import OutputGate
 from ipytwist.kernel.process import READ_SLICE_BYTES, WorkerProcess
 from ipytwist.worker import EVENT_FD
@@ -55,11 +55,11 @@ def test_kernel_pauses_its_worker_while_the_leading_reader_lags() -> None:
     lead is used up; an interrupt reopens the gate until the request is done; a
     reader that catches up, or goes away, lets output flow again."""
     clock, prov = Clock(), FakeProvisioner()
-    kernel = Kernel(clock, prov, stream=OutputStream(lead_messages=10), flush_interval=0)
+    kernel = Kernel(clock, prov, output_log=OutputLog(lead_messages=10), flush_interval=0)
     kernel.start()
     worker = prov.workers[0]
     worker.ready()
-    cursor = kernel.stream.open_cursor(Reader())
+    cursor = kernel.output_log.open_cursor(Reader())
     client, req = Client(), execute("flood")
     kernel.handle("shell", req, client)
     for i in range(30):
@@ -68,7 +68,7 @@ def test_kernel_pauses_its_worker_while_the_leading_reader_lags() -> None:
         if worker.output_paused:
             break
     assert worker.output_paused
-    assert kernel.stream.lead[0] == 11
+    assert kernel.output_log.lead[0] == 11
     kernel.handle("control", execute("x") | {"header": _hdr("interrupt_request")}, client)
     assert not worker.output_paused
     worker.reply({"status": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []})

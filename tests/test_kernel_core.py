@@ -23,7 +23,7 @@ def env() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
     prov = FakeProvisioner(first_pid=1000)
     kernel = Kernel(clock, prov)
     iopub = Iopub()
-    kernel.stream.subscribe(iopub)
+    kernel.output_log.subscribe(iopub)
     kernel.start()
     prov.workers[0].ready()
     return kernel, prov, iopub, clock
@@ -42,7 +42,7 @@ def test_start_reports_starting_then_ready() -> None:
     prov = FakeProvisioner()
     kernel = Kernel(Clock(), prov)
     iopub = Iopub()
-    kernel.stream.subscribe(iopub)
+    kernel.output_log.subscribe(iopub)
     d = kernel.start()
     assert iopub.states() == ["starting"]
     assert not d.called

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipytwist.kernel.stream import Envelope, Gap, OutputStream
+from ipytwist.kernel.outputlog import Envelope, Gap, OutputLog
 from ipytwist.web.outbox import Outbox, ReplyQueue
 from ipytwist.wire import new_message
 
@@ -42,10 +42,10 @@ def frames(written: list[bytes]) -> list[str]:
 
 
 def make(
-    stream: OutputStream, replies: ReplyQueue | None = None, limit: int = 1 << 30, **kw: Any
+    log: OutputLog, replies: ReplyQueue | None = None, limit: int = 1 << 30, **kw: Any
 ) -> tuple[Outbox, Transport]:
     transport = Transport(limit)
-    cursor = stream.open_cursor(_Wake(), kw.pop("at", None))
+    cursor = log.open_cursor(_Wake(), kw.pop("at", None))
     outbox = Outbox(cursor, ReplyQueue() if replies is None else replies, Labels(), transport, **kw)
     cursor.reader = outbox
     transport.outbox = outbox
@@ -70,8 +70,8 @@ class _Wake:
         pass
 
 
-def out(stream: OutputStream, text: str) -> Envelope:
-    return stream.publish(new_message("stream", {"name": "stdout", "text": text}, "k"))
+def out(log: OutputLog, text: str) -> Envelope:
+    return log.publish(new_message("stream", {"name": "stdout", "text": text}, "k"))
 
 
 def reply(n: int, parent_id: str = "p") -> dict:
@@ -80,25 +80,25 @@ def reply(n: int, parent_id: str = "p") -> dict:
 
 
 def test_live_messages_are_written_as_they_are_published() -> None:
-    stream = OutputStream()
-    outbox, t = make(stream)
+    log = OutputLog()
+    outbox, t = make(log)
     outbox.pump()
-    out(stream, "a")
-    out(stream, "b")
+    out(log, "a")
+    out(log, "b")
     assert frames(t.written) == ["a", "b"]
 
 
 def test_replies_are_written_in_their_place_among_iopub() -> None:
     """A reply goes after the iopub message published before it, however far behind the
     connection's cursor is."""
-    stream = OutputStream()
+    log = OutputLog()
     replies = ReplyQueue()
-    outbox, t = make(stream, replies, at=stream.end)
-    out(stream, "a")
-    replies.add(stream.last_seq, "shell", reply(1))
-    out(stream, "b")
-    out(stream, "c")
-    replies.add(stream.last_seq, "shell", reply(2))
+    outbox, t = make(log, replies, at=log.end)
+    out(log, "a")
+    replies.add(log.last_seq, "shell", reply(1))
+    out(log, "b")
+    out(log, "c")
+    replies.add(log.last_seq, "shell", reply(2))
     outbox.pump()
     assert frames(t.written) == ["a", "shell:1", "b", "c", "shell:2"]
     assert not replies
@@ -107,11 +107,11 @@ def test_replies_are_written_in_their_place_among_iopub() -> None:
 def test_nothing_is_written_while_paused_and_everything_after() -> None:
     """The transport pushes back after its buffer fills; the rest waits in the log (not
     in the connection) and follows on resume, in order."""
-    stream = OutputStream()
-    outbox, t = make(stream, limit=5)
+    log = OutputLog()
+    outbox, t = make(log, limit=5)
     outbox.pump()
     for i in range(10):
-        out(stream, f"m{i}")
+        out(log, f"m{i}")
     assert frames(t.written) == ["m0", "m1"]  # 6 bytes buffered > 5: paused
     assert outbox.paused
     while outbox.paused:
@@ -122,10 +122,10 @@ def test_nothing_is_written_while_paused_and_everything_after() -> None:
 def test_large_frames_are_written_in_slices() -> None:
     """A frame is handed over in chunk-sized slices, so a paused connection holds at most
     the transport's buffer plus one slice."""
-    stream = OutputStream()
-    outbox, t = make(stream, limit=10, chunk=8)
+    log = OutputLog()
+    outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
-    out(stream, "x" * 40)
+    out(log, "x" * 40)
     assert [len(w) for w in t.written] == [8, 8]
     assert outbox.mid_frame
     t.drain()
@@ -136,10 +136,10 @@ def test_large_frames_are_written_in_slices() -> None:
 
 def test_finish_frame_completes_a_partly_written_frame() -> None:
     """Before a control frame (ping, close) the rest of the current frame goes out."""
-    stream = OutputStream()
-    outbox, t = make(stream, limit=10, chunk=8)
+    log = OutputLog()
+    outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
-    out(stream, "y" * 30)
+    out(log, "y" * 30)
     assert outbox.mid_frame
     outbox.finish_frame()
     assert not outbox.mid_frame and t.frames_done == 1
@@ -147,10 +147,10 @@ def test_finish_frame_completes_a_partly_written_frame() -> None:
 
 
 def test_a_gap_is_framed_as_a_notice() -> None:
-    stream = OutputStream(max_messages=2)
-    outbox, t = make(stream, at=stream.end)
+    log = OutputLog(max_messages=2)
+    outbox, t = make(log, at=log.end)
     for i in range(5):
-        out(stream, f"m{i}")
+        out(log, f"m{i}")
     outbox.pump()
     assert frames(t.written) == ["gap:3:24", "m3", "m4"]  # 3 x len("stdout" "mN")
 
@@ -158,16 +158,16 @@ def test_a_gap_is_framed_as_a_notice() -> None:
 def test_closing_mid_frame_gives_back_what_was_cut() -> None:
     """A message cut off by the close counts as unwritten: an iopub message is where a
     reconnect resumes, a reply goes back to the front of the session's queue."""
-    stream = OutputStream()
-    outbox, t = make(stream, limit=4, chunk=4)
+    log = OutputLog()
+    outbox, t = make(log, limit=4, chunk=4)
     outbox.pump()
-    first = out(stream, "abcdefgh")
+    first = out(log, "abcdefgh")
     assert outbox.mid_frame
     assert outbox.close() == (first.seq, first.offset)
 
     replies = ReplyQueue()
-    outbox, t = make(stream, replies, limit=4, chunk=4)
-    replies.add(stream.last_seq, "shell", reply(1234567))
+    outbox, t = make(log, replies, limit=4, chunk=4)
+    replies.add(log.last_seq, "shell", reply(1234567))
     outbox.pump()
     assert outbox.mid_frame
     outbox.close()

@@ -146,7 +146,7 @@ class Console:
         self.writer = TerminalWriter(out)
         self.next_count = 1
         self._running: str | None = None  # msg_id of our execute_request being run
-        self.session: PromptSession[str] = PromptSession(
+        self.line_editor: PromptSession[str] = PromptSession(
             history=history or InMemoryHistory(),
             lexer=PygmentsLexer(PythonLexer),
             completer=KernelCompleter(self),
@@ -222,7 +222,7 @@ class Console:
         if note:
             self.writer.write(self.renderer.dim(note) + "\n")
         if state == "lost" or self.channel.failure is not None:
-            app = self.session.app
+            app = self.line_editor.app
             if app.is_running and not app.is_done:
                 app.exit(exception=self.channel.failure or ConsoleError("connection lost"))
 
@@ -319,7 +319,7 @@ class Console:
                 print()  # IPython's blank line between one cell and the next prompt
             first = False
             try:
-                code = await self.session.prompt_async(self._prompt)
+                code = await self.line_editor.prompt_async(self._prompt)
             except KeyboardInterrupt:
                 continue
             except EOFError:

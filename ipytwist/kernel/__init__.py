@@ -1,17 +1,17 @@
-"""The kernel room: one interpreter, its request queue and its output stream."""
+"""The kernel room: one interpreter, its request queue and its output log."""
 
 from .aborts import InFlight
 from .core import Kernel
+from .outputlog import Envelope, OutputLog
 from .process import LocalProvisioner, WorkerProcess
 from .requests import Request, Requester
-from .stream import Envelope, OutputStream
 
 __all__ = [
     "Envelope",
     "InFlight",
     "Kernel",
     "LocalProvisioner",
-    "OutputStream",
+    "OutputLog",
     "Request",
     "Requester",
     "WorkerProcess",

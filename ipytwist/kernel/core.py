@@ -2,7 +2,7 @@
 
 Transports hand requests to :meth:`Kernel.handle` together with a
 :class:`~ipytwist.kernel.requests.Requester` to answer; output goes to
-:attr:`Kernel.stream`, which every transport subscribes to.  The kernel is the
+:attr:`Kernel.output_log`, which every transport reads.  The kernel is the
 request scheduler: it runs the worker's requests one at a time, answers the
 rest itself, and turns what the worker reports into iopub messages.  It never
 sees a socket and never imports IPython.
@@ -25,13 +25,13 @@ from .aborts import InFlight, StopOnError, no_requests_in_flight
 from .events import iopub_content
 from .flow import OutputGate
 from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
+from .outputlog import OutputLog
 from .publish import Publisher
 from .queue import RequestQueue
 from .replies import aborted_content, static_reply
 from .requests import WORKER_REQUESTS, Request, Requester, is_execute
 from .state import ExecutionState, State
 from .stdin import InputRouter
-from .stream import OutputStream
 from .supervisor import Provisioner, Worker, WorkerSupervisor
 
 __all__ = ["Kernel"]
@@ -49,7 +49,7 @@ class Kernel:
         *,
         kernel_id: str | None = None,
         name: str = "ipytwist",
-        stream: OutputStream | None = None,
+        output_log: OutputLog | None = None,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         requests_in_flight: InFlight = no_requests_in_flight,
         on_request: Callable[[Message, str], None] | None = None,
@@ -61,7 +61,7 @@ class Kernel:
         self.session = uuid.uuid4().hex
         #: Requests ignored for what they are: a few lines at a time, then a summary.
         self.rejects = LimitedLog(self.log, reactor)
-        self.stream = stream or OutputStream()
+        self.output_log = output_log or OutputLog()
         self.state = ExecutionState(self.id)
         self.execution_count = 0
         self.last_activity = self.reactor.seconds()
@@ -69,15 +69,15 @@ class Kernel:
         self._on_request = on_request
         #: A ``shutdown_request`` without restart (the host decides what ends).
         self._on_shutdown_request = on_shutdown_request or self.shutdown
-        self._out = Publisher(self.session, self.stream)
+        self._out = Publisher(self.session, self.output_log)
         self._output = OutputCoalescer(reactor, self._publish_stream, flush_interval)
         self._queue = RequestQueue()
         self._stop = StopOnError(
             self._queue, requests_in_flight, self._abort, lambda r: self.handle(*r), self._record
         )
-        #: Closed by the stream while its readers lag: the worker's output waits.
+        #: Closed by the output log while its readers lag: the worker's output waits.
         self.output_gate = OutputGate()
-        self.stream.registerProducer(self.output_gate)
+        self.output_log.registerProducer(self.output_gate)
         #: The interpreter: started, replaced when it dies, restarted, stopped.
         self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
         #: input() in user code: asked of, and answered by, the running request's client.

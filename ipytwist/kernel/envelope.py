@@ -34,7 +34,7 @@ class _Log(Protocol):
 
 
 class Envelope:
-    """A published message, its place in the stream, and its cached encodings."""
+    """A published message, its place in the log, and its cached encodings."""
 
     __slots__ = ("seq", "msg", "nbytes", "offset", "cost", "_encoded", "_log")
 

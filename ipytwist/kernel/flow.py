@@ -1,6 +1,6 @@
 """The kernel's output gate: backpressure from the readers to user code's ``print``.
 
-The kernel's :class:`~ipytwist.kernel.stream.OutputStream` pauses the gate
+The kernel's :class:`~ipytwist.kernel.outputlog.OutputLog` pauses the gate
 while its log runs too far ahead of the leading reader.  A paused gate stops
 reading the worker's output pipes, so they fill and user code blocks in its
 next write, as a program writing to a slow terminal does.  An interrupt opens
@@ -28,11 +28,11 @@ class OutputSource(Protocol):
 
 @implementer(IPushProducer)
 class OutputGate:
-    """Paused by the stream's readers, forced open while an interrupt is delivered."""
+    """Paused by the log's readers, forced open while an interrupt is delivered."""
 
     def __init__(self) -> None:
         self.source: OutputSource | None = None
-        #: The stream wants the worker's output to wait.
+        #: The log wants the worker's output to wait.
         self.throttled = False
         #: An interrupt is being delivered: read the worker's output whatever the readers do.
         self.interrupting = False
@@ -48,7 +48,7 @@ class OutputGate:
         self._apply()
 
     def pauseProducing(self) -> None:
-        """IPushProducer: the stream's readers lag, so the worker's output waits."""
+        """IPushProducer: the log's readers lag, so the worker's output waits."""
         self.throttled = True
         self._apply()
 
@@ -58,7 +58,7 @@ class OutputGate:
         self._apply()
 
     def stopProducing(self) -> None:
-        """IPushProducer: the stream lets go of the gate, which opens."""
+        """IPushProducer: the log lets go of the gate, which opens."""
         self.resumeProducing()
 
     def interrupt(self) -> None:

@@ -24,24 +24,24 @@ from twisted.python.failure import Failure
 
 from ..framing import FramingError, RecordDecoder, encode_record
 from ..worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
-from .streamsync import StreamSync
+from .pipesync import PipeSync
 from .supervisor import WorkerListener
 
-STREAM_NAMES = {1: "stdout", 2: "stderr"}
-#: After a read of stream output, leave that pipe alone this long so the worker's
+OUTPUT_PIPES = {1: "stdout", 2: "stderr"}
+#: After a read of an output pipe, leave that pipe alone this long so the worker's
 #: next writes pile up in it and arrive in one read.  Without the pause a loop of
 #: ``print`` makes the kernel wake (and the worker pay a wakeup) for every line;
 #: the output coalescer merges output within the same window anyway.
-STREAM_READ_PAUSE = 0.01
+PIPE_READ_PAUSE = 0.01
 #: Stream pipes are enlarged to this (Linux), so the worker rarely blocks meanwhile.
-STREAM_PIPE_BYTES = 1 << 20
-#: Most bytes read from one stream pipe in one reactor turn: a flood on one kernel
+OUTPUT_PIPE_BYTES = 1 << 20
+#: Most bytes read from one output pipe in one reactor turn: a flood on one kernel
 #: leaves the reactor free for the others between slices.
 READ_SLICE_BYTES = 64 * 1024
-#: Most bytes read from one stream pipe when an event arrives.  Everything the worker
+#: Most bytes read from one output pipe when an event arrives.  Everything the worker
 #: wrote before the event's sync marker is in the pipe, and a pipe holds no more
 #: than its capacity, so this always reaches the marker.
-EVENT_DRAIN_BYTES = STREAM_PIPE_BYTES + (64 << 10)
+EVENT_DRAIN_BYTES = OUTPUT_PIPE_BYTES + (64 << 10)
 _F_SETPIPE_SZ = 1031
 #: The environment variable that may carry the service's access token.
 TOKEN_ENV = "IPYTWIST_TOKEN"
@@ -64,7 +64,7 @@ def describe_exit(reason: Failure) -> str:
 
 
 class Clock(Protocol):
-    """What schedules a worker's stream read pauses: IReactorTime's ``callLater``."""
+    """What schedules the pauses between reads of the output pipes (IReactorTime)."""
 
     def callLater(
         self, delay: float, callable: Callable[..., Any], *args: object, **kwargs: object
@@ -93,14 +93,12 @@ class WorkerProcess(ProcessProtocol):
     ) -> None:
         self.listener = listener
         #: Orders stream output against events (the worker was given ``sync_token``).
-        self.sync = StreamSync(
-            sync_marker(sync_token) if sync_token else b"", listener.worker_output
-        )
+        self.sync = PipeSync(sync_marker(sync_token) if sync_token else b"", listener.worker_output)
         self.decoder = RecordDecoder()
         self.pid: int | None = None
         self.ended: Deferred[str] = Deferred()
         self.alive = False
-        #: Schedules the stream read pauses; None reads stream pipes as data arrives.
+        #: Schedules the pauses between reads; None reads output pipes as data arrives.
         self.clock = clock
         self._paused: set[int] = set()
         self._group_killed = False
@@ -122,9 +120,9 @@ class WorkerProcess(ProcessProtocol):
         self.alive = True
         self.child.closeChildFD(0)  # user code reading sys.stdin sees EOF
         if self.clock is not None and sys.platform.startswith("linux"):
-            for pipe in filter(None, map(self._pipe, STREAM_NAMES)):
+            for pipe in filter(None, map(self._pipe, OUTPUT_PIPES)):
                 try:
-                    fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, STREAM_PIPE_BYTES)
+                    fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, OUTPUT_PIPE_BYTES)
                 except OSError:
                     pass  # too big for this system: the default size works, a bit slower
 
@@ -144,16 +142,16 @@ class WorkerProcess(ProcessProtocol):
                 self.drain_output()
                 self.listener.worker_event(event)
                 self.sync.event_delivered()
-        elif childFD in STREAM_NAMES:
-            self.sync.output(STREAM_NAMES[childFD], data)
-            self._pause_stream(childFD)
+        elif childFD in OUTPUT_PIPES:
+            self.sync.output(OUTPUT_PIPES[childFD], data)
+            self._pause_pipe(childFD)
 
     def _pipe(self, fd: int) -> _Pipe | None:
         """Twisted's reader or writer for the child's ``fd``; None once it is closed."""
         pipes: dict[int, _Pipe] = getattr(self.transport, "pipes", None) or {}
         return pipes.get(fd)
 
-    def _pause_stream(self, fd: int) -> None:
+    def _pause_pipe(self, fd: int) -> None:
         if self.clock is None or fd in self._paused:
             return
         reader = self._pipe(fd)
@@ -161,21 +159,21 @@ class WorkerProcess(ProcessProtocol):
             return
         reader.stopReading()
         self._paused.add(fd)
-        self.clock.callLater(STREAM_READ_PAUSE, self._resume_stream, fd)
+        self.clock.callLater(PIPE_READ_PAUSE, self._resume_pipe, fd)
 
-    def _resume_stream(self, fd: int) -> None:
+    def _resume_pipe(self, fd: int) -> None:
         self._paused.discard(fd)
         reader = self._pipe(fd)
         if reader is None or self._gated:
             return  # the pipe was closed meanwhile, or resume_output() restarts it
-        got = self._drain_pipe(fd, STREAM_NAMES[fd], READ_SLICE_BYTES)
+        got = self._drain_pipe(fd, OUTPUT_PIPES[fd], READ_SLICE_BYTES)
         if got >= READ_SLICE_BYTES and self.clock is not None:  # (a clock paused it)
             # More is waiting: the next slice on the next reactor turn.
             reader.stopReading()
             self._paused.add(fd)
-            self.clock.callLater(0, self._resume_stream, fd)
+            self.clock.callLater(0, self._resume_pipe, fd)
         elif got:
-            self._pause_stream(fd)  # still streaming: keep collecting
+            self._pause_pipe(fd)  # still writing: keep collecting
         else:
             reader.startReading()
 
@@ -186,7 +184,7 @@ class WorkerProcess(ProcessProtocol):
         if self._gated:
             return
         self._gated = True
-        for fd in (*STREAM_NAMES, EVENT_FD):
+        for fd in (*OUTPUT_PIPES, EVENT_FD):
             reader = self._pipe(fd)
             if reader is not None:
                 reader.stopReading()
@@ -196,7 +194,7 @@ class WorkerProcess(ProcessProtocol):
         if not self._gated:
             return
         self._gated = False
-        for fd in (*STREAM_NAMES, EVENT_FD):
+        for fd in (*OUTPUT_PIPES, EVENT_FD):
             reader = self._pipe(fd)
             if reader is not None and fd not in self._paused:
                 reader.startReading()
@@ -210,7 +208,7 @@ class WorkerProcess(ProcessProtocol):
         self._group_killed = True
         self._read_events_left()
         self.drain_output()
-        for fd in (*STREAM_NAMES, EVENT_FD, REQUEST_FD):
+        for fd in (*OUTPUT_PIPES, EVENT_FD, REQUEST_FD):
             if self._pipe(fd) is not None:
                 self.child.closeChildFD(fd)  # processEnded follows
 
@@ -311,11 +309,11 @@ class WorkerProcess(ProcessProtocol):
 
     def drain_output(self, limit: int | None = EVENT_DRAIN_BYTES) -> None:
         """Read what is already waiting on the worker's stdout/stderr pipes."""
-        for fd, name in STREAM_NAMES.items():
+        for fd, name in OUTPUT_PIPES.items():
             self._drain_pipe(fd, name, limit)
 
     def _drain_pipe(self, fd: int, name: str, limit: int | None = None) -> int:
-        """Read what is waiting on one stream pipe, up to about ``limit`` bytes;
+        """Read what is waiting on one output pipe, up to about ``limit`` bytes;
         return how many bytes that was."""
         reader = self._pipe(fd)
         if reader is None:

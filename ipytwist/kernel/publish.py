@@ -14,9 +14,9 @@ from typing import Any
 from twisted.logger import Logger
 
 from ..wire import Message, new_message
+from .outputlog import OutputLog
 from .replies import reply_message
 from .requests import Request
-from .stream import OutputStream
 
 __all__ = ["Publisher"]
 
@@ -26,15 +26,15 @@ class Publisher:
 
     log = Logger()
 
-    def __init__(self, session: str, stream: OutputStream) -> None:
+    def __init__(self, session: str, output_log: OutputLog) -> None:
         self.session = session
-        self.stream = stream
+        self.output_log = output_log
         #: The request output is parented to: the running one, else the last that ran.
         self.parent: Message | None = None
 
     def publish(self, msg_type: str, content: dict[str, Any], parent: Message | None) -> None:
         """One iopub message, parented to ``parent``."""
-        self.stream.publish(new_message(msg_type, content, self.session, parent))
+        self.output_log.publish(new_message(msg_type, content, self.session, parent))
 
     def output(self, msg_type: str, content: dict[str, Any]) -> None:
         """Output of the running request (or of the last one)."""

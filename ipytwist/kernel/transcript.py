@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .envelope import output_bytes
+from .outputlog import OutputLog
 from .streamtext import StreamOutput, apply_carriage_returns
 
 DEFAULT_MAX_CELLS = 500
@@ -39,7 +40,7 @@ class Cell:
     clear_pending: bool = False
     size: int = 0  # characters held by its code and outputs
     dropped_outputs: int = 0
-    first_seq: int = 0  # the stream seq of its execute_input (0: not known)
+    first_seq: int = 0  # the log seq of its execute_input (0: not known)
 
     def to_json(self) -> dict[str, Any]:
         """The cell as the transcript's JSON describes it."""
@@ -102,7 +103,7 @@ class Transcript:
         self._enforce()
 
     def deliver(self, envelope: Any) -> None:
-        """One iopub message (the OutputStream's Subscriber interface)."""
+        """One iopub message (the OutputLog's Subscriber interface)."""
         self._seq = envelope.seq
         self.apply(envelope.msg)
         self._seq = 0
@@ -236,8 +237,8 @@ class Transcript:
 
     # -- views ----------------------------------------------------------------------
 
-    def full_output(self, cell_id: str, stream: Any) -> str | None:
-        """All the stream text of a cell still in the kernel's output log (``stream``),
+    def full_output(self, cell_id: str, log: OutputLog) -> str | None:
+        """All the stream text of a cell still in the kernel's output log (``log``),
         as shown (``\\r`` applied); None for an unknown cell.  A first line says so
         when the log no longer reaches back to the cell's start."""
         cell = self.cells.get(cell_id)
@@ -245,11 +246,11 @@ class Transcript:
             return None
         parts = [
             env.msg["content"].get("text", "")
-            for env in stream.retained()
+            for env in log.retained()
             if env.parent_id == cell_id and env.msg_type == "stream"
         ]
         text = apply_carriage_returns("".join(p for p in parts if isinstance(p, str)))
-        if not cell.first_seq or stream.first_logged_seq > cell.first_seq:
+        if not cell.first_seq or log.first_logged_seq > cell.first_seq:
             text = "[ipytwist: the start of this output is no longer in the kernel's log]\n" + text
         return text
 

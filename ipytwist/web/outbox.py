@@ -1,7 +1,7 @@
 """What one WebSocket connection writes next (sans-IO).
 
 A connection owns no queue of iopub messages: it holds a
-:class:`~ipytwist.kernel.stream.Cursor` into the kernel's log and takes the
+:class:`~ipytwist.kernel.outputlog.Cursor` into the kernel's log and takes the
 next message only when its transport can take more.  Replies and
 ``input_request`` addressed to the connection's session wait in the session's
 :class:`ReplyQueue`, each after the iopub message that preceded it, and are
@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..kernel.stream import Cursor, Envelope, Gap, Position, output_bytes
+from ..kernel.outputlog import Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
 
 #: Largest piece of a frame handed to the transport at once.
@@ -172,7 +172,7 @@ class Outbox:
         self.pump()
 
     def wake(self) -> None:
-        """The cursor has new messages (the stream's Reader interface)."""
+        """The cursor has new messages (the log's Reader interface)."""
         self.pump()
 
     # -- writing ---------------------------------------------------------------------

@@ -116,7 +116,7 @@ class KernelsApi:
             if n == 6 and parts[2:4] == ["transcript", "cells"] and parts[5] == "output":
                 if method != "GET":
                     raise ApiError(405, "Method Not Allowed")
-                text = hk.transcript.full_output(parts[4], hk.kernel.stream)
+                text = hk.transcript.full_output(parts[4], hk.kernel.output_log)
                 if text is None:
                     raise ApiError(404, "Not Found", "no such cell in the transcript")
                 request.setHeader(b"content-type", b"text/plain; charset=utf-8")

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..kernel import Kernel, Request
-from ..kernel.stream import Cursor, Gap, Position
+from ..kernel.outputlog import Cursor, Gap, Position
 from ..loglimit import LimitedLog
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
 from .outbox import Outbox, ReplyQueue
@@ -46,7 +46,7 @@ def client_kind(headers: dict[str, str]) -> str:
 
 class ClientSession:
     """One client (a ``session_id``): its live connection, its position in the
-    stream while it has none, and the replies addressed to it."""
+    log while it has none, and the replies addressed to it."""
 
     origin = "websocket"
 
@@ -54,14 +54,14 @@ class ClientSession:
         self.hub = hub
         self.id = session_id
         self.connection: KernelChannelProtocol | None = None
-        self.position: Position = hub.kernel.stream.end
+        self.position: Position = hub.kernel.output_log.end
         self.replies = ReplyQueue()
 
     def send(self, channel: str, msg: Message) -> None:
         """A reply or input request for this client (the kernel's Requester interface).
         It waits in the session until a connection writes it, after the iopub
         message published before it."""
-        self.replies.add(self.hub.kernel.stream.last_seq, channel, msg)
+        self.replies.add(self.hub.kernel.output_log.last_seq, channel, msg)
         if self.connection is not None:
             self.connection.pump()
 
@@ -154,14 +154,14 @@ class KernelSockets:
         if old is not None:
             old.sendClose(4000, "replaced by a new connection with the same session_id")
             old.detach()
-        stream = self.kernel.stream
-        at = stream.position_after(since_msg_id) if since_msg_id else None
+        log = self.kernel.output_log
+        at = log.position_after(since_msg_id) if since_msg_id else None
         if at is None and known:
             at = session.position
         session.connection = conn
         session.origin = conn.origin
         self.connections.add(conn)
-        conn.start(session, stream.open_cursor(conn, at))
+        conn.start(session, log.open_cursor(conn, at))
 
     def detach(self, conn: KernelChannelProtocol, position: Position) -> None:
         """``conn`` closed: its session keeps ``position`` for a reconnect."""
@@ -173,12 +173,12 @@ class KernelSockets:
 
     def gap_notice(self, gap: Gap) -> Message:
         """The stderr notice a reader gets in place of the messages it missed."""
-        stream = self.kernel.stream
+        log = self.kernel.output_log
         s = "" if gap.messages == 1 else "s"
         text = (
             f"[ipytwist] {gap.messages} output message{s} ({gap.bytes} bytes) dropped: "
             "this client fell behind the kernel's output log, which keeps the newest "
-            f"{stream.max_messages} messages ({stream.max_bytes} bytes).\n"
+            f"{log.max_messages} messages ({log.max_bytes} bytes).\n"
         )
         # Parented like the message after the gap, so frontends show it in that cell.
         parent = gap.next.msg.get("parent_header") if gap.next is not None else None
@@ -309,7 +309,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             self.outbox.pump()
 
     def wake(self) -> None:
-        """New messages for this connection's cursor (the stream's Reader interface)."""
+        """New messages for this connection's cursor (the log's Reader interface)."""
         self.pump()
 
     # -- writing ------------------------------------------------------------------

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ..kernel.stream import Envelope, Gap
+from ..kernel.outputlog import Envelope, Gap
 from ..wire import MAX_JSON_DEPTH, BadJSON, Message, dumps, dumps_strings, loads_untrusted
 
 #: A legacy frame is one JSON object around the message parts: one level more.

@@ -13,14 +13,14 @@ EVENT_FD = 4
 #: worker, it only makes a blocking call return so Python runs a SIGINT handler that
 #: the SIGINT itself did not get to run (see ``ipytwist.kernel.core.INTERRUPT_NUDGES``).
 NUDGE_SIGNAL = signal.SIGWINCH
-#: Environment variable carrying the token of the stream sync marker (hex).
+#: Environment variable carrying the token of the output pipes' sync marker (hex).
 SYNC_ENV = "IPYTWIST_SYNC_TOKEN"
 
 
 def sync_marker(token: str) -> bytes:
     """Bytes the worker writes to fds 1 and 2 just before each event record.
 
-    Everything before the n-th marker on a stream pipe was written before the
+    Everything before the n-th marker on a output pipe was written before the
     n-th event, everything after it later, so the kernel can put stream output
     and events in the order they happened.  One small write, so it is atomic.
     """

@@ -128,7 +128,7 @@ class WorkerLink:
                     try:
                         os.write(fd, self.sync_marker)
                     except OSError:
-                        pass  # user code closed or replaced the stream
+                        pass  # user code closed or replaced the file
             while data:
                 n = os.write(self.write_fd, data)
                 data = data[n:]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
-from .stdio import StdStreams
+from .stdio import StdFiles
 
 if TYPE_CHECKING:  # imported where they are used: IPython loads after the signal mask is set
     from .requests import Content, Handler
@@ -39,7 +39,7 @@ def _libc_fflush() -> Callable[[], object]:
 
 def serve() -> int:
     """Run requests from the kernel until it says shutdown (or the pipe closes)."""
-    std = StdStreams(_libc_fflush())
+    std = StdFiles(_libc_fflush())
     sys.stdin = io.TextIOWrapper(io.FileIO(os.open(os.devnull, os.O_RDONLY)), encoding="utf-8")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     os.environ.setdefault("PAGER", "cat")
@@ -100,7 +100,7 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
     return shell
 
 
-def _flush_partial_lines(std: StdStreams, busy: threading.Event) -> None:
+def _flush_partial_lines(std: StdFiles, busy: threading.Event) -> None:
     """``print('x', end='')`` then a long wait still shows ``x`` promptly."""
     while True:
         busy.wait()
@@ -122,7 +122,7 @@ def _run(handlers: dict[str, Handler], rec: Content) -> Content:
         return error_content(type(e).__name__, str(e))
 
 
-def _exit(shell: WorkerShell, std: StdStreams) -> None:
+def _exit(shell: WorkerShell, std: StdFiles) -> None:
     # IPython registers atexit_operations with atexit too: run it once, here, while
     # the kernel still reads our output, and never again at interpreter exit (a second
     # run fails on the temp files it already removed).

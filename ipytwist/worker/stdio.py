@@ -1,9 +1,9 @@
-"""The worker's stdout and stderr: text streams straight onto fds 1 and 2, kept working.
+"""The worker's stdout and stderr: text files straight onto fds 1 and 2, kept working.
 
-Python-level and C-level writes share one pipe per stream, so
+Python-level and C-level writes share one pipe per file, so
 ``print(); os.system()`` keeps its order.  User code may close fd 1, set
-``sys.stdout = None`` or close ``sys.stdout``; :meth:`StdStreams.restore`,
-called before each request, puts the pipes and the streams back, as a user of
+``sys.stdout = None`` or close ``sys.stdout``; :meth:`StdFiles.restore`,
+called before each request, puts the pipes and the files back, as a user of
 ipykernel expects printing to work again in the next cell.
 """
 
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 
-def _text_stream(fd: int) -> io.TextIOWrapper:
+def _text_file(fd: int) -> io.TextIOWrapper:
     raw = io.FileIO(fd, "w", closefd=False)
     return io.TextIOWrapper(
         io.BufferedWriter(raw, 1 << 16),
@@ -33,15 +33,15 @@ def _identity(fd: int) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-class StdStreams:
+class StdFiles:
     """``sys.stdout``/``sys.stderr`` on fds 1 and 2, with the pipes saved to restore."""
 
     def __init__(self, c_flush: Callable[[], object] = lambda: None) -> None:
         self.c_flush = c_flush
         self._saved = {fd: os.dup(fd) for fd in (1, 2)}  # not inherited by children
         self._pipes = {fd: _identity(fd) for fd in (1, 2)}
-        self.out = _text_stream(1)
-        self.err = _text_stream(2)
+        self.out = _text_file(1)
+        self.err = _text_file(2)
         self.install()
 
     def install(self) -> None:
@@ -53,9 +53,9 @@ class StdStreams:
         self.c_flush()
 
     def flush_python(self) -> None:
-        for stream in (self.out, self.err):
+        for file in (self.out, self.err):
             try:
-                stream.flush()
+                file.flush()
             except (ValueError, OSError):
                 pass
 
@@ -65,15 +65,15 @@ class StdStreams:
             if _identity(fd) != self._pipes[fd]:
                 os.dup2(self._saved[fd], fd)
         if self.out.closed:
-            self.out = _text_stream(1)
+            self.out = _text_file(1)
         if self.err.closed:
-            self.err = _text_stream(2)
+            self.err = _text_file(2)
         if not _writable(sys.stdout):
             sys.stdout = self.out
         if not _writable(sys.stderr):
             sys.stderr = self.err
 
 
-def _writable(stream: object) -> bool:
-    """A stream user code may have replaced on purpose (a file, a StringIO) stays."""
-    return stream is not None and hasattr(stream, "write") and not getattr(stream, "closed", False)
+def _writable(file: object) -> bool:
+    """A file user code may have put in place on purpose (a file, a StringIO) stays."""
+    return file is not None and hasattr(file, "write") and not getattr(file, "closed", False)

@@ -238,7 +238,7 @@ class ZmqChannels:
         for name, sock in self.sockets.items():
             key = "hb_port" if name == "hb" else f"{name}_port"
             self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
-        kernel.stream.subscribe(self)
+        kernel.output_log.subscribe(self)
         #: When a client last showed it is there (a request, a subscription, a ping).
         self.last_seen = -1.0
 
@@ -368,8 +368,8 @@ class ZmqChannels:
             self.log.warn("{channel}: could not send ({e})", channel=channel, e=e.strerror)
 
     def close(self) -> None:
-        """Stop serving the kernel: leave its stream and close the sockets."""
-        self.kernel.stream.unsubscribe(self)
+        """Stop serving the kernel: leave its output log and close the sockets."""
+        self.kernel.output_log.unsubscribe(self)
         for sock in self.sockets.values():
             if sock.socket is not None:
                 sock.shutdown()

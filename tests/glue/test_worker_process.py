@@ -1,6 +1,6 @@
 """WorkerProcess and LocalProvisioner against a fake reactor (as txtorcon tests its
 controller): ``spawnProcess`` records the call and hands the protocol a fake
-process transport.  The stream pipes are real ``os.pipe`` ends where the protocol
+process transport.  The output pipes are real ``os.pipe`` ends where the protocol
 reads them itself; signals to process groups are recorded, never sent.  Spawning,
 output, events and requests here; stopping and ending in test_worker_process_end.py."""
 
@@ -16,7 +16,7 @@ from support.fake_process import PID, FakePipe, FakeReactor, Listener, Spawned
 
 from ipytwist.framing import encode_record
 from ipytwist.kernel.process import (
-    STREAM_READ_PAUSE,
+    PIPE_READ_PAUSE,
     TOKEN_ENV,
     LocalProvisioner,
     WorkerProcess,
@@ -120,7 +120,7 @@ def test_output_waiting_in_the_pipe_is_read_before_an_event(
 def test_stream_reads_pause_to_collect_output_on_the_clock(
     reactor: FakeReactor, spawned: Spawned
 ) -> None:
-    """After a read, the pipe is left alone for STREAM_READ_PAUSE so that a loop of
+    """After a read, the pipe is left alone for PIPE_READ_PAUSE so that a loop of
     prints arrives in few reads; then what piled up is read at once."""
     proto, process, listener, _ = spawned
     proto.childDataReceived(1, b"1\n")
@@ -128,10 +128,10 @@ def test_stream_reads_pause_to_collect_output_on_the_clock(
     reactor.child_writes(1, b"2\n")
     reactor.child_writes(1, b"3\n")
     assert listener.log == [("stdout", b"1\n")]
-    reactor.advance(STREAM_READ_PAUSE)
+    reactor.advance(PIPE_READ_PAUSE)
     assert listener.log == [("stdout", b"1\n2\n3\n")]
     assert not process.pipes[1].reading  # still streaming: keep collecting
-    reactor.advance(STREAM_READ_PAUSE)  # nothing more: back to reading as data comes
+    reactor.advance(PIPE_READ_PAUSE)  # nothing more: back to reading as data comes
     assert process.pipes[1].reading
 
 

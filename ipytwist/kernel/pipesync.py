@@ -2,7 +2,7 @@
 
 Stream output and events travel on different pipes, so reading them says
 nothing about which came first.  Before each event the worker writes a sync
-marker to both stream pipes (:func:`ipytwist.worker.sync_marker`).  Bytes
+marker to both output pipes (:func:`ipytwist.worker.sync_marker`).  Bytes
 after the n-th marker were written after the n-th event: they are held back
 until that event has been delivered.  A worker that writes no markers (or
 user code that replaced fd 1) degrades to delivering bytes as they arrive.
@@ -16,7 +16,7 @@ Piece = tuple[int, bytes]  # (markers seen before these bytes, bytes)
 
 
 class MarkerSplitter:
-    """Split one pipe's byte stream at ``marker``, in any chunking."""
+    """Split the bytes of one pipe at ``marker``, in any chunking."""
 
     def __init__(self, marker: bytes) -> None:
         self.marker = marker
@@ -63,7 +63,7 @@ class MarkerSplitter:
         return [(self.seen, tail)] if tail else []
 
 
-class StreamSync:
+class PipeSync:
     """Deliver ``(name, bytes)`` no earlier than the events that preceded them."""
 
     def __init__(self, marker: bytes, deliver: Callable[[str, bytes], None]) -> None:
@@ -80,7 +80,7 @@ class StreamSync:
         return splitter
 
     def output(self, name: str, data: bytes) -> None:
-        """Bytes read from stream ``name``, delivered once the events before them are."""
+        """Bytes read from the output pipe ``name``, delivered once the events before them are."""
         self._route(name, self._splitter(name).feed(data))
 
     def pipe_empty(self, name: str) -> None:

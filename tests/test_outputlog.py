@@ -1,10 +1,10 @@
-"""OutputStream: fan-out, replay, bounded log, Deferreds, encode-once."""
+"""OutputLog: fan-out, replay, bounded log, Deferreds, encode-once."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ipytwist.kernel.stream import MESSAGE_OVERHEAD, Envelope, Gap, OutputStream, output_bytes
+from ipytwist.kernel.outputlog import MESSAGE_OVERHEAD, Envelope, Gap, OutputLog, output_bytes
 from ipytwist.wire import new_message
 
 
@@ -25,47 +25,47 @@ def msg(text: str, parent: dict | None = None, msg_type: str = "stream") -> dict
 
 def test_every_subscriber_gets_every_message_in_order() -> None:
     """Two subscribers see the same envelopes with increasing sequence numbers."""
-    stream = OutputStream()
+    log = OutputLog()
     a, b = Sub(), Sub()
-    stream.subscribe(a)
-    stream.subscribe(b)
-    envs = [stream.publish(msg(str(i))) for i in range(5)]
+    log.subscribe(a)
+    log.subscribe(b)
+    envs = [log.publish(msg(str(i))) for i in range(5)]
     assert a.got == envs and b.got == envs
     assert [e.seq for e in envs] == [1, 2, 3, 4, 5]
-    assert stream.last_seq == 5
+    assert log.last_seq == 5
 
 
 def test_unsubscribed_subscriber_gets_nothing_more() -> None:
     """After unsubscribe, deliveries stop; unsubscribing twice is harmless."""
-    stream = OutputStream()
+    log = OutputLog()
     a = Sub()
-    stream.subscribe(a)
-    stream.publish(msg("1"))
-    stream.unsubscribe(a)
-    stream.unsubscribe(a)
-    stream.publish(msg("2"))
+    log.subscribe(a)
+    log.publish(msg("1"))
+    log.unsubscribe(a)
+    log.unsubscribe(a)
+    log.publish(msg("2"))
     assert len(a.got) == 1
-    assert stream.subscriber_count == 0
+    assert log.subscriber_count == 0
 
 
 def test_replay_since_a_sequence_number() -> None:
     """subscribe(since=n) returns what came after n; since=None replays nothing."""
-    stream = OutputStream()
+    log = OutputLog()
     for i in range(5):
-        stream.publish(msg(str(i)))
-    assert stream.subscribe(Sub()) == []
-    backlog = stream.subscribe(Sub(), since=2)
+        log.publish(msg(str(i)))
+    assert log.subscribe(Sub()) == []
+    backlog = log.subscribe(Sub(), since=2)
     assert [e.seq for e in backlog] == [3, 4, 5]
-    assert stream.subscribe(Sub(), since=5) == []
+    assert log.subscribe(Sub(), since=5) == []
 
 
 def test_log_is_bounded_by_count() -> None:
     """Past max_messages the oldest are dropped; the gap is visible from the seq."""
-    stream = OutputStream(max_messages=3)
+    log = OutputLog(max_messages=3)
     for i in range(10):
-        stream.publish(msg(str(i)))
-    assert stream.first_logged_seq == 8
-    backlog = stream.subscribe(Sub(), since=0)
+        log.publish(msg(str(i)))
+    assert log.first_logged_seq == 8
+    backlog = log.subscribe(Sub(), since=0)
     assert [e.seq for e in backlog] == [8, 9, 10]
 
 
@@ -73,32 +73,32 @@ def test_log_is_bounded_by_bytes() -> None:
     """The log charges each message its strings, a fixed overhead and every encoding
     made of it, and keeps at most max_bytes of that, dropping the oldest."""
     one = len("stdout") + 1 + MESSAGE_OVERHEAD + 100
-    stream = OutputStream(max_bytes=2 * one + 50)
-    stream.subscribe(Sub(encode=lambda m: b"x" * 100))
+    log = OutputLog(max_bytes=2 * one + 50)
+    log.subscribe(Sub(encode=lambda m: b"x" * 100))
     for i in range(5):
-        stream.publish(msg(str(i)))
-        assert stream.logged_bytes <= stream.max_bytes
-    assert [e.seq for e in stream.subscribe(Sub(), since=0)] == [4, 5]
-    assert stream.logged_bytes == 2 * one
+        log.publish(msg(str(i)))
+        assert log.logged_bytes <= log.max_bytes
+    assert [e.seq for e in log.subscribe(Sub(), since=0)] == [4, 5]
+    assert log.logged_bytes == 2 * one
 
 
 def test_a_later_encoding_counts_towards_the_bound() -> None:
     """An encoding made after publishing (a late reader) is charged too, at once."""
     one = len("stdout") + 1 + MESSAGE_OVERHEAD
-    stream = OutputStream(max_bytes=3 * one + 10)
-    envs = [stream.publish(msg(str(i))) for i in range(3)]
-    assert stream.logged_messages == 3
+    log = OutputLog(max_bytes=3 * one + 10)
+    envs = [log.publish(msg(str(i))) for i in range(3)]
+    assert log.logged_messages == 3
     envs[2].encoded("late", lambda m: b"y" * 500)
-    assert stream.logged_bytes <= stream.max_bytes
-    assert stream.first_logged_seq == 2
+    assert log.logged_bytes <= log.max_bytes
+    assert log.first_logged_seq == 2
 
 
 def test_log_is_bounded_by_bytes_without_encoding_subscribers() -> None:
     """Without subscribers the content size still counts towards the byte bound."""
-    stream = OutputStream(max_bytes=5000)
+    log = OutputLog(max_bytes=5000)
     for _ in range(10):
-        stream.publish(msg("y" * 1000))
-    backlog = stream.subscribe(Sub(), since=0)
+        log.publish(msg("y" * 1000))
+    backlog = log.subscribe(Sub(), since=0)
     assert 1 <= len(backlog) <= 5
     assert backlog[-1].seq == 10
 
@@ -111,11 +111,11 @@ def test_each_format_is_encoded_once_for_all_subscribers() -> None:
         calls.append(m["header"]["msg_id"])
         return b"encoded"
 
-    stream = OutputStream()
+    log = OutputLog()
     subs = [Sub(encode=encode) for _ in range(4)]
     for s in subs:
-        stream.subscribe(s)
-    env = stream.publish(msg("x"))
+        log.subscribe(s)
+    env = log.publish(msg("x"))
     assert len(calls) == 1
     assert env.encoded("fmt", encode) == b"encoded"
     assert env.encoded("other", lambda m: "second") == "second"
@@ -130,13 +130,13 @@ def test_a_failing_subscriber_does_not_stop_the_others() -> None:
         def deliver(self, env: Envelope) -> None:
             raise RuntimeError("boom")
 
-    stream = OutputStream()
+    log = OutputLog()
     good = Sub()
-    stream.subscribe(Broken())
-    stream.subscribe(good)
-    env = stream.publish(msg("x"))
+    log.subscribe(Broken())
+    log.subscribe(good)
+    env = log.publish(msg("x"))
     assert good.got == [env]
-    assert stream.subscribe(Sub(), since=0) == [env]
+    assert log.subscribe(Sub(), since=0) == [env]
 
 
 # -- cursors and flow control ------------------------------------------------------
@@ -170,9 +170,9 @@ class Gate:
         self.calls.append("resume")
 
 
-def reader_on(stream: OutputStream, at: Any = None) -> Reader:
+def reader_on(log: OutputLog, at: Any = None) -> Reader:
     r = Reader()
-    r.cursor = stream.open_cursor(r, at)
+    r.cursor = log.open_cursor(r, at)
     return r
 
 
@@ -184,34 +184,34 @@ def test_output_bytes_counts_utf8_of_string_values() -> None:
 
 def test_a_cursor_at_the_end_gets_live_messages_and_is_woken() -> None:
     """A new cursor starts at the end; once caught up it is woken once per publish."""
-    stream = OutputStream()
-    stream.publish(msg("old"))
-    r = reader_on(stream)
+    log = OutputLog()
+    log.publish(msg("old"))
+    r = reader_on(log)
     assert r.take_all() == []
-    a = stream.publish(msg("a"))
+    a = log.publish(msg("a"))
     assert r.woken == 1
-    b = stream.publish(msg("b"))
+    b = log.publish(msg("b"))
     assert r.woken == 1  # not taken since: woken once, not per message
     assert r.take_all() == [a, b]
-    assert r.cursor.position == stream.end
+    assert r.cursor.position == log.end
 
 
 def test_a_cursor_replays_from_a_position() -> None:
     """position_after(msg_id) starts a cursor right after that message."""
-    stream = OutputStream()
-    envs = [stream.publish(msg(str(i))) for i in range(5)]
-    at = stream.position_after(envs[1].msg["header"]["msg_id"])
+    log = OutputLog()
+    envs = [log.publish(msg(str(i))) for i in range(5)]
+    at = log.position_after(envs[1].msg["header"]["msg_id"])
     assert at == (3, envs[2].offset)
-    assert reader_on(stream, at).take_all() == envs[2:]
-    assert stream.position_after("unknown") is None
+    assert reader_on(log, at).take_all() == envs[2:]
+    assert log.position_after("unknown") is None
 
 
 def test_a_cursor_behind_the_log_gets_an_exact_gap_then_the_oldest_kept() -> None:
     """Messages that left the log before the reader took them are announced as one gap
     with their count and output bytes, then reading goes on from the oldest retained."""
-    stream = OutputStream(max_messages=3)
-    r = reader_on(stream)
-    envs = [stream.publish(msg("x" * (i + 1))) for i in range(7)]
+    log = OutputLog(max_messages=3)
+    r = reader_on(log)
+    envs = [log.publish(msg("x" * (i + 1))) for i in range(7)]
     got = r.take_all()
     gap = got[0]
     assert isinstance(gap, Gap)
@@ -224,15 +224,15 @@ def test_a_cursor_behind_the_log_gets_an_exact_gap_then_the_oldest_kept() -> Non
 def test_the_producer_is_paused_while_the_leading_cursor_lags() -> None:
     """Past the lead bound the producer is paused; it resumes once the leading reader has
     caught up half way; a slower cursor does not matter."""
-    stream = OutputStream(lead_messages=4, lead_bytes=1 << 30)
+    log = OutputLog(lead_messages=4, lead_bytes=1 << 30)
     gate = Gate()
-    stream.registerProducer(gate)
-    fast, slow = reader_on(stream), reader_on(stream)
+    log.registerProducer(gate)
+    fast, slow = reader_on(log), reader_on(log)
     for i in range(4):
-        stream.publish(msg(str(i)))
+        log.publish(msg(str(i)))
     assert gate.calls == []
-    stream.publish(msg("5"))
-    assert gate.calls == ["pause"] and stream.throttled
+    log.publish(msg("5"))
+    assert gate.calls == ["pause"] and log.throttled
     for _ in range(2):
         fast.cursor.take()
     assert gate.calls == ["pause"]  # lead 3 > 4 // 2
@@ -240,68 +240,68 @@ def test_the_producer_is_paused_while_the_leading_cursor_lags() -> None:
     assert gate.calls == ["pause", "resume"]
     fast.take_all()
     for i in range(3):
-        stream.publish(msg(str(i)))
+        log.publish(msg(str(i)))
     assert gate.calls == ["pause", "resume"]  # the slow reader is 8 behind: no matter
     assert slow.cursor.seq == 1
 
 
 def test_the_lead_counts_bytes_too() -> None:
-    stream = OutputStream(lead_messages=1000, lead_bytes=100)
+    log = OutputLog(lead_messages=1000, lead_bytes=100)
     gate = Gate()
-    stream.registerProducer(gate)
-    reader_on(stream)
-    stream.publish(msg("x" * 90))
+    log.registerProducer(gate)
+    reader_on(log)
+    log.publish(msg("x" * 90))
     assert gate.calls == []
-    stream.publish(msg("x" * 20))
+    log.publish(msg("x" * 20))
     assert gate.calls == ["pause"]
 
 
 def test_without_cursors_output_flows_and_closing_the_leader_resumes() -> None:
     """No cursor: never paused (the log keeps the newest).  Closing the last lagging
     cursor resumes the producer; closing the leader makes the next one lead."""
-    stream = OutputStream(max_messages=5, lead_messages=2)
+    log = OutputLog(max_messages=5, lead_messages=2)
     gate = Gate()
-    stream.registerProducer(gate)
+    log.registerProducer(gate)
     for i in range(20):
-        stream.publish(msg(str(i)))
+        log.publish(msg(str(i)))
     assert gate.calls == []
-    lead, behind = reader_on(stream), reader_on(stream, (stream.last_seq - 1, 0))
-    stream.publish(msg("a"))
-    stream.publish(msg("b"))
+    lead, behind = reader_on(log), reader_on(log, (log.last_seq - 1, 0))
+    log.publish(msg("a"))
+    log.publish(msg("b"))
     assert gate.calls == []  # the leader is 2 behind: at the bound
-    stream.publish(msg("c"))
+    log.publish(msg("c"))
     assert gate.calls == ["pause"]
     lead.cursor.close()
-    assert stream.lead[0] == 5 and gate.calls == ["pause"]
+    assert log.lead[0] == 5 and gate.calls == ["pause"]
     behind.take_all()
     assert gate.calls == ["pause", "resume"]
     behind.cursor.close()
-    assert stream.cursor_count == 0 and stream.lead == (0, 0)
+    assert log.cursor_count == 0 and log.lead == (0, 0)
 
 
 def test_the_lead_never_exceeds_what_the_log_keeps() -> None:
     """The lead is clamped below the log bound, so the leading reader never misses."""
-    stream = OutputStream(max_messages=10, lead_messages=1000)
-    assert stream.lead_messages == 5
+    log = OutputLog(max_messages=10, lead_messages=1000)
+    assert log.lead_messages == 5
     gate = Gate()
-    stream.registerProducer(gate)
-    r = reader_on(stream)
+    log.registerProducer(gate)
+    r = reader_on(log)
     envs = []
     for i in range(50):
         if gate.calls[-1:] == ["pause"]:
             envs += r.take_all()  # the producer waits for the reader
-        envs.append(stream.publish(msg(str(i))))
+        envs.append(log.publish(msg(str(i))))
     got = envs
     assert not [e for e in got if isinstance(e, Gap)]
 
 
 def test_log_memory_stays_bounded_with_a_stalled_cursor() -> None:
     """A cursor that never reads holds nothing: the log stays within its bound."""
-    stream = OutputStream(max_messages=100, max_bytes=200_000)
-    stalled = reader_on(stream)
+    log = OutputLog(max_messages=100, max_bytes=200_000)
+    stalled = reader_on(log)
     for _ in range(5000):
-        env = stream.publish(msg("y" * 1000))
+        env = log.publish(msg("y" * 1000))
         env.encoded("fmt", lambda m: b"z" * 1100)
-        assert stream.logged_bytes <= stream.max_bytes
+        assert log.logged_bytes <= log.max_bytes
     gap = stalled.cursor.take()
-    assert isinstance(gap, Gap) and gap.messages == 5000 - stream.logged_messages
+    assert isinstance(gap, Gap) and gap.messages == 5000 - log.logged_messages

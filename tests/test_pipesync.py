@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipytwist.kernel.streamsync import MarkerSplitter, StreamSync
+from ipytwist.kernel.pipesync import MarkerSplitter, PipeSync
 from ipytwist.worker import sync_marker
 
 MARKER = sync_marker("0123abcd")
@@ -37,7 +37,7 @@ def test_output_after_an_event_waits_for_that_event() -> None:
     """Bytes read after the n-th marker are delivered only once event n is out;
     bytes before it go out at once."""
     delivered: list[tuple[str, bytes]] = []
-    sync = StreamSync(MARKER, lambda name, data: delivered.append((name, data)))
+    sync = PipeSync(MARKER, lambda name, data: delivered.append((name, data)))
     sync.output("stdout", b"a\n" + MARKER + b"b\n")
     sync.output("stderr", MARKER + b"e\n")
     assert delivered == [("stdout", b"a\n")]
@@ -50,7 +50,7 @@ def test_output_after_an_event_waits_for_that_event() -> None:
 def test_without_markers_output_flows_straight_through() -> None:
     """A worker that writes no markers (or whose fd 1 was replaced) loses nothing."""
     delivered: list[bytes] = []
-    sync = StreamSync(b"", lambda name, data: delivered.append(data))
+    sync = PipeSync(b"", lambda name, data: delivered.append(data))
     sync.event_delivered()
     sync.output("stdout", b"x")
     sync.output("stdout", b"\x00")
@@ -61,7 +61,7 @@ def test_partial_marker_is_released_when_the_pipe_is_empty_or_the_worker_ends() 
     """A trailing NUL that might start a marker is held only until the pipe is known
     empty; anything still held when the worker exits is delivered in order."""
     delivered: list[bytes] = []
-    sync = StreamSync(MARKER, lambda name, data: delivered.append(data))
+    sync = PipeSync(MARKER, lambda name, data: delivered.append(data))
     sync.output("stdout", b"x\x00")
     assert delivered == [b"x"]
     sync.pipe_empty("stdout")

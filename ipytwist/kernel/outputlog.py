@@ -1,17 +1,17 @@
-"""One kernel's output stream: a bounded log that is the only place output waits.
+"""One kernel's output log: bounded, and the only place its output waits.
 
 Every published message is wrapped in an :class:`Envelope` that caches its
 encodings, so each wire format is produced once however many readers there
-are.  Two kinds of readers take messages from the stream:
+are.  Two kinds of readers take messages from the log:
 
-- *push subscribers* (:meth:`OutputStream.subscribe`, the ZeroMQ iopub socket)
+- *push subscribers* (:meth:`OutputLog.subscribe`, the ZeroMQ iopub socket)
   get every message as it is published and buffer it themselves;
-- *cursors* (:meth:`OutputStream.open_cursor`, one per WebSocket connection)
+- *cursors* (:meth:`OutputLog.open_cursor`, one per WebSocket connection)
   are positions in the log.  A cursor's reader takes messages when it can
   write them; a reader that falls behind the oldest retained message gets a
   :class:`Gap` saying exactly how many messages and bytes it missed.
 
-Flow control: a producer registered with :meth:`OutputStream.registerProducer`
+Flow control: a producer registered with :meth:`OutputLog.registerProducer`
 (the kernel's output gate) is paused while the log end runs more than the lead
 bound ahead of the *leading* cursor, and resumed once that reader has caught
 up half way.  With no cursor open nothing is ever paused: the log keeps the
@@ -34,7 +34,7 @@ __all__ = [
     "Cursor",
     "Envelope",
     "Gap",
-    "OutputStream",
+    "OutputLog",
     "Position",
     "output_bytes",
 ]
@@ -44,7 +44,7 @@ DEFAULT_LOG_BYTES = 64 * 1024 * 1024
 #: How far (messages, output bytes) the log end may run ahead of the leading cursor.
 DEFAULT_LEAD_MESSAGES = 1_000
 DEFAULT_LEAD_BYTES = 2 * 1024 * 1024
-#: A position in the stream: (seq of the next message, output bytes before it).
+#: A position in the log: (seq of the next message, output bytes before it).
 Position = tuple[int, int]
 
 
@@ -66,14 +66,14 @@ class Subscriber(Protocol):
 
 
 class Reader(Protocol):
-    """Reads the stream through a cursor, at its own pace (a WebSocket connection)."""
+    """Reads the log through a cursor, at its own pace (a WebSocket connection)."""
 
     def wake(self) -> None:
         """New messages are waiting for this reader's cursor."""
 
 
 class Producer(Protocol):
-    """What the stream pauses while its log runs ahead of its readers (the output gate)."""
+    """What the log pauses while it runs ahead of its readers (the output gate)."""
 
     def pauseProducing(self) -> None:
         """Stop producing messages for now."""
@@ -83,12 +83,12 @@ class Producer(Protocol):
 
 
 class Cursor:
-    """One reader's position in the stream: the next message it will take."""
+    """One reader's position in the log: the next message it will take."""
 
-    __slots__ = ("stream", "reader", "seq", "offset", "waiting", "closed")
+    __slots__ = ("log", "reader", "seq", "offset", "waiting", "closed")
 
-    def __init__(self, stream: OutputStream, reader: Reader, at: Position) -> None:
-        self.stream = stream
+    def __init__(self, log: OutputLog, reader: Reader, at: Position) -> None:
+        self.log = log
         self.reader = reader
         self.seq, self.offset = at
         self.waiting = False
@@ -104,16 +104,16 @@ class Cursor:
         caught up (the reader is woken when more is published)."""
         if self.closed:
             return None
-        return self.stream._take(self)
+        return self.log._take(self)
 
     def close(self) -> None:
-        """Stop reading: the stream forgets this cursor."""
+        """Stop reading: the log forgets this cursor."""
         if not self.closed:
             self.closed = True
-            self.stream._close_cursor(self)
+            self.log._close_cursor(self)
 
 
-class OutputStream:
+class OutputLog:
     """Ordered iopub messages of one kernel, in a bounded log read by many cursors."""
 
     log = Logger()
