@@ -110,16 +110,17 @@ class KernelSockets:
             )
 
     def requests_in_flight(self) -> Deferred[list[Request]]:
-        """The shell requests that reached this kernel's connections before the
-        kernel's error reply can have reached their clients.  A WebSocket reads its
-        frames as they come, so none wait here now; but a reply written now leaves
-        the transport no sooner than the reactor's next pass over its sockets, so
-        the frames read until that pass is done were sent before it.  They are held
-        from the kernel and handed over here once the pass is done."""
+        """The shell requests that had reached this kernel's connections when the
+        kernel's error reply was written.  A WebSocket reads its frames as they come,
+        so none wait here now, but the reactor may not have read them yet: the
+        frames it reads before it next runs its timed calls had reached the machine
+        before that reply left it (Twisted sends what is written in its pass over the
+        sockets, after it polled them).  They are held from the kernel until then and
+        handed over here."""
         d: Deferred[list[Request]] = Deferred()
         if self._held is None:
             self._held = []
-            self.reactor.callLater(0, self.reactor.callLater, 0, self._release_held)
+            self.reactor.callLater(0, self._release_held)
         self._held_for.append(d)
         return d
 

@@ -77,3 +77,23 @@ def test_executes_waiting_in_the_zeromq_socket_are_aborted_at_once(
     worker.reply(ERROR)
     assert client.reply_to(waiting)["content"]["status"] == "aborted"
     assert [r["req"] for r in worker.sent] == ["execute"]
+
+
+def test_the_hold_ends_at_the_reactors_next_timed_calls(web: tuple[HostEnv, Browser]) -> None:
+    """The hold lasts until the reactor next runs its timed calls, not one turn more: an
+    error reply written from a timed call (a worker's death can be) leaves in the same
+    pass over the sockets, and a fast client's next request may be read in the next."""
+    env, browser = web
+    hk = env.start_kernel()
+    worker = env.provisioner.workers[0]
+    ws = Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=s1")
+    ws.send(request("execute_request", content={"code": "1/0"}))
+    worker.reply(ERROR)
+    in_flight = request("execute_request", content={"code": "2"})
+    ws.send(in_flight)
+    now = env.clock.seconds()
+    for call in [c for c in env.clock.getDelayedCalls() if c.getTime() <= now]:
+        func, args, kw = call.func, call.args, call.kw
+        call.cancel()  # run once by hand: what it schedules is not run
+        func(*args, **kw)
+    assert replies(ws)[in_flight["msg_id"]]["content"]["status"] == "aborted"
