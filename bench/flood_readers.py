@@ -159,6 +159,24 @@ def _close_info(frame: Any, t: float) -> dict[str, Any]:
     return {"at": t, "how": "close frame", "code": code, "reason": reason}
 
 
+#: What one read gives: a frame (opcode, frame), no frame within the timeout, or the
+#: connection's end (what the close frame said, or how it was dropped).
+Received = tuple[int, Any] | None | dict[str, Any]
+
+
+def _receive(ws: websocket.WebSocket) -> Received:
+    """The next frame, None on a timeout, or a dict saying how the connection closed."""
+    try:
+        opcode, frame = ws.recv_data_frame(True)
+    except websocket.WebSocketTimeoutException:
+        return None
+    except (websocket.WebSocketConnectionClosedException, OSError) as e:
+        return {"at": time.monotonic(), "how": abrupt(e)}
+    if opcode == websocket.ABNF.OPCODE_CLOSE:
+        return _close_info(frame, time.monotonic())
+    return opcode, frame
+
+
 def _connect(cfg: ReaderConfig) -> websocket.WebSocket:
     sockopt = [(socket.SOL_SOCKET, socket.SO_RCVBUF, cfg.rcvbuf)] if cfg.rcvbuf else []
     return websocket.create_connection(
@@ -240,16 +258,13 @@ def _read(cfg: ReaderConfig, ws: websocket.WebSocket, out: Any, go: Any, stop: A
             next_sample = now + 0.2
             if stop.is_set():
                 break
-        try:
-            opcode, frame = ws.recv_data_frame(True)
-        except websocket.WebSocketTimeoutException:
+        got = _receive(ws)
+        if got is None:
             continue
-        except (websocket.WebSocketConnectionClosedException, OSError) as e:
-            closed = {"at": time.monotonic(), "how": abrupt(e)}
+        if isinstance(got, dict):
+            closed = got
             break
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            closed = _close_info(frame, time.monotonic())
-            break
+        opcode, frame = got
         if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
             continue
         data = frame.data
@@ -321,19 +336,15 @@ def _stalled(cfg: ReaderConfig, ws: websocket.WebSocket, out: Any, stop: Any) ->
     t0 = time.monotonic()
     ws.settimeout(STALLED_SILENCE)
     while time.monotonic() - t0 < STALLED_DRAIN_SECONDS:
-        try:
-            opcode, frame = ws.recv_data_frame(True)
-        except websocket.WebSocketTimeoutException:
+        got = _receive(ws)
+        if got is None:
             silent = True  # nothing more came: the server keeps it open (or is too busy)
             break
-        except (websocket.WebSocketConnectionClosedException, OSError) as e:
-            closed = {"at": time.monotonic(), "how": abrupt(e)}
-            break
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            closed = _close_info(frame, time.monotonic())
+        if isinstance(got, dict):
+            closed = got
             break
         msgs += 1
-        nbytes += len(frame.data)
+        nbytes += len(got[1].data)
     drain = time.monotonic() - t0
     return {
         "rcvbuf": rcvbuf,

@@ -259,14 +259,10 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     hub: KernelSockets
     session: ClientSession | None = None
     outbox: Outbox | None = None
+    tcp: _Transport
     origin = "websocket"
     v1 = False
     _reading_paused = False
-
-    @property
-    def tcp(self) -> _Transport:
-        """The transport, as the TCP (or TLS) transport it is under a WebSocketResource."""
-        return cast(_Transport, self.transport)
 
     def onConnect(self, request: Any) -> str | None:
         """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
@@ -291,6 +287,9 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     def start(self, session: ClientSession, cursor: Cursor) -> None:
         """Begin writing: the backlog from ``cursor`` first, then live messages."""
         self.session = session
+        #: The transport, as the TCP (or TLS) transport it is under a WebSocketResource
+        #: (kept typed once: every slice of every frame is written through it).
+        self.tcp = cast(_Transport, self.transport)
         framer = self.hub.framers[self.v1]
         self.outbox = Outbox(cursor, session.replies, framer, self)
         try:
