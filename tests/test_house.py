@@ -1,14 +1,27 @@
-"""The house rules of the code base, checked: rooms layered, small modules and functions."""
+"""The house rules of the code base, checked: rooms layered, no import cycle, small
+modules and functions (tests/ and bench/ too), docstrings, a reason for every
+``type: ignore``, bench/ apart from tests/, and what CI checks besides the tests.
+(How the code is read: tests/support/house.py.)"""
 
 from __future__ import annotations
 
-import ast
-import io
-import re
-import tokenize
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
+from support.house import (
+    commands,
+    import_cycles,
+    importable_names,
+    imported_rooms,
+    long_functions,
+    public_without_docstring,
+    room_of,
+    script_modules,
+    taken_from_tests,
+    unexplained_ignores,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ipytwist"
 
@@ -46,35 +59,6 @@ def modules() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if "static" not in p.parts)
 
 
-def room_of(relative: str) -> str:
-    """``kernel/core.py`` -> ``kernel``; ``wire.py`` -> ``wire``."""
-    first = relative.split("/")[0]
-    return first[:-3] if first.endswith(".py") else first
-
-
-def imported_rooms(path: Path) -> set[str]:
-    """The rooms of ipytwist that ``path`` imports."""
-    relative = path.relative_to(PACKAGE)
-    package = list(relative.parent.parts)
-    rooms = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - (node.level - 1)]
-                parts = base + (node.module.split(".") if node.module else [])
-                if not parts:  # "from .. import x" at the top: a room, or a package name
-                    rooms.update(a.name if a.name in LAYERS else "__init__" for a in node.names)
-                    continue
-                rooms.add(parts[0])
-            elif node.module and node.module.startswith("ipytwist."):
-                rooms.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("ipytwist."):
-                    rooms.add(alias.name.split(".")[1])
-    return {r[:-3] if r.endswith(".py") else r for r in rooms}
-
-
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_room_imports_one_above_it(path: Path) -> None:
     relative = str(path.relative_to(PACKAGE))
@@ -82,7 +66,8 @@ def test_no_room_imports_one_above_it(path: Path) -> None:
         return
     room = room_of(relative)
     assert room in LAYERS, f"{relative}: add its room to LAYERS"
-    above = sorted(r for r in imported_rooms(path) if r != room and LAYERS[r] > LAYERS[room])
+    imported = imported_rooms(path, PACKAGE, set(LAYERS))
+    above = sorted(r for r in imported if r != room and LAYERS[r] > LAYERS[room])
     assert not above, f"{relative} ({room}, layer {LAYERS[room]}) imports {above} above it"
 
 
@@ -93,78 +78,8 @@ def test_the_layering_check_sees_an_upward_import(tmp_path: Path) -> None:
     fake = tmp_path / "ipytwist" / "kernel" / "core.py"
     fake.parent.mkdir(parents=True)
     fake.write_text(source)
-    rooms = imported_rooms_at(fake, tmp_path / "ipytwist")
+    rooms = imported_rooms(fake, tmp_path / "ipytwist", set(LAYERS))
     assert "host" in rooms and LAYERS["host"] > LAYERS["kernel"]
-
-
-def imported_rooms_at(path: Path, package: Path) -> set[str]:
-    global PACKAGE
-    saved, PACKAGE = PACKAGE, package
-    try:
-        return imported_rooms(path)
-    finally:
-        PACKAGE = saved
-
-
-def module_name(path: Path, package: Path) -> str:
-    """``.../ipytwist/kernel/core.py`` -> ``ipytwist.kernel.core`` (a package: its name)."""
-    parts = list(path.relative_to(package.parent).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imported_modules(path: Path, package: Path, known: set[str]) -> set[str]:
-    """The modules of the package that ``path`` imports, wherever the import stands
-    (``if TYPE_CHECKING:`` and function bodies included): a name imported from a
-    package counts as that package, unless it is one of its modules."""
-    name = module_name(path, package)
-    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = here[: len(here) - node.level + 1] if node.level else []
-            target = ".".join(base + (node.module.split(".") if node.module else []))
-            candidates = [target] + [f"{target}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            candidates = [a.name for a in node.names]
-        else:
-            continue
-        for candidate in candidates:
-            parts = candidate.split(".")
-            while parts and ".".join(parts) not in known:
-                parts.pop()
-            if parts and ".".join(parts) != name:
-                found.add(".".join(parts))
-    return found
-
-
-def import_cycles(package: Path) -> list[list[str]]:
-    """Groups of modules that import each other, directly or round about (Tarjan)."""
-    paths = {module_name(p, package): p for p in package.rglob("*.py") if "static" not in p.parts}
-    graph = {m: imported_modules(p, package, set(paths)) for m, p in paths.items()}
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    cycles: list[list[str]] = []
-
-    def visit(m: str) -> None:
-        index[m] = low[m] = len(index)
-        stack.append(m)
-        for n in graph[m]:
-            if n not in index:
-                visit(n)
-                low[m] = min(low[m], low[n])
-            elif n in stack:
-                low[m] = min(low[m], index[n])
-        if low[m] == index[m]:
-            group = stack[stack.index(m) :]
-            del stack[stack.index(m) :]
-            if len(group) > 1:
-                cycles.append(sorted(group))
-
-    for m in sorted(graph):
-        if m not in index:
-            visit(m)
-    return cycles
 
 
 def test_no_module_imports_one_that_imports_it_back() -> None:
@@ -198,38 +113,11 @@ def test_the_scheduler_leaves_room_to_grow() -> None:
 def test_modules_and_functions_are_small(path: Path) -> None:
     source = path.read_text()
     assert source.count("\n") <= MAX_MODULE_LINES, f"{path.name}: over {MAX_MODULE_LINES} lines"
-    long = [
-        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.end_lineno is not None
-        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
-    ]
+    long = long_functions(source, MAX_FUNCTION_LINES)
     assert not long, f"{path.name}: {long}"
 
 
 DOCUMENTED_ROOMS = {"kernel", "web", "zmq", "host"}
-
-
-def public_without_docstring(path: Path) -> list[str]:
-    """Public classes, functions and methods of ``path`` that say nothing of their job."""
-    missing = []
-    for node in ast.parse(path.read_text()).body:
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        if node.name.startswith("_"):
-            continue
-        if not ast.get_docstring(node):
-            missing.append(node.name)
-        if isinstance(node, ast.ClassDef):
-            missing += [
-                f"{node.name}.{m.name}"
-                for m in node.body
-                if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
-                and not m.name.startswith("_")
-                and not ast.get_docstring(m)
-            ]
-    return missing
 
 
 @pytest.mark.parametrize(
@@ -239,24 +127,6 @@ def public_without_docstring(path: Path) -> list[str]:
 )
 def test_public_names_of_the_rooms_say_what_they_are_for(path: Path) -> None:
     assert not public_without_docstring(path)
-
-
-#: ``# type: ignore[code, ...]  # why``: the codes silenced, then the reason in a comment.
-_TYPE_IGNORE = re.compile(r"type:\s*ignore\b(?:\[(?P<codes>[^\]]*)\])?(?:\s*#(?P<reason>.*))?")
-
-
-def unexplained_ignores(source: str) -> list[str]:
-    """The ``type: ignore`` comments of ``source`` that name no error code, or give no
-    reason of three words or more in a comment after them on the same line."""
-    bad = []
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        match = _TYPE_IGNORE.search(token.string) if token.type == tokenize.COMMENT else None
-        if match is None:
-            continue
-        codes = (match["codes"] or "").strip()
-        if not codes or len((match["reason"] or "").split()) < 3:
-            bad.append(f"line {token.start[0]}: {token.string}")
-    return bad
 
 
 def test_every_type_ignore_names_its_code_and_its_reason() -> None:
@@ -278,3 +148,79 @@ def test_the_type_ignore_check_sees_an_ignore_without_code_or_reason() -> None:
     assert unexplained_ignores("x = f()  # type: ignore[arg-type]  # why\n")
     assert not unexplained_ignores("x = f()  # type: ignore[arg-type]  # f takes bytes here\n")
     assert not unexplained_ignores('x = "# type: ignore"\n')
+
+
+# -- tests/ and bench/ --------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+BENCH = ROOT / "bench"
+
+
+def over_the_cap(path: Path) -> bool:
+    return path.read_text().count("\n") > MAX_MODULE_LINES
+
+
+@pytest.mark.parametrize(
+    "path", script_modules(TESTS, BENCH), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_test_and_bench_modules_are_small(path: Path) -> None:
+    assert not over_the_cap(path), f"{path.relative_to(ROOT)}: over {MAX_MODULE_LINES} lines"
+
+
+def test_the_size_check_sees_a_long_test_module(tmp_path: Path) -> None:
+    """The check above can fail: one line over the cap is caught, the cap itself is not."""
+    (tmp_path / "test_long.py").write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    (tmp_path / "test_full.py").write_text("x = 1\n" * MAX_MODULE_LINES)
+    assert over_the_cap(tmp_path / "test_long.py")
+    assert not over_the_cap(tmp_path / "test_full.py")
+
+
+@pytest.mark.parametrize("path", script_modules(BENCH), ids=lambda p: str(p.relative_to(ROOT)))
+def test_bench_imports_nothing_from_tests(path: Path) -> None:
+    """bench/ has a library of its own (bench/benchlib); tests/ may import it, never the
+    other way.  A name that is also a module of bench/ is bench's own."""
+    tests_names = importable_names(TESTS) - importable_names(BENCH)
+    assert not taken_from_tests(path.read_text(), tests_names)
+
+
+def test_the_bench_check_sees_an_import_from_tests() -> None:
+    """The check above can fail: a tests/ folder on sys.path, imports of tests' modules
+    and packages are caught; bench's library, and tests/ named in a docstring, are not."""
+    names = importable_names(TESTS) - importable_names(BENCH)
+    assert {"support", "conftest", "glue_fakes", "test_flood"} <= names
+    bad = (
+        "import os, sys\n"
+        'sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))\n'
+        "import glue_fakes\n"
+        "from support.service import service_fixture\n"
+    )
+    assert len(taken_from_tests(bad, names)) == 3
+    assert taken_from_tests('import os\nos.environ["PYTHONPATH"] = "/repo/tests"\n', names)
+    good = '"""Run shorter by ``tests/reliability``."""\nfrom benchlib.servers import Service\n'
+    assert taken_from_tests(good, names) == []
+
+
+# -- what CI checks besides the tests ------------------------------------------------------
+
+
+def test_ci_checks_the_types_and_the_frontend_before_the_tests() -> None:
+    """.ci/run type-checks ipytwist/ (mypy, strict) and runs the frontend's check (tsc,
+    its unit tests, a rebuild the committed bundle must equal) before pytest."""
+    ci = commands(ROOT / ".ci" / "run")
+    order = ["python -m mypy", "frontend/check.sh", "python -m pytest"]
+    assert all(step in ci for step in order), ci
+    assert [ci.index(step) for step in order] == sorted(ci.index(step) for step in order)
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert mypy["strict"] is True and mypy["files"] == ["ipytwist"]
+    check, build = (
+        commands(ROOT / "frontend" / "check.sh"),
+        commands(ROOT / "frontend" / "build.sh"),
+    )
+    assert "./build.sh" in check
+    assert any(c.startswith("changed=$(git status --porcelain") for c in check)
+    npm = [c for c in build if c.startswith("npm ") and c != "npm ci --no-audit --no-fund"]
+    assert npm == ["npm run check", "npm test", "npm run build"]
+    scripts = json.loads((ROOT / "frontend" / "package.json").read_text())["scripts"]
+    assert scripts["check"].startswith("tsc --noEmit") and scripts["test"] == "node test.mjs"
+    assert '"--test"' in (ROOT / "frontend" / "test.mjs").read_text()  # Node's test runner
