@@ -149,6 +149,11 @@ def new_header(msg_type: str, session: str, username: str = "kernel") -> dict[st
     }
 
 
+#: The request metadata key under which a client gives its terminal's size
+#: (``{"columns": int, "lines": int}``), for the programs the cell runs (ipytwist's own).
+TERMINAL_METADATA = "ipytwist.terminal"
+
+
 def new_message(
     msg_type: str,
     content: dict[str, Any],

@@ -30,11 +30,11 @@ svc = service_fixture("console", *WARM_POOL)
 class Console:
     """One ``python -m ipytwist console`` in a pty, with everything it wrote."""
 
-    def __init__(self, home: str, *args: str) -> None:
+    def __init__(self, home: str, *args: str, color: bool = False) -> None:
         self.log = io.StringIO()
         self.p = pexpect.spawn(
             sys.executable,
-            ["-m", "ipytwist", "console", "--no-color", *args],
+            ["-m", "ipytwist", "console", *([] if color else ["--no-color"]), *args],
             env=console_env(home),
             encoding="utf-8",
             timeout=20,
@@ -317,3 +317,66 @@ def test_without_a_url_the_local_service_is_used(svc: Service, home: str, kernel
         "ACTIVITY",
     ]
     assert kernel_id in out.stdout
+
+
+def test_shell_commands_lay_out_for_the_consoles_terminal(
+    svc: Service, home: str, kernel_id: str
+) -> None:
+    """The console's terminal is 200 columns wide: `!` commands (run in a pty) and
+    COLUMNS see that, not Jupyter's 80; a client that gives no size changes nothing."""
+    c = attach(svc, home, kernel_id)
+    c.run("!stty size")
+    c.p.expect(r"(\d+) (\d+)\r*\n")
+    assert c.p.match.groups() == ("50", "200")
+    c.prompt()
+    c.run("import os; print('cols', os.environ.get('COLUMNS'))")
+    c.p.expect(r"cols (\w+)")
+    assert c.p.match.group(1) == "200"
+    c.prompt()
+    assert c.quit() == 0
+    client = WSClient.connect(svc, kernel_id)
+    try:
+        _, msgs = client.execute("import os; print(os.environ.get('COLUMNS'))")
+    finally:
+        client.ws.close()
+    printed = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+    assert printed == "None\n"  # put back after the console's cells
+
+
+def _colours(text: str, tokens: tuple[str, ...]) -> list[str]:
+    """For each of ``tokens``, the last SGR sequence written before it in ``text``."""
+    colours = []
+    for token in tokens:
+        codes = re.findall(r"\x1b\[[0-9;]*m", text[: text.rindex(token)])
+        colours.append(codes[-1] if codes else "")
+    return colours
+
+
+TYPED = "def fn(x): return 'abc' + 4242  # note"
+TOKENS = ("def", "fn", "'abc'", "+", "4242", "# note")
+
+
+def _typed_colours(argv: list[str], home: str) -> list[str]:
+    log = io.StringIO()
+    env = dict(console_env(home), IPYTHONDIR=home)
+    p = pexpect.spawn(sys.executable, argv, env=env, encoding="utf-8", timeout=20)
+    p.logfile_read = log
+    try:
+        p.expect(r"In \[")
+        p.send(TYPED)
+        p.expect("note")
+        return _colours(log.getvalue(), TOKENS)
+    finally:
+        p.sendcontrol("c")
+        p.sendeof()
+        p.close(force=True)
+
+
+def test_typed_code_has_plain_ipythons_colours(svc: Service, home: str, kernel_id: str) -> None:
+    """Code typed at the prompt is drawn in the colours plain `ipython` gives it."""
+    url = ["-m", "ipytwist", "console", svc.url, "--token", svc.token, "--kernel", kernel_id]
+    ours = _typed_colours(url, home)
+    theirs = _typed_colours(
+        ["-m", "IPython", "--no-banner", "--HistoryManager.enabled=False"], home
+    )
+    assert ours == theirs, dict(zip(TOKENS, zip(ours, theirs, strict=True), strict=True))

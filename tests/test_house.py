@@ -6,6 +6,7 @@ modules and functions (tests/ and bench/ too), docstrings, a reason for every
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -224,3 +225,12 @@ def test_ci_checks_the_types_and_the_frontend_before_the_tests() -> None:
     scripts = json.loads((ROOT / "frontend" / "package.json").read_text())["scripts"]
     assert scripts["check"].startswith("tsc --noEmit") and scripts["test"] == "node test.mjs"
     assert '"--test"' in (ROOT / "frontend" / "test.mjs").read_text()  # Node's test runner
+
+
+def test_a_service_run_from_the_checkout_leaves_git_status_clean() -> None:
+    """twistd writes its pid file (and, as a daemon, its log) where it is started."""
+    names = ["twistd.pid", "twistd.log", "twistd.log.1"]
+    ignored = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", *names], capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == names, ignored.stderr

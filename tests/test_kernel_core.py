@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 
 from ipytwist.kernel import Kernel, Request
 from ipytwist.kernel.supervisor import INTERRUPT_NUDGES, MAX_EARLY_DEATHS
-from ipytwist.wire import new_message
+from ipytwist.wire import TERMINAL_METADATA, new_message
 from ipytwist.worker import NUDGE_SIGNAL
 
 
@@ -364,3 +364,16 @@ def test_a_replaced_or_stopped_worker_reaches_no_client(env: Any) -> None:
     prov.workers[1].listener.worker_output("stdout", b"bye\n")
     clock.advance(1)
     assert not [m for m in iopub.msgs[seen:] if m["msg_type"] == "stream"]
+
+
+def test_a_clients_terminal_size_goes_to_the_worker_with_its_request(env: Any) -> None:
+    """The console's terminal size (request metadata) travels with that request only."""
+    kernel, prov, _, _ = env
+    w, client = prov.workers[0], Client()
+    sized = execute("!ls")
+    sized["metadata"] = {TERMINAL_METADATA: {"columns": 120, "lines": 40, "other": 1}}
+    kernel.handle("shell", sized, client)
+    w.reply({"status": "ok"})
+    kernel.handle("shell", execute("!ls"), client)
+    assert w.sent[0]["terminal"] == {"columns": 120, "lines": 40}
+    assert "terminal" not in w.sent[1]

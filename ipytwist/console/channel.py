@@ -207,10 +207,11 @@ class KernelChannel:
         msg_type: str,
         content: dict[str, Any],
         parent: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         """Send one message (queued while reconnecting); return its msg_id.
         ``parent`` is the whole message answered (an input_request)."""
-        msg = new_message(msg_type, content, self.session, parent or {})
+        msg = new_message(msg_type, content, self.session, parent or {}, metadata)
         msg["channel"] = channel
         frame = json.dumps(msg).encode()
         if self._proto is not None:
@@ -221,12 +222,16 @@ class KernelChannel:
         return msg_id
 
     def request(
-        self, channel: str, msg_type: str, content: dict[str, Any]
+        self,
+        channel: str,
+        msg_type: str,
+        content: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[str, asyncio.Future[dict[str, Any]]]:
         """Send a request: its msg_id, and a future for its reply (across reconnections)."""
         if self.failure is not None:
             raise self.failure
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        msg_id = self.send(channel, msg_type, content)
+        msg_id = self.send(channel, msg_type, content, metadata=metadata)
         self._waiting[msg_id] = fut
         return msg_id, fut

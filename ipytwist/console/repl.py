@@ -26,7 +26,9 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.lexers import PygmentsLexer
 from pygments.lexers.python import PythonLexer
 
+from ..wire import TERMINAL_METADATA
 from .channel import KernelChannel
+from .look import input_style, terminal_size
 from .render import Renderer, in_prompt
 from .server import ConsoleError, Server
 
@@ -149,6 +151,8 @@ class Console:
         self.line_editor: PromptSession[str] = PromptSession(
             history=history or InMemoryHistory(),
             lexer=PygmentsLexer(PythonLexer),
+            style=input_style(color),
+            include_default_pygments_style=False,
             completer=KernelCompleter(self),
             complete_while_typing=False,
             key_bindings=self._bindings(),
@@ -293,6 +297,8 @@ class Console:
                 "user_expressions": {},
                 "allow_stdin": True,
             },
+            # The programs of the cell lay out for this terminal (`!ls` in columns).
+            metadata={TERMINAL_METADATA: terminal_size()},
         )
         self._running = msg_id
         loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ from .outputlog import OutputLog
 from .publish import Publisher
 from .queue import RequestQueue
 from .replies import aborted_content, static_reply
-from .requests import WORKER_REQUESTS, Request, Requester, is_execute
+from .requests import WORKER_REQUESTS, Request, Requester, is_execute, worker_record
 from .state import ExecutionState, State
 from .stdin import InputRouter
 from .supervisor import Provisioner, Worker, WorkerSupervisor
@@ -202,8 +202,7 @@ class Kernel:
             self.state.change("busy")
             # The worker starts first, and works while busy is being published:
             # its events can only be read after this reactor turn, so order holds.
-            kind = WORKER_REQUESTS[request.msg_type]
-            self.supervisor.send({"req": kind, "content": request.msg["content"]})
+            self.supervisor.send(worker_record(request))
             self._out.status("busy", request.msg)
 
     def _finish_current(self, content: dict[str, Any]) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from ..wire import Message
+from ..wire import TERMINAL_METADATA, Message
 
-__all__ = ["WORKER_REQUESTS", "Request", "Requester", "is_execute"]
+__all__ = ["WORKER_REQUESTS", "Request", "Requester", "is_execute", "worker_record"]
 
 #: Shell requests the worker answers, and the worker request kind for each.
 WORKER_REQUESTS = {
@@ -44,3 +44,17 @@ class Request(NamedTuple):
 def is_execute(msg: Message) -> bool:
     """An ``execute_request``."""
     return bool(msg["header"]["msg_type"] == "execute_request")
+
+
+def worker_record(request: Request) -> dict[str, Any]:
+    """What the worker is sent for ``request``: its kind and content, and the size of
+    the client's terminal if the client gave one (the worker checks it)."""
+    record: dict[str, Any] = {
+        "req": WORKER_REQUESTS[request.msg_type],
+        "content": request.msg["content"],
+    }
+    metadata = request.msg.get("metadata")
+    terminal = metadata.get(TERMINAL_METADATA) if isinstance(metadata, dict) else None
+    if isinstance(terminal, dict):
+        record["terminal"] = {k: terminal.get(k) for k in ("columns", "lines")}
+    return record

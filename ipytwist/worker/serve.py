@@ -17,6 +17,7 @@ from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 from .stdio import StdFiles
+from .terminal import TerminalSize
 
 if TYPE_CHECKING:  # imported where they are used: IPython loads after the signal mask is set
     from .requests import Content, Handler
@@ -54,6 +55,8 @@ def serve() -> int:
     # blocking call such as time.sleep; delivered to another thread it would not.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     shell = _make_shell(link)
+    terminal = TerminalSize()
+    terminal.install()
     threading.Thread(
         target=_flush_partial_lines, args=(std, busy), name="flush", daemon=True
     ).start()
@@ -75,7 +78,8 @@ def serve() -> int:
         std.restore()
         busy.set()
         try:
-            content = _run(handlers, rec)
+            with terminal.of(rec):
+                content = _run(handlers, rec)
         except SystemExit:
             break  # exit() outside a cell
         finally:
@@ -92,7 +96,12 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
     from .shell import WorkerShell
 
     shell = WorkerShell.instance(emit=link.emit)
-    shell.colors = "Linux" if os.environ.get("IPYTWIST_COLORS", "1") != "0" else "NoColor"
+    if os.environ.get("IPYTWIST_COLORS", "1") == "0":
+        import IPython
+
+        shell.colors = "nocolor" if IPython.version_info >= (9,) else "NoColor"
+    # Otherwise IPython's default scheme ("Neutral"; "neutral" from IPython 9), as plain
+    # IPython uses: it reads on the page's light background and on dark terminals.
     if shell.history_manager is not None:
         # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
         # requests and exit write the cache out first, so queries stay complete.

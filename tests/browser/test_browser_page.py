@@ -201,3 +201,47 @@ def test_restart_download_and_clear(page: Page) -> None:
     page.reload()
     expect(page.locator("#kernel-state")).to_have_attribute("data-state", "idle")
     expect(page.locator("#cells .cell")).to_have_count(0)
+
+
+#: Relative luminance contrast of each piece of text against the background under it.
+CONTRASTS_JS = """
+(root) => {
+  const rgb = (s) => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (!n.textContent.trim()) continue;
+    const el = n.parentElement;
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    out.push([n.textContent.trim().slice(0, 20), ratio]);
+  }
+  return out;
+}
+"""
+
+
+def test_a_traceback_reads_on_the_light_background(page: Page) -> None:
+    """Every piece of a traceback's text has at least 4.5:1 contrast (WCAG AA) against
+    the page's background: the kernel's colours are IPython's default scheme."""
+    run(page, "def f(x):\n    return 1/x\nf(0)")
+    error = last_cell(page).locator(".output-error")
+    expect(error).to_contain_text("ZeroDivisionError")
+    contrasts = error.evaluate(CONTRASTS_JS)
+    assert contrasts and min(c for _, c in contrasts) >= 4.5, sorted(contrasts, key=lambda x: x[1])[
+        :5
+    ]

@@ -21,9 +21,12 @@ class WorkerRun:
     err: bytes
 
 
-def run_cells(ipython_dir: object, cells: list[str]) -> WorkerRun:
+def run_cells(
+    ipython_dir: object, cells: list[str], extra: list[dict[str, Any]] | None = None
+) -> WorkerRun:
     """A worker (IPYTHONDIR ``ipython_dir``) runs ``cells`` one after another and is
-    then told to shut down; what it replied, its exit status, stdout and stderr."""
+    then told to shut down; what it replied, its exit status, stdout and stderr.
+    ``extra``: more of each cell's request record (a client's terminal size)."""
     req_r, req_w = os.pipe()
     ev_r, ev_w = os.pipe()
 
@@ -55,7 +58,9 @@ def run_cells(ipython_dir: object, cells: list[str]) -> WorkerRun:
 
             until("ready", 1)
             for n, code in enumerate(cells, 1):
-                os.write(req_w, encode_record({"req": "execute", "content": {"code": code}}))
+                more = extra[n - 1] if extra else {}
+                record = {"req": "execute", "content": {"code": code}, **more}
+                os.write(req_w, encode_record(record))
                 until("reply", n)
             os.write(req_w, encode_record({"req": "shutdown"}))
             os.close(req_w)
