@@ -127,14 +127,17 @@ def test_a_stream_of_long_lines_keeps_its_head_and_tail_within_its_share() -> No
 # -- a property: the bound holds at every moment, and the count is exact ------------------
 
 texts = st.text(alphabet="ab\né\r\x00", max_size=3000)
+#: Up to twice the largest bound drawn: every output may be over it alone.
+sizes = st.integers(0, 8 * MIN_BYTES)
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("cell"), st.text(alphabet="cé", max_size=40_000)),
         st.tuples(st.just("stream"), st.sampled_from(["stdout", "stderr"]), texts),
-        st.tuples(st.just("display"), st.integers(0, 60_000), st.sampled_from(["", "a", "b"])),
-        st.tuples(st.just("update"), st.sampled_from(["a", "b", "c"]), st.integers(0, 60_000)),
+        st.tuples(st.just("lines"), st.integers(1, 30), st.integers(0, 20_000)),
+        st.tuples(st.just("display"), sizes, st.sampled_from(["", "a", "b"])),
+        st.tuples(st.just("update"), st.sampled_from(["a", "b", "c"]), sizes),
         st.tuples(st.just("clear"), st.booleans()),
-        st.tuples(st.just("error"), st.integers(0, 60_000)),
+        st.tuples(st.just("error"), sizes),
     ),
     max_size=40,
 )
@@ -154,6 +157,8 @@ def test_the_byte_bound_holds_after_every_message(ops: list[tuple], max_bytes: i
             t.apply(iopub(r, "execute_input", code="", execution_count=1))
         elif kind == "stream":
             t.apply(iopub(r, "stream", name=op[1], text=op[2]))
+        elif kind == "lines":
+            t.apply(iopub(r, "stream", name="stdout", text=("é" * op[2] + "\n") * op[1]))
         elif kind == "display":
             t.apply(display(r, op[1], op[2] or None))
         elif kind == "update":
