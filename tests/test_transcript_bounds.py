@@ -14,7 +14,7 @@ from test_transcript import iopub, req, run
 
 from ipytwist.kernel.outputs import OUTPUT_OVERHEAD
 from ipytwist.kernel.streamtext import CarriageReturns, StreamOutput, apply_carriage_returns
-from ipytwist.kernel.transcript import DEFAULT_MAX_BYTES, MIN_BYTES, Transcript
+from ipytwist.kernel.transcript import CELL_OVERHEAD, DEFAULT_MAX_BYTES, MIN_BYTES, Transcript
 
 MIB = 1024 * 1024
 #: What the cases that ran for seconds before must now take, at most (they take
@@ -209,7 +209,8 @@ def test_an_update_replaces_every_output_of_its_display_in_time_of_its_own() -> 
     outputs = t.to_json()["cells"][0]["outputs"]
     assert {o["data"]["text/plain"] for o in outputs[:-1]} == {"v999"}
     assert outputs[-1]["data"]["text/plain"] == "x" * 5
-    assert t.size == recount(t) == 512 + len("many") + 10_000 * (OUTPUT_OVERHEAD + 4) + 517
+    held = 10_000 * (OUTPUT_OVERHEAD + len("v999")) + OUTPUT_OVERHEAD + len("xxxxx")
+    assert t.size == recount(t) == CELL_OVERHEAD + len("many") + held
 
 
 def test_a_display_shown_again_keeps_its_own_data_until_the_next_update() -> None:
@@ -230,6 +231,19 @@ def test_a_display_shown_again_keeps_its_own_data_until_the_next_update() -> Non
     t.clear()
     t.apply(update(b, "d", "nobody"))
     assert t.size == 0 and t.to_json()["cells"] == []
+
+
+def test_a_request_id_used_again_makes_a_new_cell_and_forgets_the_old() -> None:
+    t = Transcript()
+    first = req("first")
+    t.request(first, "websocket")
+    run(t, first, display(first, 100, "d"))
+    again = req("again")
+    again["header"]["msg_id"] = first["header"]["msg_id"]
+    t.request(again, "zmq")
+    assert [c.code for c in t.cells.values()] == ["again"]
+    t.apply(update(again, "d", "nobody shows it now"))
+    assert t.size == recount(t) == CELL_OVERHEAD + len("again")
 
 
 # -- item 3: carriage returns, linear in the text ----------------------------------------

@@ -231,5 +231,8 @@ class Displays:
         """Forget every output."""
         self._by_id.clear()
 
+    def __contains__(self, display_id: str) -> bool:
+        return display_id in self._by_id
+
     def __len__(self) -> int:
         return len(self._by_id)

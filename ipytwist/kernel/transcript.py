@@ -285,7 +285,7 @@ class Transcript:
     def _update_display(self, content: dict[str, Any]) -> None:
         """Through the displays index: no output is looked at that does not show it."""
         display_id = (content.get("transient") or {}).get("display_id")
-        if not isinstance(display_id, str):
+        if not isinstance(display_id, str) or display_id not in self._displays:
             return
         bundle, size = self._bundle(content)
         self.size += self._displays.update(display_id, bundle, size)
