@@ -206,8 +206,8 @@ def run_transcript(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any])
     return [
         (
             "transcript",
-            f"`display()` of a {big.image_bytes / mib:.0f} MiB image (base64): transcript "
-            "bytes / its bound",
+            f"`display()` of a 30 MiB image ({big.image_bytes / mib:.0f} MiB of base64): "
+            "transcript bytes / its bound",
             f"{big.transcript_bytes or big.transcript_json_bytes:,} / {big.bound:,} "
             f"(the output kept as a {len(big.note)}-character note)",
         ),
