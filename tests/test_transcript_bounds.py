@@ -4,6 +4,7 @@ time proportional to its own message (pure, no I/O)."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 from typing import Any
 
@@ -12,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_transcript import iopub, req, run
 
-from ipytwist.kernel.outputs import OUTPUT_OVERHEAD
+from ipytwist.kernel.outputs import ITEM_OVERHEAD, OUTPUT_OVERHEAD, data_bytes
 from ipytwist.kernel.streamtext import CarriageReturns, StreamOutput, apply_carriage_returns
-from ipytwist.kernel.transcript import CELL_OVERHEAD, DEFAULT_MAX_BYTES, MIN_BYTES, Transcript
+from ipytwist.kernel.transcript import DEFAULT_MAX_BYTES, MIN_BYTES, Transcript
 
 MIB = 1024 * 1024
 #: What the cases that ran for seconds before must now take, at most (they take
@@ -65,10 +66,10 @@ def test_an_image_larger_than_the_bound_is_a_placeholder_that_says_what_it_was()
     (out,) = t.to_json()["cells"][0]["outputs"]
     note = out["metadata"]["ipytwist"]["omitted"]
     assert note["mime_types"] == ["image/png", "text/plain"]
-    assert note["bytes"] == len(png) + len("<Figure>")
+    assert len(png) < note["bytes"] < len(png) + 200 and note["whole"]
     assert note["max_output_bytes"] == t.max_output_bytes == DEFAULT_MAX_BYTES // 4
     text = out["data"]["text/plain"]
-    assert f"{len(png) + 8:,} bytes (image/png, text/plain)" in text
+    assert f"{note['bytes']:,} bytes (image/png, text/plain)" in text
     assert "output log" in text and "running the cell again" in text
     assert set(out["data"]) == {"text/plain"}
     nbformat.validate(nbformat.from_dict(t.to_notebook()))
@@ -91,13 +92,45 @@ def test_a_large_result_update_and_error_keep_within_their_share() -> None:
     result, shown, error = t.to_json()["cells"][0]["outputs"]
     assert result["execution_count"] == 1 and "omitted" in result["metadata"]["ipytwist"]
     assert shown["transient"] == {"display_id": "d"}
-    assert f"{2 * share:,} bytes (text/plain)" in shown["data"]["text/plain"]
+    assert re.search(r": 32,\d\d\d bytes \(text/plain\)", shown["data"]["text/plain"])
     assert error["ename"].startswith("EEE") and "characters hidden" in error["ename"]
     assert "characters hidden" in error["evalue"]
     assert error["traceback"][-1] == "last" and "lines hidden" in " ".join(error["traceback"])
     for output in t.cells[r["header"]["msg_id"]].outputs:
         assert output.size <= share  # type: ignore[union-attr]  # every kind has a size
     assert t.size == recount(t) <= t.max_bytes
+
+
+def test_structured_data_counts_every_item_and_stops_counting_past_the_share() -> None:
+    """A list of 10 million numbers has no string to count: it was kept whole before."""
+    t = Transcript(max_bytes=MIN_BYTES)
+    r = req("json")
+    t.request(r, "websocket")
+    numbers = {"application/json": list(range(10_000_000))}
+    started = time.perf_counter()
+    run(t, r, iopub(r, "display_data", data=numbers, metadata={"k" * 20_000: 1}))
+    assert time.perf_counter() - started < FAST_SECONDS / 2
+    (out,) = t.to_json()["cells"][0]["outputs"]
+    note = out["metadata"]["ipytwist"]["omitted"]
+    assert note["mime_types"] == ["application/json"] and not note["whole"]
+    assert "more than" in out["data"]["text/plain"]
+    assert t.size == recount(t) <= t.max_bytes
+    # An entry, its key, three items and two values that are not strings (16 bytes each).
+    assert data_bytes({"ab": [1, "é", None]}, MIB) == (ITEM_OVERHEAD * 6 + 2 + 2, True)
+
+
+def test_ids_longer_than_ids_are_not_kept() -> None:
+    t = Transcript()
+    long_id = req("x")
+    long_id["header"]["msg_id"] = "m" * 2000
+    t.request(long_id, "websocket")
+    assert t.cells == {}
+    r = req("y")
+    t.request(r, "websocket")
+    run(t, r, display(r, 5, "d" * 2000), display(r, 5, "d" * 10))
+    first, second = t.to_json()["cells"][0]["outputs"]
+    assert "transient" not in first and second["transient"] == {"display_id": "d" * 10}
+    assert t.size == recount(t)
 
 
 def test_code_is_cut_in_utf8_bytes() -> None:
@@ -209,8 +242,10 @@ def test_an_update_replaces_every_output_of_its_display_in_time_of_its_own() -> 
     outputs = t.to_json()["cells"][0]["outputs"]
     assert {o["data"]["text/plain"] for o in outputs[:-1]} == {"v999"}
     assert outputs[-1]["data"]["text/plain"] == "x" * 5
-    held = 10_000 * (OUTPUT_OVERHEAD + len("v999")) + OUTPUT_OVERHEAD + len("xxxxx")
-    assert t.size == recount(t) == CELL_OVERHEAD + len("many") + held
+    (cell,) = t.cells.values()
+    shown = data_bytes(({"text/plain": "v999"}, {}), MIB)[0] + OUTPUT_OVERHEAD + len("d")
+    other = data_bytes(({"text/plain": "xxxxx"}, {}), MIB)[0] + OUTPUT_OVERHEAD + len("other")
+    assert t.size == recount(t) == cell.own_size() + 10_000 * shown + other
 
 
 def test_a_display_shown_again_keeps_its_own_data_until_the_next_update() -> None:
@@ -243,7 +278,8 @@ def test_a_request_id_used_again_makes_a_new_cell_and_forgets_the_old() -> None:
     t.request(again, "zmq")
     assert [c.code for c in t.cells.values()] == ["again"]
     t.apply(update(again, "d", "nobody shows it now"))
-    assert t.size == recount(t) == CELL_OVERHEAD + len("again")
+    (cell,) = t.cells.values()
+    assert t.size == recount(t) == cell.own_size()
 
 
 # -- item 3: carriage returns, linear in the text ----------------------------------------

@@ -16,6 +16,7 @@ const kept = {
       omitted: {
         mime_types: ["image/png", "text/plain"],
         bytes: 41_943_054,
+        whole: true,
         max_output_bytes: 4_194_304,
       },
     },
@@ -30,6 +31,7 @@ test("a note from the transcript says what the output was and where it still is"
   assert.deepEqual(note, {
     mimeTypes: ["image/png", "text/plain"],
     bytes: 41_943_054,
+    whole: true,
     maxOutputBytes: 4_194_304,
   });
   assert.deepEqual(describeOmitted(note!), {
@@ -56,6 +58,12 @@ test("other metadata, or a note that is not well formed, is no note", () => {
   assert.equal(omittedNote({ ipytwist: { omitted: { mime_types: [], bytes: -1 } } }), null);
   const empty = { ipytwist: { omitted: { mime_types: [], bytes: 5, max_output_bytes: 9 } } };
   assert.equal(describeOmitted(omittedNote(empty)!).title, "Output not kept: no data, 5 bytes");
+  const part = { mime_types: ["application/json"], bytes: 4_194_320, whole: false };
+  const counted = omittedNote({ ipytwist: { omitted: { ...part, max_output_bytes: 9 } } });
+  assert.equal(
+    describeOmitted(counted!).title,
+    "Output not kept: application/json, more than 4.0 MiB",
+  );
 });
 
 test("sizes read as people write them", () => {

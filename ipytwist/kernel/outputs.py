@@ -1,9 +1,11 @@
 """The transcript's rich and error outputs, what each costs, and the displays index (pure).
 
 Every output knows its size in the transcript's unit, bytes: the UTF-8 length of its
-strings plus :data:`OUTPUT_OVERHEAD` for the objects that hold them.  An output larger
-than the transcript's share for one output is kept as a placeholder that says what it
-was (:func:`omitted`), and an error's text is cut (:func:`cut_error`).
+strings (dict keys too) plus fixed overheads for the objects that hold them:
+:data:`OUTPUT_OVERHEAD` an output, :data:`ITEM_OVERHEAD` for every other value, list
+item and dict entry of its data, :data:`~.streamtext.LINE_OVERHEAD` a traceback line.
+An output larger than the transcript's share for one output is kept as a placeholder
+that says what it was (:func:`omitted`), and an error's text is cut (:func:`cut_error`).
 
 Outputs that show a ``display_id`` are indexed by it (:class:`Displays`), so that an
 ``update_display_data`` costs time in proportion to its own message, amortised over
@@ -14,8 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .envelope import output_bytes
-from .streamtext import text_bytes
+from .streamtext import LINE_OVERHEAD, text_bytes
 
 __all__ = [
     "OUTPUT_OVERHEAD",
@@ -31,6 +32,12 @@ __all__ = [
 #: Memory of an output besides its strings (its object, dicts and list slot), in the
 #: transcript's byte count (measured: 0.4 KiB for a small display_data).
 OUTPUT_OVERHEAD = 512
+#: Memory of a number, list item or dict entry of structured data (``application/json``,
+#: metadata), likewise.
+ITEM_OVERHEAD = 16
+#: The longest id kept (a request's msg_id, a display id): a longer one is no id the
+#: transcript keeps (its cell, or its display's link, is not kept).
+MAX_ID_CHARS = 1024
 #: The mime types a placeholder names, at most, and the characters of each.
 PLACEHOLDER_MIME_TYPES = 20
 PLACEHOLDER_MIME_CHARS = 100
@@ -39,23 +46,51 @@ PLACEHOLDER_MIME_CHARS = 100
 Bundle = tuple[dict[str, Any], dict[str, Any]]
 
 
-def bundle_bytes(bundle: Bundle) -> int:
-    """The bytes a mime bundle holds, with :data:`OUTPUT_OVERHEAD`."""
-    return output_bytes(bundle[0]) + output_bytes(bundle[1]) + OUTPUT_OVERHEAD
+def data_bytes(data: Any, stop: int) -> tuple[int, bool]:
+    """The bytes ``data`` (JSON-like) holds: its strings' UTF-8 length, dict keys
+    included, and :data:`ITEM_OVERHEAD` for every other value, item and entry; and
+    whether that is all of it.  Once past ``stop`` it stops looking (time: at most
+    ``stop`` / ITEM_OVERHEAD values), with the bytes seen so far."""
+    total = 0
+    stack = [data]
+    while stack and total <= stop:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += text_bytes(item)
+        elif isinstance(item, dict):
+            total += ITEM_OVERHEAD * len(item)
+            for key, value in item.items():
+                total += text_bytes(key) if isinstance(key, str) else ITEM_OVERHEAD
+                stack.append(value)
+        elif isinstance(item, (list, tuple)):
+            total += ITEM_OVERHEAD * len(item)
+            stack.extend(item)
+        else:
+            total += ITEM_OVERHEAD
+    return total, not stack
 
 
-def omitted(bundle: Bundle, nbytes: int, limit: int) -> Bundle:
-    """What the transcript keeps of a bundle of ``nbytes`` over its ``limit``: a note of
-    what it was, as ``text/plain`` (every client can show it) and in the metadata."""
+def bundle_bytes(bundle: Bundle, stop: int) -> tuple[int, bool]:
+    """The bytes a mime bundle holds, with :data:`OUTPUT_OVERHEAD`, and whether that is
+    all of it (see :func:`data_bytes`)."""
+    size, whole = data_bytes(bundle, stop)
+    return size + OUTPUT_OVERHEAD, whole
+
+
+def omitted(bundle: Bundle, nbytes: int, whole: bool, limit: int) -> Bundle:
+    """What the transcript keeps of a bundle of ``nbytes`` (at least, if not
+    ``whole``) over its ``limit``: a note of what it was, as ``text/plain`` (every
+    client can show it) and in the metadata."""
     mime_types = [str(m)[:PLACEHOLDER_MIME_CHARS] for m in bundle[0]][:PLACEHOLDER_MIME_TYPES]
     kinds = ", ".join(mime_types) or "no data"
+    size = f"{nbytes:,} bytes" if whole else f"more than {nbytes:,} bytes"
     text = (
-        f"[ipytwist] This output is not kept in the transcript: {nbytes:,} bytes "
+        f"[ipytwist] This output is not kept in the transcript: {size} "
         f"({kinds}), more than the {limit:,} bytes it keeps an output. The clients "
         "connected when it ran got it, the kernel's output log keeps it while it has "
         "room, and running the cell again shows it again."
     )
-    note = {"mime_types": mime_types, "bytes": nbytes, "max_output_bytes": limit}
+    note = {"mime_types": mime_types, "bytes": nbytes, "whole": whole, "max_output_bytes": limit}
     return {"text/plain": text}, {"ipytwist": {"omitted": note}}
 
 
@@ -79,7 +114,7 @@ def _cut_traceback(lines: list[str], chars: int, limit: int) -> list[str]:
     """Lines cut to ``chars`` characters, then the first and last that fit in
     ``limit`` bytes, with an exact count of those between."""
     lines = [_cut_line(line, chars) for line in lines]
-    sizes = [text_bytes(line) for line in lines]
+    sizes = [text_bytes(line) + LINE_OVERHEAD for line in lines]
     if sum(sizes) <= limit:
         return lines
     head, used = 0, 0
@@ -103,7 +138,8 @@ class ErrorOutput:
         self.evalue = evalue
         self.traceback = traceback
         texts = [ename, evalue, *traceback]
-        self.size = sum(map(text_bytes, texts)) + OUTPUT_OVERHEAD
+        lines = LINE_OVERHEAD * len(traceback)
+        self.size = sum(map(text_bytes, texts)) + lines + OUTPUT_OVERHEAD
 
     def to_json(self) -> dict[str, Any]:
         """The output as the transcript's JSON describes it (nbformat's ``error``)."""
@@ -127,7 +163,7 @@ def cut_error(content: dict[str, Any], chars: int, limit: int) -> ErrorOutput:
         return whole
     ename = _cut_line(ename, min(chars, 1000))
     evalue = _cut_line(evalue, chars)
-    room = limit - text_bytes(ename) - text_bytes(evalue) - OUTPUT_OVERHEAD
+    room = limit - text_bytes(ename) - text_bytes(evalue) - OUTPUT_OVERHEAD - 2 * LINE_OVERHEAD
     return ErrorOutput(ename, evalue, _cut_traceback(lines, chars, max(0, room)))
 
 

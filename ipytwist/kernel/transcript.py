@@ -25,6 +25,7 @@ from typing import Any
 from .ipynb import notebook
 from .outputlog import OutputLog
 from .outputs import (
+    MAX_ID_CHARS,
     OUTPUT_OVERHEAD,
     Bundle,
     Displays,
@@ -68,9 +69,14 @@ class Cell:
     dropped_outputs: int = 0
     first_seq: int = 0  # the log seq of its execute_input (0: not known)
 
+    def own_size(self) -> int:
+        """Bytes it holds besides its outputs: its code, ids and overhead."""
+        texts = (self.code, self.id, self.client)
+        return CELL_OVERHEAD + sum(map(text_bytes, texts))
+
     def size(self) -> int:
         """Bytes it holds now, in the transcript's count (time: its outputs)."""
-        return CELL_OVERHEAD + text_bytes(self.code) + sum(map(_size_of, self.outputs))
+        return self.own_size() + sum(map(_size_of, self.outputs))
 
     def to_json(self) -> dict[str, Any]:
         """The cell as the transcript's JSON describes it."""
@@ -128,6 +134,8 @@ class Transcript:
         if not isinstance(code, str):
             return
         msg_id = str(header.get("msg_id", ""))
+        if len(msg_id) > MAX_ID_CHARS:
+            return
         client = str(header.get("session", ""))[:64]
         user = str(header.get("username", ""))[:64]
         if user:
@@ -136,7 +144,7 @@ class Transcript:
         if old is not None:  # a msg_id used again: the new cell replaces the old
             self._forget(old)
         cell = Cell(msg_id, cut_text(code, self.max_output_bytes), origin, client)
-        self.size += CELL_OVERHEAD + text_bytes(cell.code)
+        self.size += cell.own_size()
         self.cells[msg_id] = cell
         self._enforce()
 
@@ -226,23 +234,22 @@ class Transcript:
             dict(data) if isinstance(data, dict) else {},
             dict(metadata) if isinstance(metadata, dict) else {},
         )
-        size = bundle_bytes(bundle)
-        if size > self.max_output_bytes:
-            bundle = omitted(bundle, size - OUTPUT_OVERHEAD, self.max_output_bytes)
-            size = bundle_bytes(bundle)
+        limit = self.max_output_bytes
+        size, whole = bundle_bytes(bundle, limit)
+        if size > limit:
+            bundle = omitted(bundle, size - OUTPUT_OVERHEAD, whole, limit)
+            size, _ = bundle_bytes(bundle, limit)
         return bundle, size
 
     def _rich(self, cell: Cell, msg_type: str, content: dict[str, Any]) -> None:
         self._before_output(cell)
         bundle, size = self._bundle(content)
         count = content.get("execution_count") if msg_type == "execute_result" else None
-        display_id = (content.get("transient") or {}).get("display_id")
+        display_id = _display_id(content)
+        if display_id is not None:
+            size += text_bytes(display_id)
         output = RichOutput(
-            msg_type,
-            bundle,
-            size,
-            count if isinstance(count, int) else None,
-            display_id if isinstance(display_id, str) else None,
+            msg_type, bundle, size, count if isinstance(count, int) else None, display_id
         )
         self._displays.add(output)
         self._append(cell, output)
@@ -266,7 +273,7 @@ class Transcript:
     def _forget(self, cell: Cell) -> None:
         """A cell leaves: its bytes and its displays go (time: its outputs)."""
         self._clear_outputs(cell)
-        self.size -= CELL_OVERHEAD + text_bytes(cell.code)
+        self.size -= cell.own_size()
 
     def _enforce(self) -> None:
         """Within max_cells and max_bytes: the oldest cells go first, then the oldest
@@ -284,11 +291,11 @@ class Transcript:
 
     def _update_display(self, content: dict[str, Any]) -> None:
         """Through the displays index: no output is looked at that does not show it."""
-        display_id = (content.get("transient") or {}).get("display_id")
-        if not isinstance(display_id, str) or display_id not in self._displays:
+        display_id = _display_id(content)
+        if display_id is None or display_id not in self._displays:
             return
         bundle, size = self._bundle(content)
-        self.size += self._displays.update(display_id, bundle, size)
+        self.size += self._displays.update(display_id, bundle, size + text_bytes(display_id))
         self._enforce()
 
     # -- views ----------------------------------------------------------------------
@@ -350,6 +357,14 @@ def _size_of(output: Output) -> int:
     if isinstance(output, StreamOutput):
         return output.size + STREAM_OVERHEAD
     return output.size
+
+
+def _display_id(content: dict[str, Any]) -> str | None:
+    transient = content.get("transient")
+    display_id = transient.get("display_id") if isinstance(transient, dict) else None
+    if isinstance(display_id, str) and len(display_id) <= MAX_ID_CHARS:
+        return display_id
+    return None
 
 
 def _shown_text(texts: list[str], whole: bool) -> Iterator[str]:

@@ -3,7 +3,9 @@
 
 export interface OmittedNote {
   mimeTypes: string[];
+  /** Its size, or (not `whole`) the part the service counted before it stopped. */
   bytes: number;
+  whole: boolean;
   maxOutputBytes: number;
 }
 
@@ -16,7 +18,8 @@ export function omittedNote(metadata: Record<string, unknown>): OmittedNote | nu
   if (!note || typeof note !== "object") return null;
   const { mime_types: types, bytes, max_output_bytes: limit } = note;
   if (!Array.isArray(types) || !isCount(bytes) || !isCount(limit)) return null;
-  return { mimeTypes: types.map(String), bytes, maxOutputBytes: limit };
+  const whole = note.whole !== false;
+  return { mimeTypes: types.map(String), bytes, whole, maxOutputBytes: limit };
 }
 
 export function formatBytes(n: number): string {
@@ -29,7 +32,7 @@ export function formatBytes(n: number): string {
 export function describeOmitted(note: OmittedNote): { title: string; detail: string } {
   const kinds = note.mimeTypes.length ? note.mimeTypes.join(", ") : "no data";
   return {
-    title: `Output not kept: ${kinds}, ${formatBytes(note.bytes)}`,
+    title: `Output not kept: ${kinds}, ${note.whole ? "" : "more than "}${formatBytes(note.bytes)}`,
     detail:
       `The service keeps at most ${formatBytes(note.maxOutputBytes)} of one output in ` +
       "its transcript. The windows open when it ran got it whole; run the cell again " +
