@@ -5,9 +5,9 @@ and its iopub messages, and keeps what a notebook page shows.  Output is stored
 as it is displayed, with ``clear_output(wait=...)``, ``update_display_data`` and
 ``\\r`` already applied, each in time proportional to its own message.
 
-Memory is bounded, in bytes: the UTF-8 length of the cells' code and outputs plus a
-fixed overhead for each cell, output and kept line (:meth:`Transcript.size`), at most
-``max_bytes`` at every moment.  One output keeps at most a quarter of that
+Memory is bounded, in bytes: the UTF-8 length of the cells' code, ids and outputs plus
+a fixed overhead for each cell, output, kept line and item of structured data
+(:attr:`Transcript.size`, :mod:`.outputs`), at most ``max_bytes`` at every moment.  One output keeps at most a quarter of that
 (``max_output_bytes``): a larger rich output is kept as a placeholder that says what it
 was, a stream keeps its first and last lines within it, and an error's traceback its
 first and last lines.  A cell keeps at most ``max_lines`` lines of each stream (the
