@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 from test_transcript import iopub, req, run
 
 from ipytwist.kernel.outputs import ITEM_OVERHEAD, OUTPUT_OVERHEAD, data_bytes
-from ipytwist.kernel.streamtext import CarriageReturns, StreamOutput, apply_carriage_returns
+from ipytwist.kernel.streamtext import (
+    LINE_OVERHEAD,
+    CarriageReturns,
+    StreamOutput,
+    apply_carriage_returns,
+)
 from ipytwist.kernel.transcript import DEFAULT_MAX_BYTES, MIN_BYTES, Transcript
 
 MIB = 1024 * 1024
@@ -202,6 +207,22 @@ def test_the_byte_bound_holds_after_every_message(ops: list[tuple], max_bytes: i
             t.apply(iopub(r, "error", ename="E", evalue="v" * op[1], traceback=["t"] * 9))
         assert t.size == recount(t)
         assert t.size <= max_bytes
+
+
+@given(
+    chunks=st.lists(st.text(alphabet="ab\né\r", max_size=200), max_size=30),
+    budget=st.integers(300, 3000),
+)
+def test_a_stream_counts_its_bytes_exactly_and_keeps_its_budget(
+    chunks: list[str], budget: int
+) -> None:
+    out = StreamOutput("stdout", 12, 20, budget)
+    for chunk in chunks:
+        out.write(chunk)
+        partial = re.sub(r" \.\.\. \[\d+ characters hidden\]$", "", out.partial)
+        lines = [*out.head, *out.tail]
+        counted = sum(len(x.encode()) + LINE_OVERHEAD for x in lines) + len(partial.encode())
+        assert out.size == counted <= budget
 
 
 # -- item 2: update_display_data, clear_output: the cost of their own message -----------

@@ -150,7 +150,7 @@ class StreamOutput:
         self.head_limit = max_lines // 2
         self.tail_limit = max_lines - self.head_limit
         self.tail: deque[str] = deque(maxlen=self.tail_limit)
-        self._tail_sizes: deque[int] = deque(maxlen=self.tail_limit)
+        self._ascii = True  # every line so far: a line's bytes are its length
         self._head_open = True
         self.hidden = 0  # complete lines dropped between head and tail
         self._head_bytes = 0
@@ -233,26 +233,25 @@ class StreamOutput:
 
     def _add(self, lines: list[str], ascii: bool) -> None:
         """Complete lines, in bulk (a flood brings thousands per message): only those
-        kept are measured."""
-        measure = len if ascii else text_bytes
+        kept are measured, in C while every line so far was ASCII."""
+        self._ascii = self._ascii and ascii
+        measure = len if self._ascii else text_bytes
         taken = self._add_head(lines, measure) if self._head_open else 0
         tail, keep = self.tail, self.tail_limit
         if len(lines) - taken >= keep:
             # The whole tail is replaced by the newest of these lines.
             self.hidden += len(tail) + len(lines) - taken - keep
             tail.clear()
-            self._tail_sizes.clear()
             self._tail_bytes = 0
             taken = len(lines) - keep
         new = lines[taken:] if taken else lines
-        sizes = list(map(LINE_OVERHEAD.__add__, map(measure, new)))
         going = len(tail) + len(new) - keep
-        if going > 0:  # the deques' maxlen drops them
+        if going > 0:  # the deque's maxlen drops them
             self.hidden += going
-            self._tail_bytes -= sum(islice(self._tail_sizes, going))
+            dropped = islice(tail, going)
+            self._tail_bytes -= sum(map(measure, dropped)) + going * LINE_OVERHEAD
         tail.extend(new)
-        self._tail_sizes.extend(sizes)
-        self._tail_bytes += sum(sizes)
+        self._tail_bytes += sum(map(measure, new)) + len(new) * LINE_OVERHEAD
 
     def _add_head(self, lines: list[str], measure: Callable[[str], int]) -> int:
         """Take the first of ``lines`` into the head while they fit; how many."""
@@ -276,8 +275,7 @@ class StreamOutput:
                 self._drop_oldest_tail_line()
 
     def _drop_oldest_tail_line(self) -> None:
-        self.tail.popleft()
-        self._tail_bytes -= self._tail_sizes.popleft()
+        self._tail_bytes -= text_bytes(self.tail.popleft()) + LINE_OVERHEAD
         self.hidden += 1
 
     def text(self) -> str:

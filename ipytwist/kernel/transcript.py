@@ -7,12 +7,13 @@ as it is displayed, with ``clear_output(wait=...)``, ``update_display_data`` and
 
 Memory is bounded, in bytes: the UTF-8 length of the cells' code, ids and outputs plus
 a fixed overhead for each cell, output, kept line and item of structured data
-(:attr:`Transcript.size`, :mod:`.outputs`), at most ``max_bytes`` at every moment.  One output keeps at most a quarter of that
-(``max_output_bytes``): a larger rich output is kept as a placeholder that says what it
-was, a stream keeps its first and last lines within it, and an error's traceback its
-first and last lines.  A cell keeps at most ``max_lines`` lines of each stream (the
-head and the tail, with an exact count of the lines hidden between them) and
-``max_outputs`` outputs, and the transcript at most ``max_cells`` cells.
+(:attr:`Transcript.size`, :mod:`.outputs`), at most ``max_bytes`` at every moment.
+One output keeps at most a quarter of that (``max_output_bytes``): a larger rich
+output is kept as a placeholder that says what it was, a stream keeps its first and
+last lines within it, and an error's traceback its first and last lines.  A cell
+keeps at most ``max_lines`` lines of each stream (the head and the tail, with an exact
+count of the lines hidden between them) and ``max_outputs`` outputs, and the
+transcript at most ``max_cells`` cells.
 """
 
 from __future__ import annotations
