@@ -1,4 +1,5 @@
-"""Reliability figures: crashes, vanishing clients, SIGTERM under output, soak.
+"""Reliability figures: crashes, vanishing clients, SIGTERM under output, soak, the
+transcript under its worst outputs.
 
 Runs the scenarios of ``benchlib.scenarios`` (one copy of each: ``tests/reliability``
 runs them shorter) against real ``twistd -n ipytwist`` services, each with its own
@@ -8,6 +9,7 @@ temporary state directory, and prints a markdown table for the README's
     python bench/reliability.py                     # about 8-9 minutes
     python bench/reliability.py --soak-seconds 120  # shorter soak
     python bench/reliability.py --only crashes,sigterm
+    python bench/reliability.py --only transcript   # about 1-2 minutes
 
 Fuzzing is not part of this bench: ``tests/reliability/test_fuzz.py`` drives its
 fuzzers from hypothesis ``@given`` tests, not from plain scenario functions;
@@ -35,10 +37,11 @@ from benchlib.scenarios.crashes import crash_cycles, crash_kinds
 from benchlib.scenarios.sigterm import sigterm_under_output
 from benchlib.scenarios.soak import soak
 from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
+from benchlib.scenarios.transcript import carriage_storm, large_display, update_storm
 from benchlib.scenarios.vanish import VANISH_SERVICE_ARGS, vanishing_clients
 from benchlib.servers import REPO, checkout_env
 
-SCENARIOS = ("crashes", "clients", "sigterm", "soak")
+SCENARIOS = ("crashes", "clients", "sigterm", "soak", "transcript")
 CPU_KEYS = ("service", "workers", "clients")
 Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
@@ -191,11 +194,50 @@ def run_soak(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Ro
     ]
 
 
+def run_transcript(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+    with running_service(tmp, "transcript") as svc:
+        big = large_display(svc, 30)
+        storm = update_storm(svc, 200, 200, 500)
+        returns = carriage_storm(svc, 1, 100_000)
+    out["transcript"] = jsonable(
+        {"large_display": big, "update_storm": storm, "carriage_storm": returns}
+    )
+    mib = 1024 * 1024
+    return [
+        (
+            "transcript",
+            f"`display()` of a 30 MiB image ({big.image_bytes / mib:.0f} MiB of base64): "
+            "transcript bytes / its bound",
+            f"{big.transcript_bytes or big.transcript_json_bytes:,} / {big.bound:,} "
+            f"(the output kept as a {len(big.note)}-character note)",
+        ),
+        (
+            "transcript",
+            f"{storm.cells} cells × {storm.displays} displays, then {storm.updates} updates "
+            "of unknown display ids: the cell (on an empty transcript)",
+            f"{dur(storm.storm_s)} ({dur(storm.empty_storm_s)})",
+        ),
+        (
+            "transcript",
+            "meanwhile `GET /api/kernels`, median / max",
+            f"{dur(storm.rest.typical)} / {dur(storm.rest.longest)}",
+        ),
+        (
+            "transcript",
+            f"a {returns.line_bytes / mib:.0f} MiB line, {returns.returns:,} `\\ry`, then "
+            "Show all: the request (meanwhile `GET /api/kernels`, max)",
+            f"{dur(returns.show_all_s)} ({dur(returns.rest.longest)})"
+            + ("" if returns.shown_right else ", WRONG TEXT"),
+        ),
+    ]
+
+
 RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows]] = {
     "crashes": run_crashes,
     "clients": run_clients,
     "sigterm": run_sigterm,
     "soak": run_soak,
+    "transcript": run_transcript,
 }
 
 

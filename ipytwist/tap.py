@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from .config import Config
 from .host import KernelHost
 from .kernel import LocalProvisioner
+from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json
 from .web.auth import Authenticator
@@ -94,7 +95,8 @@ class Options(usage.Options):
             "transcript-bytes",
             None,
             Config.transcript_bytes,
-            "Characters of cells and outputs kept per kernel for its notebook page.",
+            "Bytes of cells and outputs kept per kernel for its notebook page: their "
+            f"UTF-8 text plus a fixed overhead each (at least {MIN_TRANSCRIPT_BYTES}).",
             int,
         ],
         [
@@ -134,6 +136,8 @@ class Options(usage.Options):
         for key in ("replay-messages", "replay-bytes", "transcript-bytes", "max-message-bytes"):
             if self[key] < 1:
                 raise usage.UsageError(f"--{key} must be >= 1")
+        if self["transcript-bytes"] < MIN_TRANSCRIPT_BYTES:
+            raise usage.UsageError(f"--transcript-bytes must be >= {MIN_TRANSCRIPT_BYTES}")
         check_endpoint(self["listen"])
         check_state_dir(self["state-dir"])
 

@@ -8,7 +8,8 @@ import nbformat
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipytwist.kernel.transcript import StreamOutput, Transcript, apply_carriage_returns
+from ipytwist.kernel.streamtext import StreamOutput, apply_carriage_returns
+from ipytwist.kernel.transcript import Transcript
 from ipytwist.wire import new_message
 
 
@@ -145,7 +146,7 @@ def test_memory_is_bounded_by_cells_and_bytes() -> None:
     assert t.dropped_cells > 0
     assert list(t.cells.values())[-1].code == "cell 99"
     assert "4000 characters hidden" in t.to_json()["cells"][-1]["outputs"][0]["text"]
-    assert t.size == sum(c.size for c in t.cells.values())
+    assert t.size == sum(c.size() for c in t.cells.values())
 
 
 def test_the_transcript_is_a_valid_notebook() -> None:
@@ -220,6 +221,7 @@ def test_the_json_carries_the_limits_the_page_applies() -> None:
         "max_lines": 8,
         "max_line_chars": 11,
         "max_bytes": 10_000,
+        "max_output_bytes": 2_500,
     }
     defaults = Transcript().to_json()["limits"]
     assert (defaults["max_cells"], defaults["max_outputs"]) == (500, 200)

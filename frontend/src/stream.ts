@@ -7,18 +7,29 @@
 export const MAX_KEPT_LINES = 200_000;
 export const MAX_KEPT_CHARS = 16_000_000;
 
+/** The line shown when each layer was written from the line's start over the ones
+ * before it (`layers`, oldest first), up to `limit` characters: built from the newest
+ * layer down, each older one adding only what sticks out to the right of those above
+ * it, so the time is linear in the layers (ipytwist/kernel/streamtext.py, `overlay`). */
+export function overlay(layers: string[], limit = Infinity): string {
+  const pieces: string[] = [];
+  let covered = 0;
+  for (let i = layers.length - 1; i >= 0 && covered < limit; i -= 1) {
+    const layer = layers[i];
+    if (layer.length > covered) {
+      pieces.push(layer.slice(covered, limit));
+      covered = layer.length;
+    }
+  }
+  return pieces.join("");
+}
+
 export function applyCarriageReturns(text: string): string {
   if (!text.includes("\r")) return text;
-  const lines = text.replace(/\r\n/g, "\n").split("\n");
-  for (let i = 0; i < lines.length; i += 1) {
-    const line = lines[i];
-    if (!line.includes("\r")) continue;
-    const parts = line.split("\r");
-    let shown = parts[0];
-    for (const part of parts.slice(1)) shown = part + shown.slice(part.length);
-    lines[i] = shown;
-  }
-  return lines.join("\n");
+  return text
+    .split("\n")
+    .map((line) => (line.includes("\r") ? overlay(line.split("\r")) : line))
+    .join("\n");
 }
 
 /** `line` (the start of a line `length` characters long) as kept. */
@@ -78,18 +89,23 @@ export class StreamText {
     this.version += 1;
   }
 
-  /** Text with no newline, onto the unfinished line. */
+  /** Text with no newline, onto the unfinished line: in time linear in the segment
+   * (plus the line kept, once). */
   private feed(segment: string): void {
-    const parts = segment.includes("\r") ? segment.split("\r") : [segment];
-    this.writeOver(parts[0]);
-    for (let i = 1; i < parts.length; i += 1) {
-      const shown = this.over + this.under.slice(this.over.length);
-      this.under = shown.slice(0, this.maxLineChars);
-      this.underLen = Math.max(this.overLen, this.underLen);
-      this.over = "";
-      this.overLen = 0;
-      this.writeOver(parts[i]);
+    if (!segment.includes("\r")) {
+      this.writeOver(segment);
+      return;
     }
+    const parts = segment.split("\r");
+    this.writeOver(parts[0]);
+    const middle = parts.slice(1, -1);
+    let longest = Math.max(this.underLen, this.overLen);
+    for (const part of middle) longest = Math.max(longest, part.length);
+    this.under = overlay([this.under, this.over, ...middle], this.maxLineChars);
+    this.underLen = longest;
+    this.over = "";
+    this.overLen = 0;
+    this.writeOver(parts[parts.length - 1]);
   }
 
   private writeOver(text: string): void {

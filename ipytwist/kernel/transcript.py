@@ -3,27 +3,56 @@
 Pure: :class:`Transcript` is fed the kernel's execute requests (from any client)
 and its iopub messages, and keeps what a notebook page shows.  Output is stored
 as it is displayed, with ``clear_output(wait=...)``, ``update_display_data`` and
-``\\r`` already applied.  Memory is bounded: a cell keeps at most ``max_lines``
-lines of stream output (the head and the tail, with an exact count of the lines
-hidden between them) and the transcript at most ``max_cells`` cells.
+``\\r`` already applied, each in time proportional to its own message.
+
+Memory is bounded, in bytes: the UTF-8 length of the cells' code, ids and outputs plus
+a fixed overhead for each cell, output, kept line and item of structured data
+(:attr:`Transcript.size`, :mod:`.outputs`), at most ``max_bytes`` at every moment.
+One output keeps at most a quarter of that (``max_output_bytes``): a larger rich
+output is kept as a placeholder that says what it was, a stream keeps its first and
+last lines within it, and an error's traceback its first and last lines.  A cell
+keeps at most ``max_lines`` lines of each stream (the head and the tail, with an exact
+count of the lines hidden between them) and ``max_outputs`` outputs, and the
+transcript at most ``max_cells`` cells.
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .envelope import output_bytes
+from .ipynb import notebook
 from .outputlog import OutputLog
-from .streamtext import StreamOutput, apply_carriage_returns
+from .outputs import (
+    MAX_ID_CHARS,
+    OUTPUT_OVERHEAD,
+    Bundle,
+    Displays,
+    ErrorOutput,
+    RichOutput,
+    bundle_bytes,
+    cut_error,
+    cut_text,
+    omitted,
+)
+from .streamtext import STREAM_OVERHEAD, CarriageReturns, StreamOutput, text_bytes
 
 DEFAULT_MAX_CELLS = 500
 DEFAULT_MAX_LINES = 2000  # per stream output: the head and the tail halves
 DEFAULT_MAX_LINE_CHARS = 10_000
 DEFAULT_MAX_OUTPUTS = 200  # outputs per cell
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # all cells: the oldest go first
+#: The least ``max_bytes`` that holds a cell with an output of every kind.
+MIN_BYTES = 64 * 1024
+#: Memory of a cell besides its code and outputs, in the transcript's byte count
+#: (measured: 0.3 KiB).
+CELL_OVERHEAD = 512
+#: "Show all" reads the kernel's output log in slices of this many characters.
+FULL_OUTPUT_SLICE = 64 * 1024
+
+Output = StreamOutput | RichOutput | ErrorOutput
 
 
 @dataclass
@@ -36,11 +65,19 @@ class Cell:
     client: str  # the request's session (and username) as the client gave them
     state: str = "queued"  # then running, done, error, interrupted or aborted
     execution_count: int | None = None
-    outputs: list[Any] = field(default_factory=list)  # StreamOutput or dict
+    outputs: list[Output] = field(default_factory=list)
     clear_pending: bool = False
-    size: int = 0  # characters held by its code and outputs
     dropped_outputs: int = 0
     first_seq: int = 0  # the log seq of its execute_input (0: not known)
+
+    def own_size(self) -> int:
+        """Bytes it holds besides its outputs: its code, ids and overhead."""
+        texts = (self.code, self.id, self.client)
+        return CELL_OVERHEAD + sum(map(text_bytes, texts))
+
+    def size(self) -> int:
+        """Bytes it holds now, in the transcript's count (time: its outputs)."""
+        return self.own_size() + sum(map(_size_of, self.outputs))
 
     def to_json(self) -> dict[str, Any]:
         """The cell as the transcript's JSON describes it."""
@@ -51,7 +88,7 @@ class Cell:
             "client": self.client,
             "state": self.state,
             "execution_count": self.execution_count,
-            "outputs": [o.to_json() if isinstance(o, StreamOutput) else o for o in self.outputs],
+            "outputs": [o.to_json() for o in self.outputs],
             "dropped_outputs": self.dropped_outputs,
         }
 
@@ -72,13 +109,18 @@ class Transcript:
         self.max_lines = max_lines
         self.max_outputs = max_outputs
         self.max_bytes = max_bytes
-        self.max_line_chars = max_line_chars
+        #: What one output (or a cell's code) may hold.
+        self.max_output_bytes = max(1, max_bytes // 4)
+        #: A line must fit in half an output: 4 bytes a character, and its cut marker.
+        self.max_line_chars = max(1, min(max_line_chars, self.max_output_bytes // 8 - 16))
         self.cells: OrderedDict[str, Cell] = OrderedDict()
         #: The msg_id of the last iopub message applied: a page that loads the
         #: transcript follows live messages from there (``since_msg_id``).
         self.last_msg_id = ""
         self.dropped_cells = 0
+        #: Bytes held now (see the module's docstring).
         self.size = 0
+        self._displays = Displays()
         self._seq = 0
 
     # -- input --------------------------------------------------------------------
@@ -93,12 +135,17 @@ class Transcript:
         if not isinstance(code, str):
             return
         msg_id = str(header.get("msg_id", ""))
+        if len(msg_id) > MAX_ID_CHARS:
+            return
         client = str(header.get("session", ""))[:64]
         user = str(header.get("username", ""))[:64]
         if user:
             client = f"{user}@{client}" if client else user
-        cell = Cell(msg_id, code[: self.max_bytes // 4], origin, client)
-        self._resize(cell, len(cell.code))
+        old = self.cells.pop(msg_id, None)
+        if old is not None:  # a msg_id used again: the new cell replaces the old
+            self._forget(old)
+        cell = Cell(msg_id, cut_text(code, self.max_output_bytes), origin, client)
+        self.size += cell.own_size()
         self.cells[msg_id] = cell
         self._enforce()
 
@@ -141,7 +188,12 @@ class Transcript:
                 self._clear_outputs(cell)
         elif msg_type == "stream":
             self._stream(cell, content)
-        elif msg_type in ("display_data", "execute_result", "error"):
+        elif msg_type == "error":
+            self._before_output(cell)
+            error = cut_error(content, self.max_line_chars, self.max_output_bytes)
+            cell.state = "interrupted" if error.ename == "KeyboardInterrupt" else "error"
+            self._append(cell, error)
+        elif msg_type in ("display_data", "execute_result"):
             self._rich(cell, msg_type, content)
 
     # -- output -------------------------------------------------------------------
@@ -152,7 +204,9 @@ class Transcript:
             self._clear_outputs(cell)
 
     def _clear_outputs(self, cell: Cell) -> None:
-        self._resize(cell, -sum(_size_of(o) for o in cell.outputs))
+        """Time: the outputs cleared (each was added by a message of its own)."""
+        for output in cell.outputs:
+            self._forget_output(output)
         cell.outputs.clear()
 
     def _stream(self, cell: Cell, content: dict[str, Any]) -> None:
@@ -162,57 +216,74 @@ class Transcript:
         self._before_output(cell)
         last = cell.outputs[-1] if cell.outputs else None
         if not (isinstance(last, StreamOutput) and last.name == name):
-            last = StreamOutput(name, self.max_lines, self.max_line_chars)
-            self._append(cell, last, 0)
+            last = StreamOutput(name, self.max_lines, self.max_line_chars, self._stream_bytes)
+            last.write(text)
+            self._append(cell, last)
+            return
         last.write(text)
-        self._resize(cell, last.grew)
+        self.size += last.grew
         self._enforce()
+
+    @property
+    def _stream_bytes(self) -> int:
+        return max(0, self.max_output_bytes - STREAM_OVERHEAD)
+
+    def _bundle(self, content: dict[str, Any]) -> tuple[Bundle, int]:
+        """A message's mime bundle as kept (a placeholder if too large), and its size."""
+        data, metadata = content.get("data"), content.get("metadata")
+        bundle = (
+            dict(data) if isinstance(data, dict) else {},
+            dict(metadata) if isinstance(metadata, dict) else {},
+        )
+        limit = self.max_output_bytes
+        size, whole = bundle_bytes(bundle, limit)
+        if size > limit:
+            bundle = omitted(bundle, size - OUTPUT_OVERHEAD, whole, limit)
+            size, _ = bundle_bytes(bundle, limit)
+        return bundle, size
 
     def _rich(self, cell: Cell, msg_type: str, content: dict[str, Any]) -> None:
         self._before_output(cell)
-        output: dict[str, Any] = {"output_type": msg_type}
-        if msg_type == "error":
-            output.update(
-                ename=str(content.get("ename", "")),
-                evalue=str(content.get("evalue", "")),
-                traceback=[str(t) for t in content.get("traceback") or []],
-            )
-            cell.state = "interrupted" if output["ename"] == "KeyboardInterrupt" else "error"
-        else:
-            output["data"] = dict(content.get("data") or {})
-            output["metadata"] = dict(content.get("metadata") or {})
-            if msg_type == "execute_result":
-                count = content.get("execution_count")
-                output["execution_count"] = count if isinstance(count, int) else None
-            display_id = (content.get("transient") or {}).get("display_id")
-            if isinstance(display_id, str):
-                output["transient"] = {"display_id": display_id}
-        self._append(cell, output, output_bytes(output))
-        self._enforce()
+        bundle, size = self._bundle(content)
+        count = content.get("execution_count") if msg_type == "execute_result" else None
+        display_id = _display_id(content)
+        if display_id is not None:
+            size += text_bytes(display_id)
+        output = RichOutput(
+            msg_type, bundle, size, count if isinstance(count, int) else None, display_id
+        )
+        self._displays.add(output)
+        self._append(cell, output)
 
-    def _append(self, cell: Cell, output: Any, size: int) -> None:
+    def _append(self, cell: Cell, output: Output) -> None:
         cell.outputs.append(output)
-        self._resize(cell, size)
+        self.size += _size_of(output)
         if len(cell.outputs) > self.max_outputs:
             self._drop_first_output(cell)
+        self._enforce()
 
     def _drop_first_output(self, cell: Cell) -> None:
-        first = cell.outputs.pop(0)
+        self._forget_output(cell.outputs.pop(0))
         cell.dropped_outputs += 1
-        self._resize(cell, -_size_of(first))
 
-    def _resize(self, cell: Cell, delta: int) -> None:
-        cell.size += delta
-        self.size += delta
+    def _forget_output(self, output: Output) -> None:
+        self.size -= _size_of(output)
+        if isinstance(output, RichOutput):
+            self._displays.remove(output)
+
+    def _forget(self, cell: Cell) -> None:
+        """A cell leaves: its bytes and its displays go (time: its outputs)."""
+        self._clear_outputs(cell)
+        self.size -= cell.own_size()
 
     def _enforce(self) -> None:
         """Within max_cells and max_bytes: the oldest cells go first, then the oldest
-        outputs of the one cell left."""
+        outputs of the one cell left (time: what goes, each added by a message)."""
         while len(self.cells) > 1 and (
             len(self.cells) > self.max_cells or self.size > self.max_bytes
         ):
             _, old = self.cells.popitem(last=False)
-            self.size -= old.size
+            self._forget(old)
             self.dropped_cells += 1
         if self.cells and self.size > self.max_bytes:
             cell = next(iter(self.cells.values()))
@@ -220,111 +291,89 @@ class Transcript:
                 self._drop_first_output(cell)
 
     def _update_display(self, content: dict[str, Any]) -> None:
-        display_id = (content.get("transient") or {}).get("display_id")
-        if not isinstance(display_id, str):
+        """Through the displays index: no output is looked at that does not show it."""
+        display_id = _display_id(content)
+        if display_id is None or display_id not in self._displays:
             return
-        for cell in self.cells.values():
-            for output in cell.outputs:
-                if (
-                    isinstance(output, dict)
-                    and (output.get("transient") or {}).get("display_id") == display_id
-                ):
-                    before = _size_of(output)
-                    output["data"] = dict(content.get("data") or {})
-                    output["metadata"] = dict(content.get("metadata") or {})
-                    self._resize(cell, _size_of(output) - before)
+        bundle, size = self._bundle(content)
+        self.size += self._displays.update(display_id, bundle, size + text_bytes(display_id))
         self._enforce()
 
     # -- views ----------------------------------------------------------------------
 
-    def full_output(self, cell_id: str, log: OutputLog) -> str | None:
+    def full_output(self, cell_id: str, log: OutputLog) -> Iterator[str] | None:
         """All the stream text of a cell still in the kernel's output log (``log``),
-        as shown (``\\r`` applied); None for an unknown cell.  A first line says so
-        when the log no longer reaches back to the cell's start."""
+        as shown (``\\r`` applied), in pieces; None for an unknown cell.  A first line
+        says so when the log no longer reaches back to the cell's start.
+
+        The log's messages are taken now; the text is worked out as the pieces are
+        read, a slice of :data:`FULL_OUTPUT_SLICE` characters at a time, in time linear
+        in the text, so that a reader can yield between pieces."""
         cell = self.cells.get(cell_id)
         if cell is None:
             return None
-        parts = [
-            env.msg["content"].get("text", "")
+        texts = [
+            text
             for env in log.retained()
-            if env.parent_id == cell_id and env.msg_type == "stream"
+            if env.parent_id == cell_id
+            and env.msg_type == "stream"
+            and isinstance(text := env.msg["content"].get("text"), str)
         ]
-        text = apply_carriage_returns("".join(p for p in parts if isinstance(p, str)))
-        if not cell.first_seq or log.first_logged_seq > cell.first_seq:
-            text = "[ipytwist: the start of this output is no longer in the kernel's log]\n" + text
-        return text
+        whole = bool(cell.first_seq) and log.first_logged_seq <= cell.first_seq
+        return _shown_text(texts, whole)
 
     def clear(self) -> None:
         """Forget every cell (a client cleared the transcript)."""
         self.cells.clear()
+        self._displays.clear()
         self.size = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The transcript as the notebook page loads it: cells, the last message id, and
-        the limits it keeps to (the page applies them to live output too)."""
+        """The transcript as the notebook page loads it: cells, the last message id, the
+        bytes it holds, and the limits it keeps to (the page applies them to live output
+        too).  Nothing in it is changed afterwards by the transcript: a snapshot."""
         return {
             "cells": [c.to_json() for c in self.cells.values()],
             "last_msg_id": self.last_msg_id,
             "dropped_cells": self.dropped_cells,
+            "bytes": self.size,
             "limits": {
                 "max_cells": self.max_cells,
                 "max_outputs": self.max_outputs,
                 "max_lines": self.max_lines,
                 "max_line_chars": self.max_line_chars,
                 "max_bytes": self.max_bytes,
+                "max_output_bytes": self.max_output_bytes,
             },
         }
 
     def to_notebook(self, kernel_name: str = "ipytwist") -> dict[str, Any]:
         """The transcript as an nbformat 4 notebook."""
-        cells = []
-        for cell in self.cells.values():
-            outputs = []
-            for o in cell.to_json()["outputs"]:
-                if o["output_type"] == "stream":
-                    outputs.append({"output_type": "stream", "name": o["name"], "text": o["text"]})
-                elif o["output_type"] == "error":
-                    keys = ("output_type", "ename", "evalue", "traceback")
-                    outputs.append({k: o[k] for k in keys})
-                else:
-                    out = {
-                        "output_type": o["output_type"],
-                        "data": o["data"],
-                        "metadata": o["metadata"],
-                    }
-                    if o["output_type"] == "execute_result":
-                        out["execution_count"] = o.get("execution_count")
-                    outputs.append(out)
-            cells.append(
-                {
-                    "cell_type": "code",
-                    "id": _nb_cell_id(cell.id),
-                    "execution_count": cell.execution_count,
-                    "metadata": {"ipytwist": {"origin": cell.origin, "client": cell.client}},
-                    "source": cell.code,
-                    "outputs": outputs,
-                }
-            )
-        return {
-            "nbformat": 4,
-            "nbformat_minor": 5,
-            "metadata": {
-                "kernelspec": {
-                    "name": kernel_name,
-                    "display_name": "Python 3 (ipytwist)",
-                    "language": "python",
-                },
-                "language_info": {"name": "python"},
-            },
-            "cells": cells,
-        }
+        return notebook(self.to_json(), kernel_name)
 
 
-def _size_of(output: Any) -> int:
-    return output.size if isinstance(output, StreamOutput) else output_bytes(output)
+def _size_of(output: Output) -> int:
+    if isinstance(output, RichOutput):
+        return output.shown()[1]
+    if isinstance(output, StreamOutput):
+        return output.size + STREAM_OVERHEAD
+    return output.size
 
 
-def _nb_cell_id(msg_id: str) -> str:
-    """nbformat cell ids: 1-64 chars of letters, digits, '-' and '_'."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]", "-", msg_id)[:64]
-    return cleaned or "cell"
+def _display_id(content: dict[str, Any]) -> str | None:
+    transient = content.get("transient")
+    display_id = transient.get("display_id") if isinstance(transient, dict) else None
+    if isinstance(display_id, str) and len(display_id) <= MAX_ID_CHARS:
+        return display_id
+    return None
+
+
+def _shown_text(texts: list[str], whole: bool) -> Iterator[str]:
+    if not whole:
+        yield "[ipytwist: the start of this output is no longer in the kernel's log]\n"
+    shown = CarriageReturns()
+    for text in texts:
+        for start in range(0, len(text), FULL_OUTPUT_SLICE):
+            yield from shown.feed(text[start : start + FULL_OUTPUT_SLICE])
+            yield ""  # a slice worked out: the reader may pause here
+    yield from shown.finish()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -14,7 +14,9 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from .. import __version__
 from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, iso_time
+from ..kernel import ipynb
 from ..wire import BadJSON, loads_untrusted
+from .chunked import ChunkedResponse, json_chunks, text_chunks
 
 _T = TypeVar("_T")
 
@@ -29,11 +31,16 @@ class ApiError(Exception):
         self.message = message or reason
 
 
-def write_json(request: Request, code: int, body: Any) -> bytes:
-    """Answer with ``body`` as JSON and status ``code`` (no body for 204)."""
+def json_head(request: Request, code: int) -> None:
+    """Status ``code`` and the headers of a JSON answer."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
+
+
+def write_json(request: Request, code: int, body: Any) -> bytes:
+    """Answer with ``body`` as JSON and status ``code`` (no body for 204)."""
+    json_head(request, code)
     if code == 204:
         return b""
     return json.dumps(body).encode()
@@ -121,10 +128,12 @@ class KernelsApi:
                     raise ApiError(404, "Not Found", "no such cell in the transcript")
                 request.setHeader(b"content-type", b"text/plain; charset=utf-8")
                 request.setHeader(b"cache-control", b"no-store")
-                return text.encode("utf-8", "replace")
+                return self._chunked(request, text_chunks(text))
         raise ApiError(404, "Not Found", "no such API endpoint")
 
-    def _transcript(self, request: Request, method: str, hk: HostedKernel, notebook: bool) -> bytes:
+    def _transcript(
+        self, request: Request, method: str, hk: HostedKernel, notebook: bool
+    ) -> bytes | int:
         """The kernel's transcript: JSON for the page (then live from ``last_msg_id``),
         an nbformat 4 download, or DELETE to clear it."""
         transcript = hk.transcript
@@ -133,13 +142,20 @@ class KernelsApi:
             return write_json(request, 204, None)
         if method != "GET":
             raise ApiError(405, "Method Not Allowed")
+        # A snapshot now; its JSON is written a slice per reactor turn.
+        body = transcript.to_json()
         if notebook:
             name = f"ipytwist-{hk.id[:8]}.ipynb"
             request.setHeader(b"content-disposition", f'attachment; filename="{name}"'.encode())
-            return write_json(request, 200, transcript.to_notebook(hk.kernel.name))
-        body = transcript.to_json()
-        body["kernel"] = hk.model()
-        return write_json(request, 200, body)
+            body = ipynb.notebook(body, hk.kernel.name)
+        else:
+            body["kernel"] = hk.model()
+        json_head(request, 200)
+        return self._chunked(request, json_chunks(body, "cells"))
+
+    def _chunked(self, request: Request, chunks: Iterator[bytes]) -> int:
+        """Answer with ``chunks``, a slice of work per reactor turn."""
+        return ChunkedResponse(self.host.reactor, request, chunks).start()
 
     @staticmethod
     def _not_allowed_or_found(method: str, exists: bool) -> ApiError:

@@ -83,6 +83,27 @@ def test_a_reload_keeps_the_transcript(page: Page) -> None:
     expect(last_cell(page).locator(".prompt.in")).to_have_text("In [1]:")
 
 
+def test_an_output_too_large_for_the_transcript_is_a_clear_note_after_a_reload(
+    page: Page,
+) -> None:
+    """5 MiB of PNG is over the 4 MiB the transcript keeps of one output: the window that
+    ran it shows the image; after a reload the page says what it was and how to see it."""
+    run(
+        page,
+        "import base64, os\nfrom IPython.display import display\n"
+        "display({'image/png': base64.b64encode(os.urandom(5 << 20)).decode(),"
+        " 'text/plain': 'noise'}, raw=True)",
+    )
+    expect(last_cell(page)).to_have_class(state("done"), timeout=30_000)
+    expect(last_cell(page).locator(".output-body img")).to_have_count(1)
+    page.reload()
+    note = last_cell(page).get_by_role("note")
+    expect(note).to_have_class("output-omitted")
+    expect(note.locator("strong")).to_have_text("Output not kept: image/png, text/plain, 6.7 MiB")
+    expect(note).to_contain_text("run the cell again to see it")
+    expect(last_cell(page).locator("img")).to_have_count(0)
+
+
 def test_output_printed_while_no_window_is_open_is_shown_later(
     browser: Browser, svc: Service, kernel_id: str, contexts: list[BrowserContext]
 ) -> None:

@@ -4,6 +4,7 @@
 import type { Cell, ErrorOutput, InputOutput, Output, RichOutput } from "../reducer";
 import { ansiPre } from "./ansi";
 import { renderMime } from "./mime";
+import { omittedNote, omittedView } from "./omitted";
 import { StreamView } from "./streamview";
 
 export interface OutputView {
@@ -45,7 +46,8 @@ class RichView implements OutputView {
     const o = this.output;
     if (o.version === this.version) return;
     this.version = o.version;
-    const body = renderMime(o.data, o.metadata);
+    const note = omittedNote(o.metadata);
+    const body = note ? omittedView(note) : renderMime(o.data, o.metadata);
     const count = o.executionCount;
     const prompt = o.outputType === "execute_result" ? `Out[${count ?? " "}]:` : "";
     const wrapped = frame(body, prompt);
