@@ -24,6 +24,7 @@ from .host import KernelHost
 from .kernel import LocalProvisioner
 from .paths import default_state_dir
 from .private import write_private_json
+from .statedir import StateDirLock, StateDirTree
 from .web.auth import Authenticator
 from .web.site import make_site
 from .web.transport import WebSocketTransport
@@ -77,6 +78,14 @@ class Options(usage.Options):
             int,
         ],
         [
+            "max-starting",
+            None,
+            Config.max_starting,
+            "Interpreters started at once (default: one per CPU; 0: no limit); the "
+            "kernels asked for meanwhile are 'starting' until their turn.",
+            int,
+        ],
+        [
             "replay-messages",
             None,
             Config.replay_messages,
@@ -126,7 +135,7 @@ class Options(usage.Options):
             self["token"] = os.environ.get("IPYTWIST_TOKEN") or secrets.token_hex(32)
         if not self["state-dir"]:
             self["state-dir"] = default_state_dir()
-        for key in ("max-kernels", "prespawn", "cull-idle"):
+        for key in ("max-kernels", "prespawn", "cull-idle", "max-starting"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
         if self["header-timeout"] <= 0:
@@ -144,6 +153,7 @@ class Options(usage.Options):
             max_kernels=self["max-kernels"],
             cull_idle=self["cull-idle"],
             prespawn=self["prespawn"],
+            max_starting=self["max-starting"],
             client_shutdown=bool(self["allow-client-shutdown"]),
             replay_messages=self["replay-messages"],
             replay_bytes=self["replay-bytes"],
@@ -256,7 +266,12 @@ class _Listening(StreamServerEndpointService):
             "pid": os.getpid(),
             "state_dir": self.state_dir,
         }
-        write_private_json(self.info_path, info)
+        try:
+            write_private_json(self.info_path, info)
+        except OSError as e:  # (the disk filled up since the start)
+            log.critical("ipytwist cannot write {path}: {why}", path=self.info_path, why=e)
+            self.exit_status.fail(1)
+            return port
         log.info("ipytwist is serving at {base}/", base=base)
         log.info("Open {base}/?token={token}", base=base, token=self.token)
         return port
@@ -316,8 +331,14 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
 
     txaio.use_twisted()
     set_global_log_level("warn")  # autobahn's per-frame debug lines are noise here
-    top = MultiService()
     exit_status = _ExitStatus(reactor)
+
+    def refused(why: str) -> None:
+        log.critical("ipytwist cannot start: {why}", why=why)
+        exit_status.fail(1)
+
+    # Nothing starts unless this service alone holds its state directory.
+    top = StateDirTree(StateDirLock(options["state-dir"]), refused, exit_status)
     _child(exit_status, top)
     config = options.config()
     sockets = WebSocketTransport(reactor, config)
