@@ -192,3 +192,26 @@ def full_later(svc: Service, posts: int = 5) -> FullLater:
         svc.delete_kernel(r.json()["id"])
     svc.delete_kernel(kid)
     return FullLater(answers, listed, alive, files, r.status_code)
+
+
+def unwritable_at_start(tmp: TempFactory, state: str) -> Refused:
+    """A service started on a ``read-only`` or ``full`` tmpfs."""
+    svc = Service(str(tmp.mktemp(state)))
+    with tmpfs(svc.state_dir, 64, read_only=state == "read-only"):
+        if state == "full":
+            fill(svc.state_dir)
+        return run_refused(svc)
+
+
+def full_later_service(tmp: TempFactory) -> tuple[FullLater, str, list[str]]:
+    """:func:`full_later` on a service of its own on a tmpfs of :data:`TMPFS_KIB`; also
+    the service's log and what its state directory holds once it stopped."""
+    svc = Service(str(tmp.mktemp("full-later")))
+    with tmpfs(svc.state_dir, TMPFS_KIB):
+        svc.start()
+        try:
+            r = full_later(svc)
+        finally:
+            svc.stop()
+        left = sorted(os.listdir(svc.state_dir))
+    return r, svc.log(), left

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from ..procs import children, cpu_seconds, rss_mib, start_time, wait_for
+from ..procs import children, cpu_seconds, rss_mib, settle, start_time
 from ..servers import Service
 
 #: How long every kernel of a storm may take to be idle.
@@ -85,7 +85,9 @@ class SpawnStorm:
     most_alive: int  # most interpreters alive at once (the warm pool's included)
     service_cpu_s: float
     rss_before_mib: float
+    rss_idle_mib: float  # with every kernel of the storm idle
     rss_after_mib: float  # once every kernel of the storm was deleted
+    workers_left: int  # interpreters of the storm still alive 60 s after the deletes
 
 
 def _post_kernel(svc: Service) -> str:
@@ -133,9 +135,10 @@ def spawn_storm(svc: Service, kernels: int = 50) -> SpawnStorm:
                 errors.append(f"{type(e).__name__}: {e}")
         all_idle = timing.result() if not errors else float("nan")
     cpu = (cpu_seconds(svc.pid) or 0.0) - cpu0
+    rss_idle = rss_mib(svc.pid)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(svc.delete_kernel, ids))
-    wait_for(lambda: len(workers(svc)) <= watch.before.__len__(), 30, "the workers to end")
+    settle(lambda: len(workers(svc)) <= len(watch.before), 60)
     return SpawnStorm(
         kernels=kernels,
         created=len(ids),
@@ -145,7 +148,9 @@ def spawn_storm(svc: Service, kernels: int = 50) -> SpawnStorm:
         most_alive=watch.most_alive,
         service_cpu_s=cpu,
         rss_before_mib=rss_before,
+        rss_idle_mib=rss_idle,
         rss_after_mib=rss_mib(svc.pid),
+        workers_left=max(0, len(workers(svc)) - len(watch.before)),
     )
 
 
