@@ -29,7 +29,7 @@ class Config:
     prespawn: int = 0
     #: Interpreters started at once (0: no limit); the others wait their turn.
     max_starting: int = MAX_STARTING
-    #: A client's shutdown_request ends a hosted kernel for everyone.
+    #: A client's shutdown_request ends (or restarts) a hosted kernel for everyone.
     client_shutdown: bool = False
     replay_messages: int = DEFAULT_LOG_MESSAGES
     replay_bytes: int = DEFAULT_LOG_BYTES

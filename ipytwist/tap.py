@@ -44,8 +44,8 @@ class Options(usage.Options):
         [
             "allow-client-shutdown",
             None,
-            "A client's shutdown_request ends a hosted kernel for everyone (default: it "
-            "is answered and the kernel keeps running).",
+            "A client's shutdown_request ends (with restart: restarts) a hosted kernel "
+            "for everyone (default: it is answered and the kernel is left as it is).",
         ],
     ]
     optParameters = [
