@@ -134,21 +134,26 @@ class StateDirTree(MultiService):
 
     def privilegedStartService(self) -> None:
         """Twisted: hold the state directory, then start as a MultiService does."""
-        try:
-            self.lock.acquire()
-        except StateDirError as e:
-            self.refusal = str(e)
-            self.refused(self.refusal)
-            return
-        super().privilegedStartService()  # type: ignore[no-untyped-call]  # MultiService is not annotated
+        if self._hold():
+            super().privilegedStartService()  # type: ignore[no-untyped-call]  # MultiService is not annotated
 
     def startService(self) -> None:
         """Twisted: start every service, or only ``always`` if refused."""
-        if self.refusal is None:
+        if self._hold():
             super().startService()  # type: ignore[no-untyped-call]  # MultiService is not annotated
             return
         Service.startService(self)
         self.always.startService()
+
+    def _hold(self) -> bool:
+        """Whether the directory is held (taken now if need be); once refused, never."""
+        if self.refusal is None and not self.lock.held:
+            try:
+                self.lock.acquire()
+            except StateDirError as e:
+                self.refusal = str(e)
+                self.refused(self.refusal)
+        return self.refusal is None
 
     def stopService(self) -> Deferred[Any]:
         """Twisted: stop the services that started, then let go of the directory."""
