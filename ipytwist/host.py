@@ -44,7 +44,7 @@ class ResourceLimit(Exception):
 
 class KernelNotStarted(Exception):
     """A kernel could not be served (its connection file could not be written): it was
-    shut down again, and never registered."""
+    not registered, and no interpreter was started for it."""
 
 
 class UnknownKernelSpec(KeyError):
@@ -102,10 +102,9 @@ class KernelHost(Service):
         self.reactor = reactor
         self.config = config
         self.transports = list(transports)
-        #: Starts the kernels' workers (local processes: kernel.LocalProvisioner), at
-        #: most ``max_starting`` at once (0: no limit).
+        #: Starts the kernels' workers through ``provisioner`` (local processes:
+        #: kernel.LocalProvisioner), at most ``max_starting`` at once (0: no limit).
         self.starts = StartLimit(provisioner, config.max_starting or 1 << 30)
-        self.provisioner: Provisioner = self.starts
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
         self._cull_loop: LoopingCall | None = None
@@ -220,7 +219,7 @@ class KernelHost(Service):
         attachments = Attachments()
         kernel = Kernel(
             self.reactor,
-            self.provisioner,
+            self.starts,
             kernel_id=kernel_id,
             name=KERNEL_NAME,
             output_log=output_log,

@@ -38,7 +38,6 @@ class QueuedWorker:
         self.listener = listener
         #: The started worker, once it is this one's turn.
         self.started: Worker | None = None
-        self.stopped = False
         self._output_paused = False
 
     @property
@@ -67,7 +66,6 @@ class QueuedWorker:
 
     def stop(self, reactor: IReactorTime, grace: float = 2.0) -> Deferred[Any]:
         """Stop the started worker, or take this one off the queue."""
-        self.stopped = True
         if self.started is not None:
             return self.started.stop(reactor, grace)
         self.limit.leave(self)
