@@ -1,5 +1,6 @@
 """Reliability figures: crashes, vanishing clients, SIGTERM under output, soak, the
-transcript under its worst outputs.
+transcript under its worst outputs, spawn and restart storms, a ZeroMQ client's restart,
+the state directory (bench/reliability_host.py).
 
 Runs the scenarios of ``benchlib.scenarios`` (one copy of each: ``tests/reliability``
 runs them shorter) against real ``twistd -n ipytwist`` services, each with its own
@@ -10,6 +11,7 @@ temporary state directory, and prints a markdown table for the README's
     python bench/reliability.py --soak-seconds 120  # shorter soak
     python bench/reliability.py --only crashes,sigterm
     python bench/reliability.py --only transcript   # about 1-2 minutes
+    python bench/reliability.py --only storms,client-restart,state-dir
 
 Fuzzing is not part of this bench: ``tests/reliability/test_fuzz.py`` drives its
 fuzzers from hypothesis ``@given`` tests, not from plain scenario functions;
@@ -40,8 +42,10 @@ from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
 from benchlib.scenarios.transcript import carriage_storm, large_display, update_storm
 from benchlib.scenarios.vanish import VANISH_SERVICE_ARGS, vanishing_clients
 from benchlib.servers import REPO, checkout_env
+from reliability_host import RUNNERS as HOST_RUNNERS
+from reliability_host import add_arguments as host_arguments
 
-SCENARIOS = ("crashes", "clients", "sigterm", "soak", "transcript")
+SCENARIOS = ("crashes", "clients", "sigterm", "soak", "transcript", *HOST_RUNNERS)
 CPU_KEYS = ("service", "workers", "clients")
 Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
@@ -238,6 +242,7 @@ RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows
     "sigterm": run_sigterm,
     "soak": run_soak,
     "transcript": run_transcript,
+    **HOST_RUNNERS,
 }
 
 
@@ -250,6 +255,7 @@ def main() -> int:
     ap.add_argument("--soak-warmup", type=float, default=30.0, help="soak warm-up (30)")
     ap.add_argument("--kernels", type=int, default=10, help="soak kernels (10)")
     ap.add_argument("--per-kernel", type=int, default=10, help="soak clients per kernel (10)")
+    host_arguments(ap)
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = ap.parse_args()

@@ -3,16 +3,20 @@ and passed down, so no default is written twice and every limit reaches every ke
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from .kernel.outputlog import DEFAULT_LOG_BYTES, DEFAULT_LOG_MESSAGES
 from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .wire import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["HEADER_TIMEOUT", "Config"]
+__all__ = ["HEADER_TIMEOUT", "MAX_STARTING", "Config"]
 
 #: Seconds a client has to send a request's headers (slowloris defence).
 HEADER_TIMEOUT = 10.0
+#: Interpreters started at once: one per core this process may run on.  Each spends
+#: its start importing IPython on a whole core; more at once only slow the service.
+MAX_STARTING = max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,9 @@ class Config:
     max_kernels: int = 0
     cull_idle: float = 0.0
     prespawn: int = 0
-    #: A client's shutdown_request ends a hosted kernel for everyone.
+    #: Interpreters started at once (0: no limit); the others wait their turn.
+    max_starting: int = MAX_STARTING
+    #: A client's shutdown_request ends (or restarts) a hosted kernel for everyone.
     client_shutdown: bool = False
     replay_messages: int = DEFAULT_LOG_MESSAGES
     replay_bytes: int = DEFAULT_LOG_BYTES

@@ -22,16 +22,29 @@ from twisted.python.failure import Failure
 
 from .config import Config
 from .kernel import Kernel, OutputLog
+from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
 from .kernelspec import KERNEL_NAME, kernel_json
 from .transport import Attachments, Transport
 
-__all__ = ["HostedKernel", "KernelHost", "ResourceLimit", "UnknownKernelSpec", "iso_time"]
+__all__ = [
+    "HostedKernel",
+    "KernelHost",
+    "KernelNotStarted",
+    "ResourceLimit",
+    "UnknownKernelSpec",
+    "iso_time",
+]
 
 
 class ResourceLimit(Exception):
     """More kernels were asked for than ``max_kernels`` allows."""
+
+
+class KernelNotStarted(Exception):
+    """A kernel could not be served (its connection file could not be written): it was
+    not registered, and no interpreter was started for it."""
 
 
 class UnknownKernelSpec(KeyError):
@@ -89,8 +102,9 @@ class KernelHost(Service):
         self.reactor = reactor
         self.config = config
         self.transports = list(transports)
-        #: Starts the kernels' workers (local processes: kernel.LocalProvisioner).
-        self.provisioner = provisioner
+        #: Starts the kernels' workers through ``provisioner`` (local processes:
+        #: kernel.LocalProvisioner), at most ``max_starting`` at once (0: no limit).
+        self.starts = StartLimit(provisioner, config.max_starting or 1 << 30)
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
         self._cull_loop: LoopingCall | None = None
@@ -147,10 +161,22 @@ class KernelHost(Service):
         limit = self.config.max_kernels
         if limit and len(self.kernels) >= limit:
             raise ResourceLimit(f"at most {limit} kernels may run")
-        hk = self._spare.pop(0) if self._spare else self._new()
+        spare = bool(self._spare)
+        hk = self._spare.pop(0) if spare else self._new(start=False)
+        try:
+            for transport in self.transports:
+                hk.attachments.add(transport.name, transport.attach(hk.kernel))
+            if not spare:
+                hk.kernel.start()
+        except Exception as e:
+            # Registered only once served everywhere.  A new kernel has not started its
+            # interpreter yet; a warm one goes back to the pool as it was.
+            hk.attachments.close(hk.id)
+            if spare:
+                self._spare.insert(0, hk)
+            self.log.error("kernel not started: {why}", why=str(e)[:300])
+            raise KernelNotStarted(str(e)[:300]) from None
         self.kernels[hk.id] = hk
-        for transport in self.transports:
-            hk.attachments.add(transport.name, transport.attach(hk.kernel))
         self.log.info("started kernel {id}", id=hk.id)
         self.reactor.callLater(0, self._fill_spares)
         return hk
@@ -185,7 +211,7 @@ class KernelHost(Service):
                 self.log.info("culling idle kernel {id}", id=hk.id)
                 self.shutdown_kernel(hk.id)
 
-    def _new(self) -> HostedKernel:
+    def _new(self, start: bool = True) -> HostedKernel:
         c = self.config
         kernel_id = str(uuid.uuid4())
         output_log = OutputLog(c.replay_messages, c.replay_bytes)
@@ -193,29 +219,40 @@ class KernelHost(Service):
         attachments = Attachments()
         kernel = Kernel(
             self.reactor,
-            self.provisioner,
+            self.starts,
             kernel_id=kernel_id,
             name=KERNEL_NAME,
             output_log=output_log,
             requests_in_flight=attachments.requests_in_flight,
             on_request=transcript.request,
-            on_shutdown_request=lambda: self._client_shutdown(kernel_id),
+            on_shutdown_request=lambda restart: self._client_shutdown(kernel_id, restart),
         )
         output_log.subscribe(transcript)
-        kernel.start()
+        if start:
+            kernel.start()
         return HostedKernel(kernel, transcript, attachments)
 
-    def _client_shutdown(self, kernel_id: str) -> Any:
-        """A client asked the kernel to shut down.  The kernel is shared: unless the
-        service allows it, one client leaving (``jupyter console --existing`` exiting)
-        must not end it for the browsers and scripts still using it."""
-        if self.config.client_shutdown:
-            return self.shutdown_kernel(kernel_id)
-        self.log.info(
-            "kernel {id}: a client's shutdown_request left it running "
-            "(--allow-client-shutdown to honour it; DELETE /api/kernels/{id} ends it)",
-            id=kernel_id,
-        )
+    def _client_shutdown(self, kernel_id: str, restart: bool) -> Any:
+        """A client asked the kernel to shut down, or to restart.  The kernel is shared:
+        unless the service allows it, one client leaving (``jupyter console --existing``
+        exiting) must not end it, nor one client's restart wipe it, for the browsers and
+        scripts still using it."""
+        hk = self.kernels.get(kernel_id)
+        if self.config.client_shutdown and hk is not None:
+            return hk.kernel.restart() if restart else self.shutdown_kernel(kernel_id)
+        if restart:
+            self.log.info(
+                "kernel {id}: a client's restart request left it as it was "
+                "(--allow-client-shutdown to honour it; POST /api/kernels/{id}/restart "
+                "restarts it)",
+                id=kernel_id,
+            )
+        else:
+            self.log.info(
+                "kernel {id}: a client's shutdown_request left it running "
+                "(--allow-client-shutdown to honour it; DELETE /api/kernels/{id} ends it)",
+                id=kernel_id,
+            )
         return None
 
     def _fill_spares(self) -> None:

@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         LocalProvisioner(reactor),
         name=connection.get("kernel_name") or "ipytwist",
         requests_in_flight=lambda: [channels.requests_in_flight()],
-        on_shutdown_request=lambda: reactor.callLater(0.05, stop),
+        # One client, the one that launched it: its restart restarts, its shutdown ends.
+        on_shutdown_request=lambda restart: (
+            kernel.restart() if restart else reactor.callLater(0.05, stop)
+        ),
     )
     kernel.start()  # the interpreter boots while this process binds its sockets
     channels = ZmqChannels(kernel, connection, reactor, max_message_bytes=max_message_bytes())

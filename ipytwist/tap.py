@@ -25,6 +25,7 @@ from .kernel import LocalProvisioner
 from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json
+from .statedir import StateDirLock, StateDirTree
 from .web.auth import Authenticator
 from .web.site import make_site
 from .web.transport import WebSocketTransport
@@ -44,8 +45,8 @@ class Options(usage.Options):
         [
             "allow-client-shutdown",
             None,
-            "A client's shutdown_request ends a hosted kernel for everyone (default: it "
-            "is answered and the kernel keeps running).",
+            "A client's shutdown_request ends (with restart: restarts) a hosted kernel "
+            "for everyone (default: it is answered and the kernel is left as it is).",
         ],
     ]
     optParameters = [
@@ -75,6 +76,14 @@ class Options(usage.Options):
             None,
             Config.prespawn,
             "Interpreters kept warm so a new kernel is ready at once.",
+            int,
+        ],
+        [
+            "max-starting",
+            None,
+            Config.max_starting,
+            "Interpreters started at once (default: one per CPU; 0: no limit); the "
+            "kernels asked for meanwhile are 'starting' until their turn.",
             int,
         ],
         [
@@ -128,7 +137,7 @@ class Options(usage.Options):
             self["token"] = os.environ.get("IPYTWIST_TOKEN") or secrets.token_hex(32)
         if not self["state-dir"]:
             self["state-dir"] = default_state_dir()
-        for key in ("max-kernels", "prespawn", "cull-idle"):
+        for key in ("max-kernels", "prespawn", "cull-idle", "max-starting"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
         if self["header-timeout"] <= 0:
@@ -148,6 +157,7 @@ class Options(usage.Options):
             max_kernels=self["max-kernels"],
             cull_idle=self["cull-idle"],
             prespawn=self["prespawn"],
+            max_starting=self["max-starting"],
             client_shutdown=bool(self["allow-client-shutdown"]),
             replay_messages=self["replay-messages"],
             replay_bytes=self["replay-bytes"],
@@ -260,7 +270,12 @@ class _Listening(StreamServerEndpointService):
             "pid": os.getpid(),
             "state_dir": self.state_dir,
         }
-        write_private_json(self.info_path, info)
+        try:
+            write_private_json(self.info_path, info)
+        except OSError as e:  # (the disk filled up since the start)
+            log.critical("ipytwist cannot write {path}: {why}", path=self.info_path, why=e)
+            self.exit_status.fail(1)
+            return port
         log.info("ipytwist is serving at {base}/", base=base)
         log.info("Open {base}/?token={token}", base=base, token=self.token)
         return port
@@ -320,8 +335,14 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
 
     txaio.use_twisted()
     set_global_log_level("warn")  # autobahn's per-frame debug lines are noise here
-    top = MultiService()
     exit_status = _ExitStatus(reactor)
+
+    def refused(why: str) -> None:
+        log.critical("ipytwist cannot start: {why}", why=why)
+        exit_status.fail(1)
+
+    # Nothing starts unless this service alone holds its state directory.
+    top = StateDirTree(StateDirLock(options["state-dir"]), refused, exit_status)
     _child(exit_status, top)
     config = options.config()
     sockets = WebSocketTransport(reactor, config)

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "loglimit": 0,
     "paths": 0,
     "private": 0,
+    "statedir": 0,  # the state directory: its lock, and the service tree that holds it
     "kernelspec": 0,
     "transport": 3,  # the seam between the host and its transports (knows the kernel)
     "worker": 1,  # the child process: IPython, no Jupyter messages

@@ -53,7 +53,7 @@ class Kernel:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         requests_in_flight: InFlight = no_requests_in_flight,
         on_request: Callable[[Message, str], None] | None = None,
-        on_shutdown_request: Callable[[], object] | None = None,
+        on_shutdown_request: Callable[[bool], object] | None = None,
     ) -> None:
         self.reactor = reactor
         self.id = kernel_id or str(uuid.uuid4())
@@ -67,8 +67,10 @@ class Kernel:
         self.last_activity = self.reactor.seconds()
         #: Told of each request queued for the worker, with its client's origin.
         self._on_request = on_request
-        #: A ``shutdown_request`` without restart (the host decides what ends).
-        self._on_shutdown_request = on_shutdown_request or self.shutdown
+        #: A client's ``shutdown_request``, given its ``restart`` (the host decides).
+        self._on_shutdown_request = on_shutdown_request or (
+            lambda restart: self.restart() if restart else self.shutdown()
+        )
         self._out = Publisher(self.session, self.output_log)
         self._output = OutputCoalescer(reactor, self._publish_stream, flush_interval)
         self._queue = RequestQueue()
@@ -116,7 +118,9 @@ class Kernel:
             self.supervisor.interrupt(lambda: self._queue.current is request)
 
     def restart(self) -> Deferred[None]:
-        """Replace the interpreter with a fresh one; clients see ``restarting``."""
+        """A fresh interpreter (clients see ``restarting``); one for concurrent calls."""
+        if self.supervisor.starting:
+            return self.when_ready()
         self._out.status("restarting", None)
         self.state.replaced()
         self._fail_current("KernelRestarted", "the kernel was restarted")
@@ -164,10 +168,7 @@ class Kernel:
         elif msg_type == "shutdown_request":
             restart = bool(content.get("restart", False))
             self._answer_now(request, {"status": "ok", "restart": restart})
-            if restart:
-                self.restart()
-            else:
-                self._on_shutdown_request()
+            self._on_shutdown_request(restart)
         elif msg_type in ("kernel_info_request", "comm_info_request"):
             self._answer_now(request, static_reply(msg_type))
         else:

@@ -45,7 +45,9 @@ INTERRUPT_NUDGES = (0.2, 0.5, 1.0, 2.0, 4.0)
 class Worker(Protocol):
     """One interpreter that runs the kernel's requests."""
 
-    pid: int | None
+    @property
+    def pid(self) -> int | None:
+        """Its process id, once it runs."""
 
     def send(self, record: dict[str, Any]) -> None:
         """A request record for the worker."""
@@ -153,6 +155,11 @@ class WorkerSupervisor:
     def pid(self) -> int | None:
         """The current worker's process id, if any."""
         return self.worker.pid if self.worker is not None else None
+
+    @property
+    def starting(self) -> bool:
+        """A worker is on its way (started or waiting its turn) and not yet ready."""
+        return self.worker is not None and not self.ready and not self.stopping
 
     def spawn(self) -> None:
         """Start a (new) worker."""

@@ -13,7 +13,14 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .. import __version__
-from ..host import HostedKernel, KernelHost, ResourceLimit, UnknownKernelSpec, iso_time
+from ..host import (
+    HostedKernel,
+    KernelHost,
+    KernelNotStarted,
+    ResourceLimit,
+    UnknownKernelSpec,
+    iso_time,
+)
 from ..kernel import ipynb
 from ..wire import BadJSON, loads_untrusted
 from .chunked import ChunkedResponse, json_chunks, text_chunks
@@ -196,6 +203,8 @@ class KernelsApi:
             raise ApiError(404, "Not Found", f"no such kernelspec: {str(name)[:64]}") from None
         except ResourceLimit as e:
             raise ApiError(403, "Resource Limit", str(e)) from None
+        except KernelNotStarted as e:
+            raise ApiError(500, "Internal Server Error", f"kernel not started: {e}") from None
         request.setHeader(b"location", f"/api/kernels/{hk.id}".encode())
         return write_json(request, 201, hk.model())
 

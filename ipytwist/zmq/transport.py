@@ -72,9 +72,15 @@ class ZmqTransport:
             factory=self._factory,
             max_message_bytes=self.config.max_message_bytes,
         )
-        path = os.path.join(self.config.state_dir, f"kernel-{kernel.id}.json")
-        write_private_json(path, channels.connection)
-        return ZmqAttachment(channels, path)
+        attachment = ZmqAttachment(
+            channels, os.path.join(self.config.state_dir, f"kernel-{kernel.id}.json")
+        )
+        try:
+            write_private_json(attachment.connection_file, channels.connection)
+        except OSError as e:  # (disk full, read-only): no sockets or partial file stay
+            attachment.close()
+            raise OSError(e.errno, f"cannot write its connection file: {e.strerror}") from None
+        return attachment
 
     def stop(self) -> None:
         """Close the ZeroMQ context."""

@@ -104,19 +104,31 @@ def test_the_settings_reach_the_site_and_both_transports(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     no_zmq_sockets(monkeypatch)
-    argv = ("--header-timeout", "3", "--max-message-bytes", "1000")
+    argv = ("--header-timeout", "3", "--max-message-bytes", "1000", "--max-starting", "3")
     top = makeService(options(str(tmp_path / "state"), *argv), MemoryReactorClock())
     (listening,) = [s for s in services(top) if isinstance(s, StreamServerEndpointService)]
     (host,) = [s for s in services(top) if isinstance(s, KernelHost)]
     assert listening.factory.protocol().header_timeout == 3.0
     assert host.config.max_message_bytes == 1000
     assert all(t.config.max_message_bytes == 1000 for t in host.transports)
+    assert host.starts.limit == 3  # interpreters started at once
+
+
+def test_max_starting_defaults_to_the_cpus_and_0_is_no_limit(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_zmq_sockets(monkeypatch)
+    for argv, limit in (((), len(os.sched_getaffinity(0))), (("--max-starting", "0"), 1 << 30)):
+        top = makeService(options(str(tmp_path / "state"), *argv), MemoryReactorClock())
+        (host,) = [s for s in services(top) if isinstance(s, KernelHost)]
+        assert host.starts.limit == limit
 
 
 @pytest.mark.parametrize(
     "argv",
     [
         ["--max-kernels", "-1"],
+        ["--max-starting", "-1"],
         ["--cull-idle", "-5"],
         ["--replay-messages", "0"],
         ["--header-timeout", "0"],

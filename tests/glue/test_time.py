@@ -114,7 +114,7 @@ def test_the_warm_pool_refills_on_the_next_reactor_turn(
     env.provisioner.report_ready()
     assert env.host.warm_count() == 1
     hk = env.host.start_kernel()
-    assert hk.kernel.worker is env.provisioner.workers[0]  # the warm one, ready at once
+    assert hk.kernel.supervisor.pid == env.provisioner.workers[0].pid  # the warm one, ready
     assert hk.kernel.execution_state == "idle"
     assert len(env.provisioner.workers) == 1  # the refill waits for the next turn
     env.clock.advance(0)

@@ -65,8 +65,9 @@ class FakeProvisioner:
         return worker
 
     def report_ready(self) -> None:
-        """Every started worker that has not said so yet says it is ready."""
-        for i, w in enumerate(self.workers):
+        """Every started worker that has not said so yet says it is ready (not those
+        their readiness lets start: a start limit's queue)."""
+        for i, w in enumerate(list(self.workers)):
             if i not in self._ready:
                 self._ready.add(i)
                 w.ready()
