@@ -120,6 +120,13 @@ HOSTILE: tuple[Hostile, ...] = (
         link=True,
     ),
     Hostile("markdown-link", "[continue]({evil})", "text/markdown", click="a", link=True),
+    Hostile("latex-href", r"$\href{{evil}}{continue} \url{{evil}}$", "text/latex", click="a"),
+    Hostile(
+        "svg-image-output",
+        _svg(f'<a href="{{evil}}">{_TEXT}</a><script>window.__pwned="svg-image"</script>'),
+        "image/svg+xml",
+        click="img",
+    ),
     Hostile(
         "stream-link", "\x1b]8;;{evil}\x1b\\continue\x1b]8;;\x1b\\", "stream", click="a", link=True
     ),

@@ -65,9 +65,10 @@ function pageSheet(): CSSStyleSheet {
       if (!(rule instanceof CSSFontFaceRule)) rules.push(rule.cssText);
     }
   }
-  pageRules = new CSSStyleSheet();
-  pageRules.replaceSync(`@layer page {\n${rules.join("\n")}\n}`);
-  return pageRules;
+  const sheet = new CSSStyleSheet();
+  sheet.replaceSync(`@layer page {\n${rules.join("\n")}\n}`);
+  if (rules.length) pageRules = sheet; // else the page's stylesheet is not there yet
+  return sheet;
 }
 
 /** A box showing `html`, sanitised, in a shadow root, in an element of `className`. */
