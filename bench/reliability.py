@@ -1,6 +1,6 @@
 """Reliability figures: crashes, vanishing clients, SIGTERM under output, soak, the
 transcript under its worst outputs, spawn and restart storms, a ZeroMQ client's restart,
-the state directory (bench/reliability_host.py).
+the state directory (bench/reliability_host.py), hostile outputs on the notebook page.
 
 Runs the scenarios of ``benchlib.scenarios`` (one copy of each: ``tests/reliability``
 runs them shorter) against real ``twistd -n ipytwist`` services, each with its own
@@ -12,6 +12,7 @@ temporary state directory, and prints a markdown table for the README's
     python bench/reliability.py --only crashes,sigterm
     python bench/reliability.py --only transcript   # about 1-2 minutes
     python bench/reliability.py --only storms,client-restart,state-dir
+    python bench/reliability.py --only hostile      # Chromium (/usr/bin/chromium)
 
 Fuzzing is not part of this bench: ``tests/reliability/test_fuzz.py`` drives its
 fuzzers from hypothesis ``@given`` tests, not from plain scenario functions;
@@ -36,16 +37,17 @@ from benchlib.results import save
 from benchlib.running import TempDirs, running_service
 from benchlib.scenarios.common import Errors, median, percentile
 from benchlib.scenarios.crashes import crash_cycles, crash_kinds
+from benchlib.scenarios.hostile_page import hostile_outputs
 from benchlib.scenarios.sigterm import sigterm_under_output
 from benchlib.scenarios.soak import soak
 from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
 from benchlib.scenarios.transcript import carriage_storm, large_display, update_storm
 from benchlib.scenarios.vanish import VANISH_SERVICE_ARGS, vanishing_clients
-from benchlib.servers import REPO, checkout_env
+from benchlib.servers import REPO, WARM_POOL, checkout_env
 from reliability_host import RUNNERS as HOST_RUNNERS
 from reliability_host import add_arguments as host_arguments
 
-SCENARIOS = ("crashes", "clients", "sigterm", "soak", "transcript", *HOST_RUNNERS)
+SCENARIOS = ("crashes", "clients", "sigterm", "soak", "transcript", "hostile", *HOST_RUNNERS)
 CPU_KEYS = ("service", "workers", "clients")
 Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
@@ -236,12 +238,38 @@ def run_transcript(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any])
     ]
 
 
+def run_hostile(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+    from benchlib.chromium import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
+
+    with running_service(tmp, "hostile", *WARM_POOL) as svc, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            r = hostile_outputs(browser, svc, svc.start_kernel())  # one at a time
+        finally:
+            browser.close()
+    out["hostile"] = jsonable(r)
+    out["hostile_breaches"] = r.breaches()
+    return [
+        (
+            "hostile outputs",
+            f"{r.tried} hostile outputs on the notebook page, each live and from the "
+            "transcript in Chromium: blocked (no navigation, script, cookie read, request "
+            "to another site or covered control)",
+            f"{r.blocked} of {r.tried}",
+        ),
+        ("hostile outputs", "links in them clicked: opened in a new tab", str(r.new_tabs)),
+        ("hostile outputs", "time", dur(r.seconds)),
+    ]
+
+
 RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows]] = {
     "crashes": run_crashes,
     "clients": run_clients,
     "sigterm": run_sigterm,
     "soak": run_soak,
     "transcript": run_transcript,
+    "hostile": run_hostile,
     **HOST_RUNNERS,
 }
 

@@ -77,15 +77,19 @@ AUTH = f"Authorization: token {TOKEN}"
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)", re.IGNORECASE)
 
 
-def assert_strict_page(r: Response) -> None:
+def assert_strict_page(r: Response, forms: bool = False) -> None:
+    """The page's policy: scripts from its origin only, no frames, objects or <base>, and
+    forms (to its origin) only on a page that has one (the login page)."""
     assert r.header("content-type") == "text/html; charset=utf-8"
     csp = r.header("content-security-policy")
-    assert csp == csp_for("127.0.0.1:8888")
+    assert csp == csp_for("127.0.0.1:8888", forms)
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["script-src"] == "'self'"
     assert directives["connect-src"] == "'self' ws://127.0.0.1:8888 wss://127.0.0.1:8888"
     assert directives["default-src"] == "'none'"
-    assert "frame-ancestors" in directives and "base-uri" in directives
+    none = ["frame-src", "object-src", "base-uri", "frame-ancestors"]
+    assert all(directives[d] == "'none'" for d in none)
+    assert directives["form-action"] == ("'self'" if forms else "'none'")
     assert not INLINE_SCRIPT.search(r.text), "pages carry no inline script"
     assert not re.search(r"\son[a-z]+=", r.text), "no inline event handlers"
 
@@ -103,12 +107,12 @@ def test_pages_need_a_login(site: Any, path: str) -> None:
 def test_the_login_page_is_styled_and_strict(site: Any) -> None:
     r = get(site, "/login?next=/kernels/x")
     assert r.status == 200
-    assert_strict_page(r)
+    assert_strict_page(r, forms=True)
     assert re.search(r'<link rel="stylesheet" href="/static/style\.css\?v=[0-9a-f]+">', r.text)
     assert 'name="next" value="/kernels/x"' in r.text
     bad = get(site, "/login", method="POST")
     assert bad.status == 401 and "Invalid token." in bad.text
-    assert_strict_page(bad)
+    assert_strict_page(bad, forms=True)
 
 
 def test_a_token_in_the_url_logs_in_and_redirects(site: Any) -> None:

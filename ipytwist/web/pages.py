@@ -19,6 +19,10 @@ from .assets import StaticFiles
 
 #: Scripts only from this origin, never inline. Styles may be inline: KaTeX and the
 #: HTML outputs of user code (pandas tables, ...) carry style attributes and blocks.
+#: Images, fonts and styles come from this origin or data: only, so no output sends a
+#: request elsewhere (CSS ``url()`` included). No frames, objects or ``<base>``, and forms
+#: only on the login page: the notebook page sanitises outputs, and this is its second
+#: wall (see docs/internals.md, "Outputs on the page").
 CSP = "; ".join(
     [
         "default-src 'none'",
@@ -28,9 +32,10 @@ CSP = "; ".join(
         "media-src 'self' data: blob:",
         "font-src 'self' data:",
         "connect-src 'self'{sockets}",
-        "form-action 'self'",
+        "form-action {forms}",
         "base-uri 'none'",
         "object-src 'none'",
+        "frame-src 'none'",
         "frame-ancestors 'none'",
     ]
 )
@@ -38,11 +43,12 @@ CSP = "; ".join(
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
-def csp_for(host: str) -> str:
+def csp_for(host: str, forms: bool = False) -> str:
     """The policy for a page served to ``host`` (the Host header): 'self' covers the
-    kernel WebSocket in current browsers; older ones need ws:/wss: named."""
+    kernel WebSocket in current browsers; older ones need ws:/wss: named. Only a page
+    with ``forms`` (the login page) may submit a form, to this origin."""
     sockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
-    return CSP.format(sockets=sockets)
+    return CSP.format(sockets=sockets, forms="'self'" if forms else "'none'")
 
 
 _PAGE = """<!doctype html>
@@ -159,11 +165,12 @@ class Pages:
         script: str = "",
         data: dict[str, str] | None = None,
         code: int = 200,
+        forms: bool = False,
     ) -> bytes:
         request.setResponseCode(code)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         host = (request.getHeader(b"host") or b"").decode("latin-1")
-        request.setHeader(b"content-security-policy", csp_for(host).encode())
+        request.setHeader(b"content-security-policy", csp_for(host, forms).encode())
         request.setHeader(b"cache-control", b"no-store")
         tag = ""
         if script:
@@ -185,7 +192,7 @@ class Pages:
         """The login page, with why the last try failed and where to go next."""
         note = f'<p class="error" role="alert">{html.escape(message)}</p>\n' if message else ""
         body = _LOGIN.format(message=note, next=html.escape(next_path))
-        return self._page(request, "login", "ipytwist: log in", body, code=code)
+        return self._page(request, "login", "ipytwist: log in", body, code=code, forms=True)
 
     def home(self, request: Request) -> bytes:
         """The home page: the running kernels."""

@@ -2,9 +2,17 @@
 
 import { AnsiUp } from "ansi_up";
 
+/** ansi_up writes a terminal hyperlink (OSC 8) as `<a href="...">`, and escapes all
+ * else: its links open in a new tab without access to the page, as outputs' links do. */
+class NewTabAnsiUp extends AnsiUp {
+  ansi_to_html(txt: string): string {
+    return super.ansi_to_html(txt).replace(/<a href="/g, '<a target="_blank" rel="noopener noreferrer" href="');
+  }
+}
+
 /** A converter that keeps its colour state between calls (one per stream). */
 export function ansiConverter(): AnsiUp {
-  const ansi = new AnsiUp();
+  const ansi = new NewTabAnsiUp();
   ansi.use_classes = true;
   return ansi;
 }

@@ -3,6 +3,7 @@
 
 import type { MimeBundle } from "../reducer";
 import { ansiPre } from "./ansi";
+import { isolatedHtml } from "./isolate";
 import { markdownToHtml } from "./markdown";
 import { latexToHtml } from "./math";
 
@@ -56,10 +57,9 @@ export function renderMime(
   const meta = ((metadata[mime] as Record<string, unknown>) ?? metadata) || {};
   switch (mime) {
     case "text/html":
-      // As Jupyter shows a trusted notebook's output; the page's CSP keeps scripts out.
-      return div("output-html", asText(value));
+      return isolatedHtml("output-html", asText(value));
     case "text/markdown":
-      return div("output-markdown", markdownToHtml(asText(value)));
+      return isolatedHtml("output-markdown", markdownToHtml(asText(value)));
     case "text/latex":
       return div("output-latex", latexToHtml(asText(value)));
     case "image/svg+xml":
