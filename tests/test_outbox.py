@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ipytwist.kernel.outputlog import Envelope, Gap, OutputLog
-from ipytwist.web.outbox import Outbox, ReplyQueue
+from ipytwist.web.outbox import Frames, Outbox, ReplyQueue
 from ipytwist.wire import new_message
 
 
@@ -53,16 +53,23 @@ def make(
 
 
 class Labels:
-    """Frames as ``<label>|`` strings: an iopub message's text, a reply's channel and n."""
+    """Messages as ``<label>|`` strings (an iopub message's text, a reply's channel and
+    n), in frames of at most ``chunk`` bytes."""
 
-    def iopub(self, env: Envelope) -> bytes:
-        return f"{env.msg['content']['text']}|".encode()
+    def iopub(self, env: Envelope, chunk: int) -> Frames:
+        return _frames(f"{env.msg['content']['text']}|", chunk)
 
-    def reply(self, channel: str, m: dict[str, Any]) -> bytes:
-        return f"{channel}:{m['content']['n']}|".encode()
+    def reply(self, channel: str, m: dict[str, Any], nbytes: int, chunk: int) -> Frames:
+        return _frames(f"{channel}:{m['content']['n']}|", chunk)
 
-    def gap(self, gap: Gap) -> bytes:
-        return f"gap:{gap.messages}:{gap.bytes}|".encode()
+    def gap(self, gap: Gap, chunk: int) -> Frames:
+        return _frames(f"gap:{gap.messages}:{gap.bytes}|", chunk)
+
+
+def _frames(label: str, chunk: int) -> Frames:
+    data = label.encode()
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    return iter([((p,), i == len(pieces) - 1) for i, p in enumerate(pieces)])
 
 
 class _Wake:
@@ -119,57 +126,65 @@ def test_nothing_is_written_while_paused_and_everything_after() -> None:
     assert frames(t.written) == [f"m{i}" for i in range(10)]
 
 
-def test_large_frames_are_written_in_slices() -> None:
-    """A frame is handed over in chunk-sized slices, so a paused connection holds at most
-    the transport's buffer plus one slice."""
+def test_large_messages_are_written_in_fragments() -> None:
+    """A message is handed over in frames of at most ``chunk`` bytes, so a paused
+    connection holds at most the transport's buffer plus one frame."""
     log = OutputLog()
     outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
     out(log, "x" * 40)
     assert [len(w) for w in t.written] == [8, 8]
-    assert outbox.mid_frame
+    assert outbox.mid_message
     t.drain()
     t.drain()
     assert frames(t.written) == ["x" * 40]
     assert max(len(w) for w in t.written) == 8
 
 
-def test_finish_frame_completes_a_partly_written_frame() -> None:
-    """Before a control frame (ping, close) the rest of the current frame goes out."""
-    log = OutputLog()
+def test_the_message_being_written_is_kept_until_its_last_fragment() -> None:
+    """The log keeps (and counts) a message while a connection writes it, even once newer
+    output pushed it out of the log; its last frame lets it go."""
+    log = OutputLog(max_bytes=3 * (1536 + 200))
     outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
-    out(log, "y" * 30)
-    assert outbox.mid_frame
-    outbox.finish_frame()
-    assert not outbox.mid_frame and t.frames_done == 1
-    assert frames(t.written) == ["y" * 30]
+    first = out(log, "y" * 30)
+    for _ in range(5):
+        out(log, "z" * 100)
+    assert log.first_logged_seq > first.seq
+    assert outbox.mid_message and first.keepers == 1
+    assert log.logged_bytes <= log.max_bytes
+    kept = log.logged_bytes
+    while outbox.mid_message:
+        t.drain()
+    assert frames(t.written)[0] == "y" * 30
+    assert first.keepers == 0 and log.logged_bytes == kept - first.cost
 
 
 def test_a_gap_is_framed_as_a_notice() -> None:
     log = OutputLog(max_messages=2)
-    outbox, t = make(log, at=log.end)
     for i in range(5):
         out(log, f"m{i}")
+    outbox, t = make(log, at=(1, 0))
     outbox.pump()
     assert frames(t.written) == ["gap:3:24", "m3", "m4"]  # 3 x len("stdout" "mN")
 
 
-def test_closing_mid_frame_gives_back_what_was_cut() -> None:
+def test_closing_mid_message_gives_back_what_was_cut() -> None:
     """A message cut off by the close counts as unwritten: an iopub message is where a
     reconnect resumes, a reply goes back to the front of the session's queue."""
     log = OutputLog()
     outbox, t = make(log, limit=4, chunk=4)
     outbox.pump()
     first = out(log, "abcdefgh")
-    assert outbox.mid_frame
+    assert outbox.mid_message
     assert outbox.close() == (first.seq, first.offset)
+    assert first.keepers == 0
 
     replies = ReplyQueue()
     outbox, t = make(log, replies, limit=4, chunk=4)
     replies.add(log.last_seq, "shell", reply(1234567))
     outbox.pump()
-    assert outbox.mid_frame
+    assert outbox.mid_message
     outbox.close()
     assert replies.peek() is not None and replies.peek().msg["content"]["n"] == 1234567
 

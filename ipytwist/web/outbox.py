@@ -5,21 +5,24 @@ A connection owns no queue of iopub messages: it holds a
 next message only when its transport can take more.  Replies and
 ``input_request`` addressed to the connection's session wait in the session's
 :class:`ReplyQueue`, each after the iopub message that preceded it, and are
-merged in at their place.  Frames are written in slices of at most ``chunk``
-bytes, so what a connection has in flight is bounded by the transport's
-buffer plus one slice, however large a message is.
+merged in at their place.  A message larger than ``chunk`` bytes is written as
+fragments of at most ``chunk`` bytes, each a complete WebSocket frame, so what a
+connection has in flight is bounded by the transport's buffer plus one
+fragment, however large a message is, and a ping is answered between two.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..kernel.outputlog import Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
 
-#: Largest piece of a frame handed to the transport at once.
+#: Largest payload of a frame handed to the transport at once (a larger message is
+#: written as fragments of this size).
 CHUNK_BYTES = 64 * 1024
 #: Requests a session may have unanswered plus replies it has not read; past this
 #: the service stops reading from its connection until it reads its replies.
@@ -103,19 +106,24 @@ class ReplyQueue:
         return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
 
 
+#: One WebSocket frame as byte strings written back to back, and whether it ends its
+#: message (see :func:`~ipytwist.web.wsformat.ws_fragments`).
+Frames = Iterator[tuple[tuple[bytes, ...], bool]]
+
+
 class Framer(Protocol):
     """One wire format's frames (see :class:`~ipytwist.web.wsformat.WireFramer`)."""
 
-    def iopub(self, envelope: Envelope) -> bytes:
-        """An iopub message's frame (the same bytes for every connection)."""
+    def iopub(self, envelope: Envelope, chunk: int) -> Frames:
+        """An iopub message's frames (the same bytes for every connection)."""
         ...
 
-    def reply(self, channel: str, msg: Message) -> bytes:
-        """A reply's (or input request's) frame, for one connection."""
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> Frames:
+        """A reply's (or input request's) frames, for one connection."""
         ...
 
-    def gap(self, gap: Gap) -> bytes:
-        """The frame of the notice that stands for the messages a reader missed."""
+    def gap(self, gap: Gap, chunk: int) -> Frames:
+        """The frames of the notice that stands for the messages a reader missed."""
         ...
 
 
@@ -127,12 +135,12 @@ class FrameSink(Protocol):
         ...
 
     def frame_done(self) -> None:
-        """The last piece of a frame was written."""
+        """The last frame of a message was written."""
         ...
 
 
 class Outbox:
-    """Merge the session's replies into the cursor's iopub, frame, and write in slices."""
+    """Merge the session's replies into the cursor's iopub, frame, and write them."""
 
     def __init__(
         self,
@@ -149,16 +157,16 @@ class Outbox:
         self.chunk = chunk
         self.paused = False
         self.closed = False
-        self._frame = b""
-        self._sent = 0  # bytes of _frame already written
-        # What _frame holds, to give it back if the connection closes mid-frame.
+        #: The frames of the message being written (None between messages).
+        self._frames: Frames | None = None
+        # What is being written, to give it back if the connection closes mid-message.
         self._frame_reply: Reply | None = None
         self._frame_from = cursor.position
 
     @property
-    def mid_frame(self) -> bool:
-        """Whether a frame is partly written."""
-        return self._sent < len(self._frame)
+    def mid_message(self) -> bool:
+        """Whether a message is partly written (some of its frames, not all)."""
+        return self._frames is not None
 
     # -- the transport's producer calls --------------------------------------------
 
@@ -178,54 +186,43 @@ class Outbox:
     # -- writing ---------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Write until the transport pushes back or nothing is left."""
+        """Write until the transport pushes back or nothing is left.  Every write is a
+        whole frame, so the transport's own frames (ping, close) may follow any."""
         while not self.paused and not self.closed:
-            if not self.mid_frame:
-                frame = self._next_frame()
-                if frame is None:
+            if self._frames is None:
+                self._frames = self._next_message()
+                if self._frames is None:
                     return
-                self._frame, self._sent = frame, 0
-            self._write_slice()
+            frame, last = next(self._frames)
+            for data in frame:
+                self.sink.write(data)
+            if last:
+                self._frames = None
+                self.cursor.done()
+                self.sink.frame_done()
 
-    def _write_slice(self) -> None:
-        frame, start = self._frame, self._sent
-        end = min(len(frame), start + self.chunk)
-        self._sent = end
-        self.sink.write(frame if start == 0 and end == len(frame) else frame[start:end])
-        if end == len(frame):
-            self._frame, self._sent = b"", 0
-            self.sink.frame_done()
-
-    def finish_frame(self) -> None:
-        """Write the rest of a partly written frame now (before a control frame)."""
-        if self.mid_frame:
-            frame, start = self._frame, self._sent
-            self._frame, self._sent = b"", 0
-            self.sink.write(frame[start:])
-            self.sink.frame_done()
-
-    def _next_frame(self) -> bytes | None:
+    def _next_message(self) -> Frames | None:
         reply = self.replies.peek()
         self._frame_from = self.cursor.position
         if reply is not None and reply.after_seq < self.cursor.seq:
             self._frame_reply = self.replies.pop()
-            return self.framer.reply(reply.channel, reply.msg)
+            return self.framer.reply(reply.channel, reply.msg, reply.nbytes, self.chunk)
         self._frame_reply = None
         item = self.cursor.take()
         if item is None:
             return None
         if isinstance(item, Gap):
-            return self.framer.gap(item)
-        return self.framer.iopub(item)
+            return self.framer.gap(item, self.chunk)
+        return self.framer.iopub(item, self.chunk)
 
     def close(self) -> Position:
-        """Stop writing; return where a reconnect resumes.  A message cut off mid-frame
+        """Stop writing; return where a reconnect resumes.  A message cut off mid-way
         counts as not written: its reply goes back to the queue, its iopub is replayed."""
         self.closed = True
         self.cursor.close()
-        if not self.mid_frame:
+        if self._frames is None:
             return self.cursor.position
-        self._frame = b""
+        self._frames = None
         if self._frame_reply is not None:
             self.replies.put_back(self._frame_reply)
             return self.cursor.position

@@ -288,7 +288,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         """Begin writing: the backlog from ``cursor`` first, then live messages."""
         self.session = session
         #: The transport, as the TCP (or TLS) transport it is under a WebSocketResource
-        #: (kept typed once: every slice of every frame is written through it).
+        #: (kept typed once: every frame is written through it).
         self.tcp = cast(_Transport, self.transport)
         framer = self.hub.framers[self.v1]
         self.outbox = Outbox(cursor, session.replies, framer, self)
@@ -315,28 +315,23 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     # -- writing ------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Part of a pre-framed message (see :func:`ws_frame`), straight to the transport:
-        the frame is complete and shared by all connections (autobahn's sendMessage
-        would re-frame it per connection).  Per-message compression is never
-        negotiated by our factory, so frames need no per-connection work."""
+        """Part of a pre-framed message (see :mod:`~ipytwist.web.wsformat`), straight to
+        the transport: the frames are complete and the same for all connections
+        (autobahn's sendMessage would re-frame them per connection).  Per-message
+        compression is never negotiated by our factory, so frames need no
+        per-connection work.  Our frames are written whole, so autobahn's own
+        (pong, ping, close) always fall between two of them."""
         if self.state == self.STATE_OPEN:
             self.tcp.write(data)
         elif self.outbox is not None:
             self.outbox.pause()
 
     def frame_done(self) -> None:
-        """A frame is written: read requests again once the session is owed little."""
+        """A message is written: read requests again once the session is owed little."""
         if self._reading_paused and self.session is not None:
             if self.session.replies.below_low_water():
                 self._reading_paused = False
                 self.tcp.resumeProducing()
-
-    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        """autobahn: one of its own frames, written after ours is complete."""
-        # autobahn's own frames (pong, ping, close) must not land inside one of ours.
-        if self.outbox is not None:
-            self.outbox.finish_frame()
-        super().sendData(data, sync, chopsize)
 
     # -- reading ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from ..framing import RecordDecoder, encode_record
+from ..framing import RecordDecoder, record_parts
 
 
 class Interrupts:
@@ -121,7 +121,7 @@ class WorkerLink:
     def emit(self, event: dict[str, Any]) -> None:
         """Send one event, after everything user code already wrote to stdout/stderr."""
         self.before_emit()
-        data = memoryview(encode_record(event))
+        head, payload = record_parts(event)
         with self.interrupts.held(), self._write_lock:
             if self.sync_marker:
                 for fd in self.sync_fds:
@@ -129,6 +129,8 @@ class WorkerLink:
                         os.write(fd, self.sync_marker)
                     except OSError:
                         pass  # user code closed or replaced the file
-            while data:
-                n = os.write(self.write_fd, data)
-                data = data[n:]
+            for part in (head, payload):
+                data = memoryview(part)
+                while data:
+                    n = os.write(self.write_fd, data)
+                    data = data[n:]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
@@ -20,7 +20,14 @@ from txzmq import ZmqConnection, ZmqFactory
 
 from ..kernel import Envelope, Kernel, Request
 from ..loglimit import LimitedLog
-from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
+from ..wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DELIMITER,
+    Message,
+    WireCodec,
+    WireError,
+    new_message,
+)
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 #: Messages queued for one slow iopub subscriber before ZeroMQ drops them for it
@@ -78,7 +85,7 @@ class _Socket(ZmqConnection):
         assert self.socket is not None, "the ZeroMQ socket is closed"
         return self.socket
 
-    def send(self, message: bytes | list[bytes]) -> None:
+    def send(self, message: bytes | Sequence[bytes | bytearray]) -> None:
         """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full."""
         parts = [message] if isinstance(message, bytes) else message
         for part in parts[:-1]:
@@ -350,15 +357,22 @@ class ZmqChannels:
         self._send(channel, self.codec.serialize(msg, idents))
 
     def deliver(self, envelope: Envelope) -> None:
-        """Publish one iopub message (encoded once, shared by every ZMQ subscriber)."""
+        """Publish one iopub message: encoded once for every ZMQ subscriber (ZeroMQ
+        fans it out), and not kept: nothing else reads this encoding."""
         if not self._topics:
             return  # XPUB would drop it: nobody subscribes
-        self._send("iopub", envelope.encoded("zmq", self._encode_iopub))
+        topic = self._topic_prefix + envelope.msg_type.encode()
+        if not envelope.large:
+            self._send("iopub", self.codec.serialize(envelope.msg, [topic]))
+            return
+        # From the pieces the WebSockets share: the large strings are copied once, into
+        # the frame ZeroMQ sends without copying it again.
+        parts = envelope.parts()
+        jsons = [parts.header, parts.parent_header, parts.metadata.fill(), parts.content.fill()]
+        signature = self.codec.signer.sign(jsons)
+        self._send("iopub", [topic, DELIMITER, signature, *jsons, *parts.buffers])
 
-    def _encode_iopub(self, msg: Message) -> list[bytes]:
-        return self.codec.serialize(msg, [self._topic_prefix + msg["msg_type"].encode()])
-
-    def _send(self, channel: str, frames: list[bytes]) -> None:
+    def _send(self, channel: str, frames: Sequence[bytes | bytearray]) -> None:
         sock = self.sockets.get(channel)
         if sock is None or sock.socket is None:
             return
