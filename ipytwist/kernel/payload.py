@@ -31,7 +31,7 @@ _ESCAPED = bytes(range(32)) + b'"\\'
 #: can contain it, for it is random per process.
 _MARK = uuid.uuid4().hex
 #: Slices checked at once when a large string is first looked at.
-_CHECK_SLICE = 1 << 20
+_CHECK_SLICE = 1 << 18
 
 
 class BigText:
