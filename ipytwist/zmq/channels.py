@@ -46,6 +46,8 @@ FRAME_SLACK = 1 << 20
 CLIENT_GONE_AFTER = 30.0
 #: Subscriptions and heartbeats are tiny.
 SMALL_FRAME_BYTES = 64 * 1024
+#: Frames from this size on are sent without a copy (ZeroMQ keeps a reference).
+ZERO_COPY_BYTES = 64 * 1024
 
 
 class Oversized:
@@ -86,11 +88,12 @@ class _Socket(ZmqConnection):
         return self.socket
 
     def send(self, message: bytes | Sequence[bytes | bytearray]) -> None:
-        """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full."""
+        """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full.
+        A large frame is handed to ZeroMQ as it is, not copied (it is never changed)."""
         parts = [message] if isinstance(message, bytes) else message
-        for part in parts[:-1]:
-            self.zmq.send(part, zmq.NOBLOCK | zmq.SNDMORE)
-        self.zmq.send(parts[-1], zmq.NOBLOCK)
+        for i, part in enumerate(parts):
+            more = zmq.SNDMORE if i < len(parts) - 1 else 0
+            self.zmq.send(part, zmq.NOBLOCK | more, copy=len(part) < ZERO_COPY_BYTES)
         # ZeroMQ may not signal messages that came in while it was written to.
         if self.read_scheduled is None:
             self.read_scheduled = self.reactor.callLater(0, self.doRead)
