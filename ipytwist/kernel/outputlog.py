@@ -290,22 +290,24 @@ class OutputLog:
         return len(self._cursors)
 
     def _take(self, cursor: Cursor) -> Envelope | Gap | None:
-        cursor.done()  # a reader takes the next message once it wrote the last
-        first = self.first_logged_seq
-        owed = cursor.owed
-        if owed is not None or first <= cursor.seq < self._next_seq:
-            env = owed if owed is not None else self._get(cursor.seq)
-            if owed is None:
-                env.keepers += 1
+        if cursor.writing is not None:
+            cursor.done()  # a reader takes the next message once it wrote the last
+        env = cursor.owed
+        seq = cursor.seq
+        if env is None and seq < self._next_seq:
+            first = self.first_logged_seq
+            if seq < first:
+                nxt = self._get(first) if first < self._next_seq else None
+                at = (first, nxt.offset if nxt is not None else self._total_bytes)
+                gap = Gap(first - seq, at[1] - cursor.offset, nxt)
+                self._move(cursor, at)
+                return gap
+            env = self._get(seq)
+            env.keepers += 1
+        if env is not None:  # (what it was owed is kept for it already)
             cursor.owed, cursor.writing = None, env
-            self._move(cursor, (env.seq + 1, env.offset + env.nbytes))
+            self._move(cursor, (seq + 1, env.offset + env.nbytes))
             return env
-        if cursor.seq < first:
-            nxt = self._get(first) if first < self._next_seq else None
-            at = (first, nxt.offset if nxt is not None else self._total_bytes)
-            gap = Gap(first - cursor.seq, at[1] - cursor.offset, nxt)
-            self._move(cursor, at)
-            return gap
         if not cursor.waiting:
             cursor.waiting = True
             self._waiting.append(cursor)

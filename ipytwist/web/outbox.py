@@ -106,23 +106,24 @@ class ReplyQueue:
         return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
 
 
-#: One WebSocket frame as byte strings written back to back, and whether it ends its
-#: message (see :func:`~ipytwist.web.wsformat.ws_fragments`).
+#: A message's WebSocket frames, each as byte strings written back to back, with
+#: whether it ends the message (see :func:`~ipytwist.web.wsformat.ws_fragments`); a
+#: message in one frame is that frame's bytes.
 Frames = Iterator[tuple[tuple[bytes, ...], bool]]
 
 
 class Framer(Protocol):
     """One wire format's frames (see :class:`~ipytwist.web.wsformat.WireFramer`)."""
 
-    def iopub(self, envelope: Envelope, chunk: int) -> Frames:
+    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Frames:
         """An iopub message's frames (the same bytes for every connection)."""
         ...
 
-    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> Frames:
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Frames:
         """A reply's (or input request's) frames, for one connection."""
         ...
 
-    def gap(self, gap: Gap, chunk: int) -> Frames:
+    def gap(self, gap: Gap, chunk: int) -> bytes | Frames:
         """The frames of the notice that stands for the messages a reader missed."""
         ...
 
@@ -189,19 +190,28 @@ class Outbox:
         """Write until the transport pushes back or nothing is left.  Every write is a
         whole frame, so the transport's own frames (ping, close) may follow any."""
         while not self.paused and not self.closed:
-            if self._frames is None:
-                self._frames = self._next_message()
-                if self._frames is None:
+            frames = self._frames
+            if frames is None:
+                message = self._next_message()
+                if message is None:
                     return
-            frame, last = next(self._frames)
+                if isinstance(message, bytes):  # one frame: most messages
+                    self.sink.write(message)
+                    self._written()
+                    continue
+                self._frames = frames = message
+            frame, last = next(frames)
             for data in frame:
                 self.sink.write(data)
             if last:
                 self._frames = None
-                self.cursor.done()
-                self.sink.frame_done()
+                self._written()
 
-    def _next_message(self) -> Frames | None:
+    def _written(self) -> None:
+        self.cursor.done()
+        self.sink.frame_done()
+
+    def _next_message(self) -> bytes | Frames | None:
         reply = self.replies.peek()
         self._frame_from = self.cursor.position
         if reply is not None and reply.after_seq < self.cursor.seq:

@@ -211,11 +211,11 @@ def ws_fragments(chunks: Iterable[bytes], is_binary: bool) -> Frames:
     yield (_head(opcode, True, len(last)), last), True
 
 
-def framed(frame: bytes, chunk: int) -> Frames:
+def framed(frame: bytes, chunk: int) -> bytes | Frames:
     """A message framed whole by :func:`ws_frame`: written as it is when it fits in
-    ``chunk``, else its payload is written again as fragments of ``chunk`` bytes."""
+    ``chunk`` (most messages), else its payload again as fragments of ``chunk`` bytes."""
     if len(frame) <= chunk:
-        return iter((((frame,), True),))
+        return frame
     length = frame[1] & 0x7F
     view = memoryview(frame)[2 if length < 126 else 4 if length == 126 else 10 :]
     slices = (bytes(view[i : i + chunk]) for i in range(0, len(view), chunk))
@@ -247,8 +247,8 @@ class WireFramer:
         self.key = "ws-v1-frame" if v1 else "ws-legacy-frame"
         self.notice = notice
 
-    def iopub(self, envelope: Envelope, chunk: int) -> Frames:
-        """An iopub message's frames, made on first use."""
+    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Frames:
+        """An iopub message's frame (or frames), made on first use."""
         if envelope.large:
             return self._pieces(envelope.msg, envelope.parts(), "iopub", chunk)
         data: bytes = envelope.encoded(self.key, self._iopub)
@@ -264,12 +264,12 @@ class WireFramer:
             payload, binary = legacy_payload(msg, parts, channel)
         return ws_fragments(payload.chunks(chunk), binary)
 
-    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> Frames:
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Frames:
         """A reply's (or input request's) frames; ``nbytes`` is its output bytes."""
         if nbytes >= LARGE_MESSAGE_BYTES:
             return self._pieces(msg, message_parts(msg), channel, chunk)
         return framed(self.frame(msg, channel), chunk)
 
-    def gap(self, gap: Gap, chunk: int) -> Frames:
-        """The frames of the notice that stands for what a reader missed."""
+    def gap(self, gap: Gap, chunk: int) -> bytes | Frames:
+        """The frame of the notice that stands for what a reader missed."""
         return framed(self.frame(self.notice(gap), "iopub"), chunk)
