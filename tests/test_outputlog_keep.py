@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ipytwist.kernel.outputlog import MESSAGE_OVERHEAD, Envelope, Gap, OutputLog
 from ipytwist.wire import new_message
 
@@ -135,3 +138,55 @@ def test_a_message_taken_at_once_is_let_go_when_written() -> None:
     second = log.publish(image(2 * MIB))
     assert log.first_logged_seq == big.seq + 1
     assert log.logged_bytes == cost(second)
+
+
+#: One step: publish a message of (n KiB), or a reader takes / has written / closes /
+#: (re)opens at the end.
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("publish"), st.integers(0, 3000)),
+        st.tuples(st.sampled_from(["take", "done", "close", "open"]), st.integers(0, 3)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=steps)
+def test_what_readers_keep_stays_counted_and_owed_messages_arrive(steps: list[Any]) -> None:
+    """Whatever happens: the log's charge is exactly what it holds and keeps; it is
+    within the bound unless only kept messages are left; every message is kept by
+    exactly the readers that were owed it or write it; and a reader at the end when
+    a message came gets that message, never a gap in its place."""
+    log = OutputLog(max_messages=6, max_bytes=4 * MIB)
+    readers = [Reader(log) for _ in range(4)]
+    owed: dict[int, Envelope] = {}
+    for op, arg in steps:
+        if op == "publish":
+            at_end = [i for i, r in enumerate(readers) if r.cursor.position == log.end]
+            env = log.publish(image(arg * 1024))
+            owed.update({i: env for i in at_end if not readers[i].cursor.closed})
+        elif op == "take":
+            got = readers[arg].take()
+            if arg in owed:
+                assert got is owed.pop(arg)
+        elif op == "done":
+            readers[arg].cursor.done()
+        elif op == "close":
+            readers[arg].cursor.close()
+            owed.pop(arg, None)
+        else:
+            readers[arg].cursor.close()
+            owed.pop(arg, None)
+            readers[arg] = Reader(log)
+        held = list(log.retained()) + list(log._kept.values())
+        assert log.logged_bytes == sum(e.cost for e in held)
+        assert log.logged_messages == len(held)
+        if log.logged_bytes > log.max_bytes or len(held) > log.max_messages:
+            assert all(e.keepers for e in held) and not list(log.retained())
+        cursors = [r.cursor for r in readers if not r.cursor.closed]
+        for env in held:
+            assert env.keepers == sum((c.owed is env) + (c.writing is env) for c in cursors)
+        kept = [e for c in cursors for e in (c.owed, c.writing) if e is not None]
+        assert all(any(e is h for h in held) for e in kept)  # counted while kept
+        assert all(c.owed is None or c.owed.seq == c.seq for c in cursors)
