@@ -217,7 +217,10 @@ def framed(frame: bytes, chunk: int) -> bytes | Frames:
     if len(frame) <= chunk:
         return frame
     length = frame[1] & 0x7F
-    view = memoryview(frame)[2 if length < 126 else 4 if length == 126 else 10 :]
+    start = 2 if length < 126 else 4 if length == 126 else 10
+    if len(frame) - start <= chunk:
+        return frame
+    view = memoryview(frame)[start:]
     slices = (bytes(view[i : i + chunk]) for i in range(0, len(view), chunk))
     return ws_fragments(slices, frame[0] & 0x0F == 0x2)
 
