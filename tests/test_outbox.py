@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ipytwist.kernel.outputlog import Envelope, Gap, OutputLog
-from ipytwist.web.outbox import Frames, Outbox, ReplyQueue
+from ipytwist.web.outbox import Outbox, ReplyQueue
+from ipytwist.web.wsformat import MESSAGE_END, MID_FRAME, Writes
 from ipytwist.wire import new_message
 
 
@@ -29,6 +30,9 @@ class Transport:
     def frame_done(self) -> None:
         self.frames_done += 1
 
+    def between_frames(self) -> None:
+        self.written.append(b"<between>")
+
     def drain(self) -> None:
         """The peer read everything: buffer empty, producer resumed."""
         self.buffered = 0
@@ -38,7 +42,8 @@ class Transport:
 
 def frames(written: list[bytes]) -> list[str]:
     """Frames are ``<label>|`` strings here; join the slices and split them."""
-    return [f for f in b"".join(written).decode().split("|") if f]
+    joined = b"".join(w for w in written if w != b"<between>")
+    return [f for f in joined.decode().split("|") if f]
 
 
 def make(
@@ -54,22 +59,23 @@ def make(
 
 class Labels:
     """Messages as ``<label>|`` strings (an iopub message's text, a reply's channel and
-    n), in frames of at most ``chunk`` bytes."""
+    n), one frame each, written in slices of at most ``chunk`` bytes."""
 
-    def iopub(self, env: Envelope, chunk: int) -> Frames:
-        return _frames(f"{env.msg['content']['text']}|", chunk)
+    def iopub(self, env: Envelope, chunk: int) -> Writes:
+        return _writes(f"{env.msg['content']['text']}|", chunk)
 
-    def reply(self, channel: str, m: dict[str, Any], nbytes: int, chunk: int) -> Frames:
-        return _frames(f"{channel}:{m['content']['n']}|", chunk)
+    def reply(self, channel: str, m: dict[str, Any], nbytes: int, chunk: int) -> Writes:
+        return _writes(f"{channel}:{m['content']['n']}|", chunk)
 
-    def gap(self, gap: Gap, chunk: int) -> Frames:
-        return _frames(f"gap:{gap.messages}:{gap.bytes}|", chunk)
+    def gap(self, gap: Gap, chunk: int) -> Writes:
+        return _writes(f"gap:{gap.messages}:{gap.bytes}|", chunk)
 
 
-def _frames(label: str, chunk: int) -> Frames:
+def _writes(label: str, chunk: int) -> Writes:
     data = label.encode()
     pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
-    return iter([((p,), i == len(pieces) - 1) for i, p in enumerate(pieces)])
+    ends = [MID_FRAME] * (len(pieces) - 1) + [MESSAGE_END]
+    return iter([((p,), e) for p, e in zip(pieces, ends, strict=True)])
 
 
 class _Wake:
@@ -126,9 +132,9 @@ def test_nothing_is_written_while_paused_and_everything_after() -> None:
     assert frames(t.written) == [f"m{i}" for i in range(10)]
 
 
-def test_large_messages_are_written_in_fragments() -> None:
-    """A message is handed over in frames of at most ``chunk`` bytes, so a paused
-    connection holds at most the transport's buffer plus one frame."""
+def test_large_messages_are_written_in_slices() -> None:
+    """A message is handed over ``chunk`` bytes at a time, so a paused connection holds
+    at most the transport's buffer plus one slice."""
     log = OutputLog()
     outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
@@ -138,7 +144,20 @@ def test_large_messages_are_written_in_fragments() -> None:
     t.drain()
     t.drain()
     assert frames(t.written) == ["x" * 40]
-    assert max(len(w) for w in t.written) == 8
+    assert max(len(w) for w in t.written if w != b"<between>") == 8
+
+
+def test_finish_frame_completes_a_partly_written_frame() -> None:
+    """When the connection goes away its close frame must not land inside ours: the rest
+    of the frame goes out first, and the transport hears that a frame ended."""
+    log = OutputLog()
+    outbox, t = make(log, limit=10, chunk=8)
+    outbox.pump()
+    out(log, "y" * 30)
+    assert outbox.mid_frame
+    outbox.finish_frame()
+    assert not outbox.mid_frame and t.frames_done == 1 and t.written[-1] == b"<between>"
+    assert frames(t.written) == ["y" * 30]
 
 
 def test_the_message_being_written_is_kept_until_its_last_fragment() -> None:

@@ -17,7 +17,11 @@ from ipytwist.kernel.envelope import LARGE_MESSAGE_BYTES, MESSAGE_OVERHEAD
 from ipytwist.kernel.outputlog import OutputLog
 from ipytwist.kernel.payload import LARGE_STRING, BigText, json_pieces, message_parts
 from ipytwist.web.wsformat import (
+    FRAGMENT_BYTES,
+    MESSAGE_END,
+    MID_FRAME,
     WireFramer,
+    Writes,
     encode_legacy,
     encode_v1,
     framed,
@@ -44,11 +48,16 @@ def message(data: str, buffers: list[bytes] | None = None) -> dict[str, Any]:
     return new_message("display_data", content, "k", parent, {"big": data}, buffers)
 
 
-def client_read(frames: list[bytes]) -> tuple[Opcode, bytes]:
-    """The one message a client reads from ``frames`` (its fragments joined)."""
+def client_frames(data: list[bytes]) -> list[Any]:
+    """The frames a client reads from ``data``."""
     protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), state=State.OPEN, max_size=None)
-    protocol.receive_data(b"".join(frames))
-    events = protocol.events_received()
+    protocol.receive_data(b"".join(data))
+    return protocol.events_received()
+
+
+def client_read(data: list[bytes]) -> tuple[Opcode, bytes]:
+    """The one message a client reads from ``data`` (its fragments joined)."""
+    events = client_frames(data)
     assert [e.fin for e in events] == [False] * (len(events) - 1) + [True]
     assert all(e.opcode == Opcode.CONT for e in events[1:])
     return events[0].opcode, b"".join(e.data for e in events)
@@ -85,27 +94,37 @@ def test_legacy_and_v1_payloads_from_pieces_are_the_whole_encodings(buffers: Any
     assert bytes(v1_payload(parts, "iopub").fill()) == encode_v1(msg, "iopub")
 
 
-@pytest.mark.parametrize("size", [1, 125, 126, 65535, 65536, 70_000, 300_000])
+def written(writes: bytes | Writes) -> list[tuple[bytes, int]]:
+    """Each write's bytes and what it ends."""
+    if isinstance(writes, bytes):
+        return [(writes, MESSAGE_END)]
+    return [(b"".join(data), ends) for data, ends in writes]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65536, 70_000, FRAGMENT_BYTES, 2_500_000])
 def test_fragments_read_as_one_message(size: int) -> None:
     """A payload written as fragments (first frame, continuations, the last with FIN)
-    is one message to a client; each frame carries at most the chunk."""
+    is one message to a client; no write is larger than a chunk (plus a header), no
+    frame larger than FRAGMENT_BYTES, and only the last write ends the message."""
     payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     chunks = [payload[i : i + 65536] for i in range(0, len(payload), 65536)]
-    frames = list(ws_fragments(chunks, True))
-    assert [last for _, last in frames] == [False] * (len(chunks) - 1) + [True]
-    assert client_read([b"".join(frame) for frame, _ in frames]) == (Opcode.BINARY, payload)
+    writes = written(ws_fragments(chunks, size, True))
+    assert [ends for _, ends in writes][-1] == MESSAGE_END
+    assert MESSAGE_END not in [ends for _, ends in writes][:-1]
+    assert max(len(data) for data, _ in writes) <= 65536 + 10
+    frames = client_frames([data for data, _ in writes])
+    assert max(len(f.data) for f in frames) <= FRAGMENT_BYTES
+    assert client_read([data for data, _ in writes]) == (Opcode.BINARY, payload)
 
 
-def test_a_frame_larger_than_the_chunk_is_written_again_as_fragments() -> None:
-    """A message framed whole (kept on its envelope) goes out in fragments of at most
-    the chunk; one that fits goes out as it is, in one write."""
+def test_a_frame_larger_than_the_chunk_is_written_in_slices() -> None:
+    """A message framed whole (kept on its envelope) goes out in slices of at most the
+    chunk, one frame; one that fits goes out as it is, in one write."""
     payload = b'{"x":"' + b"y" * 200_000 + b'"}'
     frame = ws_frame(payload, False)
-    fragments = framed(frame, 65536)
-    assert not isinstance(fragments, bytes)
-    frames = list(fragments)
-    assert len(frames) == 4 and all(len(f[0][-1]) <= 65536 for f in frames)
-    assert client_read([b"".join(f) for f, _ in frames]) == (Opcode.TEXT, payload)
+    writes = written(framed(frame, 65536))
+    assert [ends for _, ends in writes] == [MID_FRAME] * 3 + [MESSAGE_END]
+    assert b"".join(data for data, _ in writes) == frame
     assert framed(ws_frame(b"{}", False), 65536) == ws_frame(b"{}", False)
 
 
@@ -118,11 +137,9 @@ def test_a_large_iopub_message_is_framed_from_pieces_and_kept_once(v1: bool) -> 
     env = log.publish(message("QUJD" * (LARGE_MESSAGE_BYTES // 4)))
     assert env.large
     framer = WireFramer(v1, lambda gap: {})
-    fragments = framer.iopub(env, 65536)
-    assert not isinstance(fragments, bytes)
-    frames = [b"".join(f) for f, _ in fragments]
-    assert max(map(len, frames)) <= 65536 + 14
-    assert client_read(frames) == client_read([framer.frame(env.msg, "iopub")])
+    writes = [data for data, _ in written(framer.iopub(env, 65536))]
+    assert max(map(len, writes)) <= 65536 + 10
+    assert client_read(writes) == client_read([framer.frame(env.msg, "iopub")])
     assert env.cost < env.nbytes + MESSAGE_OVERHEAD + 2048
     assert log.logged_bytes == env.cost
 
@@ -138,16 +155,16 @@ def test_writing_a_large_message_to_many_readers_copies_a_slice_at_a_time() -> N
     tracemalloc.start()
     try:
         streams: list[Any] = [f.iopub(env, 65536) for f in framers for _ in range(3)]
-        written = [0] * len(streams)
+        done = [0] * len(streams)
         while any(s is not None for s in streams):  # round robin, as the reactor does
             for i, stream in enumerate(streams):
                 item = next(stream, None) if stream is not None else None
                 if item is None:
                     streams[i] = None
                 else:
-                    written[i] += sum(map(len, item[0]))
+                    done[i] += sum(map(len, item[0]))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert min(written) > 2 * 24 * MIB  # (the image's string is in its metadata too)
+    assert min(done) > 2 * 24 * MIB  # (the image's string is in its metadata too)
     assert peak < 2 * MIB, peak

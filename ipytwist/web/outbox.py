@@ -5,24 +5,24 @@ A connection owns no queue of iopub messages: it holds a
 next message only when its transport can take more.  Replies and
 ``input_request`` addressed to the connection's session wait in the session's
 :class:`ReplyQueue`, each after the iopub message that preceded it, and are
-merged in at their place.  A message larger than ``chunk`` bytes is written as
-fragments of at most ``chunk`` bytes, each a complete WebSocket frame, so what a
-connection has in flight is bounded by the transport's buffer plus one
-fragment, however large a message is, and a ping is answered between two.
+merged in at their place.  A message is written ``chunk`` bytes at a time, so
+what a connection has in flight is bounded by the transport's buffer plus one
+chunk, however large a message is.  A large message is a fragmented WebSocket
+message (frames of at most 1 MiB), and the transport's own frames (a ping, a
+pong, a close) wait for the end of the current frame, not of the message.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..kernel.outputlog import Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
+from .wsformat import MESSAGE_END, MID_FRAME, Writes
 
-#: Largest payload of a frame handed to the transport at once (a larger message is
-#: written as fragments of this size).
+#: Largest piece of a message handed to the transport at once.
 CHUNK_BYTES = 64 * 1024
 #: Requests a session may have unanswered plus replies it has not read; past this
 #: the service stops reading from its connection until it reads its replies.
@@ -106,24 +106,19 @@ class ReplyQueue:
         return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
 
 
-#: A message's WebSocket frames, each as byte strings written back to back, with
-#: whether it ends the message (see :func:`~ipytwist.web.wsformat.ws_fragments`); a
-#: message in one frame is that frame's bytes.
-Frames = Iterator[tuple[tuple[bytes, ...], bool]]
-
-
 class Framer(Protocol):
     """One wire format's frames (see :class:`~ipytwist.web.wsformat.WireFramer`)."""
 
-    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Frames:
-        """An iopub message's frames (the same bytes for every connection)."""
+    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Writes:
+        """An iopub message's frame (the same bytes for every connection), or its
+        writes when it takes more than one (see :mod:`~ipytwist.web.wsformat`)."""
         ...
 
-    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Frames:
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Writes:
         """A reply's (or input request's) frames, for one connection."""
         ...
 
-    def gap(self, gap: Gap, chunk: int) -> bytes | Frames:
+    def gap(self, gap: Gap, chunk: int) -> bytes | Writes:
         """The frames of the notice that stands for the messages a reader missed."""
         ...
 
@@ -136,7 +131,11 @@ class FrameSink(Protocol):
         ...
 
     def frame_done(self) -> None:
-        """The last frame of a message was written."""
+        """A message was written."""
+        ...
+
+    def between_frames(self) -> None:
+        """A frame written in pieces is complete: the transport's own frames may go."""
         ...
 
 
@@ -158,16 +157,18 @@ class Outbox:
         self.chunk = chunk
         self.paused = False
         self.closed = False
-        #: The frames of the message being written (None between messages).
-        self._frames: Frames | None = None
+        #: The rest of the message being written (None between messages).
+        self._writes: Writes | None = None
+        #: Whether a frame is partly written (nothing else may go to the transport).
+        self.mid_frame = False
         # What is being written, to give it back if the connection closes mid-message.
         self._frame_reply: Reply | None = None
         self._frame_from = cursor.position
 
     @property
     def mid_message(self) -> bool:
-        """Whether a message is partly written (some of its frames, not all)."""
-        return self._frames is not None
+        """Whether a message is partly written."""
+        return self._writes is not None
 
     # -- the transport's producer calls --------------------------------------------
 
@@ -187,31 +188,42 @@ class Outbox:
     # -- writing ---------------------------------------------------------------------
 
     def pump(self) -> None:
-        """Write until the transport pushes back or nothing is left.  Every write is a
-        whole frame, so the transport's own frames (ping, close) may follow any."""
+        """Write until the transport pushes back or nothing is left."""
         while not self.paused and not self.closed:
-            frames = self._frames
-            if frames is None:
+            writes = self._writes
+            if writes is None:
                 message = self._next_message()
                 if message is None:
                     return
-                if isinstance(message, bytes):  # one frame: most messages
+                if isinstance(message, bytes):  # one frame, at once: most messages
                     self.sink.write(message)
-                    self._written()
+                    self._ended(MESSAGE_END)
                     continue
-                self._frames = frames = message
-            frame, last = next(frames)
-            for data in frame:
-                self.sink.write(data)
-            if last:
-                self._frames = None
-                self._written()
+                self._writes = writes = message
+            self._write(writes)
 
-    def _written(self) -> None:
-        self.cursor.done()
-        self.sink.frame_done()
+    def _write(self, writes: Writes) -> None:
+        data, ends = next(writes)
+        for piece in data:
+            self.sink.write(piece)
+        self._ended(ends)
 
-    def _next_message(self) -> bytes | Frames | None:
+    def _ended(self, ends: int) -> None:
+        was_mid, self.mid_frame = self.mid_frame, ends == MID_FRAME
+        if ends == MESSAGE_END:
+            self._writes = None
+            self.cursor.done()
+            self.sink.frame_done()
+        if was_mid and not self.mid_frame:
+            self.sink.between_frames()
+
+    def finish_frame(self) -> None:
+        """Write the rest of a partly written frame now (the connection goes away, and
+        its close frame must not land inside ours)."""
+        while self.mid_frame and self._writes is not None:
+            self._write(self._writes)
+
+    def _next_message(self) -> bytes | Writes | None:
         reply = self.replies.peek()
         self._frame_from = self.cursor.position
         if reply is not None and reply.after_seq < self.cursor.seq:
@@ -230,9 +242,9 @@ class Outbox:
         counts as not written: its reply goes back to the queue, its iopub is replayed."""
         self.closed = True
         self.cursor.close()
-        if self._frames is None:
+        if self._writes is None:
             return self.cursor.position
-        self._frames = None
+        self._writes = None
         if self._frame_reply is not None:
             self.replies.put_back(self._frame_reply)
             return self.cursor.position

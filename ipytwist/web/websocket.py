@@ -263,6 +263,8 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     origin = "websocket"
     v1 = False
     _reading_paused = False
+    #: autobahn's frames waiting for the end of the frame being written.
+    _held: list[tuple[bytes, bool, int | None]]
 
     def onConnect(self, request: Any) -> str | None:
         """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
@@ -287,6 +289,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     def start(self, session: ClientSession, cursor: Cursor) -> None:
         """Begin writing: the backlog from ``cursor`` first, then live messages."""
         self.session = session
+        self._held = []
         #: The transport, as the TCP (or TLS) transport it is under a WebSocketResource
         #: (kept typed once: every frame is written through it).
         self.tcp = cast(_Transport, self.transport)
@@ -316,12 +319,11 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     def write(self, data: bytes) -> None:
         """Part of a pre-framed message (see :mod:`~ipytwist.web.wsformat`), straight to
-        the transport: the frames are complete and the same for all connections
-        (autobahn's sendMessage would re-frame them per connection).  Per-message
-        compression is never negotiated by our factory, so frames need no
-        per-connection work.  Our frames are written whole, so autobahn's own
-        (pong, ping, close) always fall between two of them."""
-        if self.state == self.STATE_OPEN:
+        the transport: the frames are the same for all connections (autobahn's
+        sendMessage would re-frame them per connection).  Per-message compression is
+        never negotiated by our factory, so frames need no per-connection work.  A
+        frame begun is finished, even once the connection is closing."""
+        if self.state == self.STATE_OPEN or (self.outbox is not None and self.outbox.mid_frame):
             self.tcp.write(data)
         elif self.outbox is not None:
             self.outbox.pause()
@@ -332,6 +334,20 @@ class KernelChannelProtocol(WebSocketServerProtocol):
             if self.session.replies.below_low_water():
                 self._reading_paused = False
                 self.tcp.resumeProducing()
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """autobahn: one of its own frames (ping, pong, close).  It must not land inside
+        one of ours: while one is partly written, it waits for its end."""
+        if self.outbox is not None and self.outbox.mid_frame:
+            self._held.append((data, sync, chopsize))
+        else:
+            super().sendData(data, sync, chopsize)
+
+    def between_frames(self) -> None:
+        """Our frame is complete: autobahn's frames held back meanwhile go now."""
+        held, self._held = self._held, []
+        for data, sync, chopsize in held:
+            super().sendData(data, sync, chopsize)
 
     # -- reading ------------------------------------------------------------------
 
@@ -356,9 +372,12 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     def detach(self) -> None:
         """Stop writing and leave the hub (the session keeps its position)."""
-        outbox, self.outbox = self.outbox, None
+        outbox = self.outbox
         if outbox is not None:
+            outbox.finish_frame()  # a close frame held back goes after it
+            self.outbox = None
             self.hub.detach(self, outbox.close())
+            self.between_frames()
         else:
             self.hub.connections.discard(self)
 

@@ -173,11 +173,17 @@ def decode_v1(payload: bytes) -> Message:
     return _check(msg, channel)
 
 
-#: One WebSocket frame, as the byte strings written back to back: its header, then its
-#: payload (a large payload is never copied to put a header in front of it).
-Frame = tuple[bytes, ...]
-#: A message's frames, each with whether it is the message's last.
-Frames = Iterator[tuple[Frame, bool]]
+#: Largest fragment of a large message.  A larger fragment would make a ping wait
+#: longer for the end of the frame before it; a smaller one would cost clients that
+#: gather fragments by appending them one to another (websocket-client) quadratic time.
+FRAGMENT_BYTES = 1 << 20
+#: What a write ends: the middle of a frame, a frame (the transport's own frames may
+#: follow it), or the message.
+MID_FRAME, FRAME_END, MESSAGE_END = 0, 1, 2
+#: A message's writes, each as byte strings written back to back (a frame's header, then
+#: its payload: a large payload is never copied to put a header in front of it), with
+#: what it ends.
+Writes = Iterator[tuple[tuple[bytes, ...], int]]
 
 
 def _head(opcode: int, fin: bool, n: int) -> bytes:
@@ -198,31 +204,43 @@ def ws_frame(payload: bytes, is_binary: bool) -> bytes:
     return _head(0x2 if is_binary else 0x1, True, len(payload)) + payload
 
 
-def ws_fragments(chunks: Iterable[bytes], is_binary: bool) -> Frames:
-    """One message as a fragmented WebSocket message: a frame per chunk (RFC 6455
-    5.4).  Control frames (ping, pong, close) may go between two fragments, so a
-    connection never has to write a large message whole before answering a ping."""
+def ws_fragments(
+    chunks: Iterable[bytes], size: int, is_binary: bool, fragment: int = FRAGMENT_BYTES
+) -> Writes:
+    """A payload of ``size`` bytes, given in ``chunks``, as one fragmented WebSocket
+    message (RFC 6455 5.4): frames of at most ``fragment`` bytes, written a chunk at a
+    time.  The transport's own frames (ping, pong, close) may go between two
+    fragments, so a ping never waits for the whole of a large message."""
     opcode = 0x2 if is_binary else 0x1
-    chunks = iter(chunks)
-    last = next(chunks, b"")
-    for following in chunks:
-        yield (_head(opcode, False, len(last)), last), False
-        opcode, last = 0x0, following
-    yield (_head(opcode, True, len(last)), last), True
+    left, in_frame = size, 0
+    for chunk in chunks:
+        while chunk:
+            head = b""
+            if not in_frame:
+                in_frame = min(fragment, left)
+                head = _head(opcode, in_frame == left, in_frame)
+                opcode = 0x0
+            piece, chunk = chunk[:in_frame], chunk[in_frame:]
+            in_frame -= len(piece)
+            left -= len(piece)
+            ends = MESSAGE_END if not left else FRAME_END if not in_frame else MID_FRAME
+            yield ((head, piece) if head else (piece,)), ends
+    if left or not size:
+        assert not left, f"a payload of {size} bytes came short by {left}"
+        yield (_head(opcode, True, 0),), MESSAGE_END
 
 
-def framed(frame: bytes, chunk: int) -> bytes | Frames:
+def framed(frame: bytes, chunk: int) -> bytes | Writes:
     """A message framed whole by :func:`ws_frame`: written as it is when it fits in
-    ``chunk`` (most messages), else its payload again as fragments of ``chunk`` bytes."""
+    ``chunk`` bytes (most messages), else in slices of ``chunk`` bytes."""
     if len(frame) <= chunk:
         return frame
-    length = frame[1] & 0x7F
-    start = 2 if length < 126 else 4 if length == 126 else 10
-    if len(frame) - start <= chunk:
-        return frame
-    view = memoryview(frame)[start:]
-    slices = (bytes(view[i : i + chunk]) for i in range(0, len(view), chunk))
-    return ws_fragments(slices, frame[0] & 0x0F == 0x2)
+    return _slices(frame, chunk)
+
+
+def _slices(frame: bytes, chunk: int) -> Writes:
+    for i in range(0, len(frame), chunk):
+        yield (frame[i : i + chunk],), MESSAGE_END if i + chunk >= len(frame) else MID_FRAME
 
 
 def legacy_frame(msg: Message, channel: str) -> bytes:
@@ -241,8 +259,9 @@ class WireFramer:
     of that format; the notice standing for a gap is made by ``notice``.
 
     A large message (see :data:`~ipytwist.kernel.envelope.LARGE_MESSAGE_BYTES`) is
-    not framed ahead: its frames are made a chunk at a time, as a connection writes
-    them, from the JSON pieces its envelope keeps for every format."""
+    not framed ahead: it is written as fragments, made a chunk at a time as a
+    connection writes them, from the JSON pieces its envelope keeps for every
+    format."""
 
     def __init__(self, v1: bool, notice: Callable[[Gap], Message]) -> None:
         self.v1 = v1
@@ -250,7 +269,7 @@ class WireFramer:
         self.key = "ws-v1-frame" if v1 else "ws-legacy-frame"
         self.notice = notice
 
-    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Frames:
+    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Writes:
         """An iopub message's frame (or frames), made on first use."""
         if envelope.large:
             return self._pieces(envelope.msg, envelope.parts(), "iopub", chunk)
@@ -260,19 +279,19 @@ class WireFramer:
     def _iopub(self, msg: Message) -> bytes:
         return self.frame(msg, "iopub")
 
-    def _pieces(self, msg: Message, parts: MessageParts, channel: str, chunk: int) -> Frames:
+    def _pieces(self, msg: Message, parts: MessageParts, channel: str, chunk: int) -> Writes:
         if self.v1:
             payload, binary = v1_payload(parts, channel), True
         else:
             payload, binary = legacy_payload(msg, parts, channel)
-        return ws_fragments(payload.chunks(chunk), binary)
+        return ws_fragments(payload.chunks(chunk), payload.size, binary)
 
-    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Frames:
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Writes:
         """A reply's (or input request's) frames; ``nbytes`` is its output bytes."""
         if nbytes >= LARGE_MESSAGE_BYTES:
             return self._pieces(msg, message_parts(msg), channel, chunk)
         return framed(self.frame(msg, channel), chunk)
 
-    def gap(self, gap: Gap, chunk: int) -> bytes | Frames:
+    def gap(self, gap: Gap, chunk: int) -> bytes | Writes:
         """The frame of the notice that stands for what a reader missed."""
         return framed(self.frame(self.notice(gap), "iopub"), chunk)
