@@ -13,6 +13,7 @@ temporary state directory, and prints a markdown table for the README's
     python bench/reliability.py --only transcript   # about 1-2 minutes
     python bench/reliability.py --only storms,client-restart,state-dir
     python bench/reliability.py --only hostile      # Chromium (/usr/bin/chromium)
+    python bench/reliability.py --only large        # large outputs, about 20 s
 
 Fuzzing is not part of this bench: ``tests/reliability/test_fuzz.py`` drives its
 fuzzers from hypothesis ``@given`` tests, not from plain scenario functions;
@@ -38,6 +39,7 @@ from benchlib.running import TempDirs, running_service
 from benchlib.scenarios.common import Errors, median, percentile
 from benchlib.scenarios.crashes import crash_cycles, crash_kinds
 from benchlib.scenarios.hostile_page import hostile_outputs
+from benchlib.scenarios.large import MIB, large_outputs
 from benchlib.scenarios.sigterm import sigterm_under_output
 from benchlib.scenarios.soak import soak
 from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
@@ -47,7 +49,16 @@ from benchlib.servers import REPO, WARM_POOL, checkout_env
 from reliability_host import RUNNERS as HOST_RUNNERS
 from reliability_host import add_arguments as host_arguments
 
-SCENARIOS = ("crashes", "clients", "sigterm", "soak", "transcript", "hostile", *HOST_RUNNERS)
+SCENARIOS = (
+    "crashes",
+    "clients",
+    "sigterm",
+    "soak",
+    "transcript",
+    "large",
+    "hostile",
+    *HOST_RUNNERS,
+)
 CPU_KEYS = ("service", "workers", "clients")
 Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
@@ -263,12 +274,50 @@ def run_hostile(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) ->
     ]
 
 
+def run_large(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+    with running_service(tmp, "large") as svc:
+        r = large_outputs(svc)
+    out["large"] = jsonable(r)
+    rows: Rows = []
+    for im in r.images:
+        got = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in im.delivered.items())
+        rows += [
+            ("large", f"{im.name}: byte for byte to", f"{got} ({dur(im.seconds)})"),
+            (
+                "large",
+                f"{im.name}: service RSS before → peak → after",
+                f"{im.rss_before:.0f} → {im.peak:.0f} → {im.rss_after:.0f} MiB "
+                f"(peak +{(im.peak - im.rss_before) / (im.chars / MIB):.1f}x its size)",
+            ),
+        ]
+    s = r.stalled
+    if s is not None:
+        notices = "; ".join(f"{n:,} messages ({b:,} bytes)" for n, b in s.notices)
+        exact = "exact" if s.notices == s.expected else f"expected {s.expected}"
+        rows += [
+            (
+                "large",
+                "a reader stalled before the 40 MiB image, then 80 MB printed: "
+                "its image, then its drop notice",
+                f"{'image whole' if s.image_delivered else 'image MISSING'}; "
+                f"{notices or 'none'} ({exact})",
+            ),
+            (
+                "large",
+                "service RSS before → with the reader stalled → after",
+                f"{s.rss_before:.0f} → {s.rss_stalled:.0f} → {s.rss_after:.0f} MiB",
+            ),
+        ]
+    return rows
+
+
 RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows]] = {
     "crashes": run_crashes,
     "clients": run_clients,
     "sigterm": run_sigterm,
     "soak": run_soak,
     "transcript": run_transcript,
+    "large": run_large,
     "hostile": run_hostile,
     **HOST_RUNNERS,
 }

@@ -13,7 +13,7 @@ import json
 import uuid
 from binascii import b2a_base64
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -190,7 +190,7 @@ class Signer:
         self.key = key
         self._proto = hmac.new(key, digestmod=hashlib.sha256) if key else None
 
-    def sign(self, parts: list[bytes]) -> bytes:
+    def sign(self, parts: Sequence[bytes | bytearray]) -> bytes:
         if self._proto is None:
             return b""
         h = self._proto.copy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given
@@ -69,3 +70,22 @@ def test_a_record_nested_too_deep_is_refused_like_other_bad_json() -> None:
     body = b"[" * 200_000 + b"]" * 200_000
     with pytest.raises(FramingError, match="RecursionError"):
         RecordDecoder(max_record_bytes=1 << 20).feed(struct.pack(">I", len(body)) + body)
+
+
+def test_a_large_record_costs_at_most_twice_its_size_on_the_way_in() -> None:
+    """An image of 16 MiB arrives in pipe-sized pieces: the decoder's buffer and the
+    text decoded from it, then that text and the parsed string, are all it holds at
+    once (the bytes were copied out of the buffer twice, then decoded, before)."""
+    image = "QUJD" * (4 << 20)
+    data = encode_record({"ev": "display", "data": {"image/png": image}})
+    decoder = RecordDecoder()
+    tracemalloc.start()
+    try:
+        got = []
+        for i in range(0, len(data), 1 << 16):
+            got += decoder.feed(data[i : i + (1 << 16)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got[0]["data"]["image/png"] == image
+    assert peak < 2.3 * len(data), peak / len(data)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ipytwist.kernel.outputlog import Envelope, Gap, OutputLog
 from ipytwist.web.outbox import Outbox, ReplyQueue
+from ipytwist.web.wsformat import MESSAGE_END, MID_FRAME, Writes
 from ipytwist.wire import new_message
 
 
@@ -29,6 +30,9 @@ class Transport:
     def frame_done(self) -> None:
         self.frames_done += 1
 
+    def between_frames(self) -> None:
+        self.written.append(b"<between>")
+
     def drain(self) -> None:
         """The peer read everything: buffer empty, producer resumed."""
         self.buffered = 0
@@ -38,7 +42,8 @@ class Transport:
 
 def frames(written: list[bytes]) -> list[str]:
     """Frames are ``<label>|`` strings here; join the slices and split them."""
-    return [f for f in b"".join(written).decode().split("|") if f]
+    joined = b"".join(w for w in written if w != b"<between>")
+    return [f for f in joined.decode().split("|") if f]
 
 
 def make(
@@ -53,16 +58,24 @@ def make(
 
 
 class Labels:
-    """Frames as ``<label>|`` strings: an iopub message's text, a reply's channel and n."""
+    """Messages as ``<label>|`` strings (an iopub message's text, a reply's channel and
+    n), one frame each, written in slices of at most ``chunk`` bytes."""
 
-    def iopub(self, env: Envelope) -> bytes:
-        return f"{env.msg['content']['text']}|".encode()
+    def iopub(self, env: Envelope, chunk: int) -> Writes:
+        return _writes(f"{env.msg['content']['text']}|", chunk)
 
-    def reply(self, channel: str, m: dict[str, Any]) -> bytes:
-        return f"{channel}:{m['content']['n']}|".encode()
+    def reply(self, channel: str, m: dict[str, Any], nbytes: int, chunk: int) -> Writes:
+        return _writes(f"{channel}:{m['content']['n']}|", chunk)
 
-    def gap(self, gap: Gap) -> bytes:
-        return f"gap:{gap.messages}:{gap.bytes}|".encode()
+    def gap(self, gap: Gap, chunk: int) -> Writes:
+        return _writes(f"gap:{gap.messages}:{gap.bytes}|", chunk)
+
+
+def _writes(label: str, chunk: int) -> Writes:
+    data = label.encode()
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    ends = [MID_FRAME] * (len(pieces) - 1) + [MESSAGE_END]
+    return iter([((p,), e) for p, e in zip(pieces, ends, strict=True)])
 
 
 class _Wake:
@@ -119,57 +132,78 @@ def test_nothing_is_written_while_paused_and_everything_after() -> None:
     assert frames(t.written) == [f"m{i}" for i in range(10)]
 
 
-def test_large_frames_are_written_in_slices() -> None:
-    """A frame is handed over in chunk-sized slices, so a paused connection holds at most
-    the transport's buffer plus one slice."""
+def test_large_messages_are_written_in_slices() -> None:
+    """A message is handed over ``chunk`` bytes at a time, so a paused connection holds
+    at most the transport's buffer plus one slice."""
     log = OutputLog()
     outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
     out(log, "x" * 40)
     assert [len(w) for w in t.written] == [8, 8]
-    assert outbox.mid_frame
+    assert outbox.mid_message
     t.drain()
     t.drain()
     assert frames(t.written) == ["x" * 40]
-    assert max(len(w) for w in t.written) == 8
+    assert max(len(w) for w in t.written if w != b"<between>") == 8
 
 
 def test_finish_frame_completes_a_partly_written_frame() -> None:
-    """Before a control frame (ping, close) the rest of the current frame goes out."""
+    """When the connection goes away its close frame must not land inside ours: the rest
+    of the frame goes out first, and the transport hears that a frame ended."""
     log = OutputLog()
     outbox, t = make(log, limit=10, chunk=8)
     outbox.pump()
     out(log, "y" * 30)
     assert outbox.mid_frame
     outbox.finish_frame()
-    assert not outbox.mid_frame and t.frames_done == 1
+    assert not outbox.mid_frame and t.frames_done == 1 and t.written[-1] == b"<between>"
     assert frames(t.written) == ["y" * 30]
+
+
+def test_the_message_being_written_is_kept_until_its_last_fragment() -> None:
+    """The log keeps (and counts) a message while a connection writes it, even once newer
+    output pushed it out of the log; its last frame lets it go."""
+    log = OutputLog(max_bytes=3 * (1536 + 200))
+    outbox, t = make(log, limit=10, chunk=8)
+    outbox.pump()
+    first = out(log, "y" * 30)
+    for _ in range(5):
+        out(log, "z" * 100)
+    assert log.first_logged_seq > first.seq
+    assert outbox.mid_message and first.keepers == 1
+    assert log.logged_bytes <= log.max_bytes
+    kept = log.logged_bytes
+    while outbox.mid_message:
+        t.drain()
+    assert frames(t.written)[0] == "y" * 30
+    assert first.keepers == 0 and log.logged_bytes == kept - first.cost
 
 
 def test_a_gap_is_framed_as_a_notice() -> None:
     log = OutputLog(max_messages=2)
-    outbox, t = make(log, at=log.end)
     for i in range(5):
         out(log, f"m{i}")
+    outbox, t = make(log, at=(1, 0))
     outbox.pump()
     assert frames(t.written) == ["gap:3:24", "m3", "m4"]  # 3 x len("stdout" "mN")
 
 
-def test_closing_mid_frame_gives_back_what_was_cut() -> None:
+def test_closing_mid_message_gives_back_what_was_cut() -> None:
     """A message cut off by the close counts as unwritten: an iopub message is where a
     reconnect resumes, a reply goes back to the front of the session's queue."""
     log = OutputLog()
     outbox, t = make(log, limit=4, chunk=4)
     outbox.pump()
     first = out(log, "abcdefgh")
-    assert outbox.mid_frame
+    assert outbox.mid_message
     assert outbox.close() == (first.seq, first.offset)
+    assert first.keepers == 0
 
     replies = ReplyQueue()
     outbox, t = make(log, replies, limit=4, chunk=4)
     replies.add(log.last_seq, "shell", reply(1234567))
     outbox.pump()
-    assert outbox.mid_frame
+    assert outbox.mid_message
     outbox.close()
     assert replies.peek() is not None and replies.peek().msg["content"]["n"] == 1234567
 

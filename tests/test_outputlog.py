@@ -210,8 +210,8 @@ def test_a_cursor_behind_the_log_gets_an_exact_gap_then_the_oldest_kept() -> Non
     """Messages that left the log before the reader took them are announced as one gap
     with their count and output bytes, then reading goes on from the oldest retained."""
     log = OutputLog(max_messages=3)
-    r = reader_on(log)
     envs = [log.publish(msg("x" * (i + 1))) for i in range(7)]
+    r = reader_on(log, (1, 0))
     got = r.take_all()
     gap = got[0]
     assert isinstance(gap, Gap)
@@ -296,12 +296,18 @@ def test_the_lead_never_exceeds_what_the_log_keeps() -> None:
 
 
 def test_log_memory_stays_bounded_with_a_stalled_cursor() -> None:
-    """A cursor that never reads holds nothing: the log stays within its bound."""
+    """A cursor that never reads keeps only the message it was owed (the first one
+    published after it caught up): the log stays within its bound, and the reader
+    gets that message, then an exact gap."""
     log = OutputLog(max_messages=100, max_bytes=200_000)
     stalled = reader_on(log)
+    envs = []
     for _ in range(5000):
         env = log.publish(msg("y" * 1000))
         env.encoded("fmt", lambda m: b"z" * 1100)
+        envs.append(env)
         assert log.logged_bytes <= log.max_bytes
+    assert stalled.cursor.take() is envs[0]
     gap = stalled.cursor.take()
-    assert isinstance(gap, Gap) and gap.messages == 5000 - log.logged_messages
+    assert isinstance(gap, Gap) and gap.messages == 5000 - 1 - log.logged_messages
+    assert gap.bytes == sum(e.nbytes for e in envs[1 : gap.messages + 1])

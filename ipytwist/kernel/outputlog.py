@@ -11,6 +11,16 @@ are.  Two kinds of readers take messages from the log:
   write them; a reader that falls behind the oldest retained message gets a
   :class:`Gap` saying exactly how many messages and bytes it missed.
 
+A reader *keeps up* when it has taken every message before a new one: that
+message is then *owed* to it, and stays in memory until the reader has taken
+and written it, however large it is and however much output follows.  The
+reader also keeps the message it is writing.  Kept messages count in the
+bound: when the oldest message leaves the log while readers still keep it, it
+is no longer replayed but stays counted, and newer messages leave earlier.  So
+one reader keeps at most two messages (shared with every reader that keeps the
+same), and the log holds its bound, or only what readers keep when that alone
+is more.
+
 Flow control: a producer registered with :meth:`OutputLog.registerProducer`
 (the kernel's output gate) is paused while the log end runs more than the lead
 bound ahead of the *leading* cursor, and resumed once that reader has caught
@@ -21,23 +31,13 @@ newest messages.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
 
 from twisted.logger import Logger
 
 from ..wire import Message
-from .envelope import MESSAGE_OVERHEAD, Envelope, output_bytes
+from .envelope import MESSAGE_OVERHEAD, Envelope, Gap, Producer, Reader, Subscriber, output_bytes
 
-__all__ = [
-    "MESSAGE_OVERHEAD",
-    "Cursor",
-    "Envelope",
-    "Gap",
-    "OutputLog",
-    "Position",
-    "output_bytes",
-]
+__all__ = ["MESSAGE_OVERHEAD", "Cursor", "Envelope", "Gap", "OutputLog", "Position", "output_bytes"]
 
 DEFAULT_LOG_MESSAGES = 10_000
 DEFAULT_LOG_BYTES = 64 * 1024 * 1024
@@ -48,44 +48,10 @@ DEFAULT_LEAD_BYTES = 2 * 1024 * 1024
 Position = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Gap:
-    """Messages a cursor missed: they left the log before its reader took them."""
-
-    messages: int
-    bytes: int
-    #: The first message after the gap (None: the log is empty).
-    next: Envelope | None
-
-
-class Subscriber(Protocol):
-    """Takes every message as it is published (the ZMQ iopub channel, the transcript)."""
-
-    def deliver(self, envelope: Envelope) -> None:
-        """One message, just published."""
-
-
-class Reader(Protocol):
-    """Reads the log through a cursor, at its own pace (a WebSocket connection)."""
-
-    def wake(self) -> None:
-        """New messages are waiting for this reader's cursor."""
-
-
-class Producer(Protocol):
-    """What the log pauses while it runs ahead of its readers (the output gate)."""
-
-    def pauseProducing(self) -> None:
-        """Stop producing messages for now."""
-
-    def resumeProducing(self) -> None:
-        """Produce messages again."""
-
-
 class Cursor:
     """One reader's position in the log: the next message it will take."""
 
-    __slots__ = ("log", "reader", "seq", "offset", "waiting", "closed")
+    __slots__ = ("log", "reader", "seq", "offset", "waiting", "closed", "owed", "writing")
 
     def __init__(self, log: OutputLog, reader: Reader, at: Position) -> None:
         self.log = log
@@ -93,6 +59,10 @@ class Cursor:
         self.seq, self.offset = at
         self.waiting = False
         self.closed = False
+        #: The message at ``seq``, kept for this reader: it had taken every one before.
+        self.owed: Envelope | None = None
+        #: The message this reader took last and still writes (kept until :meth:`done`).
+        self.writing: Envelope | None = None
 
     @property
     def position(self) -> Position:
@@ -105,6 +75,13 @@ class Cursor:
         if self.closed:
             return None
         return self.log._take(self)
+
+    def done(self) -> None:
+        """The reader has written the message it took last: it need not be kept for it.
+        (Taking the next message says so too.)"""
+        if self.writing is not None:
+            env, self.writing = self.writing, None
+            self.log._release(env)
 
     def close(self) -> None:
         """Stop reading: the log forgets this cursor."""
@@ -132,11 +109,15 @@ class OutputLog:
         self.lead_bytes = max(1, min(lead_bytes, max_bytes // 4))
         self._items: list[Envelope | None] = []
         self._head = 0  # index in _items of the oldest retained envelope
+        #: Messages gone from the log that readers still keep (still counted), by seq.
+        self._kept: dict[int, Envelope] = {}
         self._log_cost = 0
         self._next_seq = 1
         self._total_bytes = 0
         self._subscribers: list[Subscriber] = []
         self._cursors: set[Cursor] = set()
+        #: Cursors at the log end: the next message published is owed to them.
+        self._at_end: set[Cursor] = set()
         self._waiting: list[Cursor] = []
         self._leader: Position = (1, 0)
         self._producer: Producer | None = None
@@ -162,12 +143,12 @@ class OutputLog:
 
     @property
     def logged_messages(self) -> int:
-        """How many messages the log retains now."""
-        return len(self._items) - self._head
+        """How many messages the log retains now, those only readers keep included."""
+        return len(self._items) - self._head + len(self._kept)
 
     @property
     def logged_bytes(self) -> int:
-        """Memory charged to the retained messages (strings, overhead, encodings)."""
+        """Memory charged to the retained and kept messages (strings, overhead, encodings)."""
         return self._log_cost
 
     def _first(self) -> Envelope | None:
@@ -189,6 +170,11 @@ class OutputLog:
         self._items.append(env)
         env._log = self
         self._log_cost += env.cost
+        if self._at_end:
+            for cursor in self._at_end:  # they had taken every message before it
+                cursor.owed = env
+            env.keepers += len(self._at_end)
+            self._at_end = set()
         for sub in list(self._subscribers):
             try:
                 sub.deliver(env)
@@ -214,17 +200,27 @@ class OutputLog:
     def _trim(self) -> None:
         items = self._items
         while self._head < len(items) and (
-            len(items) - self._head > self.max_messages or self._log_cost > self.max_bytes
+            self.logged_messages > self.max_messages or self._log_cost > self.max_bytes
         ):
             env = items[self._head]
             assert env is not None
             items[self._head] = None  # released now, not at the next compaction
-            env._log = None
-            self._log_cost -= env.cost
             self._head += 1
+            if env.keepers:
+                self._kept[env.seq] = env  # still counted, until its readers let go
+            else:
+                env._log = None
+                self._log_cost -= env.cost
         if self._head > 1024 and self._head * 2 > len(items):
             del items[: self._head]
             self._head = 0
+
+    def _release(self, env: Envelope) -> None:
+        """A reader no longer keeps ``env``."""
+        env.keepers -= 1
+        if not env.keepers and self._kept.pop(env.seq, None) is not None:
+            env._log = None
+            self._log_cost -= env.cost
 
     def retained(self) -> Iterator[Envelope]:
         """The envelopes still in the log, oldest first."""
@@ -283,6 +279,8 @@ class OutputLog:
         if not self._cursors or at[0] > self._leader[0]:
             self._leader = at
         self._cursors.add(cursor)
+        if at[0] == self._next_seq:
+            self._at_end.add(cursor)
         self._check_lead()
         return cursor
 
@@ -292,16 +290,23 @@ class OutputLog:
         return len(self._cursors)
 
     def _take(self, cursor: Cursor) -> Envelope | Gap | None:
-        first = self.first_logged_seq
-        if cursor.seq < first:
-            nxt = self._get(first) if first < self._next_seq else None
-            at = (first, nxt.offset if nxt is not None else self._total_bytes)
-            gap = Gap(first - cursor.seq, at[1] - cursor.offset, nxt)
-            self._move(cursor, at)
-            return gap
-        if cursor.seq < self._next_seq:
-            env = self._get(cursor.seq)
-            self._move(cursor, (env.seq + 1, env.offset + env.nbytes))
+        if cursor.writing is not None:
+            cursor.done()  # a reader takes the next message once it wrote the last
+        env = cursor.owed
+        seq = cursor.seq
+        if env is None and seq < self._next_seq:
+            first = self.first_logged_seq
+            if seq < first:
+                nxt = self._get(first) if first < self._next_seq else None
+                at = (first, nxt.offset if nxt is not None else self._total_bytes)
+                gap = Gap(first - seq, at[1] - cursor.offset, nxt)
+                self._move(cursor, at)
+                return gap
+            env = self._get(seq)
+            env.keepers += 1
+        if env is not None:  # (what it was owed is kept for it already)
+            cursor.owed, cursor.writing = None, env
+            self._move(cursor, (seq + 1, env.offset + env.nbytes))
             return env
         if not cursor.waiting:
             cursor.waiting = True
@@ -310,6 +315,8 @@ class OutputLog:
 
     def _move(self, cursor: Cursor, at: Position) -> None:
         cursor.seq, cursor.offset = at
+        if at[0] == self._next_seq:
+            self._at_end.add(cursor)
         if at[0] > self._leader[0]:
             self._leader = at
             if self.throttled:
@@ -317,6 +324,11 @@ class OutputLog:
 
     def _close_cursor(self, cursor: Cursor) -> None:
         self._cursors.discard(cursor)
+        self._at_end.discard(cursor)
+        cursor.done()
+        if cursor.owed is not None:
+            env, cursor.owed = cursor.owed, None
+            self._release(env)
         if cursor.waiting:
             cursor.waiting = False
             self._waiting.remove(cursor)

@@ -5,9 +5,11 @@ A connection owns no queue of iopub messages: it holds a
 next message only when its transport can take more.  Replies and
 ``input_request`` addressed to the connection's session wait in the session's
 :class:`ReplyQueue`, each after the iopub message that preceded it, and are
-merged in at their place.  Frames are written in slices of at most ``chunk``
-bytes, so what a connection has in flight is bounded by the transport's
-buffer plus one slice, however large a message is.
+merged in at their place.  A message is written ``chunk`` bytes at a time, so
+what a connection has in flight is bounded by the transport's buffer plus one
+chunk, however large a message is.  A large message is a fragmented WebSocket
+message (frames of at most 1 MiB), and the transport's own frames (a ping, a
+pong, a close) wait for the end of the current frame, not of the message.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Protocol
 
 from ..kernel.outputlog import Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
+from .wsformat import MESSAGE_END, MID_FRAME, Writes
 
-#: Largest piece of a frame handed to the transport at once.
+#: Largest piece of a message handed to the transport at once.
 CHUNK_BYTES = 64 * 1024
 #: Requests a session may have unanswered plus replies it has not read; past this
 #: the service stops reading from its connection until it reads its replies.
@@ -106,16 +109,17 @@ class ReplyQueue:
 class Framer(Protocol):
     """One wire format's frames (see :class:`~ipytwist.web.wsformat.WireFramer`)."""
 
-    def iopub(self, envelope: Envelope) -> bytes:
-        """An iopub message's frame (the same bytes for every connection)."""
+    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Writes:
+        """An iopub message's frame (the same bytes for every connection), or its
+        writes when it takes more than one (see :mod:`~ipytwist.web.wsformat`)."""
         ...
 
-    def reply(self, channel: str, msg: Message) -> bytes:
-        """A reply's (or input request's) frame, for one connection."""
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Writes:
+        """A reply's (or input request's) frames, for one connection."""
         ...
 
-    def gap(self, gap: Gap) -> bytes:
-        """The frame of the notice that stands for the messages a reader missed."""
+    def gap(self, gap: Gap, chunk: int) -> bytes | Writes:
+        """The frames of the notice that stands for the messages a reader missed."""
         ...
 
 
@@ -127,12 +131,16 @@ class FrameSink(Protocol):
         ...
 
     def frame_done(self) -> None:
-        """The last piece of a frame was written."""
+        """A message was written."""
+        ...
+
+    def between_frames(self) -> None:
+        """A frame written in pieces is complete: the transport's own frames may go."""
         ...
 
 
 class Outbox:
-    """Merge the session's replies into the cursor's iopub, frame, and write in slices."""
+    """Merge the session's replies into the cursor's iopub, frame, and write them."""
 
     def __init__(
         self,
@@ -149,16 +157,18 @@ class Outbox:
         self.chunk = chunk
         self.paused = False
         self.closed = False
-        self._frame = b""
-        self._sent = 0  # bytes of _frame already written
-        # What _frame holds, to give it back if the connection closes mid-frame.
+        #: The rest of the message being written (None between messages).
+        self._writes: Writes | None = None
+        #: Whether a frame is partly written (nothing else may go to the transport).
+        self.mid_frame = False
+        # What is being written, to give it back if the connection closes mid-message.
         self._frame_reply: Reply | None = None
         self._frame_from = cursor.position
 
     @property
-    def mid_frame(self) -> bool:
-        """Whether a frame is partly written."""
-        return self._sent < len(self._frame)
+    def mid_message(self) -> bool:
+        """Whether a message is partly written."""
+        return self._writes is not None
 
     # -- the transport's producer calls --------------------------------------------
 
@@ -180,52 +190,61 @@ class Outbox:
     def pump(self) -> None:
         """Write until the transport pushes back or nothing is left."""
         while not self.paused and not self.closed:
-            if not self.mid_frame:
-                frame = self._next_frame()
-                if frame is None:
+            writes = self._writes
+            if writes is None:
+                message = self._next_message()
+                if message is None:
                     return
-                self._frame, self._sent = frame, 0
-            self._write_slice()
+                if isinstance(message, bytes):  # one frame, at once: most messages
+                    self.sink.write(message)
+                    self._ended(MESSAGE_END)
+                    continue
+                self._writes = writes = message
+            self._write(writes)
 
-    def _write_slice(self) -> None:
-        frame, start = self._frame, self._sent
-        end = min(len(frame), start + self.chunk)
-        self._sent = end
-        self.sink.write(frame if start == 0 and end == len(frame) else frame[start:end])
-        if end == len(frame):
-            self._frame, self._sent = b"", 0
+    def _write(self, writes: Writes) -> None:
+        data, ends = next(writes)
+        for piece in data:
+            self.sink.write(piece)
+        self._ended(ends)
+
+    def _ended(self, ends: int) -> None:
+        was_mid, self.mid_frame = self.mid_frame, ends == MID_FRAME
+        if ends == MESSAGE_END:
+            self._writes = None
+            self.cursor.done()
             self.sink.frame_done()
+        if was_mid and not self.mid_frame:
+            self.sink.between_frames()
 
     def finish_frame(self) -> None:
-        """Write the rest of a partly written frame now (before a control frame)."""
-        if self.mid_frame:
-            frame, start = self._frame, self._sent
-            self._frame, self._sent = b"", 0
-            self.sink.write(frame[start:])
-            self.sink.frame_done()
+        """Write the rest of a partly written frame now (the connection goes away, and
+        its close frame must not land inside ours)."""
+        while self.mid_frame and self._writes is not None:
+            self._write(self._writes)
 
-    def _next_frame(self) -> bytes | None:
+    def _next_message(self) -> bytes | Writes | None:
         reply = self.replies.peek()
         self._frame_from = self.cursor.position
         if reply is not None and reply.after_seq < self.cursor.seq:
             self._frame_reply = self.replies.pop()
-            return self.framer.reply(reply.channel, reply.msg)
+            return self.framer.reply(reply.channel, reply.msg, reply.nbytes, self.chunk)
         self._frame_reply = None
         item = self.cursor.take()
         if item is None:
             return None
         if isinstance(item, Gap):
-            return self.framer.gap(item)
-        return self.framer.iopub(item)
+            return self.framer.gap(item, self.chunk)
+        return self.framer.iopub(item, self.chunk)
 
     def close(self) -> Position:
-        """Stop writing; return where a reconnect resumes.  A message cut off mid-frame
+        """Stop writing; return where a reconnect resumes.  A message cut off mid-way
         counts as not written: its reply goes back to the queue, its iopub is replayed."""
         self.closed = True
         self.cursor.close()
-        if not self.mid_frame:
+        if self._writes is None:
             return self.cursor.position
-        self._frame = b""
+        self._writes = None
         if self._frame_reply is not None:
             self.replies.put_back(self._frame_reply)
             return self.cursor.position

@@ -263,6 +263,8 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     origin = "websocket"
     v1 = False
     _reading_paused = False
+    #: autobahn's frames waiting for the end of the frame being written.
+    _held: list[tuple[bytes, bool, int | None]]
 
     def onConnect(self, request: Any) -> str | None:
         """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
@@ -287,8 +289,9 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     def start(self, session: ClientSession, cursor: Cursor) -> None:
         """Begin writing: the backlog from ``cursor`` first, then live messages."""
         self.session = session
+        self._held = []
         #: The transport, as the TCP (or TLS) transport it is under a WebSocketResource
-        #: (kept typed once: every slice of every frame is written through it).
+        #: (kept typed once: every frame is written through it).
         self.tcp = cast(_Transport, self.transport)
         framer = self.hub.framers[self.v1]
         self.outbox = Outbox(cursor, session.replies, framer, self)
@@ -315,28 +318,36 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     # -- writing ------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        """Part of a pre-framed message (see :func:`ws_frame`), straight to the transport:
-        the frame is complete and shared by all connections (autobahn's sendMessage
-        would re-frame it per connection).  Per-message compression is never
-        negotiated by our factory, so frames need no per-connection work."""
-        if self.state == self.STATE_OPEN:
+        """Part of a pre-framed message (see :mod:`~ipytwist.web.wsformat`), straight to
+        the transport: the frames are the same for all connections (autobahn's
+        sendMessage would re-frame them per connection).  Per-message compression is
+        never negotiated by our factory, so frames need no per-connection work.  A
+        frame begun is finished, even once the connection is closing."""
+        if self.state == self.STATE_OPEN or (self.outbox is not None and self.outbox.mid_frame):
             self.tcp.write(data)
         elif self.outbox is not None:
             self.outbox.pause()
 
     def frame_done(self) -> None:
-        """A frame is written: read requests again once the session is owed little."""
+        """A message is written: read requests again once the session is owed little."""
         if self._reading_paused and self.session is not None:
             if self.session.replies.below_low_water():
                 self._reading_paused = False
                 self.tcp.resumeProducing()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        """autobahn: one of its own frames, written after ours is complete."""
-        # autobahn's own frames (pong, ping, close) must not land inside one of ours.
-        if self.outbox is not None:
-            self.outbox.finish_frame()
-        super().sendData(data, sync, chopsize)
+        """autobahn: one of its own frames (ping, pong, close).  It must not land inside
+        one of ours: while one is partly written, it waits for its end."""
+        if self.outbox is not None and self.outbox.mid_frame:
+            self._held.append((data, sync, chopsize))
+        else:
+            super().sendData(data, sync, chopsize)
+
+    def between_frames(self) -> None:
+        """Our frame is complete: autobahn's frames held back meanwhile go now."""
+        held, self._held = self._held, []
+        for data, sync, chopsize in held:
+            super().sendData(data, sync, chopsize)
 
     # -- reading ------------------------------------------------------------------
 
@@ -361,9 +372,12 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     def detach(self) -> None:
         """Stop writing and leave the hub (the session keeps its position)."""
-        outbox, self.outbox = self.outbox, None
+        outbox = self.outbox
         if outbox is not None:
+            outbox.finish_frame()  # a close frame held back goes after it
+            self.outbox = None
             self.hub.detach(self, outbox.close())
+            self.between_frames()
         else:
             self.hub.connections.discard(self)
 

@@ -13,10 +13,12 @@ Two formats, as Jupyter Server speaks them:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..kernel.envelope import LARGE_MESSAGE_BYTES
 from ..kernel.outputlog import Envelope, Gap
+from ..kernel.payload import MessageParts, Pieces, message_parts
 from ..wire import MAX_JSON_DEPTH, BadJSON, Message, dumps, dumps_strings, loads_untrusted
 
 #: A legacy frame is one JSON object around the message parts: one level more.
@@ -32,6 +34,9 @@ class FrameError(ValueError):
 
 def encode_legacy(msg: Message, channel: str) -> tuple[bytes, bool]:
     """``(payload, is_binary)`` for the legacy JSON protocol."""
+    if msg.get("buffers"):
+        payload, binary = legacy_payload(msg, message_parts(msg, large=False), channel)
+        return payload.join(), binary
     body = {
         "header": msg["header"],
         "msg_id": msg["header"].get("msg_id", ""),
@@ -42,35 +47,52 @@ def encode_legacy(msg: Message, channel: str) -> tuple[bytes, bool]:
         "buffers": [],
         "channel": channel,
     }
-    buffers = [bytes(b) for b in msg.get("buffers") or ()]
-    if not buffers:
-        # Stream output is most of a flood, and holds strings only.
-        encode = dumps_strings if body["msg_type"] == "stream" else dumps
-        return encode(body), False
-    del body["buffers"]
-    parts = [dumps(body), *buffers]
-    offsets = [4 * (len(parts) + 1)]
-    for part in parts[:-1]:
-        offsets.append(offsets[-1] + len(part))
-    return struct.pack(f"!{len(parts) + 1}I", len(parts), *offsets) + b"".join(parts), True
+    # Stream output is most of a flood, and holds strings only.
+    encode = dumps_strings if body["msg_type"] == "stream" else dumps
+    return encode(body), False
+
+
+def legacy_payload(msg: Message, parts: MessageParts, channel: str) -> tuple[Pieces, bool]:
+    """``msg`` in the legacy protocol, as pieces made from its ``parts``: the same JSON
+    object as :func:`encode_legacy` writes, then its buffers (if any) in a binary frame."""
+    header = msg["header"]
+    opening = b",".join(
+        (
+            b'{"header":' + parts.header,
+            b'"msg_id":' + dumps(header.get("msg_id", "")),
+            b'"msg_type":' + dumps(header.get("msg_type", "")),
+            b'"parent_header":' + parts.parent_header,
+            b'"metadata":',
+        )
+    )
+    closing = (b"," if parts.buffers else b',"buffers":[],') + b'"channel":' + dumps(channel)
+    body = Pieces([opening, parts.metadata, b',"content":', parts.content, closing + b"}"])
+    if not parts.buffers:
+        return body, False
+    sizes = [body.size, *map(len, parts.buffers)]
+    offsets = [4 * (len(sizes) + 1)]
+    for size in sizes[:-1]:
+        offsets.append(offsets[-1] + size)
+    head = struct.pack(f"!{len(sizes) + 1}I", len(sizes), *offsets)
+    return Pieces([head, body, *parts.buffers]), True
 
 
 def encode_v1(msg: Message, channel: str) -> bytes:
     """The payload of ``msg`` on ``channel`` in the v1 binary protocol."""
-    parts = [
-        dumps(msg["header"]),
-        dumps(msg.get("parent_header") or {}),
-        dumps(msg.get("metadata") or {}),
-        dumps(msg.get("content") or {}),
-        *[bytes(b) for b in msg.get("buffers") or ()],
-    ]
+    return v1_payload(message_parts(msg, large=False), channel).join()
+
+
+def v1_payload(parts: MessageParts, channel: str) -> Pieces:
+    """A message in the v1 binary protocol, as pieces made from its ``parts``."""
     chan = channel.encode()
-    offsets = [8 * (2 + len(parts) + 1)]
-    offsets.append(offsets[-1] + len(chan))
-    for part in parts:
-        offsets.append(offsets[-1] + len(part))
+    sizes = [len(chan), len(parts.header), len(parts.parent_header)]
+    sizes += [parts.metadata.size, parts.content.size, *map(len, parts.buffers)]
+    offsets = [8 * (len(sizes) + 2)]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
     head = struct.pack(f"<{len(offsets) + 1}Q", len(offsets), *offsets)
-    return head + chan + b"".join(parts)
+    start = head + chan + parts.header + parts.parent_header
+    return Pieces([start, parts.metadata, parts.content, *parts.buffers])
 
 
 def _check(msg: Any, channel: Any) -> Message:
@@ -151,21 +173,74 @@ def decode_v1(payload: bytes) -> Message:
     return _check(msg, channel)
 
 
+#: Largest fragment of a large message.  A larger fragment would make a ping wait
+#: longer for the end of the frame before it; a smaller one would cost clients that
+#: gather fragments by appending them one to another (websocket-client) quadratic time.
+FRAGMENT_BYTES = 1 << 20
+#: What a write ends: the middle of a frame, a frame (the transport's own frames may
+#: follow it), or the message.
+MID_FRAME, FRAME_END, MESSAGE_END = 0, 1, 2
+#: A message's writes, each as byte strings written back to back (a frame's header, then
+#: its payload: a large payload is never copied to put a header in front of it), with
+#: what it ends.
+Writes = Iterator[tuple[tuple[bytes, ...], int]]
+
+
+def _head(opcode: int, fin: bool, n: int) -> bytes:
+    b0 = (0x80 if fin else 0) | opcode
+    if n <= 125:
+        return struct.pack("!BB", b0, n)
+    if n <= 0xFFFF:
+        return struct.pack("!BBH", b0, 126, n)
+    return struct.pack("!BBQ", b0, 127, n)
+
+
 def ws_frame(payload: bytes, is_binary: bool) -> bytes:
     """One complete, unmasked, unfragmented WebSocket frame (server to client).
 
     Server frames carry no mask, so the bytes are the same for every
     connection: an iopub message is framed once and written as is to all.
     """
-    n = len(payload)
-    b0 = 0x82 if is_binary else 0x81
-    if n <= 125:
-        head = struct.pack("!BB", b0, n)
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", b0, 126, n)
-    else:
-        head = struct.pack("!BBQ", b0, 127, n)
-    return head + payload
+    return _head(0x2 if is_binary else 0x1, True, len(payload)) + payload
+
+
+def ws_fragments(
+    chunks: Iterable[bytes], size: int, is_binary: bool, fragment: int = FRAGMENT_BYTES
+) -> Writes:
+    """A payload of ``size`` bytes, given in ``chunks``, as one fragmented WebSocket
+    message (RFC 6455 5.4): frames of at most ``fragment`` bytes, written a chunk at a
+    time.  The transport's own frames (ping, pong, close) may go between two
+    fragments, so a ping never waits for the whole of a large message."""
+    opcode = 0x2 if is_binary else 0x1
+    left, in_frame = size, 0
+    for chunk in chunks:
+        while chunk:
+            head = b""
+            if not in_frame:
+                in_frame = min(fragment, left)
+                head = _head(opcode, in_frame == left, in_frame)
+                opcode = 0x0
+            piece, chunk = chunk[:in_frame], chunk[in_frame:]
+            in_frame -= len(piece)
+            left -= len(piece)
+            ends = MESSAGE_END if not left else FRAME_END if not in_frame else MID_FRAME
+            yield ((head, piece) if head else (piece,)), ends
+    if left or not size:
+        assert not left, f"a payload of {size} bytes came short by {left}"
+        yield (_head(opcode, True, 0),), MESSAGE_END
+
+
+def framed(frame: bytes, chunk: int) -> bytes | Writes:
+    """A message framed whole by :func:`ws_frame`: written as it is when it fits in
+    ``chunk`` bytes (most messages), else in slices of ``chunk`` bytes."""
+    if len(frame) <= chunk:
+        return frame
+    return _slices(frame, chunk)
+
+
+def _slices(frame: bytes, chunk: int) -> Writes:
+    for i in range(0, len(frame), chunk):
+        yield (frame[i : i + chunk],), MESSAGE_END if i + chunk >= len(frame) else MID_FRAME
 
 
 def legacy_frame(msg: Message, channel: str) -> bytes:
@@ -181,25 +256,42 @@ def v1_frame(msg: Message, channel: str) -> bytes:
 class WireFramer:
     """One wire format's frames for the connections of one kernel: each iopub message
     is framed once and the bytes are kept on its envelope, shared by every connection
-    of that format; the notice standing for a gap is made by ``notice``."""
+    of that format; the notice standing for a gap is made by ``notice``.
+
+    A large message (see :data:`~ipytwist.kernel.envelope.LARGE_MESSAGE_BYTES`) is
+    not framed ahead: it is written as fragments, made a chunk at a time as a
+    connection writes them, from the JSON pieces its envelope keeps for every
+    format."""
 
     def __init__(self, v1: bool, notice: Callable[[Gap], Message]) -> None:
+        self.v1 = v1
         self.frame = v1_frame if v1 else legacy_frame
         self.key = "ws-v1-frame" if v1 else "ws-legacy-frame"
         self.notice = notice
 
-    def iopub(self, envelope: Envelope) -> bytes:
-        """An iopub message's frame, made on first use."""
+    def iopub(self, envelope: Envelope, chunk: int) -> bytes | Writes:
+        """An iopub message's frame (or frames), made on first use."""
+        if envelope.large:
+            return self._pieces(envelope.msg, envelope.parts(), "iopub", chunk)
         data: bytes = envelope.encoded(self.key, self._iopub)
-        return data
+        return framed(data, chunk)
 
     def _iopub(self, msg: Message) -> bytes:
         return self.frame(msg, "iopub")
 
-    def reply(self, channel: str, msg: Message) -> bytes:
-        """A reply's (or input request's) frame."""
-        return self.frame(msg, channel)
+    def _pieces(self, msg: Message, parts: MessageParts, channel: str, chunk: int) -> Writes:
+        if self.v1:
+            payload, binary = v1_payload(parts, channel), True
+        else:
+            payload, binary = legacy_payload(msg, parts, channel)
+        return ws_fragments(payload.chunks(chunk), payload.size, binary)
 
-    def gap(self, gap: Gap) -> bytes:
+    def reply(self, channel: str, msg: Message, nbytes: int, chunk: int) -> bytes | Writes:
+        """A reply's (or input request's) frames; ``nbytes`` is its output bytes."""
+        if nbytes >= LARGE_MESSAGE_BYTES:
+            return self._pieces(msg, message_parts(msg), channel, chunk)
+        return framed(self.frame(msg, channel), chunk)
+
+    def gap(self, gap: Gap, chunk: int) -> bytes | Writes:
         """The frame of the notice that stands for what a reader missed."""
-        return self.frame(self.notice(gap), "iopub")
+        return framed(self.frame(self.notice(gap), "iopub"), chunk)

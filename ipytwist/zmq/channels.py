@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
@@ -20,7 +20,14 @@ from txzmq import ZmqConnection, ZmqFactory
 
 from ..kernel import Envelope, Kernel, Request
 from ..loglimit import LimitedLog
-from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
+from ..wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DELIMITER,
+    Message,
+    WireCodec,
+    WireError,
+    new_message,
+)
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 #: Messages queued for one slow iopub subscriber before ZeroMQ drops them for it
@@ -39,6 +46,8 @@ FRAME_SLACK = 1 << 20
 CLIENT_GONE_AFTER = 30.0
 #: Subscriptions and heartbeats are tiny.
 SMALL_FRAME_BYTES = 64 * 1024
+#: Frames from this size on are sent without a copy (ZeroMQ keeps a reference).
+ZERO_COPY_BYTES = 64 * 1024
 
 
 class Oversized:
@@ -78,12 +87,13 @@ class _Socket(ZmqConnection):
         assert self.socket is not None, "the ZeroMQ socket is closed"
         return self.socket
 
-    def send(self, message: bytes | list[bytes]) -> None:
-        """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full."""
+    def send(self, message: bytes | Sequence[bytes | bytearray]) -> None:
+        """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full.
+        A large frame is handed to ZeroMQ as it is, not copied (it is never changed)."""
         parts = [message] if isinstance(message, bytes) else message
-        for part in parts[:-1]:
-            self.zmq.send(part, zmq.NOBLOCK | zmq.SNDMORE)
-        self.zmq.send(parts[-1], zmq.NOBLOCK)
+        for i, part in enumerate(parts):
+            more = zmq.SNDMORE if i < len(parts) - 1 else 0
+            self.zmq.send(part, zmq.NOBLOCK | more, copy=len(part) < ZERO_COPY_BYTES)
         # ZeroMQ may not signal messages that came in while it was written to.
         if self.read_scheduled is None:
             self.read_scheduled = self.reactor.callLater(0, self.doRead)
@@ -350,15 +360,22 @@ class ZmqChannels:
         self._send(channel, self.codec.serialize(msg, idents))
 
     def deliver(self, envelope: Envelope) -> None:
-        """Publish one iopub message (encoded once, shared by every ZMQ subscriber)."""
+        """Publish one iopub message: encoded once for every ZMQ subscriber (ZeroMQ
+        fans it out), and not kept: nothing else reads this encoding."""
         if not self._topics:
             return  # XPUB would drop it: nobody subscribes
-        self._send("iopub", envelope.encoded("zmq", self._encode_iopub))
+        topic = self._topic_prefix + envelope.msg_type.encode()
+        if not envelope.large:
+            self._send("iopub", self.codec.serialize(envelope.msg, [topic]))
+            return
+        # From the pieces the WebSockets share: the large strings are copied once, into
+        # the frame ZeroMQ sends without copying it again.
+        parts = envelope.parts()
+        jsons = [parts.header, parts.parent_header, parts.metadata.fill(), parts.content.fill()]
+        signature = self.codec.signer.sign(jsons)
+        self._send("iopub", [topic, DELIMITER, signature, *jsons, *parts.buffers])
 
-    def _encode_iopub(self, msg: Message) -> list[bytes]:
-        return self.codec.serialize(msg, [self._topic_prefix + msg["msg_type"].encode()])
-
-    def _send(self, channel: str, frames: list[bytes]) -> None:
+    def _send(self, channel: str, frames: Sequence[bytes | bytearray]) -> None:
         sock = self.sockets.get(channel)
         if sock is None or sock.socket is None:
             return
