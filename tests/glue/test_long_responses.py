@@ -1,6 +1,6 @@
 """Long responses in process: "Show all" of a carriage-return storm and a transcript of
 40,000 outputs are written a slice of work per reactor turn, whole, at the client's pace.
-(The same scenarios against the real service, timed: tests/reliability/test_transcript.py.)"""
+(The same scenarios against the real service, timed: tests/reliability/test_transcript_worst.py.)"""
 
 from __future__ import annotations
 
