@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "framing": 0,
     "errors": 0,
     "loglimit": 0,
+    "pacing": 0,
     "paths": 0,
     "private": 0,
     "kernelspec": 0,

@@ -16,13 +16,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..kernel.outputlog import Cursor, Envelope, Gap, Position, output_bytes
+from ..kernel.outputlog import MESSAGE_OVERHEAD, Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
 
 #: Largest piece of a frame handed to the transport at once.
 CHUNK_BYTES = 64 * 1024
-#: Requests a session may have unanswered plus replies it has not read; past this
-#: the service stops reading from its connection until it reads its replies.
+#: What a session may be owed: its requests not answered yet (each counted, and by its
+#: size as received) plus its replies not written yet.  Past either bound the service
+#: stops reading from its connection until the session is owed half as much.
 MAX_OWED_MESSAGES = 1000
 MAX_OWED_BYTES = 16 * 1024 * 1024
 
@@ -40,9 +41,10 @@ class Reply:
 class ReplyQueue:
     """Replies and input requests for one session, kept until a connection writes them.
 
-    It also counts the session's requests the kernel has not answered yet, so a
-    client that sends requests without reading their replies can be held back
-    (:meth:`over_bound`) instead of growing the service's memory.
+    It also counts the session's requests the kernel has not answered yet, each one
+    (a msg_id may repeat) and by its size, so a client that sends requests without
+    reading their replies can be held back (:meth:`over_bound`) instead of growing
+    the service's memory with its requests or their replies.
     """
 
     def __init__(
@@ -51,25 +53,49 @@ class ReplyQueue:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._items: deque[Reply] = deque()
+        #: Output bytes of the replies queued.
         self.nbytes = 0
-        self._unanswered: set[str | None] = set()
+        #: The sizes of the requests not answered yet, by msg_id.
+        self._unanswered: dict[str | None, list[int]] = {}
+        self._requests = 0
+        #: Bytes of the requests not answered yet, as received.
+        self.request_bytes = 0
+        #: Replies dropped while the session was away, not told to it yet.
+        self.dropped = 0
 
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def request_sent(self, msg: Message) -> None:
-        """The session handed ``msg`` to the kernel; a shell or control request expects
-        one reply (nothing answers a ``*_request`` sent on stdin)."""
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def request_sent(self, msg: Message, nbytes: int = 0) -> None:
+        """The session handed ``msg`` (``nbytes`` as received) to the kernel; a shell or
+        control request expects one reply (nothing answers a ``*_request`` on stdin)."""
         header = msg["header"]
         expects_reply = msg.get("channel", "shell") in ("shell", "control")
         if expects_reply and header["msg_type"].endswith("_request"):
-            self._unanswered.add(header.get("msg_id"))  # a reply's parent has the same
+            # A reply's parent has the same msg_id.
+            self._unanswered.setdefault(header.get("msg_id"), []).append(nbytes)
+            self._requests += 1
+            self.request_bytes += nbytes
+
+    def _answered(self, msg_id: str | None) -> None:
+        sizes = self._unanswered.get(msg_id)
+        if not sizes:
+            return
+        # Of requests sharing a msg_id, the smallest is counted as answered: the
+        # bound may count too much for a while, never too little.
+        smallest = min(range(len(sizes)), key=sizes.__getitem__)
+        self.request_bytes -= sizes.pop(smallest)
+        self._requests -= 1
+        if not sizes:
+            del self._unanswered[msg_id]
 
     def add(self, after_seq: int, channel: str, msg: Message) -> None:
         """Queue a reply or input request to follow iopub message ``after_seq``."""
-        parent = (msg.get("parent_header") or {}).get("msg_id")
         if channel in ("shell", "control"):
-            self._unanswered.discard(parent)
+            self._answered((msg.get("parent_header") or {}).get("msg_id"))
         reply = Reply(after_seq, channel, msg, output_bytes(msg.get("content")))
         self._items.append(reply)
         self.nbytes += reply.nbytes
@@ -90,17 +116,36 @@ class ReplyQueue:
         self.nbytes += reply.nbytes
 
     @property
+    def cost(self) -> int:
+        """The replies queued, by their output bytes and a fixed overhead each (as the
+        output log counts its messages)."""
+        return self.nbytes + len(self._items) * MESSAGE_OVERHEAD
+
+    def drop(self) -> int:
+        """Drop every reply queued (the session is away, and the kernel keeps too much
+        for such sessions); how many went.  Its requests stay counted."""
+        dropped = len(self._items)
+        self._items.clear()
+        self.nbytes = 0
+        return dropped
+
+    @property
     def owed(self) -> int:
         """Replies queued plus requests not answered yet."""
-        return len(self._items) + len(self._unanswered)
+        return len(self._items) + self._requests
+
+    @property
+    def owed_bytes(self) -> int:
+        """Output bytes of the replies queued plus bytes of the requests not answered."""
+        return self.nbytes + self.request_bytes
 
     def over_bound(self) -> bool:
         """Whether the session is owed too much: stop reading its requests."""
-        return self.owed >= self.max_messages or self.nbytes >= self.max_bytes
+        return self.owed >= self.max_messages or self.owed_bytes >= self.max_bytes
 
     def below_low_water(self) -> bool:
         """Whether it is owed little enough again to read its requests."""
-        return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
+        return self.owed <= self.max_messages // 2 and self.owed_bytes <= self.max_bytes // 2
 
 
 class Framer(Protocol):

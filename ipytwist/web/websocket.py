@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
@@ -26,8 +26,11 @@ from zope.interface import implementer
 from ..kernel import Kernel, Request
 from ..kernel.outputlog import Cursor, Gap, Position
 from ..loglimit import LimitedLog
+from ..pacing import ReadPacer, pacer_for
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
+from .away import AwayReplies
 from .outbox import Outbox, ReplyQueue
+from .reading import PacedProtocol
 from .wsformat import V1_PROTOCOL, FrameError, WireFramer, decode_legacy, decode_v1
 
 MAX_SESSIONS = 1000
@@ -64,6 +67,8 @@ class ClientSession:
         self.replies.add(self.hub.kernel.output_log.last_seq, channel, msg)
         if self.connection is not None:
             self.connection.pump()
+        else:
+            self.hub.away.grew(self.replies)
 
 
 class KernelSockets:
@@ -77,12 +82,17 @@ class KernelSockets:
         reactor: IReactorTime,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         on_close: Callable[[], object] = lambda: None,
+        pacer: ReadPacer | None = None,
     ) -> None:
         self.kernel = kernel
         self.reactor = reactor
+        #: Reads every connection's input, a bounded piece per reactor turn.
+        self.pacer = pacer or pacer_for(reactor)
         self._on_close = on_close
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
+        #: The replies kept for sessions that are away, bounded.
+        self.away = AwayReplies()
         #: Shell requests held from the kernel until its stop_on_error takes them.
         self._held: list[Request] | None = None
         self._held_for: list[Deferred[list[Request]]] = []
@@ -140,7 +150,7 @@ class KernelSockets:
                 # for hours (an open tab) must not shield the ones created after it.
                 idle = [k for k, v in self.sessions.items() if v.connection is None and v is not s]
                 for old_id in idle[: len(self.sessions) - MAX_SESSIONS]:
-                    del self.sessions[old_id]
+                    self.away.forget(self.sessions.pop(old_id).replies)
         else:
             self.sessions.move_to_end(session_id)
         return s
@@ -159,6 +169,7 @@ class KernelSockets:
         at = log.position_after(since_msg_id) if since_msg_id else None
         if at is None and known:
             at = session.position
+        self.away.back(session.replies, self.kernel.session)
         session.connection = conn
         session.origin = conn.origin
         self.connections.add(conn)
@@ -171,6 +182,7 @@ class KernelSockets:
         if session is not None and session.connection is conn:
             session.connection = None
             session.position = position
+            self.away.left(session.replies)
 
     def gap_notice(self, gap: Gap) -> Message:
         """The stderr notice a reader gets in place of the messages it missed."""
@@ -251,7 +263,7 @@ class _Producer:
 _log = Logger()
 
 
-class KernelChannelProtocol(WebSocketServerProtocol):
+class KernelChannelProtocol(PacedProtocol):
     """One WebSocket connection to a kernel's channels."""
 
     # Our own messages go to ``_log``: autobahn's ``self.log`` is a txaio logger
@@ -262,11 +274,12 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     tcp: _Transport
     origin = "websocket"
     v1 = False
-    _reading_paused = False
 
     def onConnect(self, request: Any) -> str | None:
         """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
         self.hub = self.factory.hub
+        self.pacer = self.hub.pacer
+        self.group = self.hub.kernel
         params = request.params
         self._session_id = (params.get("session_id") or [""])[0][:256]
         self._since = (params.get("since_msg_id") or [""])[0][:256]
@@ -326,10 +339,9 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     def frame_done(self) -> None:
         """A frame is written: read requests again once the session is owed little."""
-        if self._reading_paused and self.session is not None:
+        if self.held_back and self.session is not None:
             if self.session.replies.below_low_water():
-                self._reading_paused = False
-                self.tcp.resumeProducing()
+                self.read_on()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """autobahn: one of its own frames, written after ours is complete."""
@@ -352,12 +364,11 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         if self.session is None:
             return
         replies = self.session.replies
-        replies.request_sent(msg)
+        replies.request_sent(msg, len(payload))
         self.hub.request(Request(msg["channel"], msg, self.session))
-        if replies.over_bound() and not self._reading_paused:
+        if replies.over_bound() and not self.held_back:
             # Requests wait in the client's socket until it reads what it is owed.
-            self._reading_paused = True
-            self.tcp.pauseProducing()
+            self.hold_back()
 
     def detach(self) -> None:
         """Stop writing and leave the hub (the session keeps its position)."""

@@ -20,6 +20,7 @@ from txzmq import ZmqConnection, ZmqFactory
 
 from ..kernel import Envelope, Kernel, Request
 from ..loglimit import LimitedLog
+from ..pacing import QUANTUM_BYTES, QUANTUM_MESSAGES, pacer_for
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, WireCodec, WireError, new_message
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
@@ -27,10 +28,6 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 #: (ZeroMQ's default, as with ipykernel).  Stream messages are at most 64 Ki chars.
 IOPUB_HWM = 1000
 
-
-#: Messages read from one socket per reactor turn: a flood of requests on one
-#: kernel leaves the reactor free for the others between batches.
-READ_BATCH = 100
 #: libzmq refuses (and disconnects) a peer sending a frame larger than the message
 #: limit plus this, before allocating it; smaller oversized messages are dropped
 #: (and logged) by the wire codec.
@@ -53,9 +50,11 @@ Frames = list[bytes] | Oversized
 
 
 class _Socket(ZmqConnection):
-    """A txzmq connection that hands every multipart message to a callback, reads a
-    bounded batch per reactor turn, never holds more than one oversized frame, and
-    schedules through its factory's reactor (txzmq's own ``send`` uses the global one)."""
+    """A txzmq connection that hands every multipart message to a callback, reads
+    through the reactor's pacer (a bounded piece at a time, and only while the turn
+    has reading time left: see :mod:`ipytwist.pacing`), never holds more than one
+    oversized frame, and schedules through its factory's reactor (txzmq's own
+    ``send`` uses the global one)."""
 
     def __init__(
         self,
@@ -63,12 +62,16 @@ class _Socket(ZmqConnection):
         socket_type: int,
         on_message: Callable[[Frames], None],
         max_bytes: int = SMALL_FRAME_BYTES,
+        group: object = None,
     ) -> None:
         self.socketType = socket_type
+        #: What the socket shares its turns with in the pacer's line (its kernel).
+        self.group = group
         self.on_message = on_message
         self.max_bytes = max_bytes
         self._oversized = 0
         self.reactor = factory.reactor
+        self.pacer = pacer_for(self.reactor)
         super().__init__(factory)
         self.zmq.set(zmq.MAXMSGSIZE, max_bytes + FRAME_SLACK)
 
@@ -89,17 +92,30 @@ class _Socket(ZmqConnection):
             self.read_scheduled = self.reactor.callLater(0, self.doRead)
 
     def doRead(self) -> None:
-        """Read up to :data:`READ_BATCH` messages now; the rest on the next reactor turn."""
+        """ZeroMQ may have messages: read them through the pacer."""
         self._cancel_scheduled_read()
-        count = 0
-        while self._readable():
-            if count >= READ_BATCH:
-                self.read_scheduled = self.reactor.callLater(0, self.doRead)
-                return
+        self.pacer.read(self)
+
+    def read_some(self) -> bool:
+        """Read up to QUANTUM_MESSAGES messages or QUANTUM_BYTES (the pacer's Reader
+        interface); whether more waits."""
+        nbytes = 0
+        for _ in range(QUANTUM_MESSAGES):
+            if nbytes >= QUANTUM_BYTES or not self._readable():
+                break
             message = self._read_message()
             if message is not None:
-                count += 1
+                nbytes += (
+                    message.total if isinstance(message, Oversized) else sum(map(len, message))
+                )
                 self.on_message(message)
+        return self._readable()
+
+    def hold(self) -> None:
+        """Waiting in the pacer's line: ZeroMQ keeps what arrives meanwhile."""
+
+    def release(self) -> None:
+        """Out of the pacer's line: ZeroMQ signals the next message."""
 
     def read_waiting(self) -> list[Frames]:
         """Every message waiting now, read and returned (not handed to the callback)."""
@@ -221,6 +237,7 @@ class ZmqChannels:
                 zmq.ROUTER,
                 lambda frames: self._on_request(name, frames),
                 max_message_bytes,
+                kernel,
             )
             sock.zmq.set(zmq.ROUTER_HANDOVER, 1)
             return sock
@@ -229,8 +246,8 @@ class ZmqChannels:
             "shell": router("shell"),
             "control": router("control"),
             "stdin": router("stdin"),
-            "iopub": _Socket(factory, zmq.XPUB, self._on_subscription),
-            "hb": _Socket(factory, zmq.REP, self._on_heartbeat),
+            "iopub": _Socket(factory, zmq.XPUB, self._on_subscription, group=kernel),
+            "hb": _Socket(factory, zmq.REP, self._on_heartbeat, group=kernel),
         }
         iopub = self.sockets["iopub"].zmq
         iopub.set(zmq.XPUB_VERBOSE, 1)

@@ -1,0 +1,119 @@
+"""WebSocket input read a bounded piece at a time, and held back when asked.
+
+A :class:`PacedProtocol` connection hands what it receives to autobahn's frame
+parser through the reactor's :class:`~ipytwist.pacing.ReadPacer`: once open, at
+most :data:`~ipytwist.pacing.QUANTUM_MESSAGES` messages or
+:data:`~ipytwist.pacing.QUANTUM_BYTES` per piece, and while the turn's reading
+time is spent it waits in the pacer's line with its socket paused, so the
+kernel's clients cannot, all together, keep the reactor from its other work.
+A connection may also be held back for a reason of its own (:meth:`hold_back`,
+a session owed too many replies): then not one more message is read, also
+of what is already received, until :meth:`read_on`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, cast
+
+from autobahn.twisted.websocket import WebSocketServerProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+
+from ..pacing import QUANTUM_BYTES, QUANTUM_MESSAGES, ReadPacer
+
+__all__ = ["PacedProtocol"]
+
+
+class _Reading(Protocol):
+    """What the connection's transport is as a producer of the client's input."""
+
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+
+
+class PacedProtocol(WebSocketServerProtocol):
+    """A WebSocket server connection whose input is read through a pacer."""
+
+    #: Set by the subclass before the connection opens: the pacer, and what this
+    #: connection shares its turns with in the pacer's line (its kernel).
+    pacer: ReadPacer
+    group: object = None
+    #: Why the socket is not read from: held back, or waiting in the pacer's line.
+    _held_back = False
+    _in_line = False
+    _socket_paused = False
+    #: Messages begun in the current piece.
+    _messages = 0
+
+    @property
+    def held_back(self) -> bool:
+        """Whether reading stopped until :meth:`read_on`."""
+        return self._held_back
+
+    def hold_back(self) -> None:
+        """Read no more, not even what is already received, until :meth:`read_on`."""
+        self._held_back = True
+        self._update_socket()
+
+    def read_on(self) -> None:
+        """Read again after :meth:`hold_back`: what was received first."""
+        if self._held_back:
+            self._held_back = False
+            self.pacer.read(self)
+            self._update_socket()
+
+    # -- autobahn -------------------------------------------------------------------
+
+    def consumeData(self) -> None:
+        """autobahn: input arrived.  Once open, it is read through the pacer (the opening
+        handshake is read at once)."""
+        if self.state in (self.STATE_OPEN, self.STATE_CLOSING):
+            self.pacer.read(self)
+        else:
+            super().consumeData()
+
+    def onMessageBegin(self, isBinary: bool) -> None:
+        """autobahn: a message begins (counted against the piece)."""
+        self._messages += 1
+        super().onMessageBegin(isBinary)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Twisted: the connection is gone; it leaves the pacer's line."""
+        pacer = getattr(self, "pacer", None)
+        if pacer is not None:
+            pacer.forget(self)
+        super().connectionLost(reason)
+
+    # -- the pacer's Reader interface ---------------------------------------------------
+
+    def read_some(self) -> bool:
+        """Parse the input received, up to QUANTUM_MESSAGES messages begun or
+        QUANTUM_BYTES; whether more waits."""
+        self._messages = 0
+        stop_at = len(self.data) - QUANTUM_BYTES
+        while self.state in (self.STATE_OPEN, self.STATE_CLOSING) and not self._held_back:
+            if self._messages >= QUANTUM_MESSAGES or len(self.data) <= stop_at:
+                return True
+            if not self.processData():
+                return False
+        return False
+
+    def hold(self) -> None:
+        """Input waits in the pacer's line: read no more from the socket meanwhile."""
+        self._in_line = True
+        self._update_socket()
+
+    def release(self) -> None:
+        """The pacer has read all the input received: read from the socket again."""
+        self._in_line = False
+        self._update_socket()
+
+    def _update_socket(self) -> None:
+        paused = self._held_back or self._in_line
+        if paused != self._socket_paused and self.state != self.STATE_CLOSED:
+            self._socket_paused = paused
+            socket = cast(_Reading, self.transport)
+            if paused:
+                socket.pauseProducing()
+            else:
+                socket.resumeProducing()
