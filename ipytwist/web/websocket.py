@@ -87,7 +87,7 @@ class KernelSockets:
         self.kernel = kernel
         self.reactor = reactor
         #: Reads every connection's input, a bounded piece per reactor turn.
-        self.pacer = pacer or pacer_for(reactor)
+        self.pacer = pacer if pacer is not None else pacer_for(reactor)
         self._on_close = on_close
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
