@@ -7,7 +7,7 @@ from typing import Any
 
 from ipytwist.kernel.outputlog import MESSAGE_OVERHEAD
 from ipytwist.web.away import AwayReplies
-from ipytwist.web.outbox import MAX_OWED_BYTES, MAX_OWED_MESSAGES, ReplyQueue
+from ipytwist.web.outbox import MAX_OWED_BYTES, MAX_OWED_MESSAGES, OwedTotal, ReplyQueue
 from ipytwist.wire import new_message
 
 MiB = 1 << 20
@@ -97,7 +97,7 @@ def test_a_kernel_keeps_at_most_its_bound_for_sessions_away() -> None:
     """Past the bound, the replies of the session that kept some for longest go, and
     when it comes back its first message says how many."""
     per = 2 + MESSAGE_OVERHEAD  # one reply: "ok" and the overhead
-    away = AwayReplies(max_bytes=10 * per)
+    away = AwayReplies(OwedTotal(), max_bytes=10 * per)
     first, second = away_queue(6), away_queue(4)
     away.left(first)
     away.left(second)
@@ -125,7 +125,48 @@ def test_a_kernel_keeps_at_most_its_bound_for_sessions_away() -> None:
 
 def test_the_bound_holds_whatever_the_replies_weigh() -> None:
     """One away session with a reply larger than the bound keeps none of it."""
-    away = AwayReplies(max_bytes=MiB)
+    away = AwayReplies(OwedTotal(), max_bytes=MiB)
     big = away_queue(1, "z" * (2 * MiB))
     away.left(big)
     assert away.nbytes == 0 and big.cost == 0 and big.dropped == 1
+
+
+def test_a_kernel_total_reached_holds_back_every_session_owed_anything() -> None:
+    """Sessions count in their kernel's total while connected.  Once it reaches its
+    bound, a session owed anything is over its bound too (it may go on one request at
+    a time: owed nothing, it is below its low water), until the total is half again;
+    then ``on_low`` is called, once."""
+    lows: list[int] = []
+    total = OwedTotal(lambda: lows.append(total.messages), max_messages=10, max_bytes=MiB)
+    busy, polite = ReplyQueue(), ReplyQueue()
+    busy.count_in(total)
+    polite.count_in(total)
+    for i in range(10):
+        assert not busy.over_bound()
+        busy.request_sent(req(f"b{i}"))
+    assert total.high and busy.over_bound() and not polite.over_bound()
+    polite.request_sent(req("p"))
+    assert polite.over_bound() and not polite.below_low_water()
+    polite.add(0, "shell", reply_to("p"))
+    polite.pop()
+    assert polite.below_low_water() and lows == []
+    for i in range(5):
+        busy.add(0, "shell", reply_to(f"b{i}"))
+        busy.pop()
+    assert lows == [5] and not total.high and not polite.over_bound()
+
+
+def test_a_session_away_does_not_count_in_its_kernel_total() -> None:
+    total = OwedTotal(max_messages=10, max_bytes=MiB)
+    away = AwayReplies(total)
+    q = ReplyQueue()
+    away.back(q, "kernel-session")  # connected
+    q.request_sent(req("a"), 100)
+    q.add(0, "shell", reply_to("x"))
+    assert (total.messages, total.nbytes) == (2, 100 + 2)
+    away.left(q)
+    assert (total.messages, total.nbytes) == (0, 0)
+    q.add(0, "shell", reply_to("a"))  # answered while away: not counted
+    assert total.messages == 0 and q.owed == 2
+    away.back(q, "kernel-session")
+    assert total.messages == 2

@@ -1,4 +1,8 @@
-"""Replies kept for clients that are away, bounded per kernel.
+"""What a kernel's sessions are owed, bounded per kernel: while connected, and away.
+
+While a session has a connection, what it is owed counts in the kernel's
+:class:`~ipytwist.web.outbox.OwedTotal`: past its bound, the kernel's connections
+whose sessions are owed anything are held back until they are owed nothing.
 
 A session whose connection closed keeps the replies addressed to it (and those
 that come while it is away), so a client that reconnects with the same
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..wire import Message, new_message
-from .outbox import Reply, ReplyQueue
+from .outbox import OwedTotal, Reply, ReplyQueue
 
 __all__ = ["MAX_AWAY_BYTES", "AwayReplies"]
 
@@ -24,9 +28,11 @@ MAX_AWAY_BYTES = 16 * 1024 * 1024
 
 
 class AwayReplies:
-    """The reply queues of a kernel's sessions that are away, and what they cost."""
+    """The reply queues of a kernel's sessions that are away, and what they cost; the
+    others count in ``owed``, what the kernel's connected sessions are owed."""
 
-    def __init__(self, max_bytes: int = MAX_AWAY_BYTES) -> None:
+    def __init__(self, owed: OwedTotal, max_bytes: int = MAX_AWAY_BYTES) -> None:
+        self.owed = owed
         self.max_bytes = max_bytes
         #: What the away sessions' replies cost in all.
         self.nbytes = 0
@@ -36,6 +42,7 @@ class AwayReplies:
 
     def left(self, replies: ReplyQueue) -> None:
         """A session went away (its connection closed) with ``replies``."""
+        replies.count_out()
         self.grew(replies)
 
     def grew(self, replies: ReplyQueue) -> None:
@@ -50,9 +57,10 @@ class AwayReplies:
             oldest.dropped += oldest.drop()
 
     def back(self, replies: ReplyQueue, kernel_session: str) -> None:
-        """A session is back: its replies no longer count here, and if some were
-        dropped, a notice saying how many is written to it first."""
+        """A session is back (it has a connection): it counts in the kernel's total again,
+        and if some of its replies were dropped, a notice saying how many goes first."""
         self.forget(replies)
+        replies.count_in(self.owed)
         if replies.dropped:
             replies.put_back(Reply(-1, "iopub", self.notice(replies.dropped, kernel_session), 0))
             replies.dropped = 0

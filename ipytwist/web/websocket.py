@@ -29,7 +29,7 @@ from ..loglimit import LimitedLog
 from ..pacing import ReadPacer, pacer_for
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
 from .away import AwayReplies
-from .outbox import Outbox, ReplyQueue
+from .outbox import Outbox, OwedTotal, ReplyQueue
 from .reading import PacedProtocol
 from .wsformat import V1_PROTOCOL, FrameError, WireFramer, decode_legacy, decode_v1
 
@@ -91,8 +91,9 @@ class KernelSockets:
         self._on_close = on_close
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
-        #: The replies kept for sessions that are away, bounded.
-        self.away = AwayReplies()
+        #: What the connected sessions are owed in all, and the replies kept for the
+        #: sessions that are away: both bounded.
+        self.away = AwayReplies(OwedTotal(lambda: self.reactor.callLater(0, self._read_on)))
         #: Shell requests held from the kernel until its stop_on_error takes them.
         self._held: list[Request] | None = None
         self._held_for: list[Deferred[list[Request]]] = []
@@ -183,6 +184,13 @@ class KernelSockets:
             session.connection = None
             session.position = position
             self.away.left(session.replies)
+
+    def _read_on(self) -> None:
+        """The kernel is owed little again: read from the connections held back."""
+        for conn in list(self.connections):
+            if conn.held_back and conn.session is not None:
+                if conn.session.replies.below_low_water():
+                    conn.read_on()
 
     def gap_notice(self, gap: Gap) -> Message:
         """The stderr notice a reader gets in place of the messages it missed."""

@@ -14,7 +14,7 @@ from glue_fakes import Browser, HostEnv, make_site_env
 from test_websocket_inprocess import Socket, request
 
 from ipytwist.pacing import QUANTUM_MESSAGES, ReadPacer
-from ipytwist.web.outbox import MAX_OWED_MESSAGES
+from ipytwist.web.outbox import MAX_KERNEL_OWED_MESSAGES, MAX_OWED_MESSAGES
 
 STEP = 0.0005  # seconds per request, on the pacer's clock
 BUDGET = 0.02  # seconds of reading per turn: 40 requests
@@ -138,3 +138,46 @@ def test_a_session_owed_too_much_is_not_read_from_even_what_it_sent(
     replies = [m for m in ws.messages() if m["msg_type"] == "execute_reply"]
     assert len(replies) == 1_201
     assert ws.transport.producerState == "producing"
+
+
+def test_a_kernel_owed_too_much_reads_its_clients_one_request_at_a_time(
+    paced: tuple[HostEnv, Browser, Handled],
+) -> None:
+    """20 sessions that read nothing send 60 kernel_info_requests each: no session
+    reaches its own bound, but the kernel's (here 1,000 in all, MAX_KERNEL_OWED_MESSAGES
+    in the service) holds them back after one more request each.  A client that reads
+    its replies goes on, one request at a time; once the greedy ones leave, the kernel
+    is read from freely."""
+    env, browser, handled = paced
+    hk = env.start_kernel()
+    handled.watch(hk.kernel)
+    hub = env.sockets.hub(hk.id)
+    assert hub is not None and hub.away.owed.max_messages == MAX_KERNEL_OWED_MESSAGES
+    hub.away.owed.max_messages = bound = 1_000
+    greedy = [Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=g{i}") for i in range(20)]
+    polite = Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=polite")
+    burst = frames(60)
+    for ws in greedy:
+        ws.protocol.outbox.pause()  # reads nothing
+        ws.protocol.dataReceived(burst)
+    while len(env.sockets.pacer):
+        turn(env)
+    assert bound <= handled.total() <= bound + len(greedy)
+    unread = [ws for ws in greedy if ws.protocol.data]
+    assert unread and all(ws.transport.producerState == "paused" for ws in unread)
+    for _ in range(3):
+        polite.transport.clear()
+        polite.head_len = 0
+        ask = request("kernel_info_request")
+        polite.send(ask)
+        turn(env)
+        assert any(m["parent_header"].get("msg_id") == ask["msg_id"] for m in polite.messages())
+    assert polite.transport.producerState == "producing"
+    for ws in greedy:
+        ws.close()
+    later = Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=later")
+    later.protocol.dataReceived(frames(50))
+    while len(env.sockets.pacer):
+        turn(env)
+    replies = [m for m in later.messages() if m["msg_type"] == "kernel_info_reply"]
+    assert len(replies) == 50
