@@ -31,7 +31,7 @@ __all__ = ["QUANTUM_BYTES", "QUANTUM_MESSAGES", "TURN_BUDGET", "ReadPacer", "Rea
 #: Seconds of reading per reactor turn, across every reader.
 TURN_BUDGET = 0.02
 #: What one reader reads at most before the next one's turn, in messages or in bytes.
-QUANTUM_MESSAGES = 8
+QUANTUM_MESSAGES = 1
 QUANTUM_BYTES = 256 * 1024
 
 

@@ -42,7 +42,7 @@ class PacedProtocol(WebSocketServerProtocol):
     _held_back = False
     _in_line = False
     _socket_paused = False
-    #: Messages begun in the current piece.
+    #: Messages read in the current piece.
     _messages = 0
 
     @property
@@ -72,10 +72,10 @@ class PacedProtocol(WebSocketServerProtocol):
         else:
             super().consumeData()
 
-    def onMessageBegin(self, isBinary: bool) -> None:
-        """autobahn: a message begins (counted against the piece)."""
+    def onMessageEnd(self) -> None:
+        """autobahn: a message is complete (and handled: counted against the piece)."""
+        super().onMessageEnd()
         self._messages += 1
-        super().onMessageBegin(isBinary)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Twisted: the connection is gone; it leaves the pacer's line."""
@@ -87,13 +87,13 @@ class PacedProtocol(WebSocketServerProtocol):
     # -- the pacer's Reader interface ---------------------------------------------------
 
     def read_some(self) -> bool:
-        """Parse the input received, up to QUANTUM_MESSAGES messages begun or
-        QUANTUM_BYTES; whether more waits."""
+        """Parse the input received, up to QUANTUM_MESSAGES messages or QUANTUM_BYTES;
+        whether more waits."""
         self._messages = 0
         stop_at = len(self.data) - QUANTUM_BYTES
         while self.state in (self.STATE_OPEN, self.STATE_CLOSING) and not self._held_back:
             if self._messages >= QUANTUM_MESSAGES or len(self.data) <= stop_at:
-                return True
+                return len(self.data) > 0
             if not self.processData():
                 return False
         return False
