@@ -1,4 +1,4 @@
-"""Reliability figures: crashes, vanishing clients, SIGTERM under output, soak.
+"""Reliability figures: crashes, vanishing clients, SIGTERM under output, soak, input.
 
 Runs the scenarios of ``benchlib.scenarios`` (one copy of each: ``tests/reliability``
 runs them shorter) against real ``twistd -n ipytwist`` services, each with its own
@@ -8,6 +8,7 @@ temporary state directory, and prints a markdown table for the README's
     python bench/reliability.py                     # about 8-9 minutes
     python bench/reliability.py --soak-seconds 120  # shorter soak
     python bench/reliability.py --only crashes,sigterm
+    python bench/reliability.py --only wsinput      # hostile frames, floods, storms
 
 Fuzzing is not part of this bench: ``tests/reliability/test_fuzz.py`` drives its
 fuzzers from hypothesis ``@given`` tests, not from plain scenario functions;
@@ -35,10 +36,12 @@ from benchlib.scenarios.crashes import crash_cycles, crash_kinds
 from benchlib.scenarios.sigterm import sigterm_under_output
 from benchlib.scenarios.soak import soak
 from benchlib.scenarios.soak_cells import SOAK_SERVICE_ARGS
+from benchlib.scenarios.storms import ws_storm, zmq_storm
 from benchlib.scenarios.vanish import VANISH_SERVICE_ARGS, vanishing_clients
+from benchlib.scenarios.wsinput import MiB, hostile_legacy_frames, one_id_flood, request_flood
 from benchlib.servers import REPO, checkout_env
 
-SCENARIOS = ("crashes", "clients", "sigterm", "soak")
+SCENARIOS = ("crashes", "clients", "sigterm", "soak", "wsinput")
 CPU_KEYS = ("service", "workers", "clients")
 Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
@@ -191,11 +194,70 @@ def run_soak(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Ro
     ]
 
 
+def run_wsinput(tmp: TempDirs, args: argparse.Namespace, out: dict[str, Any]) -> Rows:
+    with running_service(tmp, "wsinput") as svc:
+        frames = hostile_legacy_frames(svc)
+        flood = request_flood(svc, requests=300, size=MiB)
+        one_id = one_id_flood(svc, requests=4000)
+        zmq = zmq_storm(svc, clients=10, requests=10, size=MiB)
+    with running_service(tmp, "storm") as svc:
+        storm = ws_storm(svc, rounds=args.storms)
+    out["wsinput"] = jsonable(
+        {"frames": frames, "flood": flood, "one_id": one_id, "zmq": zmq, "storm": storm}
+    )
+    rows: Rows = [
+        (
+            "input",
+            f"{frames.hostile} legacy frames of {frames.hostile_bytes // 1024} KiB, "
+            f"{frames.offsets} offsets going back and forth: peak memory",
+            f"+{frames.hostile_peak_mib:.1f} MiB (refused, {frames.log_lines} log lines)",
+        ),
+        (
+            "input",
+            f"a legacy frame with a {frames.valid_bytes // MiB} MiB buffer: peak memory",
+            f"+{frames.valid_peak_mib:.1f} MiB "
+            f"({frames.valid_peak_mib * MiB / frames.valid_bytes:.1f}x its size)",
+        ),
+        (
+            "input",
+            f"{flood.requests} execute_requests of 1 MiB behind a running cell: taken in, "
+            "peak memory",
+            f"{flood.taken}, +{flood.peak_mib:.1f} MiB; all {sum(flood.statuses.values())} "
+            f"answered after the interrupt ({dict(flood.statuses)})",
+        ),
+        (
+            "input",
+            f"{one_id.requests} execute_requests with one msg_id behind a running cell: "
+            "read before the interrupt",
+            f"{one_id.statuses['aborted']} (then the rest: {dict(one_id.statuses)})",
+        ),
+        (
+            "input",
+            f"ZeroMQ: {zmq.clients * zmq.requests} execute_requests of 1 MiB at once: "
+            "longest stall",
+            f"{dur(zmq.stalls.longest())} ({zmq.stalls.count()} round trips timed)",
+        ),
+    ]
+    for i, rd in enumerate(storm.rounds, 1):
+        took = f"busy {rd.seconds:.0f} s" if rd.seconds is not None else "busy past 600 s"
+        rows.append(
+            (
+                "input",
+                f"storm {i}: {storm.sessions} sessions x {storm.requests} requests nobody "
+                "reads: longest stall; RSS after (before the first)",
+                f"{dur(rd.stalls.longest())} ({rd.stalls.count()} round trips, {took}); "
+                f"{rd.rss_after:.0f} MiB ({storm.rss_before:.0f})",
+            )
+        )
+    return rows
+
+
 RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows]] = {
     "crashes": run_crashes,
     "clients": run_clients,
     "sigterm": run_sigterm,
     "soak": run_soak,
+    "wsinput": run_wsinput,
 }
 
 
@@ -208,6 +270,7 @@ def main() -> int:
     ap.add_argument("--soak-warmup", type=float, default=30.0, help="soak warm-up (30)")
     ap.add_argument("--kernels", type=int, default=10, help="soak kernels (10)")
     ap.add_argument("--per-kernel", type=int, default=10, help="soak clients per kernel (10)")
+    ap.add_argument("--storms", type=int, default=3, help="request storms in a row (3)")
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = ap.parse_args()

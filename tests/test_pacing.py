@@ -7,6 +7,7 @@ from typing import Any
 from twisted.internet.testing import MemoryReactorClock
 
 from ipytwist.pacing import ReadPacer, pacer_for
+from ipytwist.web.reading import PacedProducer
 
 #: Seconds one piece of input takes to read, on the test's clock (a power of two, so
 #: that five of them add up to BUDGET exactly).
@@ -173,3 +174,40 @@ def test_one_pacer_per_reactor() -> None:
     reactor = MemoryReactorClock()
     assert pacer_for(reactor) is pacer_for(reactor)
     assert pacer_for(MemoryReactorClock()) is not pacer_for(reactor)
+
+
+class FakeProducer:
+    """What writes to a connection: records what its transport asked of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+def test_writing_resumes_in_its_turn_of_the_pacer() -> None:
+    """Hundreds of connections that drain at once do not all write in one turn: a
+    producer asked to resume while the turn's time is spent resumes on a later turn,
+    and one whose transport went away in line is neither resumed nor kept."""
+    reactor, clock, pacer, log = make()
+    waiting, gone = FakeProducer(), FakeProducer()
+    paced, paced_gone = PacedProducer(waiting, pacer, "k"), PacedProducer(gone, pacer, "k")
+    paced.resumeProducing()
+    assert waiting.calls == ["resume"]  # the turn had time: at once
+    pacer.spent = 1.0
+    paced.pauseProducing()
+    paced.resumeProducing()
+    paced_gone.resumeProducing()
+    assert waiting.calls == ["resume", "pause"] and len(pacer) == 2
+    paced_gone.stopProducing()
+    assert len(pacer) == 1
+    turn(reactor)
+    assert waiting.calls == ["resume", "pause", "resume"] and gone.calls == ["stop"]
+    assert len(pacer) == 0

@@ -1,4 +1,5 @@
-"""WebSocket input read a bounded piece at a time, and held back when asked.
+"""WebSocket input read a bounded piece at a time, and held back when asked; and
+writing resumed in turn.
 
 A :class:`PacedProtocol` connection hands what it receives to autobahn's frame
 parser through the reactor's :class:`~ipytwist.pacing.ReadPacer`: once open, at
@@ -9,6 +10,11 @@ kernel's clients cannot, all together, keep the reactor from its other work.
 A connection may also be held back for a reason of its own (:meth:`hold_back`,
 a session owed too many replies): then not one more message is read, also
 of what is already received, until :meth:`read_on`.
+
+Writing takes its turn too: when a connection's transport has sent what it
+held and asks for more (``resumeProducing``), the connection writes on in its
+turn of the same pacer (:class:`PacedProducer`), so hundreds of connections
+that drain at once do not all write in one reactor turn.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from __future__ import annotations
 from typing import Protocol, cast
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ..pacing import QUANTUM_BYTES, QUANTUM_MESSAGES, ReadPacer
 
-__all__ = ["PacedProtocol"]
+__all__ = ["PacedProducer", "PacedProtocol"]
 
 
 class _Reading(Protocol):
@@ -29,6 +37,40 @@ class _Reading(Protocol):
 
     def pauseProducing(self) -> None: ...
     def resumeProducing(self) -> None: ...
+
+
+@implementer(IPushProducer)
+class PacedProducer:
+    """A push producer whose ``resumeProducing`` waits for its turn of the pacer."""
+
+    def __init__(self, producer: IPushProducer, pacer: ReadPacer, group: object) -> None:
+        self.producer = producer
+        self.pacer = pacer
+        self.group = group
+
+    def pauseProducing(self) -> None:
+        """The transport is full."""
+        self.producer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport takes more: the producer resumes in its turn."""
+        self.pacer.read(self)
+
+    def stopProducing(self) -> None:
+        """The transport is gone."""
+        self.pacer.forget(self)
+        self.producer.stopProducing()
+
+    def read_some(self) -> bool:
+        """Its turn (the pacer's Reader interface): the producer resumes."""
+        self.producer.resumeProducing()
+        return False
+
+    def hold(self) -> None:
+        """Waiting in line: the producer stays paused meanwhile."""
+
+    def release(self) -> None:
+        """Out of the line."""
 
 
 class PacedProtocol(WebSocketServerProtocol):
@@ -44,6 +86,12 @@ class PacedProtocol(WebSocketServerProtocol):
     _socket_paused = False
     #: Messages read in the current piece.
     _messages = 0
+    _producer: PacedProducer | None = None
+
+    def paced(self, producer: IPushProducer) -> PacedProducer:
+        """``producer`` (what writes to this connection) resumed in its turn."""
+        self._producer = PacedProducer(producer, self.pacer, self.group)
+        return self._producer
 
     @property
     def held_back(self) -> bool:
@@ -82,6 +130,8 @@ class PacedProtocol(WebSocketServerProtocol):
         pacer = getattr(self, "pacer", None)
         if pacer is not None:
             pacer.forget(self)
+            if self._producer is not None:
+                pacer.forget(self._producer)
         super().connectionLost(reason)
 
     # -- the pacer's Reader interface ---------------------------------------------------

@@ -319,7 +319,7 @@ class KernelChannelProtocol(PacedProtocol):
         except Exception as e:  # none registered: nothing to replace
             _log.debug("no producer to unregister ({e})", e=type(e).__name__)
         try:
-            self.tcp.registerProducer(_Producer(self.outbox), True)
+            self.tcp.registerProducer(self.paced(_Producer(self.outbox)), True)
         except Exception as e:
             _log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
         self.outbox.pump()
