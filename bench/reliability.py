@@ -1,6 +1,7 @@
 """Reliability figures: crashes, vanishing clients, SIGTERM under output, soak, the
 transcript under its worst outputs, spawn and restart storms, a ZeroMQ client's restart,
-the state directory (bench/reliability_host.py), hostile outputs on the notebook page.
+the state directory (bench/reliability_host.py), hostile outputs on the notebook page, a
+client's hostile input: frames, floods and request storms (bench/reliability_input.py).
 
 Runs the scenarios of ``benchlib.scenarios`` (one copy of each: ``tests/reliability``
 runs them shorter) against real ``twistd -n ipytwist`` services, each with its own
@@ -14,6 +15,7 @@ temporary state directory, and prints a markdown table for the README's
     python bench/reliability.py --only storms,client-restart,state-dir
     python bench/reliability.py --only hostile      # Chromium (/usr/bin/chromium)
     python bench/reliability.py --only large        # large outputs, about 20 s
+    python bench/reliability.py --only wsinput      # hostile frames, floods, storms
 
 Fuzzing is not part of this bench: ``tests/reliability/test_fuzz.py`` drives its
 fuzzers from hypothesis ``@given`` tests, not from plain scenario functions;
@@ -23,20 +25,18 @@ run it with pytest.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from benchlib.results import save
+from benchlib.results import dur, jsonable, save
 from benchlib.running import TempDirs, running_service
-from benchlib.scenarios.common import Errors, median, percentile
+from benchlib.scenarios.common import median, percentile
 from benchlib.scenarios.crashes import crash_cycles, crash_kinds
 from benchlib.scenarios.hostile_page import hostile_outputs
 from benchlib.scenarios.large import MIB, large_outputs
@@ -48,6 +48,8 @@ from benchlib.scenarios.vanish import VANISH_SERVICE_ARGS, vanishing_clients
 from benchlib.servers import REPO, WARM_POOL, checkout_env
 from reliability_host import RUNNERS as HOST_RUNNERS
 from reliability_host import add_arguments as host_arguments
+from reliability_input import RUNNERS as INPUT_RUNNERS
+from reliability_input import add_arguments as input_arguments
 
 SCENARIOS = (
     "crashes",
@@ -58,25 +60,10 @@ SCENARIOS = (
     "large",
     "hostile",
     *HOST_RUNNERS,
+    *INPUT_RUNNERS,
 )
 CPU_KEYS = ("service", "workers", "clients")
 Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
-
-
-def jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Errors):
-        return {"count": obj.count, "kinds": dict(obj.kinds), "first": obj.first}
-    if isinstance(obj, Counter | dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    return obj
-
-
-def dur(s: float) -> str:
-    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
 
 
 def secs(xs: list[float]) -> str:
@@ -320,6 +307,7 @@ RUNNERS: dict[str, Callable[[TempDirs, argparse.Namespace, dict[str, Any]], Rows
     "large": run_large,
     "hostile": run_hostile,
     **HOST_RUNNERS,
+    **INPUT_RUNNERS,
 }
 
 
@@ -333,6 +321,7 @@ def main() -> int:
     ap.add_argument("--kernels", type=int, default=10, help="soak kernels (10)")
     ap.add_argument("--per-kernel", type=int, default=10, help="soak clients per kernel (10)")
     host_arguments(ap)
+    input_arguments(ap)
     ap.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     ap.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = ap.parse_args()

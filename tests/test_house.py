@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "framing": 0,
     "errors": 0,
     "loglimit": 0,
+    "pacing": 0,
     "paths": 0,
     "private": 0,
     "statedir": 0,  # the state directory: its lock, and the service tree that holds it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -189,6 +190,7 @@ BAD_BINARY = [
     _legacy_binary(b"[" * 100_000),
     _legacy_binary(_text({**GOOD, "channel": "nowhere"}), b"buf"),
     _legacy_binary(_text({"channel": "shell", "header": None}), b"buf"),
+    struct.pack("!3I", 2, 4, 14) + b"{}" + b"x" * 10,  # the JSON part starts in the table
 ]
 
 
@@ -216,6 +218,7 @@ BAD_V1 = [
     struct.pack("<Q", 6) + b"\x00" * 16,  # offsets cut short
     struct.pack("<7Q", 6, 56, 61, 70, 60, 80, 90) + b"x" * 40,  # not ascending
     struct.pack("<7Q", 6, 56, 61, 63, 65, 67, 10**12),  # past the end
+    struct.pack("<7Q", 6, 8, 61, 63, 65, 67, 69) + b"x" * 13,  # the channel starts in the table
     _v1(b"\xff\xfe", _H, b"{}", b"{}", b"{}"),  # channel not UTF-8
     _v1(b"shell", b"not json", b"{}", b"{}", b"{}"),
     _v1(b"shell", b"[" * 100_000, b"{}", b"{}", b"{}"),
@@ -259,3 +262,61 @@ def test_nesting_up_to_the_limit_is_accepted_and_past_it_refused() -> None:
             else:
                 with pytest.raises(FrameError, match="nested"):
                     decoded()
+
+
+def _back_and_forth(size: int, n: int, v1: bool) -> bytes:
+    """A frame of about ``size`` bytes whose ``n`` offsets go back and forth between the
+    end of its first part and the end of the frame: every other part would be a copy
+    of almost the whole frame."""
+    width, fmt = (8, "<Q") if v1 else (4, "!I")
+    table = width * (n + 1)
+    first = b"shell" if v1 else _text({**GOOD, "channel": "shell"})
+    end = max(size, table + len(first))
+    offsets = [table] + [table + len(first) if i % 2 else end for i in range(1, n)]
+    head = struct.pack(fmt[0] + f"{n + 1}" + fmt[1], n, *offsets)
+    return head + first + b"x" * (end - table - len(first))
+
+
+@pytest.mark.parametrize("v1", [False, True], ids=["legacy", "v1"])
+def test_offsets_that_go_back_are_refused_before_any_copy(v1: bool) -> None:
+    """Issue 16: offsets going back and forth made every other buffer a copy of the
+    frame (a 99 KiB legacy frame cost 294 MB).  Such a frame is a FrameError, and
+    decoding it allocates less than twice its size."""
+    frame = _back_and_forth(100 << 10, 2000, v1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FrameError, match="bad offsets"):
+            decode_v1(frame) if v1 else decode_legacy(frame, True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(frame), (peak, len(frame))
+
+
+#: What decoding a frame may allocate, at most, per byte of the frame: its parts are
+#: copied once, and each buffer costs a Python object (65,536 buffers of 2 bytes are
+#: the worst case: about 15 times their frame).
+FRAME_COST = 16
+
+
+@pytest.mark.parametrize(
+    "shape", ["one 8 MiB buffer", "65,535 buffers of 2 bytes", "65,535 empty buffers"]
+)
+def test_a_valid_frame_costs_a_small_constant_times_its_size(shape: str) -> None:
+    """Decoding a legacy binary frame allocates at most FRAME_COST times its size,
+    whatever its buffers."""
+    good = _text({**GOOD, "channel": "shell", "buffers": None})
+    buffers = {
+        "one 8 MiB buffer": [b"x" * (8 << 20)],
+        "65,535 buffers of 2 bytes": [b"xy"] * 65_535,
+        "65,535 empty buffers": [b""] * 65_535,
+    }[shape]
+    frame = _legacy_binary(good, *buffers)
+    tracemalloc.start()
+    try:
+        msg = decode_legacy(frame, True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert msg["buffers"] == buffers
+    assert peak < FRAME_COST * len(frame), (peak, len(frame))

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import sys
 import time
+from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from .scenarios.common import Errors
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 
@@ -48,3 +52,21 @@ def versions(*dists: str) -> dict[str, str | None]:
         except PackageNotFoundError:
             out[dist] = None
     return out
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` (dataclasses, counters, lists) as plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Errors):
+        return {"count": obj.count, "kinds": dict(obj.kinds), "first": obj.first}
+    if isinstance(obj, Counter | dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def dur(s: float) -> str:
+    """Seconds as milliseconds below one, else seconds."""
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"

@@ -15,19 +15,56 @@ pong, a close) wait for the end of the current frame, not of the message.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..kernel.outputlog import Cursor, Envelope, Gap, Position, output_bytes
+from ..kernel.outputlog import MESSAGE_OVERHEAD, Cursor, Envelope, Gap, Position, output_bytes
 from ..wire import Message
 from .wsformat import MESSAGE_END, MID_FRAME, Writes
 
 #: Largest piece of a message handed to the transport at once.
 CHUNK_BYTES = 64 * 1024
-#: Requests a session may have unanswered plus replies it has not read; past this
-#: the service stops reading from its connection until it reads its replies.
+#: What a session may be owed: its requests not answered yet (each counted, and by its
+#: size as received) plus its replies not written yet.  Past either bound the service
+#: stops reading from its connection until the session is owed half as much.
 MAX_OWED_MESSAGES = 1000
 MAX_OWED_BYTES = 16 * 1024 * 1024
+#: What the connected sessions of one kernel may be owed in all.  Past either bound,
+#: every connection of the kernel whose session is owed anything is not read from
+#: until its session is owed nothing, or the kernel half as much.
+MAX_KERNEL_OWED_MESSAGES = 10_000
+MAX_KERNEL_OWED_BYTES = 64 * 1024 * 1024
+
+
+class OwedTotal:
+    """What the connected sessions of one kernel are owed in all (each session's
+    :class:`ReplyQueue` counts itself in while it has a connection).  ``on_low`` is
+    called when the total falls to half the bounds after reaching one."""
+
+    def __init__(
+        self,
+        on_low: Callable[[], object] = lambda: None,
+        max_messages: int = MAX_KERNEL_OWED_MESSAGES,
+        max_bytes: int = MAX_KERNEL_OWED_BYTES,
+    ) -> None:
+        self.on_low = on_low
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.messages = 0
+        self.nbytes = 0
+        #: A bound was reached, and the total has not fallen to half since.
+        self.high = False
+
+    def change(self, messages: int, nbytes: int) -> None:
+        """A session is owed ``messages`` and ``nbytes`` more (or, negative, less)."""
+        self.messages += messages
+        self.nbytes += nbytes
+        if not self.high:
+            self.high = self.messages >= self.max_messages or self.nbytes >= self.max_bytes
+        elif self.messages <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2:
+            self.high = False
+            self.on_low()
 
 
 @dataclass(frozen=True)
@@ -43,9 +80,10 @@ class Reply:
 class ReplyQueue:
     """Replies and input requests for one session, kept until a connection writes them.
 
-    It also counts the session's requests the kernel has not answered yet, so a
-    client that sends requests without reading their replies can be held back
-    (:meth:`over_bound`) instead of growing the service's memory.
+    It also counts the session's requests the kernel has not answered yet, each one
+    (a msg_id may repeat) and by its size, so a client that sends requests without
+    reading their replies can be held back (:meth:`over_bound`) instead of growing
+    the service's memory with its requests or their replies.
     """
 
     def __init__(
@@ -53,29 +91,60 @@ class ReplyQueue:
     ) -> None:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        #: The kernel's total this queue counts itself in (while its session has a
+        #: connection), or None.
+        self.kernel: OwedTotal | None = None
         self._items: deque[Reply] = deque()
+        #: Output bytes of the replies queued.
         self.nbytes = 0
-        self._unanswered: set[str | None] = set()
+        #: The sizes of the requests not answered yet, by msg_id.
+        self._unanswered: dict[str | None, list[int]] = {}
+        self._requests = 0
+        #: Bytes of the requests not answered yet, as received.
+        self.request_bytes = 0
+        #: Replies dropped while the session was away, not told to it yet.
+        self.dropped = 0
 
     def __bool__(self) -> bool:
         return bool(self._items)
 
-    def request_sent(self, msg: Message) -> None:
-        """The session handed ``msg`` to the kernel; a shell or control request expects
-        one reply (nothing answers a ``*_request`` sent on stdin)."""
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def request_sent(self, msg: Message, nbytes: int = 0) -> None:
+        """The session handed ``msg`` (``nbytes`` as received) to the kernel; a shell or
+        control request expects one reply (nothing answers a ``*_request`` on stdin)."""
         header = msg["header"]
         expects_reply = msg.get("channel", "shell") in ("shell", "control")
         if expects_reply and header["msg_type"].endswith("_request"):
-            self._unanswered.add(header.get("msg_id"))  # a reply's parent has the same
+            # A reply's parent has the same msg_id.
+            self._unanswered.setdefault(header.get("msg_id"), []).append(nbytes)
+            self._requests += 1
+            self.request_bytes += nbytes
+            self._changed(1, nbytes)
+
+    def _answered(self, msg_id: str | None) -> None:
+        sizes = self._unanswered.get(msg_id)
+        if not sizes:
+            return
+        # Of requests sharing a msg_id, the smallest is counted as answered: the
+        # bound may count too much for a while, never too little.
+        smallest = min(range(len(sizes)), key=sizes.__getitem__)
+        size = sizes.pop(smallest)
+        self.request_bytes -= size
+        self._requests -= 1
+        if not sizes:
+            del self._unanswered[msg_id]
+        self._changed(-1, -size)
 
     def add(self, after_seq: int, channel: str, msg: Message) -> None:
         """Queue a reply or input request to follow iopub message ``after_seq``."""
-        parent = (msg.get("parent_header") or {}).get("msg_id")
         if channel in ("shell", "control"):
-            self._unanswered.discard(parent)
+            self._answered((msg.get("parent_header") or {}).get("msg_id"))
         reply = Reply(after_seq, channel, msg, output_bytes(msg.get("content")))
         self._items.append(reply)
         self.nbytes += reply.nbytes
+        self._changed(1, reply.nbytes)
 
     def peek(self) -> Reply | None:
         """The next reply to write, left in the queue."""
@@ -85,25 +154,67 @@ class ReplyQueue:
         """Take the next reply to write."""
         reply = self._items.popleft()
         self.nbytes -= reply.nbytes
+        self._changed(-1, -reply.nbytes)
         return reply
 
     def put_back(self, reply: Reply) -> None:
         """A popped reply that was never completely written goes first again."""
         self._items.appendleft(reply)
         self.nbytes += reply.nbytes
+        self._changed(1, reply.nbytes)
+
+    @property
+    def cost(self) -> int:
+        """The replies queued, by their output bytes and a fixed overhead each (as the
+        output log counts its messages)."""
+        return self.nbytes + len(self._items) * MESSAGE_OVERHEAD
+
+    def drop(self) -> int:
+        """Drop every reply queued (the session is away, and the kernel keeps too much
+        for such sessions); how many went.  Its requests stay counted."""
+        dropped, nbytes = len(self._items), self.nbytes
+        self._items.clear()
+        self.nbytes = 0
+        self._changed(-dropped, -nbytes)
+        return dropped
+
+    def count_in(self, kernel: OwedTotal) -> None:
+        """Count in ``kernel``'s total from now on (the session has a connection)."""
+        self.count_out()
+        self.kernel = kernel
+        self._changed(self.owed, self.owed_bytes)
+
+    def count_out(self) -> None:
+        """No longer count in the kernel's total (the session is away)."""
+        self._changed(-self.owed, -self.owed_bytes)
+        self.kernel = None
+
+    def _changed(self, messages: int, nbytes: int) -> None:
+        if self.kernel is not None:
+            self.kernel.change(messages, nbytes)
 
     @property
     def owed(self) -> int:
         """Replies queued plus requests not answered yet."""
-        return len(self._items) + len(self._unanswered)
+        return len(self._items) + self._requests
+
+    @property
+    def owed_bytes(self) -> int:
+        """Output bytes of the replies queued plus bytes of the requests not answered."""
+        return self.nbytes + self.request_bytes
 
     def over_bound(self) -> bool:
-        """Whether the session is owed too much: stop reading its requests."""
-        return self.owed >= self.max_messages or self.nbytes >= self.max_bytes
+        """Whether the session is owed too much, or is owed anything while its kernel
+        is owed too much in all: stop reading its requests."""
+        if self.owed >= self.max_messages or self.owed_bytes >= self.max_bytes:
+            return True
+        return self.kernel is not None and self.kernel.high and self.owed > 0
 
     def below_low_water(self) -> bool:
         """Whether it is owed little enough again to read its requests."""
-        return self.owed <= self.max_messages // 2 and self.nbytes <= self.max_bytes // 2
+        if self.owed > self.max_messages // 2 or self.owed_bytes > self.max_bytes // 2:
+            return False
+        return self.kernel is None or not self.kernel.high or self.owed == 0
 
 
 class Framer(Protocol):

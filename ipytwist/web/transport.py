@@ -8,6 +8,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..config import Config
 from ..kernel import Kernel
+from ..pacing import pacer_for
 from .websocket import KernelSockets
 
 __all__ = ["WebSocketTransport"]
@@ -21,6 +22,8 @@ class WebSocketTransport:
     def __init__(self, reactor: IReactorTime, config: Config) -> None:
         self.reactor = reactor
         self.config = config
+        #: Paces reading from every connection (shared with the other transports).
+        self.pacer = pacer_for(reactor)
         self._hubs: dict[str, KernelSockets] = {}
 
     def start(self) -> None:
@@ -33,6 +36,7 @@ class WebSocketTransport:
             self.reactor,
             self.config.max_message_bytes,
             on_close=lambda: self._hubs.pop(kernel.id, None),
+            pacer=self.pacer,
         )
         self._hubs[kernel.id] = hub
         return hub

@@ -16,18 +16,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from ..kernel import Kernel, Request
 from ..kernel.outputlog import Cursor, Gap, Position
 from ..loglimit import LimitedLog
+from ..pacing import ReadPacer, pacer_for
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
-from .outbox import Outbox, ReplyQueue
+from .away import AwayReplies
+from .outbox import Outbox, OwedTotal, ReplyQueue
+from .reading import OutboxProducer, PacedProtocol
 from .wsformat import V1_PROTOCOL, FrameError, WireFramer, decode_legacy, decode_v1
 
 MAX_SESSIONS = 1000
@@ -64,6 +66,8 @@ class ClientSession:
         self.replies.add(self.hub.kernel.output_log.last_seq, channel, msg)
         if self.connection is not None:
             self.connection.pump()
+        else:
+            self.hub.away.grew(self.replies)
 
 
 class KernelSockets:
@@ -77,12 +81,18 @@ class KernelSockets:
         reactor: IReactorTime,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         on_close: Callable[[], object] = lambda: None,
+        pacer: ReadPacer | None = None,
     ) -> None:
         self.kernel = kernel
         self.reactor = reactor
+        #: Reads every connection's input, a bounded piece per reactor turn.
+        self.pacer = pacer if pacer is not None else pacer_for(reactor)
         self._on_close = on_close
         self.sessions: OrderedDict[str, ClientSession] = OrderedDict()
         self.connections: set[KernelChannelProtocol] = set()
+        #: What the connected sessions are owed in all, and the replies kept for the
+        #: sessions that are away: both bounded.
+        self.away = AwayReplies(OwedTotal(lambda: self.reactor.callLater(0, self._read_on)))
         #: Shell requests held from the kernel until its stop_on_error takes them.
         self._held: list[Request] | None = None
         self._held_for: list[Deferred[list[Request]]] = []
@@ -140,7 +150,7 @@ class KernelSockets:
                 # for hours (an open tab) must not shield the ones created after it.
                 idle = [k for k, v in self.sessions.items() if v.connection is None and v is not s]
                 for old_id in idle[: len(self.sessions) - MAX_SESSIONS]:
-                    del self.sessions[old_id]
+                    self.away.forget(self.sessions.pop(old_id).replies)
         else:
             self.sessions.move_to_end(session_id)
         return s
@@ -159,6 +169,7 @@ class KernelSockets:
         at = log.position_after(since_msg_id) if since_msg_id else None
         if at is None and known:
             at = session.position
+        self.away.back(session.replies, self.kernel.session)
         session.connection = conn
         session.origin = conn.origin
         self.connections.add(conn)
@@ -171,6 +182,14 @@ class KernelSockets:
         if session is not None and session.connection is conn:
             session.connection = None
             session.position = position
+            self.away.left(session.replies)
+
+    def _read_on(self) -> None:
+        """The kernel is owed little again: read from the connections held back."""
+        for conn in list(self.connections):
+            if conn.held_back and conn.session is not None:
+                if conn.session.replies.below_low_water():
+                    conn.read_on()
 
     def gap_notice(self, gap: Gap) -> Message:
         """The stderr notice a reader gets in place of the messages it missed."""
@@ -231,27 +250,10 @@ class _Transport(Protocol):
     def resumeProducing(self) -> None: ...
 
 
-@implementer(IPushProducer)
-class _Producer:
-    """The transport's backpressure, handed to the connection's outbox."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
-
-    def pauseProducing(self) -> None:
-        self.outbox.pause()
-
-    def resumeProducing(self) -> None:
-        self.outbox.resume()
-
-    def stopProducing(self) -> None:
-        self.outbox.pause()
-
-
 _log = Logger()
 
 
-class KernelChannelProtocol(WebSocketServerProtocol):
+class KernelChannelProtocol(PacedProtocol):
     """One WebSocket connection to a kernel's channels."""
 
     # Our own messages go to ``_log``: autobahn's ``self.log`` is a txaio logger
@@ -262,13 +264,14 @@ class KernelChannelProtocol(WebSocketServerProtocol):
     tcp: _Transport
     origin = "websocket"
     v1 = False
-    _reading_paused = False
     #: autobahn's frames waiting for the end of the frame being written.
     _held: list[tuple[bytes, bool, int | None]]
 
     def onConnect(self, request: Any) -> str | None:
         """autobahn: the upgrade request; pick the protocol, refuse a dead kernel."""
         self.hub = self.factory.hub
+        self.pacer = self.hub.pacer
+        self.group = self.hub.kernel
         params = request.params
         self._session_id = (params.get("session_id") or [""])[0][:256]
         self._since = (params.get("since_msg_id") or [""])[0][:256]
@@ -301,7 +304,7 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         except Exception as e:  # none registered: nothing to replace
             _log.debug("no producer to unregister ({e})", e=type(e).__name__)
         try:
-            self.tcp.registerProducer(_Producer(self.outbox), True)
+            self.tcp.registerProducer(self.paced(OutboxProducer(self.outbox)), True)
         except Exception as e:
             _log.warn("no backpressure for this connection ({e})", e=type(e).__name__)
         self.outbox.pump()
@@ -330,10 +333,9 @@ class KernelChannelProtocol(WebSocketServerProtocol):
 
     def frame_done(self) -> None:
         """A message is written: read requests again once the session is owed little."""
-        if self._reading_paused and self.session is not None:
+        if self.held_back and self.session is not None:
             if self.session.replies.below_low_water():
-                self._reading_paused = False
-                self.tcp.resumeProducing()
+                self.read_on()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """autobahn: one of its own frames (ping, pong, close).  It must not land inside
@@ -363,12 +365,11 @@ class KernelChannelProtocol(WebSocketServerProtocol):
         if self.session is None:
             return
         replies = self.session.replies
-        replies.request_sent(msg)
+        replies.request_sent(msg, len(payload))
         self.hub.request(Request(msg["channel"], msg, self.session))
-        if replies.over_bound() and not self._reading_paused:
+        if replies.over_bound() and not self.held_back:
             # Requests wait in the client's socket until it reads what it is owed.
-            self._reading_paused = True
-            self.tcp.pauseProducing()
+            self.hold_back()
 
     def detach(self) -> None:
         """Stop writing and leave the hub (the session keeps its position)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 from typing import Any
 
 from ..kernel.envelope import LARGE_MESSAGE_BYTES
@@ -117,6 +118,18 @@ def _check(msg: Any, channel: Any) -> Message:
     return msg
 
 
+def _parts(payload: bytes, offsets: list[int], table_end: int) -> list[bytes]:
+    """The parts of ``payload`` between consecutive ``offsets``, which must ascend from
+    the end of the offset table to at most the end of the payload: the parts then
+    never overlap, and together take no more than the payload's own size (offsets
+    that went back and forth would copy most of the payload once per part)."""
+    if offsets[0] < table_end or offsets[-1] > len(payload):
+        raise FrameError("bad offsets")
+    if any(a > b for a, b in pairwise(offsets)):
+        raise FrameError("bad offsets")
+    return [payload[a:b] for a, b in pairwise(offsets)]
+
+
 def decode_legacy(payload: bytes, is_binary: bool) -> Message:
     """A kernel message from a legacy payload (JSON text, or binary with buffers)."""
     if not is_binary:
@@ -131,10 +144,10 @@ def decode_legacy(payload: bytes, is_binary: bool) -> Message:
         (n,) = struct.unpack_from("!I", payload, 0)
         if not 1 <= n <= 1 << 16:
             raise FrameError("bad buffer count")
-        offsets = list(struct.unpack_from(f"!{n}I", payload, 4)) + [len(payload)]
-        parts = [payload[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    except (struct.error, ValueError) as e:
+        offsets = struct.unpack_from(f"!{n}I", payload, 4)
+    except struct.error as e:
         raise FrameError(f"bad binary frame ({type(e).__name__})") from None
+    parts = _parts(payload, [*offsets, len(payload)], 4 * (n + 1))
     try:
         msg = loads_untrusted(parts[0], ENVELOPE_DEPTH)
     except BadJSON as e:
@@ -151,14 +164,13 @@ def decode_v1(payload: bytes) -> Message:
         if not 6 <= n <= 1 << 16:
             raise FrameError("bad offset count")
         offsets = struct.unpack_from(f"<{n}Q", payload, 8)
-        if list(offsets) != sorted(offsets) or offsets[-1] > len(payload):
-            raise FrameError("bad offsets")
-        channel = payload[offsets[0] : offsets[1]].decode()
-        parts = [payload[offsets[i] : offsets[i + 1]] for i in range(1, n - 1)]
-    except (struct.error, UnicodeDecodeError, ValueError) as e:
-        if isinstance(e, FrameError):
-            raise
+    except struct.error as e:
         raise FrameError(f"bad v1 frame ({type(e).__name__})") from None
+    chan, *parts = _parts(payload, list(offsets), 8 * (n + 1))
+    try:
+        channel = chan.decode()
+    except UnicodeDecodeError:
+        raise FrameError("bad v1 frame (channel is not UTF-8)") from None
     try:
         header, parent, metadata, content = (loads_untrusted(p) for p in parts[:4])
     except BadJSON as e:

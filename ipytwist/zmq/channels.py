@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import zmq
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from txzmq import ZmqConnection, ZmqFactory
+from txzmq import ZmqFactory
 
 from ..kernel import Envelope, Kernel, Request
 from ..loglimit import LimitedLog
@@ -28,130 +28,15 @@ from ..wire import (
     WireError,
     new_message,
 )
+from .socket import Frames, Oversized, PacedSocket
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 #: Messages queued for one slow iopub subscriber before ZeroMQ drops them for it
 #: (ZeroMQ's default, as with ipykernel).  Stream messages are at most 64 Ki chars.
 IOPUB_HWM = 1000
 
-
-#: Messages read from one socket per reactor turn: a flood of requests on one
-#: kernel leaves the reactor free for the others between batches.
-READ_BATCH = 100
-#: libzmq refuses (and disconnects) a peer sending a frame larger than the message
-#: limit plus this, before allocating it; smaller oversized messages are dropped
-#: (and logged) by the wire codec.
-FRAME_SLACK = 1 << 20
 #: A ZeroMQ client not heard from (heartbeat, request) for this long is gone.
 CLIENT_GONE_AFTER = 30.0
-#: Subscriptions and heartbeats are tiny.
-SMALL_FRAME_BYTES = 64 * 1024
-#: Frames from this size on are sent without a copy (ZeroMQ keeps a reference).
-ZERO_COPY_BYTES = 64 * 1024
-
-
-class Oversized:
-    """Stands for a multipart message whose frames added up past the limit."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-
-
-#: A multipart message as read: its frames, or what stands for them past the limit.
-Frames = list[bytes] | Oversized
-
-
-class _Socket(ZmqConnection):
-    """A txzmq connection that hands every multipart message to a callback, reads a
-    bounded batch per reactor turn, never holds more than one oversized frame, and
-    schedules through its factory's reactor (txzmq's own ``send`` uses the global one)."""
-
-    def __init__(
-        self,
-        factory: ZmqFactory,
-        socket_type: int,
-        on_message: Callable[[Frames], None],
-        max_bytes: int = SMALL_FRAME_BYTES,
-    ) -> None:
-        self.socketType = socket_type
-        self.on_message = on_message
-        self.max_bytes = max_bytes
-        self._oversized = 0
-        self.reactor = factory.reactor
-        super().__init__(factory)
-        self.zmq.set(zmq.MAXMSGSIZE, max_bytes + FRAME_SLACK)
-
-    @property
-    def zmq(self) -> zmq.Socket[bytes]:
-        """The ZeroMQ socket (until the connection is shut down)."""
-        assert self.socket is not None, "the ZeroMQ socket is closed"
-        return self.socket
-
-    def send(self, message: bytes | Sequence[bytes | bytearray]) -> None:
-        """Send a (multipart) message now; ZeroMQ raises ``zmq.Again`` when it is full.
-        A large frame is handed to ZeroMQ as it is, not copied (it is never changed)."""
-        parts = [message] if isinstance(message, bytes) else message
-        for i, part in enumerate(parts):
-            more = zmq.SNDMORE if i < len(parts) - 1 else 0
-            self.zmq.send(part, zmq.NOBLOCK | more, copy=len(part) < ZERO_COPY_BYTES)
-        # ZeroMQ may not signal messages that came in while it was written to.
-        if self.read_scheduled is None:
-            self.read_scheduled = self.reactor.callLater(0, self.doRead)
-
-    def doRead(self) -> None:
-        """Read up to :data:`READ_BATCH` messages now; the rest on the next reactor turn."""
-        self._cancel_scheduled_read()
-        count = 0
-        while self._readable():
-            if count >= READ_BATCH:
-                self.read_scheduled = self.reactor.callLater(0, self.doRead)
-                return
-            message = self._read_message()
-            if message is not None:
-                count += 1
-                self.on_message(message)
-
-    def read_waiting(self) -> list[Frames]:
-        """Every message waiting now, read and returned (not handed to the callback)."""
-        self._cancel_scheduled_read()
-        messages = []
-        while self._readable():
-            message = self._read_message()
-            if message is not None:
-                messages.append(message)
-        return messages
-
-    def _cancel_scheduled_read(self) -> None:
-        if self.read_scheduled is not None:
-            if self.read_scheduled.active():
-                self.read_scheduled.cancel()
-            self.read_scheduled = None
-
-    def _readable(self) -> bool:
-        if self.factory is None or self.socket is None:
-            return False
-        events = self.socket.get(zmq.EVENTS)
-        return isinstance(events, int) and bool(events & zmq.POLLIN)
-
-    def _read_message(self) -> Frames | None:
-        """The next multipart message; None if ZeroMQ has none after all.  txzmq keeps
-        every frame; past the limit we keep none and count only."""
-        total = sum(len(p) for p in self.recv_parts)
-        try:
-            while True:
-                part = self.zmq.recv(zmq.NOBLOCK)
-                total += len(part)
-                if total <= self.max_bytes:
-                    self.recv_parts.append(part)
-                else:
-                    self.recv_parts = []
-                    self._oversized = total
-                if not self.zmq.get(zmq.RCVMORE):
-                    result, self.recv_parts = self.recv_parts, []
-                    big, self._oversized = self._oversized, 0
-                    return Oversized(big) if big else result
-        except zmq.Again:
-            return None
 
 
 class ZmqRequester:
@@ -225,22 +110,23 @@ class ZmqChannels:
         #: Topics someone subscribes to: with none, iopub messages are not even encoded.
         self._topics: set[bytes] = set()
 
-        def router(name: str) -> _Socket:
-            sock = _Socket(
+        def router(name: str) -> PacedSocket:
+            sock = PacedSocket(
                 factory,
                 zmq.ROUTER,
                 lambda frames: self._on_request(name, frames),
                 max_message_bytes,
+                kernel,
             )
             sock.zmq.set(zmq.ROUTER_HANDOVER, 1)
             return sock
 
-        self.sockets: dict[str, _Socket] = {
+        self.sockets: dict[str, PacedSocket] = {
             "shell": router("shell"),
             "control": router("control"),
             "stdin": router("stdin"),
-            "iopub": _Socket(factory, zmq.XPUB, self._on_subscription),
-            "hb": _Socket(factory, zmq.REP, self._on_heartbeat),
+            "iopub": PacedSocket(factory, zmq.XPUB, self._on_subscription, group=kernel),
+            "hb": PacedSocket(factory, zmq.REP, self._on_heartbeat, group=kernel),
         }
         iopub = self.sockets["iopub"].zmq
         iopub.set(zmq.XPUB_VERBOSE, 1)
@@ -252,7 +138,7 @@ class ZmqChannels:
         #: When a client last showed it is there (a request, a subscription, a ping).
         self.last_seen = -1.0
 
-    def _bind(self, sock: _Socket, port: int) -> int:
+    def _bind(self, sock: PacedSocket, port: int) -> int:
         ip = self.connection.get("ip", "127.0.0.1")
         if self.connection.get("transport", "tcp") == "ipc":
             if port <= 0:
