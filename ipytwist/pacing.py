@@ -29,7 +29,7 @@ from twisted.logger import Logger
 __all__ = ["QUANTUM_BYTES", "QUANTUM_MESSAGES", "TURN_BUDGET", "ReadPacer", "Reader", "pacer_for"]
 
 #: Seconds of reading per reactor turn, across every reader.
-TURN_BUDGET = 0.02
+TURN_BUDGET = 0.01
 #: What one reader reads at most before the next one's turn, in messages or in bytes.
 QUANTUM_MESSAGES = 1
 QUANTUM_BYTES = 256 * 1024

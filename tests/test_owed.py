@@ -170,3 +170,21 @@ def test_a_session_away_does_not_count_in_its_kernel_total() -> None:
     assert total.messages == 0 and q.owed == 2
     away.back(q, "kernel-session")
     assert total.messages == 2
+
+
+def test_a_kernel_keeps_at_most_so_many_replies_for_sessions_away() -> None:
+    """The bound by number holds too (every reply kept is objects the collector's full
+    passes look at): past it, the session that kept some longest loses them all."""
+    away = AwayReplies(OwedTotal(), max_messages=10)
+    first, second = away_queue(6), away_queue(4)
+    away.left(first)
+    away.left(second)
+    assert away.messages == 10 and first.dropped == 0
+    second.add(0, "shell", reply_to("more"))
+    away.grew(second)
+    assert first.dropped == 6 and away.messages == 5 and len(second) == 5
+    away.back(first, "kernel-session")
+    notice = first.pop().msg["content"]["text"]
+    assert notice.startswith("[ipytwist] 6 replies dropped") and "more than 10 replies" in notice
+    away.forget(second)
+    assert away.messages == 0 and away.nbytes == 0

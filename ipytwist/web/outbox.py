@@ -32,8 +32,11 @@ MAX_OWED_MESSAGES = 1000
 MAX_OWED_BYTES = 16 * 1024 * 1024
 #: What the connected sessions of one kernel may be owed in all.  Past either bound,
 #: every connection of the kernel whose session is owed anything is not read from
-#: until its session is owed nothing, or the kernel half as much.
-MAX_KERNEL_OWED_MESSAGES = 10_000
+#: until its session is owed nothing, or the kernel half as much.  By number, twice what
+#: one session may be owed: every message owed is a few objects that the garbage
+#: collector's full passes look at while the reactor waits (10,000 made a storm's
+#: passes last 60-90 ms).
+MAX_KERNEL_OWED_MESSAGES = 2_000
 MAX_KERNEL_OWED_BYTES = 64 * 1024 * 1024
 
 
