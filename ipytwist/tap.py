@@ -120,7 +120,7 @@ class Options(usage.Options):
             "max-message-bytes",
             None,
             Config.max_message_bytes,
-            "Largest message accepted from a client (ZeroMQ and WebSocket).",
+            "Largest message accepted from a client, in bytes (ZeroMQ and WebSocket).",
             int,
         ],
     ]

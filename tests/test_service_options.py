@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +205,26 @@ def test_max_message_bytes_bounds_both_transports_of_a_hosted_kernel(
         finally:
             ws.close()
         wait_for(lambda: "exceeds 100000" in svc.log(), 10, "the dropped ZeroMQ message logged")
+
+
+def _readme_options() -> dict[str, str]:
+    """The README's table of options: each option's name and its row."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `--")]
+    return {name: row for row in rows for name in re.findall(r"`--([a-z-]+)", row.split("|")[1])}
+
+
+def test_the_readme_and_help_agree_on_every_option_and_its_unit() -> None:
+    """Issue 16: the README said --transcript-bytes counts bytes, --help said characters.
+    Every option in the README's table is one of the service's, and an option counted in
+    bytes says so in both places, and neither speaks of characters."""
+    readme = _readme_options()
+    helps = {p[0]: p[3] for p in Options.optParameters} | {f[0]: f[2] for f in Options.optFlags}
+    for method in (m for m in dir(Options) if m.startswith("opt_")):  # repeatable options
+        helps.setdefault(method[4:].replace("_", "-"), getattr(Options, method).__doc__ or "")
+    assert readme and set(readme) <= set(helps), set(readme) - set(helps)
+    for name in (n for n in readme if n.endswith("-bytes")):
+        default, meaning = readme[name].split("|")[2:4]
+        row = (default + meaning).lower()
+        assert ("byte" in row or "mib" in row) and "character" not in row, (name, row)
+        assert "byte" in helps[name].lower() and "character" not in helps[name].lower(), name
