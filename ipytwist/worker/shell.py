@@ -12,6 +12,7 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
+from traitlets import Any as AnyTrait
 from traitlets import Callable as CallableTrait
 
 #: An exception as ``sys.exc_info()`` gives it.
@@ -81,12 +82,17 @@ def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
-class WorkerShell(InteractiveShell):
-    """An InteractiveShell whose output, errors and pager go to ``emit``."""
+class ZMQInteractiveShell(InteractiveShell):
+    """An InteractiveShell whose output, errors and pager go to ``emit``.
+
+    Named as ipykernel's shell, which libraries test by name to know they run in a
+    notebook (see :mod:`ipytwist.worker.notebook`)."""
 
     displayhook_class = EventDisplayHook
     display_pub_class = EventDisplayPublisher
     emit = CallableTrait()  # the worker link's emit: one event dict
+    #: ``get_ipython().kernel``, as on ipykernel (a :class:`KernelStandIn`).
+    kernel = AnyTrait(None, allow_none=True)
     #: The error content of the cell's last traceback (None: no error yet).
     last_error: dict[str, Any] | None = None
 
@@ -102,6 +108,15 @@ class WorkerShell(InteractiveShell):
         if not isinstance(manager, PayloadManager):
             raise RuntimeError("IPython's payload manager is not set up")
         return manager
+
+    def set_parent(self, parent: dict[str, Any]) -> None:
+        """The request that runs (ipywidgets' ``Output`` sets it back on entry)."""
+        if self.kernel is not None:
+            self.kernel.set_parent(parent)
+
+    def get_parent(self) -> dict[str, Any]:
+        """The request that runs, as ``kernel.get_parent()`` gives it."""
+        return dict(self.kernel.get_parent()) if self.kernel is not None else {}
 
     def init_virtualenv(self) -> None:  # the worker runs in the kernel's interpreter
         pass
@@ -131,3 +146,7 @@ class WorkerShell(InteractiveShell):
 
     def ask_exit(self) -> None:
         self.payloads.write_payload({"source": "ask_exit", "keepkernel": False})
+
+
+#: The worker's shell, by the name the worker's code knows it.
+WorkerShell = ZMQInteractiveShell
