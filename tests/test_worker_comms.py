@@ -90,6 +90,7 @@ OPEN_ECHO = """
 import comm
 got = []
 def target(c, msg):
+    assert all(type(b) is memoryview for b in msg["buffers"])
     got.append(("open", msg["content"]["data"], [bytes(b) for b in msg["buffers"]]))
     @c.on_msg
     def _(msg):

@@ -77,7 +77,8 @@ class WorkerComms:
             "parent_header": {},
             "metadata": metadata if isinstance(metadata, dict) else {},
             "content": content,
-            "buffers": decode_buffers(record.get("buffers")),
+            # memoryviews, as ipykernel hands them over (widgets' Bytes traits keep them)
+            "buffers": [memoryview(b) for b in decode_buffers(record.get("buffers"))],
         }
         getattr(self.manager, msg_type)(None, None, msg)
         return {"status": "ok"}
