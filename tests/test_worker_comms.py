@@ -128,6 +128,8 @@ ip = IPython.get_ipython()
 print(type(ip).__name__, 'IPKernelApp' in ip.config)
 print(ip.kernel.get_parent()['header']['msg_id'], ip.kernel._parent_header['msg_type'])
 print(bool(ip.kernel.session.session), ip.get_parent()['header']['msg_id'])
+import plotly.io
+print(type(ip).__module__, plotly.io.renderers.default)
 """
 
 
@@ -135,8 +137,28 @@ def test_the_shell_answers_notebook_detection_as_ipykernel_does(tmp_path: Path) 
     record = {**execute(DETECT), "header": {"msg_id": "abc", "msg_type": "execute_request"}}
     run = run_records(tmp_path, [record])
     assert run.replies[0]["status"] == "ok", run.replies
-    assert run.out.decode().split("\n")[:3] == [
+    assert run.out.decode().split("\n")[:4] == [
         "ZMQInteractiveShell True",
         "abc execute_request",
         "True abc",
+        "ipykernel.zmqshell plotly_mimetype",  # (ipykernel's renderer: no extra text/html)
     ]
+
+
+AUTO = """
+import sys
+print('ipykernel.zmqshell' in sys.modules)
+from tqdm.auto import tqdm
+from tqdm.notebook import tqdm as notebook_tqdm
+print(issubclass(tqdm, notebook_tqdm))
+bar = tqdm(range(3))
+for _ in bar: pass
+"""
+
+
+def test_tqdm_auto_takes_its_notebook_path_and_draws_a_widget(tmp_path: Path) -> None:
+    run = run_records(tmp_path, [execute(AUTO)])
+    assert run.replies[0]["status"] == "ok", run.replies
+    assert run.out.decode().split("\n")[:2] == ["True", "True"]
+    models = {e["content"]["data"]["state"]["_model_name"] for e in of(run.events, "comm_open")}
+    assert {"HBoxModel", "FloatProgressModel", "HTMLModel"} <= models

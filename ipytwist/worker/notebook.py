@@ -10,18 +10,42 @@ request that runs, whose ``session`` names the kernel's session and whose
 from __future__ import annotations
 
 import getpass
+import importlib
+import importlib.util
+import sys
+import types
 import uuid
 from typing import Any
 
 from comm.base_comm import CommManager
 from traitlets.config import Config
 
-__all__ = ["KernelStandIn", "notebook_config", "parent_of"]
+__all__ = ["KernelStandIn", "load_shell_module", "notebook_config", "parent_of"]
+
+#: The module tqdm.auto looks for in ``sys.modules`` to take its notebook path.
+SHELL_MODULE = "ipykernel.zmqshell"
 
 
 def notebook_config() -> Config:
     """The shell's config, with the section ipykernel's application puts there."""
     return Config({"IPKernelApp": {}})
+
+
+def load_shell_module(shell_class: type) -> None:
+    """Have ipykernel's shell module loaded, as it always is on ipykernel (tqdm.auto
+    tests for it): the real one if ipykernel is installed (about 55 ms of start-up),
+    else a module of that name holding our shell class."""
+    if SHELL_MODULE in sys.modules:
+        return
+    if importlib.util.find_spec("ipykernel") is not None:
+        try:
+            importlib.import_module(SHELL_MODULE)
+            return
+        except Exception:  # a broken ipykernel: the stand-in below
+            pass
+    module = types.ModuleType(SHELL_MODULE, "ipytwist's stand-in: ipykernel is not installed")
+    module.ZMQInteractiveShell = shell_class  # type: ignore[attr-defined]  # a module's name
+    sys.modules[SHELL_MODULE] = module
 
 
 def parent_of(record: dict[str, Any]) -> dict[str, Any]:

@@ -117,8 +117,9 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
 def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:
     """Comms through the ``comm`` package's hooks, and ``get_ipython().kernel``."""
     from .comms import WorkerComms
-    from .notebook import KernelStandIn
+    from .notebook import KernelStandIn, load_shell_module
 
+    load_shell_module(type(shell))
     comms = WorkerComms(link.emit)
     comms.install()
     shell.kernel = KernelStandIn(comms.manager)

@@ -86,7 +86,10 @@ class ZMQInteractiveShell(InteractiveShell):
     """An InteractiveShell whose output, errors and pager go to ``emit``.
 
     Named as ipykernel's shell, which libraries test by name to know they run in a
-    notebook (see :mod:`ipytwist.worker.notebook`)."""
+    notebook (see :mod:`ipytwist.worker.notebook`); plotly also wants its module
+    to be ipykernel's."""
+
+    __module__ = "ipykernel.zmqshell"
 
     displayhook_class = EventDisplayHook
     display_pub_class = EventDisplayPublisher
