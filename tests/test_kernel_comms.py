@@ -10,6 +10,7 @@ import pytest
 from support.fakes import FakeProvisioner, FakeWorker, Iopub
 from support.fakes import Requester as Client
 from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
 
 from ipytwist.framing import decode_buffers, encode_buffers
 from ipytwist.kernel import Kernel
@@ -118,3 +119,30 @@ def test_comm_messages_queued_at_shutdown_get_no_aborted_reply(env: Env) -> None
     kernel.handle("shell", message("comm_msg", {"comm_id": "c", "data": {}}), client)
     kernel.shutdown()
     assert [r["msg_type"] for r in client.replies()] == ["execute_reply"]
+
+
+MALFORMED = [
+    ("comm_msg", {"data": {}}, "its comm_id is not a string"),
+    ("comm_msg", {"comm_id": 5, "data": {}}, "its comm_id is not a string"),
+    ("comm_open", {"comm_id": "c", "data": {}}, "its target_name is not a string"),
+    ("comm_close", {"comm_id": "c", "data": ["x" * 1000]}, "its data is not an object"),
+]
+
+
+def test_a_malformed_comm_message_is_one_log_line_and_the_kernel_goes_on(env: Env) -> None:
+    kernel, worker, iopub = env
+    events: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        for msg_type, content, _ in MALFORMED:
+            kernel.handle("shell", message(msg_type, content), Client())
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    assert worker.sent == []  # none reached the worker
+    lines = [formatEvent(e) for e in events if "ignored a comm" in formatEvent(e)]
+    assert lines == [f"ignored a {t}: {why}" for t, _, why in MALFORMED]
+    assert all("x" * 100 not in line for line in lines)  # never the payload
+    client = Client()
+    fine = message("comm_msg", {"comm_id": "c"})  # no data: the worker makes it {}
+    kernel.handle("shell", fine, client)
+    assert worker.sent[-1]["req"] == "comm"

@@ -14,11 +14,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..framing import decode_buffers
+from ..loglimit import LimitedLog
+from ..wire import Message
 
-__all__ = ["COMM_MESSAGES", "CommMessage", "comm_message"]
+__all__ = ["COMM_MESSAGES", "CONTROL_COMMS", "CommMessage", "comm_message", "comm_refused"]
 
 #: The comm messages, from clients and from the worker.
 COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
+#: Worker requests a client may also send on control.
+CONTROL_COMMS = ("comm_info_request",)
 
 
 class CommMessage(NamedTuple):
@@ -46,3 +50,31 @@ def comm_message(event: dict[str, Any]) -> CommMessage | None:
         metadata if isinstance(metadata, dict) else {},
         decode_buffers(event.get("buffers")),
     )
+
+
+def comm_problem(msg: Message) -> str | None:
+    """What makes a client's comm message one no comm can take, if anything."""
+    msg_type = msg["header"]["msg_type"]
+    if msg_type not in COMM_MESSAGES:
+        return None
+    content = msg.get("content")
+    if not isinstance(content, dict):
+        return "its content is not an object"
+    if not isinstance(content.get("comm_id"), str):
+        return "its comm_id is not a string"
+    if msg_type == "comm_open" and not isinstance(content.get("target_name"), str):
+        return "its target_name is not a string"
+    if not isinstance(content.get("data", {}), dict):
+        return "its data is not an object"
+    return None
+
+
+def comm_refused(msg: Message, rejects: LimitedLog) -> bool:
+    """A malformed comm message is refused with one log line (never its payload); the
+    protocol has no reply to a comm message, so its sender is told nothing, as on
+    ipykernel."""
+    problem = comm_problem(msg)
+    if problem is not None:
+        t = str(msg["header"]["msg_type"])
+        rejects.warn("ignored a {t}: {p}", "comm", t=t, p=problem)
+    return problem is not None

@@ -22,7 +22,7 @@ from ..errors import error_content
 from ..loglimit import LimitedLog
 from ..wire import Message
 from .aborts import InFlight, StopOnError, no_requests_in_flight
-from .comms import comm_message
+from .comms import CONTROL_COMMS, comm_message, comm_refused
 from .events import iopub_content
 from .flow import OutputGate
 from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
@@ -146,16 +146,18 @@ class Kernel:
         msg_type = request.msg_type
         if channel == "stdin":
             self._input.answer(msg, requester)
+        elif msg_type in WORKER_REQUESTS and (channel != "control" or msg_type in CONTROL_COMMS):
+            self._queue_for_worker(request)  # comm_info on control too: the worker knows them
         elif channel == "control":
             self._handle_control(request)
-        elif msg_type in WORKER_REQUESTS:
-            self._queue_for_worker(request)
         elif msg_type == "kernel_info_request":
             self._answer_now(request, static_reply(msg_type))
         else:
             self._unknown(request)
 
     def _queue_for_worker(self, request: Request) -> None:
+        if comm_refused(request.msg, self.rejects):
+            return
         self._record(request)
         self._queue.add(request)
         self._advance()
@@ -171,8 +173,6 @@ class Kernel:
             self._on_shutdown_request(restart)
         elif msg_type == "kernel_info_request":
             self._answer_now(request, static_reply(msg_type))
-        elif msg_type == "comm_info_request":
-            self._queue_for_worker(request)  # the worker knows its comms
         else:
             self._unknown(request)
 

@@ -68,6 +68,7 @@ class WorkerComms:
             raise ValueError("comm_id must be a string")
         if msg_type == "comm_open" and not isinstance(content.get("target_name"), str):
             raise ValueError("target_name must be a string")
+        content = {**content, "data": content.get("data") or {}}  # spec: data is an object
         header = record.get("header")
         metadata = record.get("metadata")
         msg = {
