@@ -162,3 +162,24 @@ def test_tqdm_auto_takes_its_notebook_path_and_draws_a_widget(tmp_path: Path) ->
     assert run.out.decode().split("\n")[:2] == ["True", "True"]
     models = {e["content"]["data"]["state"]["_model_name"] for e in of(run.events, "comm_open")}
     assert {"HBoxModel", "FloatProgressModel", "HTMLModel"} <= models
+
+
+IPYMPL = "%matplotlib widget\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+
+
+def test_matplotlib_widget_draws_ipympls_canvas_through_comms(tmp_path: Path) -> None:
+    """`%matplotlib widget` needs no event loop (as on ipykernel), and ipympl's canvas
+    is a widget: its model opens and its view is displayed."""
+    run = run_records(tmp_path, [execute(IPYMPL)])
+    assert run.replies[0]["status"] == "ok", run.replies[0].get("evalue")
+    canvas = [
+        e["content"]["comm_id"]
+        for e in of(run.events, "comm_open")
+        if e["content"]["data"]["state"]["_model_name"] == "MPLCanvasModel"
+    ]
+    views = [
+        e["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for e in of(run.events, "display_data")
+        if "application/vnd.jupyter.widget-view+json" in e["data"]
+    ]
+    assert len(canvas) == 1 and views == canvas

@@ -15,6 +15,10 @@ from IPython.core.payload import PayloadManager
 from traitlets import Any as AnyTrait
 from traitlets import Callable as CallableTrait
 
+#: matplotlib's GUIs that draw in the frontend and need no event loop in the kernel
+#: (ipykernel's ``eventloops.loop_map`` has None for them): ``%matplotlib widget`` is
+#: ipympl's, drawn through comms.
+NO_EVENT_LOOP = (None, "inline", "widget", "ipympl", "nbagg", "notebook", "webagg")
 #: An exception as ``sys.exc_info()`` gives it.
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -142,7 +146,7 @@ class ZMQInteractiveShell(InteractiveShell):
         self.emit({"ev": "error", **content})
 
     def enable_gui(self, gui: str | None = None) -> None:
-        if gui not in (None, "inline"):
+        if gui not in NO_EVENT_LOOP:
             raise NotImplementedError(
                 f"GUI event loop {gui!r} is not supported by ipytwist; use %matplotlib inline"
             )
