@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from ..framing import decode_buffers
 from ..loglimit import LimitedLog
 from ..wire import Message
+from .requests import Request, tell_handled
 
 __all__ = ["COMM_MESSAGES", "CONTROL_COMMS", "CommMessage", "comm_message", "comm_refused"]
 
@@ -69,12 +70,13 @@ def comm_problem(msg: Message) -> str | None:
     return None
 
 
-def comm_refused(msg: Message, rejects: LimitedLog) -> bool:
+def comm_refused(request: Request, rejects: LimitedLog) -> bool:
     """A malformed comm message is refused with one log line (never its payload); the
     protocol has no reply to a comm message, so its sender is told nothing, as on
     ipykernel."""
-    problem = comm_problem(msg)
+    problem = comm_problem(request.msg)
     if problem is not None:
-        t = str(msg["header"]["msg_type"])
+        t = str(request.msg_type)
         rejects.warn("ignored a {t}: {p}", "comm", t=t, p=problem)
+        tell_handled(request)
     return problem is not None

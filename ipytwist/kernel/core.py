@@ -156,7 +156,7 @@ class Kernel:
             self._unknown(request)
 
     def _queue_for_worker(self, request: Request) -> None:
-        if comm_refused(request.msg, self.rejects):
+        if comm_refused(request, self.rejects):
             return
         self._record(request)
         self._queue.add(request)

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from ..wire import Message, new_message
 from .outputlog import OutputLog
 from .replies import reply_message
-from .requests import NO_REPLY, Request
+from .requests import NO_REPLY, Request, tell_handled
 
 __all__ = ["Publisher"]
 
@@ -62,6 +62,7 @@ class Publisher:
         """The reply to ``request``, on its channel, to the client that sent it (none to
         a client's comm message)."""
         if request.msg_type in NO_REPLY:
+            tell_handled(request)
             return
         reply = reply_message(request.msg, content, self.session, started)
         channel = "control" if request.channel == "control" else "shell"

@@ -48,6 +48,14 @@ class Request(NamedTuple):
         return str(self.msg["header"]["msg_type"])
 
 
+def tell_handled(request: Request) -> None:
+    """``request`` gets no reply (a comm message) and is done: a requester that counts
+    what it is owed (a WebSocket session, with ``handled``) counts it no more."""
+    handled = getattr(request.requester, "handled", None)
+    if callable(handled):
+        handled(request.msg)
+
+
 def is_execute(msg: Message) -> bool:
     """An ``execute_request``."""
     return bool(msg["header"]["msg_type"] == "execute_request")

@@ -69,6 +69,13 @@ class ClientSession:
         else:
             self.hub.away.grew(self.replies)
 
+    def handled(self, msg: Message) -> None:
+        """The kernel is done with ``msg``, which gets no reply (a comm message): the
+        session is owed less, and its connection may be read again."""
+        self.replies.handled(msg)
+        if self.connection is not None:
+            self.connection.frame_done()
+
 
 class KernelSockets:
     """The WebSocket side of one kernel: sessions, connections, replay."""
@@ -332,7 +339,8 @@ class KernelChannelProtocol(PacedProtocol):
             self.outbox.pause()
 
     def frame_done(self) -> None:
-        """A message is written: read requests again once the session is owed little."""
+        """A message is written (or a request handled): read requests again once the
+        session is owed little."""
         if self.held_back and self.session is not None:
             if self.session.replies.below_low_water():
                 self.read_on()

@@ -181,3 +181,33 @@ def test_a_kernel_owed_too_much_reads_its_clients_one_request_at_a_time(
         turn(env)
     replies = [m for m in later.messages() if m["msg_type"] == "kernel_info_reply"]
     assert len(replies) == 50
+
+
+def test_comm_messages_sent_while_a_cell_runs_count_as_owed_until_handled(
+    paced: tuple[HostEnv, Browser, Handled],
+) -> None:
+    """A comm message gets no reply, and waits in the kernel's queue while a cell runs:
+    a client that sends 1,200 of them (a slider dragged through a long loop, or worse)
+    is read up to its bound, then not at all until the kernel handles them."""
+    env, browser, handled = paced
+    hk = env.start_kernel()
+    handled.watch(hk.kernel)
+    ws = Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=dragging")
+    ws.send(request("execute_request", content={"code": "import time; time.sleep(60)"}))
+    update = request("comm_msg", content={"comm_id": "w", "data": {"method": "update"}})
+    ws.protocol.dataReceived(
+        b"".join(client_frame(json.dumps(update).encode()) for _ in range(1_200))
+    )
+    while len(env.sockets.pacer):
+        turn(env)
+    assert handled.total() == MAX_OWED_MESSAGES
+    assert ws.transport.producerState == "paused"
+    worker = env.provisioner.workers[0]
+    for _ in range(1_201):  # the running cell, then each comm message
+        worker.reply({"status": "ok"})
+        turn(env)
+    assert handled.total() == 1_201
+    assert [m["msg_type"] for m in ws.messages() if m["msg_type"].endswith("_reply")] == [
+        "execute_reply"
+    ]
+    assert ws.transport.producerState == "producing"
