@@ -194,20 +194,15 @@ def test_comm_messages_sent_while_a_cell_runs_count_as_owed_until_handled(
     handled.watch(hk.kernel)
     ws = Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=dragging")
     ws.send(request("execute_request", content={"code": "import time; time.sleep(60)"}))
-    update = request("comm_msg", content={"comm_id": "w", "data": {"method": "update"}})
-    ws.protocol.dataReceived(
-        b"".join(client_frame(json.dumps(update).encode()) for _ in range(1_200))
-    )
+    content = {"comm_id": "w", "data": {"method": "update"}}
+    ws.protocol.dataReceived(frames(1_200, "comm_msg", content=content))
     while len(env.sockets.pacer):
         turn(env)
-    assert handled.total() == MAX_OWED_MESSAGES
-    assert ws.transport.producerState == "paused"
-    worker = env.provisioner.workers[0]
+    assert (handled.total(), ws.transport.producerState) == (MAX_OWED_MESSAGES, "paused")
     for _ in range(1_201):  # the running cell, then each comm message
-        worker.reply({"status": "ok"})
+        env.provisioner.workers[0].reply({"status": "ok"})
         turn(env)
     assert handled.total() == 1_201
-    assert [m["msg_type"] for m in ws.messages() if m["msg_type"].endswith("_reply")] == [
-        "execute_reply"
-    ]
+    replies = [m["msg_type"] for m in ws.messages() if m["msg_type"].endswith("_reply")]
+    assert replies == ["execute_reply"]
     assert ws.transport.producerState == "producing"
