@@ -9,14 +9,31 @@ record of tens of MiB (an image) costs at most twice its size on the way in.
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from .wire import dumps
 
 _LEN = struct.Struct(">I")
 MAX_RECORD_BYTES = 1 << 30
+
+
+def encode_buffers(buffers: Iterable[Any] | None) -> list[str]:
+    """Binary buffers (bytes, memoryviews, arrays) as base64 text, for a JSON record."""
+    return [base64.b64encode(memoryview(b).cast("B")).decode("ascii") for b in buffers or ()]
+
+
+def decode_buffers(encoded: object) -> list[bytes]:
+    """The buffers :func:`encode_buffers` made; a record's malformed buffers are none."""
+    if not isinstance(encoded, list):
+        return []
+    try:
+        return [base64.b64decode(b, validate=True) for b in encoded if isinstance(b, str)]
+    except ValueError:
+        return []
 
 
 class FramingError(ValueError):

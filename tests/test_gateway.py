@@ -21,6 +21,7 @@ import requests
 from benchlib.messages import iopub_of, parent_id
 from benchlib.servers import JupyterServer, Service
 from benchlib.wsclient import WSClient
+from test_service_comms import WIDGETS, comm_msgs, opened
 
 
 @dataclass
@@ -92,6 +93,9 @@ def kernel(servers: Servers) -> Iterator[str]:
         yield model["id"]
     finally:
         servers.delete(f"/api/kernels/{model['id']}")
+
+
+SLIDER = "import ipywidgets\nw = ipywidgets.IntSlider(5)\ndisplay(w)"
 
 
 # -- the tests --------------------------------------------------------------------------
@@ -189,3 +193,35 @@ def test_restart_through_jupyter_server(servers: Servers, kernel: str) -> None:
         reply, iopub = execute(chan, "x")
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "NameError"
+
+
+def test_a_slider_through_jupyter_server(servers: Servers, kernel: str) -> None:
+    """As JupyterLab drives a slider through the gateway: its model opens, an update
+    from the page sets the kernel's value, and the kernel's own change comes back."""
+    with channel(servers, kernel) as chan:
+        chan.kernel_info()
+        reply, got = chan.execute(SLIDER, 60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        sid = opened(got, "IntSliderModel")["content"]["comm_id"]
+        update = {"method": "update", "state": {"value": 7}, "buffer_paths": []}
+        chan.until_idle(chan.send("shell", "comm_msg", {"comm_id": sid, "data": update}))
+        reply, iopub = execute(chan, "print(w.value)\nw.value = 9")
+        assert _stdout(iopub) == "7\n"
+        states = [m["content"]["data"].get("state") for m in comm_msgs(iopub, sid)]
+        assert {"value": 9} in states
+
+
+def test_a_widget_with_binary_buffers_leaves_the_gateway_connection_alive(
+    servers: Servers, kernel: str
+) -> None:
+    """jupyter_server's gateway client reads every frame from the gateway as UTF-8 text:
+    a binary frame (any message with buffers) would end its connection.  Its clients
+    get such messages as text frames without their buffers, and go on."""
+    with channel(servers, kernel) as chan:
+        chan.kernel_info()
+        reply, got = chan.execute(WIDGETS, 60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        image = opened(got, "ImageModel")
+        assert image["buffers"] == [] and image["content"]["data"]["buffer_paths"] == [["value"]]
+        reply, iopub = execute(chan, "print(bytes(img.value))")
+        assert _stdout(iopub) == "b'\\x89PNG\\x00\\xff'\n"

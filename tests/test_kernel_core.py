@@ -56,10 +56,14 @@ def test_requests_before_ready_wait_for_the_worker() -> None:
     prov = FakeProvisioner()
     kernel = Kernel(Clock(), prov)
     kernel.start()
-    kernel.handle("shell", execute("1"), Client())
+    msg = execute("1")
+    kernel.handle("shell", msg, Client())
     assert prov.workers[0].sent == []
     prov.workers[0].ready()
-    assert prov.workers[0].sent == [{"req": "execute", "content": {"code": "1"}}]
+    # The request's header goes with it: the worker's get_parent() is that request.
+    assert prov.workers[0].sent == [
+        {"req": "execute", "content": {"code": "1"}, "header": msg["header"]}
+    ]
 
 
 def test_requests_run_one_at_a_time_with_busy_and_idle(env: Any) -> None:

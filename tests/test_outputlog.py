@@ -311,3 +311,15 @@ def test_log_memory_stays_bounded_with_a_stalled_cursor() -> None:
     gap = stalled.cursor.take()
     assert isinstance(gap, Gap) and gap.messages == 5000 - 1 - log.logged_messages
     assert gap.bytes == sum(e.nbytes for e in envs[1 : gap.messages + 1])
+
+
+def test_binary_buffers_count_towards_the_bound() -> None:
+    """A comm message's buffers (a widget's image) are held by the log: their bytes
+    count, with no encoding made (no WebSocket reader)."""
+    log = OutputLog(max_bytes=3 * 1024 * 1024)
+    for _ in range(5):
+        content = {"comm_id": "c", "data": {}}
+        big = new_message("comm_msg", content, "s", buffers=[bytes(1024 * 1024)])
+        log.publish(big)
+        assert log.logged_bytes <= log.max_bytes
+    assert log.logged_messages == 2

@@ -67,10 +67,15 @@ def test_of_requests_sharing_a_msg_id_the_smallest_is_answered_first() -> None:
     assert q.request_bytes == 0 and q.owed == 3
 
 
-def test_what_is_not_a_request_or_goes_unanswered_is_not_owed() -> None:
+def test_what_is_not_a_request_is_not_owed_and_a_comm_message_until_handled() -> None:
     q = ReplyQueue()
     q.request_sent({"channel": "stdin", "header": {"msg_id": "i", "msg_type": "input_reply"}}, 5)
-    q.request_sent({"channel": "shell", "header": {"msg_id": "c", "msg_type": "comm_msg"}}, 5)
+    q.request_sent({"channel": "shell", "header": {"msg_id": "s", "msg_type": "status"}}, 5)
+    assert q.owed == 0 and q.request_bytes == 0
+    comm = {"channel": "shell", "header": {"msg_id": "c", "msg_type": "comm_msg"}}
+    q.request_sent(comm, 5)  # it waits in the kernel's queue: counted until handled
+    assert q.owed == 1 and q.request_bytes == 5
+    q.handled(comm)
     assert q.owed == 0 and q.request_bytes == 0
 
 

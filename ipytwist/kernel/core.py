@@ -22,6 +22,7 @@ from ..errors import error_content
 from ..loglimit import LimitedLog
 from ..wire import Message
 from .aborts import InFlight, StopOnError, no_requests_in_flight
+from .comms import CONTROL_COMMS, comm_message, comm_refused
 from .events import iopub_content
 from .flow import OutputGate
 from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
@@ -145,20 +146,21 @@ class Kernel:
         msg_type = request.msg_type
         if channel == "stdin":
             self._input.answer(msg, requester)
+        elif msg_type in WORKER_REQUESTS and (channel != "control" or msg_type in CONTROL_COMMS):
+            self._queue_for_worker(request)  # comm_info on control too: the worker knows them
         elif channel == "control":
             self._handle_control(request)
-        elif msg_type in WORKER_REQUESTS:
-            self._record(request)
-            self._queue.add(request)
-            self._advance()
-        elif msg_type in ("kernel_info_request", "comm_info_request"):
+        elif msg_type == "kernel_info_request":
             self._answer_now(request, static_reply(msg_type))
-        elif msg_type == "comm_open":
-            # No comm targets are registered: tell the frontend the comm is closed.
-            comm_id = msg["content"].get("comm_id", "")
-            self._out.publish("comm_close", {"comm_id": comm_id, "data": {}}, msg)
-        elif msg_type not in ("comm_msg", "comm_close"):
+        else:
             self._unknown(request)
+
+    def _queue_for_worker(self, request: Request) -> None:
+        if comm_refused(request, self.rejects):
+            return
+        self._record(request)
+        self._queue.add(request)
+        self._advance()
 
     def _handle_control(self, request: Request) -> None:
         msg_type, content = request.msg_type, request.msg["content"]
@@ -169,7 +171,7 @@ class Kernel:
             restart = bool(content.get("restart", False))
             self._answer_now(request, {"status": "ok", "restart": restart})
             self._on_shutdown_request(restart)
-        elif msg_type in ("kernel_info_request", "comm_info_request"):
+        elif msg_type == "kernel_info_request":
             self._answer_now(request, static_reply(msg_type))
         else:
             self._unknown(request)
@@ -252,6 +254,8 @@ class Kernel:
             if msg_type == "execute_input":
                 self.execution_count = content["execution_count"]
             self._out.output(msg_type, content)
+        elif (comm := comm_message(event)) is not None:
+            self._out.output(*comm)
         elif kind == "input_request":
             self._input.ask(self._queue.current, event)
         elif kind == "reply" and self._queue.current is not None:

@@ -163,7 +163,9 @@ class OutputLog:
 
     def publish(self, msg: Message) -> Envelope:
         """Append ``msg`` to the log, hand it to the subscribers and wake the readers."""
-        nbytes = output_bytes(msg.get("content"))
+        # A comm message's binary buffers are held as they are: counted as their bytes.
+        buffers = msg.get("buffers") or ()
+        nbytes = output_bytes(msg.get("content")) + sum(memoryview(b).nbytes for b in buffers)
         env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
         self._next_seq += 1
         self._total_bytes += nbytes

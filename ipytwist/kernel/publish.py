@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from ..wire import Message, new_message
 from .outputlog import OutputLog
 from .replies import reply_message
-from .requests import Request
+from .requests import NO_REPLY, Request, tell_handled
 
 __all__ = ["Publisher"]
 
@@ -32,20 +32,38 @@ class Publisher:
         #: The request output is parented to: the running one, else the last that ran.
         self.parent: Message | None = None
 
-    def publish(self, msg_type: str, content: dict[str, Any], parent: Message | None) -> None:
+    def publish(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
         """One iopub message, parented to ``parent``."""
-        self.output_log.publish(new_message(msg_type, content, self.session, parent))
+        msg = new_message(msg_type, content, self.session, parent, metadata, buffers)
+        self.output_log.publish(msg)
 
-    def output(self, msg_type: str, content: dict[str, Any]) -> None:
+    def output(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        buffers: list[bytes] | None = None,
+    ) -> None:
         """Output of the running request (or of the last one)."""
-        self.publish(msg_type, content, self.parent)
+        self.publish(msg_type, content, self.parent, metadata, buffers)
 
     def status(self, state: str, parent: Message | None) -> None:
         """``status`` with ``execution_state`` ``state``."""
         self.publish("status", {"execution_state": state}, parent)
 
     def reply(self, request: Request, content: dict[str, Any], started: str = "") -> None:
-        """The reply to ``request``, on its channel, to the client that sent it."""
+        """The reply to ``request``, on its channel, to the client that sent it (none to
+        a client's comm message)."""
+        if request.msg_type in NO_REPLY:
+            tell_handled(request)
+            return
         reply = reply_message(request.msg, content, self.session, started)
         channel = "control" if request.channel == "control" else "shell"
         try:

@@ -11,10 +11,10 @@ __all__ = ["aborted_content", "reply_message", "static_reply"]
 
 
 def static_reply(msg_type: str) -> dict[str, Any]:
-    """The content of a reply the kernel gives without the worker."""
+    """The content of a reply the kernel gives without the worker (kernel_info)."""
     if msg_type == "kernel_info_request":
         return kernel_info()
-    return {"status": "ok", "comms": {}}  # comm_info_request: no comms
+    raise ValueError(f"the worker answers {msg_type}")
 
 
 def aborted_content(msg: Message, execution_count: int) -> dict[str, Any]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Protocol
 
+from ..framing import encode_buffers
 from ..wire import TERMINAL_METADATA, Message
 
-__all__ = ["WORKER_REQUESTS", "Request", "Requester", "is_execute", "worker_record"]
+__all__ = ["NO_REPLY", "WORKER_REQUESTS", "Request", "Requester", "is_execute", "worker_record"]
 
 #: Shell requests the worker answers, and the worker request kind for each.
 WORKER_REQUESTS = {
@@ -15,7 +16,13 @@ WORKER_REQUESTS = {
     "inspect_request": "inspect",
     "is_complete_request": "is_complete",
     "history_request": "history",
+    "comm_info_request": "comm_info",
+    "comm_open": "comm",
+    "comm_msg": "comm",
+    "comm_close": "comm",
 }
+#: Requests that run in the worker and get no reply (a client's comm messages).
+NO_REPLY = frozenset({"comm_open", "comm_msg", "comm_close"})
 
 
 class Requester(Protocol):
@@ -41,6 +48,14 @@ class Request(NamedTuple):
         return str(self.msg["header"]["msg_type"])
 
 
+def tell_handled(request: Request) -> None:
+    """``request`` gets no reply (a comm message) and is done: a requester that counts
+    what it is owed (a WebSocket session, with ``handled``) counts it no more."""
+    handled = getattr(request.requester, "handled", None)
+    if callable(handled):
+        handled(request.msg)
+
+
 def is_execute(msg: Message) -> bool:
     """An ``execute_request``."""
     return bool(msg["header"]["msg_type"] == "execute_request")
@@ -49,11 +64,22 @@ def is_execute(msg: Message) -> bool:
 def worker_record(request: Request) -> dict[str, Any]:
     """What the worker is sent for ``request``: its kind and content, and the size of
     the client's terminal if the client gave one (the worker checks it)."""
+    msg = request.msg
     record: dict[str, Any] = {
         "req": WORKER_REQUESTS[request.msg_type],
-        "content": request.msg["content"],
+        "content": msg["content"],
+        "header": msg["header"],
     }
-    metadata = request.msg.get("metadata")
+    if request.msg_type in NO_REPLY:
+        # The comm's handler gets the whole message, its binary buffers as base64.
+        record["content"] = {
+            "msg_type": request.msg_type,
+            "header": msg["header"],
+            "content": msg["content"],
+            "metadata": msg.get("metadata") or {},
+            "buffers": encode_buffers(msg.get("buffers")),
+        }
+    metadata = msg.get("metadata")
     terminal = metadata.get(TERMINAL_METADATA) if isinstance(metadata, dict) else None
     if isinstance(terminal, dict):
         record["terminal"] = {k: terminal.get(k) for k in ("columns", "lines")}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..kernel.outputlog import MESSAGE_OVERHEAD, Cursor, Envelope, Gap, Position, output_bytes
+from ..kernel.requests import NO_REPLY
 from ..wire import Message
 from .wsformat import MESSAGE_END, MID_FRAME, Writes
 
@@ -116,15 +117,21 @@ class ReplyQueue:
 
     def request_sent(self, msg: Message, nbytes: int = 0) -> None:
         """The session handed ``msg`` (``nbytes`` as received) to the kernel; a shell or
-        control request expects one reply (nothing answers a ``*_request`` on stdin)."""
+        control request expects one reply (nothing answers a ``*_request`` on stdin),
+        and a comm message is owed until the kernel has handled it (:meth:`handled`)."""
         header = msg["header"]
-        expects_reply = msg.get("channel", "shell") in ("shell", "control")
-        if expects_reply and header["msg_type"].endswith("_request"):
+        msg_type = header["msg_type"]
+        owed = msg_type.endswith("_request") or msg_type in NO_REPLY
+        if owed and msg.get("channel", "shell") in ("shell", "control"):
             # A reply's parent has the same msg_id.
             self._unanswered.setdefault(header.get("msg_id"), []).append(nbytes)
             self._requests += 1
             self.request_bytes += nbytes
             self._changed(1, nbytes)
+
+    def handled(self, msg: Message) -> None:
+        """The kernel is done with ``msg``, which gets no reply (a comm message)."""
+        self._answered(msg["header"].get("msg_id"))
 
     def _answered(self, msg_id: str | None) -> None:
         sizes = self._unanswered.get(msg_id)

@@ -30,7 +30,7 @@ from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
 from .away import AwayReplies
 from .outbox import Outbox, OwedTotal, ReplyQueue
 from .reading import OutboxProducer, PacedProtocol
-from .wsformat import V1_PROTOCOL, FrameError, WireFramer, decode_legacy, decode_v1
+from .wsformat import V1_PROTOCOL, FrameError, Framers, decode_legacy, decode_v1
 
 MAX_SESSIONS = 1000
 
@@ -69,6 +69,13 @@ class ClientSession:
         else:
             self.hub.away.grew(self.replies)
 
+    def handled(self, msg: Message) -> None:
+        """The kernel is done with ``msg``, which gets no reply (a comm message): the
+        session is owed less, and its connection may be read again."""
+        self.replies.handled(msg)
+        if self.connection is not None:
+            self.connection.frame_done()
+
 
 class KernelSockets:
     """The WebSocket side of one kernel: sessions, connections, replay."""
@@ -98,8 +105,8 @@ class KernelSockets:
         self._held_for: list[Deferred[list[Request]]] = []
         #: Malformed frames are logged a few lines at a time, then summarised.
         self.rejects = LimitedLog(_log, reactor)
-        #: The frames of each wire format, by "is it v1": shared by its connections.
-        self.framers = {v1: WireFramer(v1, self.gap_notice) for v1 in (False, True)}
+        #: The frames of each wire format, shared by its connections.
+        self.framers = Framers(self.gap_notice)
         self.factory = _Factory(self, max_message_bytes)
 
     def connection_count(self) -> int:
@@ -296,7 +303,7 @@ class KernelChannelProtocol(PacedProtocol):
         #: The transport, as the TCP (or TLS) transport it is under a WebSocketResource
         #: (kept typed once: every frame is written through it).
         self.tcp = cast(_Transport, self.transport)
-        framer = self.hub.framers[self.v1]
+        framer = self.hub.framers.of(self.v1, self.origin)
         self.outbox = Outbox(cursor, session.replies, framer, self)
         try:
             # Under WebSocketResource the HTTP channel is registered as producer.
@@ -332,7 +339,8 @@ class KernelChannelProtocol(PacedProtocol):
             self.outbox.pause()
 
     def frame_done(self) -> None:
-        """A message is written: read requests again once the session is owed little."""
+        """A message is written (or a request handled): read requests again once the
+        session is owed little."""
         if self.held_back and self.session is not None:
             if self.session.replies.below_low_water():
                 self.read_on()

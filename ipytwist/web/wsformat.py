@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -265,6 +266,13 @@ def v1_frame(msg: Message, channel: str) -> bytes:
     return ws_frame(encode_v1(msg, channel), True)
 
 
+def text_frame(msg: Message, channel: str) -> bytes:
+    """``msg`` as one legacy text frame, its binary buffers left out: for jupyter_server's
+    gateway client, which reads every frame as UTF-8 text (a binary one, that is any
+    message with buffers, ends its connection to the gateway)."""
+    return legacy_frame({**msg, "buffers": []} if msg.get("buffers") else msg, channel)
+
+
 class WireFramer:
     """One wire format's frames for the connections of one kernel: each iopub message
     is framed once and the bytes are kept on its envelope, shared by every connection
@@ -275,10 +283,11 @@ class WireFramer:
     connection writes them, from the JSON pieces its envelope keeps for every
     format."""
 
-    def __init__(self, v1: bool, notice: Callable[[Gap], Message]) -> None:
-        self.v1 = v1
-        self.frame = v1_frame if v1 else legacy_frame
-        self.key = "ws-v1-frame" if v1 else "ws-legacy-frame"
+    def __init__(self, form: str, notice: Callable[[Gap], Message]) -> None:
+        self.v1 = form == "v1"
+        self.text = form == "text"
+        self.frame = {"v1": v1_frame, "text": text_frame}.get(form, legacy_frame)
+        self.key = f"ws-{form}-frame"
         self.notice = notice
 
     def iopub(self, envelope: Envelope, chunk: int) -> bytes | Writes:
@@ -294,6 +303,8 @@ class WireFramer:
     def _pieces(self, msg: Message, parts: MessageParts, channel: str, chunk: int) -> Writes:
         if self.v1:
             payload, binary = v1_payload(parts, channel), True
+        elif self.text:
+            payload, binary = legacy_payload(msg, replace(parts, buffers=[]), channel)
         else:
             payload, binary = legacy_payload(msg, parts, channel)
         return ws_fragments(payload.chunks(chunk), payload.size, binary)
@@ -307,3 +318,14 @@ class WireFramer:
     def gap(self, gap: Gap, chunk: int) -> bytes | Writes:
         """The frame of the notice that stands for what a reader missed."""
         return framed(self.frame(self.notice(gap), "iopub"), chunk)
+
+
+class Framers:
+    """The framers of one kernel's connections, one for each wire format."""
+
+    def __init__(self, notice: Callable[[Gap], Message]) -> None:
+        self._by_form = {form: WireFramer(form, notice) for form in ("legacy", "v1", "text")}
+
+    def of(self, v1: bool, origin: str) -> WireFramer:
+        """A connection's framer: v1 if it chose it, text frames for a gateway client."""
+        return self._by_form["v1" if v1 else "text" if origin == "gateway" else "legacy"]

@@ -12,6 +12,7 @@ from IPython.core.error import StdinNotImplementedError
 from IPython.utils.tokenutil import token_at_cursor
 
 from ..errors import error_content
+from .comms import WorkerComms
 from .link import Interrupts, WorkerLink
 from .shell import WorkerShell
 
@@ -28,10 +29,17 @@ def _error_content(exc: BaseException) -> Content:
 class RequestHandlers:
     """One method per request kind; each returns the reply content."""
 
-    def __init__(self, shell: WorkerShell, link: WorkerLink, interrupts: Interrupts) -> None:
+    def __init__(
+        self,
+        shell: WorkerShell,
+        link: WorkerLink,
+        interrupts: Interrupts,
+        comms: WorkerComms | None = None,
+    ) -> None:
         self.shell = shell
         self.link = link
         self.interrupts = interrupts
+        self.comms = comms or WorkerComms(link.emit)
         self._allow_stdin = False
 
     def table(self) -> dict[str, Handler]:
@@ -41,6 +49,8 @@ class RequestHandlers:
             "inspect": self.inspect,
             "is_complete": self.is_complete,
             "history": self.history,
+            "comm": self.comm,
+            "comm_info": self.comm_info,
         }
 
     # -- stdin --------------------------------------------------------------
@@ -123,6 +133,15 @@ class RequestHandlers:
         IPython prints an error into whatever cell writes the history out next."""
         if self.shell.execution_count == count:
             self.shell.execution_count += 1
+
+    def comm(self, c: Content) -> Content:
+        """A client's comm message, to its comm; its handlers are user code."""
+        with self.interrupts.user_code():
+            return self.comms.handle(c)
+
+    def comm_info(self, c: Content) -> Content:
+        """The live comms (of ``target_name``, if given)."""
+        return self.comms.info(c.get("target_name"))
 
     def complete(self, c: Content) -> Content:
         code = str(c.get("code", ""))

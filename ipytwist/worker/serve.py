@@ -20,6 +20,7 @@ from .stdio import StdFiles
 from .terminal import TerminalSize
 
 if TYPE_CHECKING:  # imported where they are used: IPython loads after the signal mask is set
+    from .comms import WorkerComms
     from .requests import Content, Handler
     from .shell import WorkerShell
 
@@ -65,9 +66,11 @@ def serve() -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
 
+    from .notebook import parent_of
     from .requests import RequestHandlers
 
-    handlers = RequestHandlers(shell, link, interrupts).table()
+    comms = _notebook(shell, link)
+    handlers = RequestHandlers(shell, link, interrupts, comms).table()
     while True:
         try:
             rec = link.read()
@@ -76,6 +79,7 @@ def serve() -> int:
         if rec is None or rec.get("req") == "shutdown":
             break
         std.restore()
+        shell.set_parent(parent_of(rec))
         busy.set()
         try:
             with terminal.of(rec):
@@ -93,9 +97,10 @@ def serve() -> int:
 
 
 def _make_shell(link: WorkerLink) -> WorkerShell:
+    from .notebook import notebook_config
     from .shell import WorkerShell
 
-    shell = WorkerShell.instance(emit=link.emit)
+    shell = WorkerShell.instance(emit=link.emit, config=notebook_config())
     if os.environ.get("IPYTWIST_COLORS", "1") == "0":
         import IPython
 
@@ -107,6 +112,18 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
         # requests and exit write the cache out first, so queries stay complete.
         shell.history_manager.db_cache_size = HISTORY_BATCH
     return shell
+
+
+def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:
+    """Comms through the ``comm`` package's hooks, and ``get_ipython().kernel``."""
+    from .comms import WorkerComms
+    from .notebook import KernelStandIn, load_shell_module
+
+    load_shell_module(type(shell))
+    comms = WorkerComms(link.emit)
+    comms.install()
+    shell.kernel = KernelStandIn(comms.manager)
+    return comms
 
 
 def _flush_partial_lines(std: StdFiles, busy: threading.Event) -> None:

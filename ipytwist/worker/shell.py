@@ -12,8 +12,13 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
+from traitlets import Any as AnyTrait
 from traitlets import Callable as CallableTrait
 
+#: matplotlib's GUIs that draw in the frontend and need no event loop in the kernel
+#: (ipykernel's ``eventloops.loop_map`` has None for them): ``%matplotlib widget`` is
+#: ipympl's, drawn through comms.
+NO_EVENT_LOOP = (None, "inline", "widget", "ipympl", "nbagg", "notebook", "webagg")
 #: An exception as ``sys.exc_info()`` gives it.
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
 _WORKER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -81,12 +86,20 @@ def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
-class WorkerShell(InteractiveShell):
-    """An InteractiveShell whose output, errors and pager go to ``emit``."""
+class ZMQInteractiveShell(InteractiveShell):
+    """An InteractiveShell whose output, errors and pager go to ``emit``.
+
+    Named as ipykernel's shell, which libraries test by name to know they run in a
+    notebook (see :mod:`ipytwist.worker.notebook`); plotly also wants its module
+    to be ipykernel's."""
+
+    __module__ = "ipykernel.zmqshell"
 
     displayhook_class = EventDisplayHook
     display_pub_class = EventDisplayPublisher
     emit = CallableTrait()  # the worker link's emit: one event dict
+    #: ``get_ipython().kernel``, as on ipykernel (a :class:`KernelStandIn`).
+    kernel = AnyTrait(None, allow_none=True)
     #: The error content of the cell's last traceback (None: no error yet).
     last_error: dict[str, Any] | None = None
 
@@ -102,6 +115,15 @@ class WorkerShell(InteractiveShell):
         if not isinstance(manager, PayloadManager):
             raise RuntimeError("IPython's payload manager is not set up")
         return manager
+
+    def set_parent(self, parent: dict[str, Any]) -> None:
+        """The request that runs (ipywidgets' ``Output`` sets it back on entry)."""
+        if self.kernel is not None:
+            self.kernel.set_parent(parent)
+
+    def get_parent(self) -> dict[str, Any]:
+        """The request that runs, as ``kernel.get_parent()`` gives it."""
+        return dict(self.kernel.get_parent()) if self.kernel is not None else {}
 
     def init_virtualenv(self) -> None:  # the worker runs in the kernel's interpreter
         pass
@@ -124,10 +146,14 @@ class WorkerShell(InteractiveShell):
         self.emit({"ev": "error", **content})
 
     def enable_gui(self, gui: str | None = None) -> None:
-        if gui not in (None, "inline"):
+        if gui not in NO_EVENT_LOOP:
             raise NotImplementedError(
                 f"GUI event loop {gui!r} is not supported by ipytwist; use %matplotlib inline"
             )
 
     def ask_exit(self) -> None:
         self.payloads.write_payload({"source": "ask_exit", "keepkernel": False})
+
+
+#: The worker's shell, by the name the worker's code knows it.
+WorkerShell = ZMQInteractiveShell

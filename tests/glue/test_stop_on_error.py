@@ -56,7 +56,11 @@ def test_an_execute_read_from_a_websocket_before_the_reply_leaves_is_aborted(
     worker.reply({"status": "ok", "matches": []})
     later = request("execute_request", content={"code": "3"})
     ws.send(later)  # sent once the client could see the error: it runs
-    assert worker.sent[-1] == {"req": "execute", "content": {"code": "3"}}
+    assert worker.sent[-1] == {
+        "req": "execute",
+        "content": {"code": "3"},
+        "header": later["header"],
+    }
     cell = hk.transcript.cells[in_flight["msg_id"]]
     assert cell.state == "aborted"
 

@@ -181,3 +181,28 @@ def test_a_kernel_owed_too_much_reads_its_clients_one_request_at_a_time(
         turn(env)
     replies = [m for m in later.messages() if m["msg_type"] == "kernel_info_reply"]
     assert len(replies) == 50
+
+
+def test_comm_messages_sent_while_a_cell_runs_count_as_owed_until_handled(
+    paced: tuple[HostEnv, Browser, Handled],
+) -> None:
+    """A comm message gets no reply, and waits in the kernel's queue while a cell runs:
+    a client that sends 1,200 of them (a slider dragged through a long loop, or worse)
+    is read up to its bound, then not at all until the kernel handles them."""
+    env, browser, handled = paced
+    hk = env.start_kernel()
+    handled.watch(hk.kernel)
+    ws = Socket(browser, f"/api/kernels/{hk.id}/channels?session_id=dragging")
+    ws.send(request("execute_request", content={"code": "import time; time.sleep(60)"}))
+    content = {"comm_id": "w", "data": {"method": "update"}}
+    ws.protocol.dataReceived(frames(1_200, "comm_msg", content=content))
+    while len(env.sockets.pacer):
+        turn(env)
+    assert (handled.total(), ws.transport.producerState) == (MAX_OWED_MESSAGES, "paused")
+    for _ in range(1_201):  # the running cell, then each comm message
+        env.provisioner.workers[0].reply({"status": "ok"})
+        turn(env)
+    assert handled.total() == 1_201
+    replies = [m["msg_type"] for m in ws.messages() if m["msg_type"].endswith("_reply")]
+    assert replies == ["execute_reply"]
+    assert ws.transport.producerState == "producing"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,12 @@ class WorkerRun:
     replies: list[dict[str, Any]]  # the reply content of each cell, in order
     out: bytes
     err: bytes
+    events: list[dict[str, Any]]  # every event, in order
+
+
+def execute(code: str) -> dict[str, Any]:
+    """The worker record of an execute request for ``code``."""
+    return {"req": "execute", "content": {"code": code}}
 
 
 def run_cells(
@@ -27,6 +34,17 @@ def run_cells(
     """A worker (IPYTHONDIR ``ipython_dir``) runs ``cells`` one after another and is
     then told to shut down; what it replied, its exit status, stdout and stderr.
     ``extra``: more of each cell's request record (a client's terminal size)."""
+    records = [{**execute(code), **(extra[n] if extra else {})} for n, code in enumerate(cells)]
+    return run_records(ipython_dir, records)
+
+
+Record = dict[str, Any] | Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def run_records(ipython_dir: object, records: Sequence[Record]) -> WorkerRun:
+    """A worker runs the request ``records`` one after another, each once the last
+    was answered, and is then told to shut down.  A record may be a function of the
+    events so far (to name a comm the worker opened)."""
     req_r, req_w = os.pipe()
     ev_r, ev_w = os.pipe()
 
@@ -57,10 +75,8 @@ def run_cells(
                     events.extend(decoder.feed(data))
 
             until("ready", 1)
-            for n, code in enumerate(cells, 1):
-                more = extra[n - 1] if extra else {}
-                record = {"req": "execute", "content": {"code": code}, **more}
-                os.write(req_w, encode_record(record))
+            for n, record in enumerate(records, 1):
+                os.write(req_w, encode_record(record(events) if callable(record) else record))
                 until("reply", n)
             os.write(req_w, encode_record({"req": "shutdown"}))
             os.close(req_w)
@@ -72,4 +88,4 @@ def run_cells(
         proc.kill()
         proc.wait()
     replies = [e["content"] for e in events if e.get("ev") == "reply"]
-    return WorkerRun(proc.returncode, replies, out, err)
+    return WorkerRun(proc.returncode, replies, out, err, events)

@@ -1,0 +1,94 @@
+"""Comms in the worker, through the ``comm`` package's hooks, as ipykernel provides them.
+
+``comm.create_comm`` makes a :class:`WorkerComm`, whose messages leave as worker
+events (``comm_open``, ``comm_msg``, ``comm_close``) on the record pipe, in order
+with the cell's other output; ``comm.get_comm_manager`` returns the one
+:class:`~comm.base_comm.CommManager` that a client's comm messages are handed to.
+Binary buffers cross the pipe as base64 text (the records are JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import comm
+from comm.base_comm import BaseComm, BuffersType, CommManager, MaybeDict
+
+from ..framing import decode_buffers, encode_buffers
+
+__all__ = ["COMM_MESSAGES", "WorkerComm", "WorkerComms"]
+
+#: The comm messages a client may send, and the worker may publish.
+COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
+Emit = Callable[[dict[str, Any]], None]
+
+
+class WorkerComm(BaseComm):
+    """A comm whose messages go to the kernel as worker events."""
+
+    #: Set by :class:`WorkerComms` before any comm is made.
+    emit: Emit = staticmethod(lambda event: None)
+
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: MaybeDict = None,
+        metadata: MaybeDict = None,
+        buffers: BuffersType = None,
+        **keys: Any,
+    ) -> None:
+        """One comm message on iopub, parented to the running request."""
+        content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
+        event: dict[str, Any] = {"ev": msg_type, "content": content, "metadata": metadata or {}}
+        if buffers:
+            event["buffers"] = encode_buffers(buffers)
+        type(self).emit(event)
+
+
+class WorkerComms:
+    """The worker's comm manager, installed as the ``comm`` package's hooks."""
+
+    def __init__(self, emit: Emit) -> None:
+        WorkerComm.emit = staticmethod(emit)
+        self.manager = CommManager()
+
+    def install(self) -> None:
+        """``comm.create_comm`` and ``comm.get_comm_manager`` are ours from now on."""
+        comm.create_comm = WorkerComm
+        comm.get_comm_manager = lambda: self.manager
+
+    def handle(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A client's comm message (the worker request's content): to its comm."""
+        msg_type = record.get("msg_type")
+        content = record.get("content")
+        if msg_type not in COMM_MESSAGES or not isinstance(content, dict):
+            raise ValueError(f"not a comm message: {str(msg_type)[:64]!r}")
+        if not isinstance(content.get("comm_id"), str):
+            raise ValueError("comm_id must be a string")
+        if msg_type == "comm_open" and not isinstance(content.get("target_name"), str):
+            raise ValueError("target_name must be a string")
+        content = {**content, "data": content.get("data") or {}}  # spec: data is an object
+        header = record.get("header")
+        metadata = record.get("metadata")
+        msg = {
+            "header": header if isinstance(header, dict) else {},
+            "msg_id": (header or {}).get("msg_id", "") if isinstance(header, dict) else "",
+            "msg_type": msg_type,
+            "parent_header": {},
+            "metadata": metadata if isinstance(metadata, dict) else {},
+            "content": content,
+            # memoryviews, as ipykernel hands them over (widgets' Bytes traits keep them)
+            "buffers": [memoryview(b) for b in decode_buffers(record.get("buffers"))],
+        }
+        getattr(self.manager, msg_type)(None, None, msg)
+        return {"status": "ok"}
+
+    def info(self, target_name: object = None) -> dict[str, Any]:
+        """``comm_info_reply`` content: the live comms, of ``target_name`` if given."""
+        comms = {
+            comm_id: {"target_name": c.target_name}
+            for comm_id, c in list(self.manager.comms.items())
+            if not target_name or c.target_name == target_name
+        }
+        return {"status": "ok", "comms": comms}
