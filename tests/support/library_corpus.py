@@ -8,8 +8,6 @@ compared by :mod:`benchlib.nbcompare`).
 
 from __future__ import annotations
 
-import nbformat
-
 #: (cell name, source), in execution order.
 CELLS: list[tuple[str, str]] = [
     ("detect-shell-class", "type(get_ipython()).__name__"),
@@ -98,10 +96,3 @@ CELLS: list[tuple[str, str]] = [
     ),
     ("update-display-later", "update_display('third', display_id='corpus-shown')\n'done'"),
 ]
-
-
-def build_notebook() -> nbformat.NotebookNode:
-    """A fresh notebook of the corpus' cells, not yet executed."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source, id=name) for name, source in CELLS]
-    return nb
