@@ -19,6 +19,7 @@ import pytest
 from benchlib.nbcompare import (
     WIDGET_VIEW_MIME,
     compare_notebooks,
+    dangling_views,
     normalise_outputs,
     report,
     stored_widget_state,
@@ -39,13 +40,20 @@ def executed() -> dict[str, nbformat.NotebookNode]:
     }
 
 
-def test_same_outputs_and_widget_state_as_ipykernel(executed: dict[str, Any]) -> None:
-    """Every cell's outputs and the stored widget state equal ipykernel's, masked."""
+def test_same_outputs_and_widget_state_as_ipykernel(
+    executed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every cell's outputs and the stored widget state equal ipykernel's, masked.  On a
+    mismatch, both executed notebooks are kept for a look and the report names them."""
     mismatches = compare_notebooks(
         executed["ipykernel"], executed["ipytwist"], ("ipykernel", "ipytwist")
     )
     if mismatches:  # the report alone: the Mismatch objects' repr would bury it
-        pytest.fail("\n" + report(mismatches, len(CELLS)), pytrace=False)
+        kept = tmp_path_factory.mktemp("library-corpus")
+        for label, nb in executed.items():
+            nbformat.write(nb, kept / f"{label}.ipynb")
+        text = report(mismatches, len(CELLS))
+        pytest.fail(f"\n{text}\nthe executed notebooks: {kept}/{{ipykernel,ipytwist}}.ipynb", False)
 
 
 def _outputs(nb: nbformat.NotebookNode, name: str) -> list[dict[str, Any]]:
@@ -80,6 +88,7 @@ def test_the_reference_runs_the_corpus(executed: dict[str, Any]) -> None:
         assert outs[name] == [{"output_type": "execute_result", "data": {"text/plain": "True"}}]
     assert outs["detect-shell-class"][0]["data"]["text/plain"] == "'ZMQInteractiveShell'"
     assert {n: _views(outs[n]) for n in WIDGET_CELLS} == dict.fromkeys(WIDGET_CELLS, 1)
+    assert dangling_views(nb) == {}
     state = stored_widget_state(nb)
     names = sorted({entry["model_name"] for entry in state.values()})
     for expected in ("IntSliderModel", "OutputModel", "FloatProgressModel", "MPLCanvasModel"):

@@ -158,7 +158,9 @@ def test_an_extra_output_is_reported_with_its_cell_and_a_diff() -> None:
     assert '+   "text/plain": "6"' in mismatch.diff
     assert mismatch.diff.startswith("--- ipykernel\n+++ ipytwist")
     text = report([mismatch], 2)
-    assert text.startswith("1 of 2 cells match; 1 mismatches\n--- interact: ipykernel:")
+    assert text.startswith(
+        "1 of 2 cells match; 1 mismatches\ncells that differ: interact\n== interact: ipykernel:"
+    )
     assert mismatch.diff in text
 
 
@@ -199,6 +201,7 @@ def test_missing_widget_state_is_reported_with_counts_and_dangling_views() -> No
     assert views.summary == (
         "cell slider: widget views of models not stored: ipykernel 0, ipytwist 1"
     )
+    assert report([counts, views], 1).startswith("1 of 1 cells match; 2 mismatches\n== widget")
 
 
 def test_a_state_that_differs_is_reported() -> None:

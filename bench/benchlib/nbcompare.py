@@ -269,10 +269,12 @@ def compare_notebooks(
 def report(mismatches: Sequence[Mismatch], cells: int) -> str:
     """The mismatches as text: how many of ``cells`` cells differ, then each one with its
     diff."""
-    differing = {m.where for m in mismatches if m.where != "widget state"}
+    differing = list(dict.fromkeys(m.where for m in mismatches if m.where != "widget state"))
     lines = [f"{cells - len(differing)} of {cells} cells match; {len(mismatches)} mismatches"]
+    if differing:
+        lines.append("cells that differ: " + ", ".join(differing))
     for m in mismatches:
-        lines.append(f"--- {m.where}: {m.summary}")
+        lines.append(f"== {m.where}: {m.summary}")
         if m.diff:
             lines.append(m.diff)
     return "\n".join(lines)
