@@ -8,16 +8,14 @@ a rendered PNG, the colouring of tracebacks).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from benchlib.nbcompare import is_png_base64
+from benchlib.nbrun import execute
 
 KERNELS = ("ipytwist", "ipykernel-ref")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 #: (cell name, source).  Names are the cell ids and the test parameters.
 CELLS: list[tuple[str, str]] = [
@@ -64,35 +62,10 @@ CELLS: list[tuple[str, str]] = [
 FD_OUTPUT_CELLS = {"os-system"}
 
 
-def build_notebook() -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source, id=name) for name, source in CELLS]
-    return nb
-
-
 @pytest.fixture(scope="module")
 def executed() -> dict[str, nbformat.NotebookNode]:
     """The notebook, executed once under each kernel."""
-    results = {}
-    for kernel in KERNELS:
-        nb = build_notebook()
-        client = NotebookClient(
-            nb, kernel_name=kernel, timeout=60, startup_timeout=60, allow_errors=True
-        )
-        client.execute()
-        nbformat.validate(nb)
-        results[kernel] = nb
-    return results
-
-
-def _is_png_base64(value: Any) -> bool:
-    if isinstance(value, list):
-        value = "".join(value)
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        return False
-    return raw.startswith(PNG_SIGNATURE) and len(raw) > len(PNG_SIGNATURE)
+    return {kernel: execute(CELLS, kernel) for kernel in KERNELS}
 
 
 def _text(value: Any) -> str:
@@ -120,7 +93,7 @@ def normalise(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             data = {}
             for mime, value in out["data"].items():
                 if mime == "image/png":
-                    assert _is_png_base64(value), "image/png is not valid base64 PNG data"
+                    assert is_png_base64(value), "image/png is not valid base64 PNG data"
                     data[mime] = "<valid png>"
                 else:
                     data[mime] = _text(value) if isinstance(value, (str, list)) else value

@@ -9,6 +9,8 @@
   (blocking, and on asyncio);
 - :mod:`benchlib.results`: where and how results are saved;
 - :mod:`benchlib.chromium`: how Chromium is launched;
+- :mod:`benchlib.nbrun`, :mod:`benchlib.nbcompare`: a notebook executed with nbclient on
+  a kernelspec, and two executed notebooks compared (outputs masked, widget state);
 - :mod:`benchlib.scenarios`: the reliability scenarios, run long by
   ``bench/reliability.py`` and short by ``tests/reliability``.
 
