@@ -12,6 +12,8 @@ from typing import Any
 import ipywidgets
 import nbformat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ipywidgets.widgets.widget import Widget, _remove_buffers
 from test_transcript import iopub, req, run
 
@@ -259,3 +261,44 @@ def test_the_notebook_carries_the_widget_state_as_store_widget_state_does() -> N
     assert stored["state"]["value"] == 6 and stored["buffers"][0]["path"] == ["png"]
     t.apply(closed("s"))
     assert "widgets" not in t.to_notebook()["metadata"]  # none live: none stored
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["open", "update", "echo", "close", "restart"]),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.sampled_from(["value", "text", "data"]),
+        st.one_of(st.integers(), st.text(max_size=300), st.binary(max_size=300)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(OPS, st.sampled_from([12_000, 1 << 30]))
+def test_any_sequence_keeps_the_latest_state_within_the_bound(ops: list, max_bytes: int) -> None:
+    """Against a plain model: merged states, closes and restarts; under a small bound,
+    every model kept holds its latest state and the count is exact."""
+    t = Transcript(max_bytes=max_bytes)
+    live: dict[str, dict[str, Any]] = {}
+    for op, model_id, key, value in ops:
+        if op == "open":
+            live[model_id] = {**STATE, key: value}
+            t.apply(opened(model_id, live[model_id]))
+        elif op in ("update", "echo"):
+            if model_id in live:
+                live[model_id][key] = value
+            t.apply(updated(model_id, {key: value}, "update" if op == "update" else "echo_update"))
+        elif op == "close":
+            live.pop(model_id, None)
+            t.apply(closed(model_id))
+        else:
+            live.clear()
+            t.apply(iopub(KERNEL, "status", execution_state="restarting"))
+        store = t.widgets
+        assert store.size == recount(store) <= store.max_bytes
+        assert t.size == store.size
+        for kept_id, model in store.models.items():
+            assert model.state == live[kept_id]
+    if max_bytes > 12_000:
+        assert {i: m.state for i, m in t.widgets.models.items()} == live

@@ -52,11 +52,13 @@ class Malformed(ValueError):
 
 
 class _Model:
-    __slots__ = ("state", "size")
+    __slots__ = ("state", "size", "binary")
 
-    def __init__(self, state: dict[str, Any], size: int) -> None:
+    def __init__(self, state: dict[str, Any], size: int, binary: bool) -> None:
         self.state = state
         self.size = size
+        #: Whether a message put bytes in its state (if not, none are looked for).
+        self.binary = binary
 
 
 class WidgetStore:
@@ -99,7 +101,7 @@ class WidgetStore:
                 raise Malformed(f"the state has no {key}")
         self._remove(model_id)
         size = MODEL_OVERHEAD + text_bytes(model_id) + data_bytes(state, self.max_bytes)[0]
-        self.models[model_id] = _Model(state, size)
+        self.models[model_id] = _Model(state, size, bool(buffers))
         self.size += size
         self._enforce(model_id)
 
@@ -118,6 +120,7 @@ class WidgetStore:
             grew += data_bytes({key: value}, self.max_bytes)[0]
             model.state[key] = value
         model.size += grew
+        model.binary = model.binary or bool(buffers)
         self.size += grew
         self._enforce(model_id)
 
@@ -142,7 +145,7 @@ class WidgetStore:
         for model_id, model in self.models.items():
             paths: list[_Path] = []
             found: list[bytes] = []
-            kept = _take_buffers(model.state, [], paths, found)
+            kept = _take_buffers(model.state, [], paths, found) if model.binary else model.state
             entry: dict[str, Any] = {
                 "model_name": kept["_model_name"],
                 "model_module": kept["_model_module"],
