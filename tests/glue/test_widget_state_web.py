@@ -89,6 +89,17 @@ def test_a_restart_clears_the_widgets_of_the_old_interpreter(
     assert "widgets" not in nb["metadata"]
 
 
+def test_a_dead_worker_takes_its_widgets_with_it(web: tuple[HostEnv, Browser]) -> None:
+    env, browser = web
+    hk = env.start_kernel()
+    widget_cell(hk)
+    env.provisioner.workers[0].die()  # a new interpreter starts: the models are gone
+    assert hk.kernel.execution_state == "restarting" and not hk.transcript.widgets.models
+    env.provisioner.report_ready()
+    body = answer(env, browser, f"/api/kernels/{hk.id}/transcript").json()
+    assert body["widgets"]["state"] == {} and body["bytes"] == hk.transcript.size
+
+
 def test_a_malformed_widget_message_is_one_line_in_the_log_and_the_kernel_serves_on(
     web: tuple[HostEnv, Browser],
 ) -> None:
