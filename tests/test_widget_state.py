@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import time
 from typing import Any
 
@@ -37,7 +38,7 @@ def comm(msg_type: str, content: dict[str, Any], buffers: list[bytes] | None = N
 def opened(model_id: str, state: dict[str, Any], target: str = "jupyter.widget") -> dict:
     """``comm_open`` as ``Widget.open`` sends it: the state's bytes as buffers."""
     kept, paths, buffers = _remove_buffers(state)
-    data = {"state": kept, "buffer_paths": paths}
+    data = {"state": json.loads(json.dumps(kept)), "buffer_paths": paths}  # as on the wire
     content = {"comm_id": model_id, "target_name": target, "data": data}
     return comm("comm_open", {**content, "metadata": {"version": "2.1.0"}}, buffers)
 
@@ -45,7 +46,7 @@ def opened(model_id: str, state: dict[str, Any], target: str = "jupyter.widget")
 def updated(model_id: str, state: dict[str, Any], method: str = "update") -> dict:
     """``comm_msg`` as ``send_state`` (``update``) or ``set_state`` (``echo_update``)."""
     kept, paths, buffers = _remove_buffers(state)
-    data = {"method": method, "state": kept, "buffer_paths": paths}
+    data = {"method": method, "state": json.loads(json.dumps(kept)), "buffer_paths": paths}
     return comm("comm_msg", {"comm_id": model_id, "data": data}, buffers)
 
 
@@ -73,7 +74,7 @@ def test_models_opened_by_ipywidgets_are_the_state_it_embeds() -> None:
     widgets += [c.style for c in box.children]
     t = Transcript()
     feed(t, *(opened(w.model_id, w.get_state()) for w in widgets))
-    expected = Widget.get_manager_state(widgets=widgets)
+    expected = json.loads(json.dumps(Widget.get_manager_state(widgets=widgets)))
     assert t.to_json()["widgets"] == expected
     assert len(expected["state"]) == 8
     assert t.size == t.widgets.size == recount(t.widgets) > 8 * MODEL_OVERHEAD
@@ -302,3 +303,27 @@ def test_any_sequence_keeps_the_latest_state_within_the_bound(ops: list, max_byt
             assert model.state == live[kept_id]
     if max_bytes > 12_000:
         assert {i: m.state for i, m in t.widgets.models.items()} == live
+
+
+def test_the_document_is_the_one_nbclient_stores_from_the_same_messages() -> None:
+    """nbclient's ``store_widget_state`` fed the same iopub messages writes the same
+    document (a slider, an image with a buffer, a box; opens, updates, echoes)."""
+    from nbclient import NotebookClient
+
+    slider, image = ipywidgets.IntSlider(5), ipywidgets.Image(value=b"\x89PNG\r\n", width=30)
+    box = ipywidgets.HBox([slider, image])
+    widgets = [box, slider, image, slider.style, *(w.layout for w in (box, slider, image))]
+    msgs = [opened(w.model_id, w.get_state()) for w in widgets]
+    msgs += [updated(slider.model_id, {"value": v}) for v in range(6, 9)]
+    msgs += [updated(image.model_id, {"value": b"GIF89a", "width": "40"}, "echo_update")]
+    msgs += [updated(slider.model_id, {"description": "n"}, "echo_update")]
+    t = Transcript()
+    client = NotebookClient(nbformat.v4.new_notebook())
+    for msg in msgs:
+        t.apply(msg)
+        client.handle_comm_msg([], msg, 0)
+    client.set_widgets_metadata()
+    stored = client.nb.metadata.widgets[WIDGET_STATE_MIME]
+    assert t.to_json()["widgets"] == stored
+    assert stored["state"][image.model_id]["buffers"][0]["data"] == "R0lGODlh"
+    assert t.to_notebook()["metadata"]["widgets"][WIDGET_STATE_MIME] == stored
