@@ -39,7 +39,7 @@ from .outputs import (
     omitted,
 )
 from .streamtext import STREAM_OVERHEAD, CarriageReturns, StreamOutput, text_bytes
-from .widgets import WidgetStore
+from .widgets import WIDGET_MESSAGES, WidgetStore
 
 DEFAULT_MAX_CELLS = 500
 DEFAULT_MAX_LINES = 2000  # per stream output: the head and the tail halves
@@ -169,9 +169,7 @@ class Transcript:
         if msg_type == "update_display_data":
             self._update_display(content)
             return
-        if msg_type in ("comm_open", "comm_msg", "comm_close") or (
-            msg_type == "status" and content.get("execution_state") == "restarting"
-        ):
+        if msg_type in WIDGET_MESSAGES:
             self._widget_message(msg_type, content, msg.get("buffers") or [])
         cell = self.cells.get(parent) if isinstance(parent, str) else None
         if cell is None:
@@ -308,12 +306,9 @@ class Transcript:
         self._enforce()
 
     def _widget_message(self, msg_type: str, content: dict[str, Any], buffers: list[Any]) -> None:
-        """A comm message, or a restart: every widget model goes with the interpreter."""
+        """A comm message, or a status (a restart clears the widgets)."""
         before = self.widgets.size
-        if msg_type == "status":
-            self.widgets.clear()
-        else:
-            self.widgets.apply(msg_type, content, buffers)
+        self.widgets.apply(msg_type, content, buffers)
         self.size += self.widgets.size - before
         self._enforce()
 

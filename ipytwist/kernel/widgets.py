@@ -34,10 +34,12 @@ from twisted.logger import Logger
 from .outputs import MAX_ID_CHARS, data_bytes
 from .streamtext import text_bytes
 
-__all__ = ["MODEL_OVERHEAD", "TARGET", "WidgetStore"]
+__all__ = ["MODEL_OVERHEAD", "TARGET", "WIDGET_MESSAGES", "WidgetStore"]
 
 #: The comm target of widget models.
 TARGET = "jupyter.widget"
+#: The iopub messages :meth:`WidgetStore.apply` takes (``status``: a restart).
+WIDGET_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close", "status"})
 #: Memory of a model besides its state (its objects and the store's entry), in bytes.
 MODEL_OVERHEAD = 1024
 #: The state keys that name a model's class, as the state document lists them.
@@ -75,9 +77,12 @@ class WidgetStore:
         self.dropped = 0
 
     def apply(self, msg_type: str, content: dict[str, Any], buffers: list[Any]) -> None:
-        """One iopub ``comm_open``, ``comm_msg`` or ``comm_close`` (other types: nothing)."""
+        """One iopub ``comm_open``, ``comm_msg`` or ``comm_close``, or a ``status``
+        (``restarting``: the interpreter is replaced, its models go); others: nothing."""
         try:
-            if msg_type == "comm_open":
+            if msg_type == "status" and content.get("execution_state") == "restarting":
+                self.clear()
+            elif msg_type == "comm_open":
                 self._open(content, buffers)
             elif msg_type == "comm_msg":
                 self._update(content, buffers)
