@@ -227,6 +227,9 @@ class KernelHost(Service):
             on_request=transcript.request,
             on_shutdown_request=lambda restart: self._client_shutdown(kernel_id, restart),
         )
+        transcript.widgets.warn = lambda why: kernel.rejects.warn(
+            "kernel {id}: a widget message was ignored: {why}", "widget", id=kernel_id, why=why
+        )
         output_log.subscribe(transcript)
         if start:
             kernel.start()

@@ -222,6 +222,7 @@ def test_the_json_carries_the_limits_the_page_applies() -> None:
         "max_line_chars": 11,
         "max_bytes": 10_000,
         "max_output_bytes": 2_500,
+        "max_widget_bytes": 2_500,
     }
     defaults = Transcript().to_json()["limits"]
     assert (defaults["max_cells"], defaults["max_outputs"]) == (500, 200)

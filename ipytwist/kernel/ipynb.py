@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["notebook"]
+__all__ = ["WIDGET_STATE_MIME", "notebook"]
+
+#: The key of the widget state in a notebook's ``metadata.widgets``.
+WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 
 
 def notebook(transcript: dict[str, Any], kernel_name: str = "ipytwist") -> dict[str, Any]:
@@ -38,19 +41,18 @@ def notebook(transcript: dict[str, Any], kernel_name: str = "ipytwist") -> dict[
                 "outputs": outputs,
             }
         )
-    return {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {
-            "kernelspec": {
-                "name": kernel_name,
-                "display_name": "Python 3 (ipytwist)",
-                "language": "python",
-            },
-            "language_info": {"name": "python"},
+    metadata: dict[str, Any] = {
+        "kernelspec": {
+            "name": kernel_name,
+            "display_name": "Python 3 (ipytwist)",
+            "language": "python",
         },
-        "cells": cells,
+        "language_info": {"name": "python"},
     }
+    widgets = transcript.get("widgets")
+    if widgets and widgets["state"]:  # as nbclient's store_widget_state writes it
+        metadata["widgets"] = {WIDGET_STATE_MIME: widgets}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": cells}
 
 
 def _nb_cell_id(msg_id: str) -> str:

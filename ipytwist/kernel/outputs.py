@@ -48,7 +48,8 @@ Bundle = tuple[dict[str, Any], dict[str, Any]]
 
 def data_bytes(data: Any, stop: int) -> tuple[int, bool]:
     """The bytes ``data`` (JSON-like) holds: its strings' UTF-8 length, dict keys
-    included, and :data:`ITEM_OVERHEAD` for every other value, item and entry; and
+    included, bytes as their base64 length, and :data:`ITEM_OVERHEAD` for every other
+    value, item and entry; and
     whether that is all of it.  Once past ``stop`` it stops looking (time: at most
     ``stop`` / ITEM_OVERHEAD values), with the bytes seen so far."""
     total = 0
@@ -65,6 +66,8 @@ def data_bytes(data: Any, stop: int) -> tuple[int, bool]:
         elif isinstance(item, (list, tuple)):
             total += ITEM_OVERHEAD * len(item)
             stack.extend(item)
+        elif isinstance(item, bytes):  # a widget's buffer, kept as base64 in JSON
+            total += ITEM_OVERHEAD + 4 * ((len(item) + 2) // 3)
         else:
             total += ITEM_OVERHEAD
     return total, not stack

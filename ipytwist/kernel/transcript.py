@@ -13,7 +13,8 @@ output is kept as a placeholder that says what it was, a stream keeps its first 
 last lines within it, and an error's traceback its first and last lines.  A cell
 keeps at most ``max_lines`` lines of each stream (the head and the tail, with an exact
 count of the lines hidden between them) and ``max_outputs`` outputs, and the
-transcript at most ``max_cells`` cells.
+transcript at most ``max_cells`` cells.  The kernel's live widget models keep their
+latest state (:mod:`.widgets`) within a quarter of ``max_bytes``, counted in the same size.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .outputs import (
     omitted,
 )
 from .streamtext import STREAM_OVERHEAD, CarriageReturns, StreamOutput, text_bytes
+from .widgets import WIDGET_MESSAGES, WidgetStore
 
 DEFAULT_MAX_CELLS = 500
 DEFAULT_MAX_LINES = 2000  # per stream output: the head and the tail halves
@@ -122,6 +124,8 @@ class Transcript:
         self.size = 0
         self._displays = Displays()
         self._seq = 0
+        #: The kernel's live widget models (their bytes count in :attr:`size`).
+        self.widgets = WidgetStore(max(1, max_bytes // 4))
 
     # -- input --------------------------------------------------------------------
 
@@ -165,6 +169,8 @@ class Transcript:
         if msg_type == "update_display_data":
             self._update_display(content)
             return
+        if msg_type in WIDGET_MESSAGES:
+            self._widget_message(msg_type, content, msg.get("buffers") or [])
         cell = self.cells.get(parent) if isinstance(parent, str) else None
         if cell is None:
             return
@@ -299,6 +305,13 @@ class Transcript:
         self.size += self._displays.update(display_id, bundle, size + text_bytes(display_id))
         self._enforce()
 
+    def _widget_message(self, msg_type: str, content: dict[str, Any], buffers: list[Any]) -> None:
+        """A comm message, or a status (a restart clears the widgets)."""
+        before = self.widgets.size
+        self.widgets.apply(msg_type, content, buffers)
+        self.size += self.widgets.size - before
+        self._enforce()
+
     # -- views ----------------------------------------------------------------------
 
     def full_output(self, cell_id: str, log: OutputLog) -> Iterator[str] | None:
@@ -326,16 +339,18 @@ class Transcript:
         """Forget every cell (a client cleared the transcript)."""
         self.cells.clear()
         self._displays.clear()
-        self.size = 0
+        self.size = self.widgets.size  # live widgets stay: they are the kernel's
 
     def to_json(self) -> dict[str, Any]:
         """The transcript as the notebook page loads it: cells, the last message id, the
         bytes it holds, and the limits it keeps to (the page applies them to live output
-        too).  Nothing in it is changed afterwards by the transcript: a snapshot."""
+        too), and the widgets' state.  Nothing in it changes afterwards: a snapshot."""
         return {
             "cells": [c.to_json() for c in self.cells.values()],
             "last_msg_id": self.last_msg_id,
             "dropped_cells": self.dropped_cells,
+            "widgets": self.widgets.to_json(),
+            "dropped_widgets": self.widgets.dropped,
             "bytes": self.size,
             "limits": {
                 "max_cells": self.max_cells,
@@ -344,6 +359,7 @@ class Transcript:
                 "max_line_chars": self.max_line_chars,
                 "max_bytes": self.max_bytes,
                 "max_output_bytes": self.max_output_bytes,
+                "max_widget_bytes": self.widgets.max_bytes,
             },
         }
 

@@ -47,21 +47,47 @@ def text_chunks(pieces: Iterable[str], size: int = CHUNK_BYTES) -> Iterator[byte
         yield "".join(batch).encode("utf-8", "replace")
 
 
-def json_chunks(body: dict[str, Any], key: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """``body`` as JSON (as ``json.dumps`` writes it), its list ``body[key]`` an item at
-    a time, in chunks of about ``size`` bytes."""
-    rest = json.dumps({k: v for k, v in body.items() if k != key})
-    batch = ["{" + json.dumps(key) + ": ["]
+#: Where a JSON body's container is: a key of the body, or the keys down to it.
+JsonPath = str | tuple[str, ...]
+
+
+def json_chunks(body: dict[str, Any], *paths: JsonPath, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """``body`` as JSON (as ``json.dumps`` writes it), the lists and objects at ``paths``
+    (``"cells"``, ``("widgets", "state")``) an item at a time, in chunks of about
+    ``size`` bytes."""
+    batch: list[str] = []
     held = 0
-    for i, item in enumerate(body[key]):
-        text = json.dumps(item)
-        batch.append(", " + text if i else text)
-        held += len(text)
+    keys = [(p,) if isinstance(p, str) else p for p in paths]
+    for piece in _json_pieces(body, keys):
+        batch.append(piece)
+        held += len(piece)
         if held >= size:
             yield "".join(batch).encode()
             batch, held = [], 0
-    batch.append("]" + (", " + rest[1:] if rest != "{}" else "}"))
     yield "".join(batch).encode()
+
+
+def _json_pieces(value: Any, paths: list[tuple[str, ...]]) -> Iterator[str]:
+    """``value`` as JSON in pieces: a container at the end of a path an item a piece,
+    the objects on the way to one a key a piece, everything else whole."""
+    if () in paths and isinstance(value, list):
+        yield "[" + ", ".join(json.dumps(item) for item in value[:1])
+        for item in value[1:]:
+            yield ", " + json.dumps(item)
+        yield "]"
+    elif paths and isinstance(value, dict):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            start = (", " if i else "") + json.dumps(key) + ": "
+            below = [p[1:] for p in paths if p and p[0] == key]
+            if () in paths or not below:
+                yield start + json.dumps(item)
+            else:
+                yield start
+                yield from _json_pieces(item, below)
+        yield "}"
+    else:
+        yield json.dumps(value)
 
 
 @implementer(IPushProducer)

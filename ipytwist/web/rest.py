@@ -151,14 +151,16 @@ class KernelsApi:
             raise ApiError(405, "Method Not Allowed")
         # A snapshot now; its JSON is written a slice per reactor turn.
         body = transcript.to_json()
+        widgets: tuple[str, ...] = ("widgets", "state")
         if notebook:
             name = f"ipytwist-{hk.id[:8]}.ipynb"
             request.setHeader(b"content-disposition", f'attachment; filename="{name}"'.encode())
             body = ipynb.notebook(body, hk.kernel.name)
+            widgets = ("metadata", "widgets", ipynb.WIDGET_STATE_MIME, "state")
         else:
             body["kernel"] = hk.model()
         json_head(request, 200)
-        return self._chunked(request, json_chunks(body, "cells"))
+        return self._chunked(request, json_chunks(body, "cells", widgets))
 
     def _chunked(self, request: Request, chunks: Iterator[bytes]) -> int:
         """Answer with ``chunks``, a slice of work per reactor turn."""

@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.test.requesthelper import DummyRequest
 
+from ipytwist.kernel.ipynb import WIDGET_STATE_MIME
 from ipytwist.web import chunked
 from ipytwist.web.chunked import ChunkedResponse, json_chunks, text_chunks
 from ipytwist.wire import new_message
@@ -99,6 +100,35 @@ def test_a_transcript_of_40000_outputs_is_written_in_slices_and_whole(
     )
 
 
+def test_a_transcript_of_widgets_at_their_bound_is_written_in_slices_and_whole(
+    web: tuple[HostEnv, Browser], steps: list[float]
+) -> None:
+    """4 MiB of widget state (the default bound: a quarter of --transcript-bytes) as
+    thousands of models, and as one model with a 1.5 MiB buffer among them."""
+    env, browser = web
+    hk = env.start_kernel()
+    log = hk.kernel.output_log
+    names = {"_model_name": "M", "_model_module": "m", "_model_module_version": "1"}
+    for i in range(4000):
+        state = {**names, "points": list(range(100)), "label": "x" * 100}
+        content = {"comm_id": f"w{i}", "target_name": "jupyter.widget", "data": {"state": state}}
+        log.publish(new_message("comm_open", content, "k"))
+    data = {"state": {**names, "png": None}, "buffer_paths": [["png"]]}
+    content = {"comm_id": "big", "target_name": "jupyter.widget", "data": data}
+    log.publish(new_message("comm_open", content, "k", buffers=[bytes(3 * MIB // 2)]))
+    expected = hk.transcript.to_json()
+    assert 300 < len(expected["widgets"]["state"]) < 4000 and "big" in expected["widgets"]["state"]
+    body = answer(env, browser, f"/api/kernels/{hk.id}/transcript").json()
+    assert body.pop("kernel")["id"] == hk.id
+    assert body == expected
+    assert len(steps) > 3 and max(steps) < STEP_SECONDS, steps
+    steps.clear()
+    nb = answer(env, browser, f"/api/kernels/{hk.id}/transcript.ipynb").json()
+    nbformat.validate(nbformat.from_dict(nb))
+    assert nb["metadata"]["widgets"][WIDGET_STATE_MIME] == expected["widgets"]
+    assert len(steps) > 3 and max(steps) < STEP_SECONDS, steps
+
+
 # -- ChunkedResponse itself -------------------------------------------------------------
 
 
@@ -179,3 +209,6 @@ def test_text_and_json_come_in_chunks_of_about_the_size_asked() -> None:
     parts = list(json_chunks(body, "cells", size=16))
     assert len(parts) > 2 and json.loads(b"".join(parts)) == body
     assert json.loads(b"".join(json_chunks({"cells": []}, "cells"))) == {"cells": []}
+    nested = {"a": {"b": {f"k{i}": [i] * 9 for i in range(5)}, "c": 3}, "cells": [], "d": 4}
+    parts = list(json_chunks(nested, "cells", ("a", "b"), ("a", "c", "x"), ("z",), size=16))
+    assert len(parts) > 3 and b"".join(parts) == json.dumps(nested).encode()
