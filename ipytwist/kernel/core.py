@@ -1,11 +1,10 @@
 """The kernel: one interpreter (a worker process) shared by any number of clients.
 
-Transports hand requests to :meth:`Kernel.handle` together with a
-:class:`~ipytwist.kernel.requests.Requester` to answer; output goes to
-:attr:`Kernel.output_log`, which every transport reads.  The kernel is the
-request scheduler: it runs the worker's requests one at a time, answers the
-rest itself, and turns what the worker reports into iopub messages.  It never
-sees a socket and never imports IPython.
+Transports hand requests to :meth:`Kernel.handle` with a ``Requester`` to answer;
+output goes to :attr:`Kernel.output_log`, which every transport reads.  The kernel
+runs the worker's requests one at a time, answers the rest itself (``debug_request``
+through its :class:`.debugger.Debugger`), and turns what the worker reports into
+iopub messages.  It never sees a socket and never imports IPython.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from ..errors import error_content
 from ..loglimit import LimitedLog
 from ..wire import Message
 from .aborts import InFlight, StopOnError, no_requests_in_flight
+from .debugger import Connect, Debugger
 from .events import iopub_content
 from .flow import OutputGate
 from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
@@ -29,7 +29,7 @@ from .outputlog import OutputLog
 from .publish import Publisher
 from .queue import RequestQueue
 from .replies import aborted_content, static_reply
-from .requests import WORKER_REQUESTS, Request, Requester, is_execute, worker_record
+from .requests import WORKER_REQUESTS, Request, Requester, is_execute, worker_record, worker_runner
 from .state import ExecutionState, State
 from .stdin import InputRouter
 from .supervisor import Provisioner, Worker, WorkerSupervisor
@@ -54,6 +54,7 @@ class Kernel:
         requests_in_flight: InFlight = no_requests_in_flight,
         on_request: Callable[[Message, str], None] | None = None,
         on_shutdown_request: Callable[[bool], object] | None = None,
+        debug_connect: Connect | None = None,
     ) -> None:
         self.reactor = reactor
         self.id = kernel_id or str(uuid.uuid4())
@@ -84,6 +85,9 @@ class Kernel:
         self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
         #: input() in user code: asked of, and answered by, the running request's client.
         self._input = InputRouter(self.session, self.supervisor.send, self.rejects)
+        #: debug_request: debugpy in the worker, reached over TCP (``debug_connect``).
+        run = worker_runner(self.session, self._queue.add, self._advance)
+        self.debugger = Debugger(run, self._answer_now, self._out, self.rejects, debug_connect)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -145,14 +149,14 @@ class Kernel:
         msg_type = request.msg_type
         if channel == "stdin":
             self._input.answer(msg, requester)
+        elif msg_type in ("kernel_info_request", "comm_info_request"):
+            self._answer_now(request, static_reply(msg_type))
         elif channel == "control":
             self._handle_control(request)
         elif msg_type in WORKER_REQUESTS:
             self._record(request)
             self._queue.add(request)
             self._advance()
-        elif msg_type in ("kernel_info_request", "comm_info_request"):
-            self._answer_now(request, static_reply(msg_type))
         elif msg_type == "comm_open":
             # No comm targets are registered: tell the frontend the comm is closed.
             comm_id = msg["content"].get("comm_id", "")
@@ -169,8 +173,8 @@ class Kernel:
             restart = bool(content.get("restart", False))
             self._answer_now(request, {"status": "ok", "restart": restart})
             self._on_shutdown_request(restart)
-        elif msg_type in ("kernel_info_request", "comm_info_request"):
-            self._answer_now(request, static_reply(msg_type))
+        elif msg_type == "debug_request":
+            self.debugger.handle(request)
         else:
             self._unknown(request)
 

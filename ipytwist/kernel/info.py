@@ -42,7 +42,7 @@ def kernel_info() -> dict[str, Any]:
             f"IPython {ipython} -- An enhanced Interactive Python. Type '?' for help.\n"
             "Served by ipytwist.\n"
         ),
-        "debugger": False,
+        "debugger": True,
         "help_links": [
             {"text": "Python Reference", "url": "https://docs.python.org/3/"},
             {"text": "IPython Reference", "url": "https://ipython.readthedocs.io/en/stable/"},

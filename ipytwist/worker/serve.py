@@ -65,9 +65,10 @@ def serve() -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
 
+    from .debug import DebugHandlers
     from .requests import RequestHandlers
 
-    handlers = RequestHandlers(shell, link, interrupts).table()
+    handlers = {**RequestHandlers(shell, link, interrupts).table(), **DebugHandlers(shell).table()}
     while True:
         try:
             rec = link.read()

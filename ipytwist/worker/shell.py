@@ -8,11 +8,14 @@ from types import TracebackType
 from typing import Any
 
 from IPython.core import page, payloadpage
+from IPython.core.compilerop import CachingCompiler
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
 from traitlets import Callable as CallableTrait
+
+from ..dap import cell_path
 
 #: An exception as ``sys.exc_info()`` gives it.
 ExcInfo = tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
@@ -81,10 +84,20 @@ def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
+class CellCompiler(CachingCompiler):
+    """Compiles each cell as the file named by a hash of its code (``dap.cell_path``),
+    where the debugger looks for it; tracebacks still say ``Cell In[n]``."""
+
+    def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
+        return cell_path(raw_code, os.getpid())
+
+
 class WorkerShell(InteractiveShell):
     """An InteractiveShell whose output, errors and pager go to ``emit``."""
 
     displayhook_class = EventDisplayHook
+    #: Cells compiled under the file names the debugger knows them by.
+    compiler_class = CellCompiler
     display_pub_class = EventDisplayPublisher
     emit = CallableTrait()  # the worker link's emit: one event dict
     #: The error content of the cell's last traceback (None: no error yet).

@@ -1,0 +1,317 @@
+"""The debugger: ``debug_request`` on the control channel, served by debugpy in the
+worker, as ipykernel serves it (the commands JupyterLab's debugger panel sends).
+
+The first ``initialize`` asks the worker to start debugpy's listener (a request of
+the worker's queue, as ipykernel runs one on its shell), then connects to it over
+TCP.  Most commands are forwarded; the kernel answers ``debugInfo``, ``dumpCell``
+(the cell's code written where the worker compiles it), ``source`` and
+``configurationDone`` itself, and the variables of a worker not stopped at a
+breakpoint are asked of the worker.  debugpy's events go to iopub as
+``debug_event``.  A breakpoint stops only the worker: the kernel goes on serving.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..dap import HASH_SEED, cell_dir, cell_path, shown_variable
+from ..loglimit import LimitedLog
+from .dapclient import Connect, DapConnection, tcp_connect
+from .publish import Publisher
+from .requests import Request
+
+__all__ = ["Connect", "Debugger"]
+
+Dap = dict[str, Any]
+#: Runs one of the debugger's worker requests; fires with the worker's reply content.
+RunWorker = Callable[[str, dict[str, Any]], "Deferred[dict[str, Any]]"]
+#: Frames of ipytwist's own code are hidden from the stack.
+#: Commands that resume a stopped thread.
+_RESUMING = ("continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue", "goto")
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def response(request: Dap, success: bool = True, **fields: Any) -> Dap:
+    """The DAP response to ``request``."""
+    return {
+        "type": "response",
+        "request_seq": request.get("seq", 0),
+        "command": request.get("command", ""),
+        "success": success,
+        **fields,
+    }
+
+
+def well_formed(content: Any) -> bool:
+    """A DAP request: ``type`` request, an int ``seq``, a ``command``, dict arguments."""
+    return (
+        isinstance(content, dict)
+        and content.get("type") == "request"
+        and isinstance(content.get("seq"), int)
+        and isinstance(content.get("command"), str)
+        and isinstance(content.get("arguments", {}), dict)
+    )
+
+
+class Debugger:
+    """One kernel's debugger: its debugpy session and what the panel was told."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        run_worker: RunWorker,
+        answer: Callable[[Request, Dap], None],
+        out: Publisher,
+        rejects: LimitedLog,
+        connect: Connect | None = None,
+    ) -> None:
+        self._run_worker = run_worker
+        self._answer = answer
+        self._out = out
+        self._connect = connect or tcp_connect()
+        self._rejects = rejects
+        self._client: DapConnection | None = None
+        self._endpoint: tuple[str, int] = ("127.0.0.1", 0)
+        self._pid = os.getpid()
+        self.breakpoints: dict[str, list[Dap]] = {}
+        self.stopped_threads: set[int] = set()
+        self._local: dict[str, Callable[[Dap], Dap]] = {
+            "debugInfo": self._debug_info,
+            "dumpCell": self._dump_cell,
+            "source": self._source,
+            "configurationDone": lambda m: response(m),
+        }
+        self._started_only: dict[str, Callable[[Dap], Dap | Deferred[Dap]]] = {
+            "attach": self._attach,
+            "setBreakpoints": self._set_breakpoints,
+            "variables": self._variables,
+            "inspectVariables": self._inspect_variables,
+            "richInspectVariables": self._rich_inspect,
+        }
+
+    @property
+    def started(self) -> bool:
+        """Connected to debugpy."""
+        return self._client is not None
+
+    def handle(self, request: Request) -> None:
+        """Answer one ``debug_request`` with a ``debug_reply``."""
+        content = request.msg.get("content")
+        if not well_formed(content):
+            self._rejects.warn("malformed debug_request", "debug_request")
+            reply = {"type": "response", "request_seq": 0, "command": "", "success": False}
+            reply["message"] = "malformed debug_request: not a DAP request"
+            self._answer(request, reply)
+            return
+        message = cast(Dap, content)
+        d: Deferred[Dap] = maybeDeferred(self._dispatch, message)  # type: ignore[call-overload] # a Dap or a Deferred of one
+        d.addErrback(self._failed, message)
+        d.addCallback(lambda reply: self._answer(request, reply))
+
+    def _failed(self, failure: Failure, message: Dap) -> Dap:
+        why = f"{failure.value.__class__.__name__}: {failure.getErrorMessage()}"[:200]
+        self.log.warn("debug_request {c} failed: {why}", c=message["command"][:64], why=why)
+        return response(message, False, message=why)
+
+    def _dispatch(self, message: Dap) -> Dap | Deferred[Dap]:
+        command = message["command"]
+        local = self._local.get(command)
+        if local is not None:
+            return local(message)
+        if command == "initialize":
+            return self._start().addCallback(lambda _: self._forward(message))
+        if self._client is None:
+            return response(message, False, message="the debugger is not started")
+        handler = self._started_only.get(command)
+        if command == "disconnect":
+            return self._forward(message).addBoth(self._disconnected)
+        if command in _RESUMING:
+            return self._forward(message).addCallback(self._resumed, message)
+        if handler is None:
+            return self._forward(message)
+        return handler(message)
+
+    # -- the session with debugpy ---------------------------------------------
+
+    def _start(self) -> Deferred[None]:
+        if self._client is not None:
+            return succeed(None)
+        d = self._run_worker("debug_listen_request", {})
+        return d.addCallback(self._listening)
+
+    def _listening(self, reply: dict[str, Any]) -> Deferred[None]:
+        if reply.get("status") != "ok":
+            raise RuntimeError(f"debugpy did not start: {reply.get('evalue', '')}"[:200])
+        self._endpoint = (str(reply["host"]), int(reply["port"]))
+        self._pid = int(reply["pid"])
+        client = DapConnection(self._event, self._lost)
+        d = self._connect(self._endpoint[0], self._endpoint[1], client)
+        return d.addCallback(lambda c: setattr(self, "_client", c))
+
+    def _forward(self, message: Dap) -> Deferred[Dap]:
+        if self._client is None:
+            return succeed(response(message, False, message="the debugger is not started"))
+
+        def restore(reply: Dap) -> Dap:
+            reply["request_seq"] = message["seq"]
+            return reply
+
+        return self._client.request(message).addCallback(restore)
+
+    def _event(self, event: Dap) -> None:
+        body = event.get("body") if isinstance(event.get("body"), dict) else {}
+        assert isinstance(body, dict)
+        if event.get("event") == "initialized" and self._client is not None:
+            # debugpy answers attach once configured; the panel's configurationDone
+            # is answered by the kernel (as on ipykernel), so the kernel sends its own.
+            self._client.request({"type": "request", "command": "configurationDone"})
+        elif event.get("event") == "stopped" and isinstance(body.get("threadId"), int):
+            self.stopped_threads.add(body["threadId"])
+        elif event.get("event") == "continued":
+            if body.get("allThreadsContinued", True):
+                self.stopped_threads.clear()
+            else:
+                self.stopped_threads.discard(body.get("threadId"))
+        self._out.publish("debug_event", event, None)
+
+    def _resumed(self, reply: Dap, message: Dap) -> Dap:
+        # debugpy sends no ``continued`` event for a thread the client resumed.
+        if reply.get("success"):
+            body = reply.get("body") if isinstance(reply.get("body"), dict) else {}
+            if message["command"] == "continue" and (body or {}).get("allThreadsContinued", True):
+                self.stopped_threads.clear()
+            else:
+                self.stopped_threads.discard(message["arguments"].get("threadId"))
+        return reply
+
+    def _lost(self) -> None:
+        self._client = None
+        self.stopped_threads.clear()
+
+    def _disconnected(self, result: Any) -> Any:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        self.breakpoints.clear()
+        self.stopped_threads.clear()
+        return result
+
+    # -- commands the kernel shapes -------------------------------------------
+
+    def _attach(self, message: Dap) -> Deferred[Dap]:
+        arguments = dict(message.get("arguments") or {})
+        host, port = self._endpoint
+        arguments["connect"] = {"host": host, "port": port}
+        arguments["debugOptions"] = ["DebugStdLib"]
+        arguments["rules"] = [{"path": _PACKAGE_DIR, "include": False}]
+        return self._forward({**message, "arguments": arguments})
+
+    def _set_breakpoints(self, message: Dap) -> Deferred[Dap]:
+        source = (message["arguments"].get("source") or {}).get("path")
+
+        def record(reply: Dap) -> Dap:
+            if reply.get("success") and isinstance(source, str):
+                found = reply.get("body", {}).get("breakpoints", [])
+                self.breakpoints[source] = [{"line": b.get("line")} for b in found]
+            return reply
+
+        return self._forward(message).addCallback(record)
+
+    def _variables(self, message: Dap) -> Dap | Deferred[Dap]:
+        if not self.stopped_threads:
+            return response(message, body={"variables": []})
+
+        def hide(reply: Dap) -> Dap:
+            found = reply.get("body", {}).get("variables", [])
+            reply.setdefault("body", {})["variables"] = [
+                v for v in found if shown_variable(str(v.get("name", "")))
+            ]
+            return reply
+
+        return self._forward(message).addCallback(hide)
+
+    def _inspect_variables(self, message: Dap) -> Deferred[Dap]:
+        d = self._run_worker("debug_variables_request", {})
+        return d.addCallback(lambda r: response(message, body={"variables": r["variables"]}))
+
+    def _rich_inspect(self, message: Dap) -> Dap | Deferred[Dap]:
+        name = message["arguments"].get("variableName")
+        if not isinstance(name, str) or not name.isidentifier():
+            ok = name in ("special variables", "function variables")
+            return response(message, ok, body={"data": {}, "metadata": {}})
+        if not self.stopped_threads:
+            d = self._run_worker("debug_rich_request", {"name": name})
+            return d.addCallback(lambda r: _rich(message, r.get("data"), r.get("metadata")))
+        evaluate = {
+            "type": "request",
+            "command": "evaluate",
+            "seq": message["seq"],
+            "arguments": {
+                "expression": f"get_ipython().display_formatter.format({name})",
+                "frameId": message["arguments"].get("frameId"),
+                "context": "clipboard",
+            },
+        }
+
+        def shaped(reply: Dap) -> Dap:
+            if not reply.get("success"):
+                return _rich(message, {}, {})
+            data, metadata = ast.literal_eval(reply["body"]["result"])
+            return _rich(message, data, metadata)
+
+        return self._forward(evaluate).addCallback(shaped)
+
+    def _debug_info(self, message: Dap) -> Dap:
+        return response(
+            message,
+            body={
+                "isStarted": self.started,
+                "hashMethod": "Murmur2",
+                "hashSeed": HASH_SEED,
+                "tmpFilePrefix": cell_dir(self._pid) + os.sep,
+                "tmpFileSuffix": ".py",
+                "breakpoints": [
+                    {"source": k, "breakpoints": v} for k, v in self.breakpoints.items()
+                ],
+                "stoppedThreads": sorted(self.stopped_threads),
+                "richRendering": True,
+                "exceptionPaths": ["Python Exceptions"],
+                "copyToGlobals": False,
+            },
+        )
+
+    def _dump_cell(self, message: Dap) -> Dap:
+        code = message["arguments"].get("code")
+        if not isinstance(code, str):
+            return response(message, False, message="dumpCell needs the cell's code")
+        path = cell_path(code, self._pid)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+        return response(message, body={"sourcePath": path})
+
+    def _source(self, message: Dap) -> Dap:
+        path = (message["arguments"].get("source") or {}).get("path")
+        if isinstance(path, str):  # any file, as on ipykernel: clients here run code anyway
+            try:
+                with open(path, encoding="utf-8") as f:
+                    return response(message, body={"content": f.read()})
+            except OSError:
+                pass
+        return response(message, False, message="source unavailable", body={})
+
+
+def _rich(message: Dap, data: Any, metadata: Any) -> Dap:
+    data = data if isinstance(data, dict) else {}
+    metadata = metadata if isinstance(metadata, dict) else {}
+    meta = {k: v for k, v in metadata.items() if k in data}
+    return response(message, body={"data": data, "metadata": meta})

@@ -1,0 +1,83 @@
+"""The debugger's side in the worker: debugpy's listener, cells compiled under the
+names the debugger knows them by, and the user's variables while no code runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from IPython.core.inputtransformer2 import leading_empty_lines
+
+from ..dap import cell_dir, shown_variable
+from .shell import WorkerShell
+
+Content = dict[str, Any]
+#: Longest repr shown for a variable in the variables list.
+MAX_REPR = 1000
+
+
+class DebugHandlers:
+    """The worker requests of the kernel's debugger, answered while no code runs."""
+
+    def __init__(self, shell: WorkerShell) -> None:
+        self.shell = shell
+        self._endpoint: tuple[str, int] | None = None
+
+    def table(self) -> dict[str, Any]:
+        return {
+            "debug_listen": self.listen,
+            "debug_variables": self.variables,
+            "debug_rich": self.rich,
+        }
+
+    def listen(self, c: Content) -> Content:
+        """debugpy listens (once per interpreter); its port, and this interpreter's pid."""
+        if self._endpoint is None:
+            import debugpy
+
+            # debugpy's threads must not take the kernel's SIGINT (see serve.py).
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                host, port = debugpy.listen(("127.0.0.1", 0))
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            self._endpoint = (str(host), int(port))
+            # Lines must keep their numbers for breakpoints to land where they were set.
+            cleanup = self.shell.input_transformer_manager.cleanup_transforms
+            if leading_empty_lines in cleanup:
+                cleanup.remove(leading_empty_lines)
+        os.makedirs(cell_dir(os.getpid()), mode=0o700, exist_ok=True)
+        host, port = self._endpoint
+        return {"status": "ok", "host": host, "port": port, "pid": os.getpid()}
+
+    def variables(self, c: Content) -> Content:
+        """The user's global variables, as DAP ``variables`` (not expandable)."""
+        out = []
+        for name, value in list(self.shell.user_ns.items()):
+            if name in self.shell.user_ns_hidden or not shown_variable(name):
+                continue
+            try:
+                text = repr(value)
+            except Exception as e:  # a broken __repr__ must not hide the others
+                text = f"<repr failed: {type(e).__name__}>"
+            out.append(
+                {
+                    "name": name,
+                    "value": text[:MAX_REPR],
+                    "type": type(value).__name__,
+                    "evaluateName": name,
+                    "variablesReference": 0,
+                }
+            )
+        return {"status": "ok", "variables": out}
+
+    def rich(self, c: Content) -> Content:
+        """A variable's rich representation (its MIME bundle)."""
+        name = c.get("name")
+        if not isinstance(name, str) or not name.isidentifier():
+            return {"status": "ok", "data": {}, "metadata": {}}
+        result = self.shell.user_expressions({name: name})[name]
+        if result.get("status") != "ok":
+            return {"status": "ok", "data": {}, "metadata": {}}
+        return {"status": "ok", "data": result["data"], "metadata": result["metadata"]}

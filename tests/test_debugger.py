@@ -1,0 +1,152 @@
+"""The debugger end to end: JupyterLab's debugger sequence on the control channel of a
+real kernel, through jupyter_client, on ipytwist and on ipykernel (the reference): the
+replies have the same shapes, and a breakpoint in a cell stops it with its locals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from support.jupyter_kernel import forget_arrived, running_kernel
+
+TIMEOUT = 30
+CELL = "def f(a):\n    b = a + 1\n    return b\n\nx = f(41)\n"
+INITIALIZE = {
+    "clientID": "test",
+    "clientName": "test",
+    "adapterID": "",
+    "pathFormat": "path",
+    "linesStartAt1": True,
+    "columnsStartAt1": True,
+    "supportsVariableType": True,
+    "supportsVariablePaging": True,
+    "supportsRunInTerminalRequest": True,
+    "locale": "en",
+}
+
+
+class Debug:
+    """debug_request on a client's control channel; debug_event read from iopub."""
+
+    def __init__(self, kc: BlockingKernelClient) -> None:
+        self.kc = kc
+        self.seq = 0
+
+    def __call__(self, command: str, **arguments: Any) -> dict[str, Any]:
+        self.seq += 1
+        content = {"type": "request", "seq": self.seq, "command": command, "arguments": arguments}
+        return self.send(content)
+
+    def send(self, content: Any) -> dict[str, Any]:
+        msg = self.kc.session.msg("debug_request", content)
+        self.kc.control_channel.send(msg)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            reply = self.kc.get_control_msg(timeout=max(0.0, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                assert reply["msg_type"] == "debug_reply"
+                return dict(reply["content"])
+
+    def event(self, name: str) -> dict[str, Any]:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            msg = self.kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+            if msg["msg_type"] == "debug_event" and msg["content"].get("event") == name:
+                return dict(msg["content"])
+
+
+def session(kc: BlockingKernelClient) -> dict[str, Any]:
+    """JupyterLab's sequence, up to a cell stopped at a breakpoint and continued: every
+    reply by command, and what it showed."""
+    debug = Debug(kc)
+    seen: dict[str, Any] = {"initialize": debug("initialize", **INITIALIZE)}
+    seen["attach"] = debug("attach")
+    seen["debugInfo"] = debug("debugInfo")
+    seen["dumpCell"] = dump = debug("dumpCell", code=CELL)
+    path = dump["body"]["sourcePath"]
+    seen["setBreakpoints"] = debug(
+        "setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}], sourceModified=False
+    )
+    seen["configurationDone"] = debug("configurationDone")
+    seen["debugInfo_after"] = debug("debugInfo")
+    msg_id = kc.execute(CELL)
+    stopped = debug.event("stopped")
+    thread = stopped["body"]["threadId"]
+    seen["stackTrace"] = stack = debug("stackTrace", threadId=thread)
+    frame = stack["body"]["stackFrames"][0]["id"]
+    seen["scopes"] = scopes = debug("scopes", frameId=frame)
+    ref = scopes["body"]["scopes"][0]["variablesReference"]
+    seen["variables"] = debug("variables", variablesReference=ref)
+    seen["richInspectVariables"] = debug("richInspectVariables", variableName="b", frameId=frame)
+    seen["source"] = debug("source", source={"path": path})
+    seen["continue"] = debug("continue", threadId=thread)
+    reply = kc.get_shell_msg(timeout=TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    seen["execute"] = reply["content"]["status"]
+    seen["inspectVariables"] = debug("inspectVariables")
+    seen["rich_idle"] = debug("richInspectVariables", variableName="x", frameId=frame)
+    seen["disconnect"] = debug("disconnect", restart=False, terminateDebuggee=True)
+    return seen
+
+
+def shape(value: Any) -> Any:
+    """The keys of a reply, all the way down (lists by their first item)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items() if k not in ("seq",)}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+@pytest.fixture(scope="module")
+def sessions() -> Iterator[dict[str, dict[str, Any]]]:
+    out = {}
+    for name in ("ipytwist", "ipykernel-ref"):
+        with running_kernel(name) as (km, kc):
+            forget_arrived(kc)
+            out[name] = session(kc)
+    yield out
+
+
+def test_kernel_info_offers_the_debugger() -> None:
+    with running_kernel("ipytwist") as (km, kc):
+        kc.kernel_info()
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+        assert reply["content"]["debugger"] is True
+
+
+def test_a_breakpoint_stops_the_cell_and_shows_its_locals(sessions: dict) -> None:
+    seen = sessions["ipytwist"]
+    for command in ("initialize", "attach", "dumpCell", "setBreakpoints", "configurationDone"):
+        assert seen[command]["success"], (command, seen[command])
+    path = seen["dumpCell"]["body"]["sourcePath"]
+    assert path.startswith(seen["debugInfo"]["body"]["tmpFilePrefix"])
+    assert seen["setBreakpoints"]["body"]["breakpoints"][0]["verified"] is True
+    assert seen["debugInfo_after"]["body"]["breakpoints"] == [
+        {"source": path, "breakpoints": [{"line": 3}]}
+    ]
+    top = seen["stackTrace"]["body"]["stackFrames"][0]
+    assert (top["name"], top["line"], top["source"]["path"]) == ("f", 3, path)
+    local = {v["name"]: v["value"] for v in seen["variables"]["body"]["variables"]}
+    assert local["a"] == "41" and local["b"] == "42"
+    assert seen["richInspectVariables"]["body"]["data"] == {"text/plain": "42"}
+    assert seen["source"]["body"]["content"] == CELL
+    assert seen["continue"]["success"] and seen["execute"] == "ok"
+    names = {v["name"] for v in seen["inspectVariables"]["body"]["variables"]}
+    assert {"f", "x"} <= names and "In" not in names
+    assert seen["rich_idle"]["body"]["data"] == {"text/plain": "42"}
+    assert seen["disconnect"]["success"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["initialize", "attach", "debugInfo", "dumpCell", "setBreakpoints", "configurationDone",
+     "stackTrace", "scopes", "variables", "richInspectVariables", "source", "continue",
+     "inspectVariables", "disconnect"],
+)  # fmt: skip
+def test_replies_have_ipykernels_shapes(sessions: dict, command: str) -> None:
+    ours, theirs = (shape(sessions[k][command]) for k in ("ipytwist", "ipykernel-ref"))
+    assert ours == theirs
