@@ -85,9 +85,9 @@ class Kernel:
         self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
         #: input() in user code: asked of, and answered by, the running request's client.
         self._input = InputRouter(self.session, self.supervisor.send, self.rejects)
-        #: debug_request: debugpy in the worker, reached over TCP (``debug_connect``).
         run = worker_runner(self.session, self._queue.add, self._advance)
-        self.debugger = Debugger(run, self._answer_now, self._out, self.rejects, debug_connect)
+        pid = lambda: self.supervisor.pid  # noqa: E731
+        self.debugger = Debugger(run, self._answer_now, self._out, self.rejects, pid, debug_connect)
 
     # -- lifecycle ----------------------------------------------------------
 

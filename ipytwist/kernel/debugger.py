@@ -72,6 +72,7 @@ class Debugger:
         answer: Callable[[Request, Dap], None],
         out: Publisher,
         rejects: LimitedLog,
+        worker_pid: Callable[[], int | None],
         connect: Connect | None = None,
     ) -> None:
         self._run_worker = run_worker
@@ -81,7 +82,7 @@ class Debugger:
         self._rejects = rejects
         self._client: DapConnection | None = None
         self._endpoint: tuple[str, int] = ("127.0.0.1", 0)
-        self._pid = os.getpid()
+        self._worker_pid = worker_pid
         self.breakpoints: dict[str, list[Dap]] = {}
         self.stopped_threads: set[int] = set()
         self._local: dict[str, Callable[[Dap], Dap]] = {
@@ -152,7 +153,6 @@ class Debugger:
         if reply.get("status") != "ok":
             raise RuntimeError(f"debugpy did not start: {reply.get('evalue', '')}"[:200])
         self._endpoint = (str(reply["host"]), int(reply["port"]))
-        self._pid = int(reply["pid"])
         client = DapConnection(self._event, self._lost)
         d = self._connect(self._endpoint[0], self._endpoint[1], client)
         return d.addCallback(lambda c: setattr(self, "_client", c))
@@ -269,6 +269,11 @@ class Debugger:
             return _rich(message, data, metadata)
 
         return self._forward(evaluate).addCallback(shaped)
+
+    @property
+    def _pid(self) -> int:
+        """The interpreter's process id: its cell files are named after it."""
+        return self._worker_pid() or 0
 
     def _debug_info(self, message: Dap) -> Dap:
         return response(
