@@ -34,6 +34,8 @@ class Debug:
     def __init__(self, kc: BlockingKernelClient) -> None:
         self.kc = kc
         self.seq = 0
+        #: The text of the stream messages passed over while waiting for events.
+        self.streams: list[str] = []
 
     def __call__(self, command: str, **arguments: Any) -> dict[str, Any]:
         self.seq += 1
@@ -54,6 +56,8 @@ class Debug:
         deadline = time.monotonic() + TIMEOUT
         while True:
             msg = self.kc.get_iopub_msg(timeout=max(0.0, deadline - time.monotonic()))
+            if msg["msg_type"] == "stream":
+                self.streams.append(msg["content"]["text"])
             if msg["msg_type"] == "debug_event" and msg["content"].get("event") == name:
                 return dict(msg["content"])
 
@@ -150,3 +154,54 @@ def test_a_breakpoint_stops_the_cell_and_shows_its_locals(sessions: dict) -> Non
 def test_replies_have_ipykernels_shapes(sessions: dict, command: str) -> None:
     ours, theirs = (shape(sessions[k][command]) for k in ("ipytwist", "ipykernel-ref"))
     assert ours == theirs
+
+
+STEPS = "def g(n):\n    m = n * 2\n    return m\n\ndef h():\n    k = g(3)\n    return k\n\ny = h()\n"
+
+
+def test_stepping_and_control_while_stopped_and_bad_requests() -> None:
+    """next and stepIn move the stopped frame; kernel_info on control is answered while
+    the cell is stopped; malformed debug_requests get an error and the kernel serves on;
+    debugpy's start prints nothing into any cell."""
+    with running_kernel("ipytwist") as (km, kc):
+        forget_arrived(kc)
+        debug = Debug(kc)
+        for bad in ({}, {"seq": 1}, {"type": "request", "seq": "x", "command": "attach"}):
+            reply = debug.send(bad)
+            assert reply["success"] is False and "malformed" in reply["message"]
+        assert debug("initialize", **INITIALIZE)["success"]
+        assert debug("attach")["success"]
+        path = debug("dumpCell", code=STEPS)["body"]["sourcePath"]
+        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 6}])
+        debug("configurationDone")
+        msg_id = kc.execute(STEPS)
+        thread = debug.event("stopped")["body"]["threadId"]
+
+        def top() -> tuple[str, int]:
+            frame = debug("stackTrace", threadId=thread)["body"]["stackFrames"][0]
+            return frame["name"], frame["line"]
+
+        assert top() == ("h", 6)
+        kc.control_channel.send(info := kc.session.msg("kernel_info_request", {}))
+        reply = kc.get_control_msg(timeout=TIMEOUT)
+        assert reply["parent_header"]["msg_id"] == info["header"]["msg_id"]
+        assert debug("stepIn", threadId=thread)["success"]
+        debug.event("stopped")
+        assert top() == ("g", 2)
+        assert debug("next", threadId=thread)["success"]
+        debug.event("stopped")
+        assert top() == ("g", 3)
+        assert debug("continue", threadId=thread)["success"]
+        assert kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"] == "ok"
+        assert debug("disconnect", restart=False, terminateDebuggee=True)["success"]
+        kc.execute("print('after')")
+        assert kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"] == "ok"
+        streams = debug.streams
+        while True:
+            try:
+                msg = kc.get_iopub_msg(timeout=0.5)
+            except Exception:
+                break
+            if msg["msg_type"] == "stream":
+                streams.append(msg["content"]["text"])
+        assert "".join(streams) == "after\n", (streams, msg_id)

@@ -34,6 +34,9 @@ class DebugHandlers:
     def listen(self, c: Content) -> Content:
         """debugpy listens (once per interpreter); its port, and this interpreter's pid."""
         if self._endpoint is None:
+            # Its warning about frozen modules (which only hides breakpoints set in the
+            # standard library's frozen modules) would go into a cell as stderr.
+            os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
             import debugpy
 
             # debugpy's threads must not take the kernel's SIGINT (see serve.py).
