@@ -156,7 +156,9 @@ def test_replies_have_ipykernels_shapes(sessions: dict, command: str) -> None:
     assert ours == theirs
 
 
-STEPS = "def g(n):\n    m = n * 2\n    return m\n\ndef h():\n    k = g(3)\n    return k\n\ny = h()\n"
+STEPS = (
+    "def g(n):\n    m = n * 2\n    return m\n\ndef h():\n    k = g(3)\n    return k\n\ny = h()\n"
+)
 
 
 def test_stepping_and_control_while_stopped_and_bad_requests() -> None:
