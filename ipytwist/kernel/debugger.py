@@ -81,6 +81,7 @@ class Debugger:
         self._connect = connect or tcp_connect()
         self._rejects = rejects
         self._client: DapConnection | None = None
+        self._starting: list[Deferred[None]] | None = None
         self._endpoint: tuple[str, int] = ("127.0.0.1", 0)
         self._worker_pid = worker_pid
         self.breakpoints: dict[str, list[Dap]] = {}
@@ -146,8 +147,22 @@ class Debugger:
     def _start(self) -> Deferred[None]:
         if self._client is not None:
             return succeed(None)
-        d = self._run_worker("debug_listen_request", {})
-        return d.addCallback(self._listening)
+        waiter: Deferred[None] = Deferred()
+        if self._starting is not None:  # one start for initializes sent together
+            self._starting.append(waiter)
+            return waiter
+        self._starting = [waiter]
+        d = self._run_worker("debug_listen_request", {}).addCallback(self._listening)
+        d.addBoth(self._started)
+        return waiter
+
+    def _started(self, result: None | Failure) -> None:
+        waiters, self._starting = self._starting or [], None
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
 
     def _listening(self, reply: dict[str, Any]) -> Deferred[None]:
         if reply.get("status") != "ok":

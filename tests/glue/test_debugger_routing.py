@@ -213,3 +213,13 @@ def test_debugpy_failing_to_start_fails_initialize(env: Env) -> None:
     reply = env.reply(msg)
     assert reply["success"] is False and "debugpy did not start" in reply["message"]
     assert env.debugpy.connects == []
+
+
+def test_initializes_sent_together_start_debugpy_once(env: Env) -> None:
+    first, second = env.debug("initialize"), env.debug("initialize")
+    assert [r["req"] for r in env.worker.sent] == ["debug_listen"]
+    env.worker.reply({"status": "ok", "host": "127.0.0.1", "port": 5678, "pid": 4242})
+    assert env.debugpy.connects == [("127.0.0.1", 5678)]
+    for sent in env.debugpy.received():
+        env.debugpy.respond(sent)
+    assert env.reply(first)["success"] and env.reply(second)["success"]
