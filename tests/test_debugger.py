@@ -207,3 +207,31 @@ def test_stepping_and_control_while_stopped_and_bad_requests() -> None:
             if msg["msg_type"] == "stream":
                 streams.append(msg["content"]["text"])
         assert "".join(streams) == "after\n", (streams, msg_id)
+
+
+def test_the_debugger_starts_again_after_disconnect_and_after_a_restart() -> None:
+    """The panel toggled off and on (disconnect, initialize), and a restarted kernel (a
+    new interpreter with its own debugpy): a breakpoint stops the cell each time."""
+
+    def stop_once(debug: Debug, kc: BlockingKernelClient) -> None:
+        assert debug("initialize", **INITIALIZE)["success"]
+        assert debug("attach")["success"]
+        path = debug("dumpCell", code=CELL)["body"]["sourcePath"]
+        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}])
+        debug("configurationDone")
+        kc.execute(CELL)
+        thread = debug.event("stopped")["body"]["threadId"]
+        assert debug("continue", threadId=thread)["success"]
+        assert kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"] == "ok"
+
+    with running_kernel("ipytwist") as (km, kc):
+        forget_arrived(kc)
+        debug = Debug(kc)
+        stop_once(debug, kc)
+        assert debug("disconnect", restart=False, terminateDebuggee=False)["success"]
+        assert debug("debugInfo")["body"]["isStarted"] is False
+        stop_once(debug, kc)
+        km.restart_kernel(now=True)
+        kc.wait_for_ready(timeout=TIMEOUT)
+        assert debug("debugInfo")["body"]["isStarted"] is False
+        stop_once(debug, kc)

@@ -82,6 +82,7 @@ class Debugger:
         self._rejects = rejects
         self._client: DapConnection | None = None
         self._starting: list[Deferred[None]] | None = None
+        self._client_pid: int | None = None
         self._endpoint: tuple[str, int] = ("127.0.0.1", 0)
         self._worker_pid = worker_pid
         self.breakpoints: dict[str, list[Dap]] = {}
@@ -102,7 +103,9 @@ class Debugger:
 
     @property
     def started(self) -> bool:
-        """Connected to debugpy."""
+        """Connected to the debugpy of the current interpreter."""
+        if self._client is not None and self._client_pid != self._worker_pid():
+            self._disconnected(None)  # a session with an interpreter since replaced
         return self._client is not None
 
     def handle(self, request: Request) -> None:
@@ -131,7 +134,7 @@ class Debugger:
             return local(message)
         if command == "initialize":
             return self._start().addCallback(lambda _: self._forward(message))
-        if self._client is None:
+        if not self.started:
             return response(message, False, message="the debugger is not started")
         handler = self._started_only.get(command)
         if command == "disconnect":
@@ -145,7 +148,7 @@ class Debugger:
     # -- the session with debugpy ---------------------------------------------
 
     def _start(self) -> Deferred[None]:
-        if self._client is not None:
+        if self.started:
             return succeed(None)
         waiter: Deferred[None] = Deferred()
         if self._starting is not None:  # one start for initializes sent together
@@ -168,6 +171,7 @@ class Debugger:
         if reply.get("status") != "ok":
             raise RuntimeError(f"debugpy did not start: {reply.get('evalue', '')}"[:200])
         self._endpoint = (str(reply["host"]), int(reply["port"]))
+        self._client_pid = reply.get("pid")
         client = DapConnection(self._event, self._lost)
         d = self._connect(self._endpoint[0], self._endpoint[1], client)
         return d.addCallback(lambda c: setattr(self, "_client", c))

@@ -223,3 +223,22 @@ def test_initializes_sent_together_start_debugpy_once(env: Env) -> None:
     for sent in env.debugpy.received():
         env.debugpy.respond(sent)
     assert env.reply(first)["success"] and env.reply(second)["success"]
+
+
+def test_a_replaced_interpreter_ends_the_session_with_the_old_one(env: Env) -> None:
+    """However late debugpy's closed connection arrives, the session of an interpreter
+    that died is over: the panel must initialize again, with the new one."""
+    env.start()
+    old = env.worker
+    old.die()
+    assert env.worker is not old
+    env.worker.ready()
+    assert env.reply(env.debug("debugInfo"))["body"]["isStarted"] is False
+    assert env.debugpy.transport.disconnecting
+    msg = env.debug("initialize")
+    assert env.worker.sent[-1]["req"] == "debug_listen"
+    env.worker.reply({"status": "ok", "host": "127.0.0.1", "port": 6000, "pid": env.worker.pid})
+    assert env.debugpy.connects[-1] == ("127.0.0.1", 6000)
+    (sent,) = [m for m in env.debugpy.received() if m["command"] == "initialize"]
+    env.debugpy.respond(sent)
+    assert env.reply(msg)["success"]
