@@ -86,11 +86,15 @@ def session(kc: BlockingKernelClient) -> dict[str, Any]:
     seen["variables"] = debug("variables", variablesReference=ref)
     seen["richInspectVariables"] = debug("richInspectVariables", variableName="b", frameId=frame)
     seen["source"] = debug("source", source={"path": path})
+    seen["copyToGlobals"] = debug(
+        "copyToGlobals", srcVariableName="b", dstVariableName="b_copy", srcFrameId=frame
+    )
     seen["continue"] = debug("continue", threadId=thread)
     reply = kc.get_shell_msg(timeout=TIMEOUT)
     assert reply["parent_header"]["msg_id"] == msg_id
     seen["execute"] = reply["content"]["status"]
     seen["inspectVariables"] = debug("inspectVariables")
+    seen["modules"] = debug("modules", startModule=0, moduleCount=100000)
     seen["rich_idle"] = debug("richInspectVariables", variableName="x", frameId=frame)
     seen["disconnect"] = debug("disconnect", restart=False, terminateDebuggee=True)
     return seen
@@ -140,7 +144,9 @@ def test_a_breakpoint_stops_the_cell_and_shows_its_locals(sessions: dict) -> Non
     assert seen["source"]["body"]["content"] == CELL
     assert seen["continue"]["success"] and seen["execute"] == "ok"
     names = {v["name"] for v in seen["inspectVariables"]["body"]["variables"]}
-    assert {"f", "x"} <= names and "In" not in names
+    assert {"f", "x", "b_copy"} <= names and "In" not in names
+    modules = {m["name"]: m["path"] for m in seen["modules"]["body"]["modules"]}
+    assert modules["json"].endswith("json/__init__.py")
     assert seen["rich_idle"]["body"]["data"] == {"text/plain": "42"}
     assert seen["disconnect"]["success"]
 
@@ -149,7 +155,7 @@ def test_a_breakpoint_stops_the_cell_and_shows_its_locals(sessions: dict) -> Non
     "command",
     ["initialize", "attach", "debugInfo", "dumpCell", "setBreakpoints", "configurationDone",
      "stackTrace", "scopes", "variables", "richInspectVariables", "source", "continue",
-     "inspectVariables", "disconnect"],
+     "inspectVariables", "copyToGlobals", "disconnect"],
 )  # fmt: skip
 def test_replies_have_ipykernels_shapes(sessions: dict, command: str) -> None:
     ours, theirs = (shape(sessions[k][command]) for k in ("ipytwist", "ipykernel-ref"))

@@ -99,6 +99,8 @@ class Debugger:
             "variables": self._variables,
             "inspectVariables": self._inspect_variables,
             "richInspectVariables": self._rich_inspect,
+            "copyToGlobals": self._copy_to_globals,
+            "modules": self._modules,
         }
 
     @property
@@ -294,6 +296,32 @@ class Debugger:
         """The interpreter's process id: its cell files are named after it."""
         return self._worker_pid() or 0
 
+    def _copy_to_globals(self, message: Dap) -> Dap | Deferred[Dap]:
+        arguments = message["arguments"]
+        src, dst = arguments.get("srcVariableName"), arguments.get("dstVariableName")
+        if not (isinstance(src, str) and isinstance(dst, str)):
+            return response(message, False, message="variable names must be strings")
+        if not (src.isidentifier() and dst.isidentifier()):
+            return response(message, False, message="variable names must be identifiers")
+        expression = {"expression": f"globals()['{dst}']", "value": src}
+        arguments = {**expression, "frameId": arguments.get("srcFrameId")}
+        return self._forward(
+            {
+                "type": "request",
+                "command": "setExpression",
+                "seq": message["seq"],
+                "arguments": arguments,
+            }
+        )
+
+    def _modules(self, message: Dap) -> Deferred[Dap]:
+        arguments = message["arguments"]
+        paging = {k: arguments.get(k) for k in ("startModule", "moduleCount")}
+        d = self._run_worker("debug_modules_request", paging)
+        return d.addCallback(
+            lambda r: response(message, body={k: r.get(k) for k in ("modules", "totalModules")})
+        )
+
     def _debug_info(self, message: Dap) -> Dap:
         return response(
             message,
@@ -309,7 +337,7 @@ class Debugger:
                 "stoppedThreads": sorted(self.stopped_threads),
                 "richRendering": True,
                 "exceptionPaths": ["Python Exceptions"],
-                "copyToGlobals": False,
+                "copyToGlobals": True,
             },
         )
 

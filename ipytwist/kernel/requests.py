@@ -34,6 +34,7 @@ DEBUG_REQUESTS = {
     "debug_listen_request": "debug_listen",
     "debug_variables_request": "debug_variables",
     "debug_rich_request": "debug_rich",
+    "debug_modules_request": "debug_modules",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Any
 
 from IPython.core.inputtransformer2 import leading_empty_lines
@@ -29,6 +30,7 @@ class DebugHandlers:
             "debug_listen": self.listen,
             "debug_variables": self.variables,
             "debug_rich": self.rich,
+            "debug_modules": self.modules,
         }
 
     def listen(self, c: Content) -> Content:
@@ -84,3 +86,17 @@ class DebugHandlers:
         if result.get("status") != "ok":
             return {"status": "ok", "data": {}, "metadata": {}}
         return {"status": "ok", "data": result["data"], "metadata": result["metadata"]}
+
+    def modules(self, c: Content) -> Content:
+        """The interpreter's modules loaded from ``.py`` files, a page of them as DAP
+        ``modules`` (ids are positions in ``sys.modules``)."""
+        loaded = list(sys.modules.values())
+        start, count = c.get("startModule"), c.get("moduleCount")
+        start = start if isinstance(start, int) and start >= 0 else 0
+        end = start + count if isinstance(count, int) and count > 0 else len(loaded)
+        out = []
+        for i, module in enumerate(loaded[start:end], start):
+            path = getattr(getattr(module, "__spec__", None), "origin", None)
+            if isinstance(path, str) and path.endswith(".py"):
+                out.append({"id": i, "name": module.__name__, "path": path})
+        return {"status": "ok", "modules": out, "totalModules": len(loaded)}
