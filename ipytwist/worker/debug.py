@@ -16,6 +16,8 @@ from .shell import WorkerShell
 Content = dict[str, Any]
 #: Longest repr shown for a variable in the variables list.
 MAX_REPR = 1000
+#: Most variables listed (the first ones defined).
+MAX_VARIABLES = 5000
 
 
 class DebugHandlers:
@@ -62,6 +64,8 @@ class DebugHandlers:
         for name, value in list(self.shell.user_ns.items()):
             if name in self.shell.user_ns_hidden or not shown_variable(name):
                 continue
+            if len(out) == MAX_VARIABLES:
+                break
             try:
                 text = repr(value)
             except Exception as e:  # a broken __repr__ must not hide the others
