@@ -60,7 +60,7 @@ class DebugHandlers:
 
     def variables(self, c: Content) -> Content:
         """The user's global variables, as DAP ``variables`` (not expandable)."""
-        out = []
+        out: list[Content] = []
         for name, value in list(self.shell.user_ns.items()):
             if name in self.shell.user_ns_hidden or not shown_variable(name):
                 continue
