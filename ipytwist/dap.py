@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "DapError",
     "cell_dir",
     "cell_path",
+    "make_cell_dir",
     "encode_dap",
     "murmur2",
     "shown_variable",
@@ -121,6 +123,21 @@ def murmur2(data: bytes, seed: int = HASH_SEED) -> int:
 def cell_dir(pid: int) -> str:
     """The directory of the cell files of the interpreter with process id ``pid``."""
     return os.path.join(tempfile.gettempdir(), f"ipytwist_{pid}")
+
+
+def make_cell_dir(pid: int) -> str:
+    """Create the cell files' directory of interpreter ``pid`` (mode 0700), or check the
+    one there: a directory of another user, or a link, in the shared temporary directory
+    would let its owner read and change the cells. ``PermissionError`` if it is not ours."""
+    path = cell_dir(pid)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{path} is not a private directory of this user")
+    return path
 
 
 def cell_path(code: str, pid: int) -> str:

@@ -3,6 +3,10 @@ with DapError, the bound on a message's size, and the cell files' names as ipyke
 
 from __future__ import annotations
 
+import os
+import tempfile
+from typing import Any
+
 import pytest
 
 from ipytwist.dap import (
@@ -13,6 +17,7 @@ from ipytwist.dap import (
     cell_dir,
     cell_path,
     encode_dap,
+    make_cell_dir,
     murmur2,
     shown_variable,
 )
@@ -84,3 +89,19 @@ def test_ipythons_own_variables_are_hidden() -> None:
     assert shown_variable("x") and shown_variable("_x") and shown_variable("data_1")
     for name in ("In", "Out", "_", "__", "_1", "_i", "_i3", "_ih", "get_ipython", "__name__"):
         assert not shown_variable(name), name
+
+
+def test_the_cell_dir_is_made_private_and_another_ones_is_refused(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    path = make_cell_dir(7)
+    assert path == cell_dir(7) == str(tmp_path / "ipytwist_7")
+    assert os.stat(path).st_mode & 0o777 == 0o700
+    assert make_cell_dir(7) == path  # again: it is ours
+    os.chmod(path, 0o755)
+    with pytest.raises(PermissionError):
+        make_cell_dir(7)
+    os.symlink(str(tmp_path), str(tmp_path / "ipytwist_8"))
+    with pytest.raises(PermissionError):
+        make_cell_dir(8)

@@ -4,6 +4,7 @@ replies have the same shapes, and a breakpoint in a cell stops it with its local
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -241,3 +242,14 @@ def test_the_debugger_starts_again_after_disconnect_and_after_a_restart() -> Non
         kc.wait_for_ready(timeout=TIMEOUT)
         assert debug("debugInfo")["body"]["isStarted"] is False
         stop_once(debug, kc)
+
+
+def test_the_cell_files_go_with_the_interpreter() -> None:
+    with running_kernel("ipytwist") as (km, kc):
+        debug = Debug(kc)
+        assert debug("initialize", **INITIALIZE)["success"]
+        prefix = debug("debugInfo")["body"]["tmpFilePrefix"]
+        path = debug("dumpCell", code=CELL)["body"]["sourcePath"]
+        assert os.path.isfile(path) and path.startswith(prefix)
+        km.shutdown_kernel(now=False)  # a shutdown_request, then the process exits
+    assert not os.path.exists(prefix)

@@ -22,7 +22,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..dap import HASH_SEED, cell_dir, cell_path, shown_variable
+from ..dap import HASH_SEED, cell_dir, cell_path, make_cell_dir, shown_variable
 from ..loglimit import LimitedLog
 from .dapclient import Connect, DapConnection, tcp_connect
 from .publish import Publisher
@@ -346,7 +346,7 @@ class Debugger:
         if not isinstance(code, str):
             return response(message, False, message="dumpCell needs the cell's code")
         path = cell_path(code, self._pid)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        make_cell_dir(self._pid)
         with open(path, "w", encoding="utf-8") as f:
             f.write(code)
         return response(message, body={"sourcePath": path})

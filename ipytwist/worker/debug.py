@@ -4,13 +4,14 @@ names the debugger knows them by, and the user's variables while no code runs.""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from typing import Any
 
 from IPython.core.inputtransformer2 import leading_empty_lines
 
-from ..dap import cell_dir, shown_variable
+from ..dap import make_cell_dir, shown_variable
 from .shell import WorkerShell
 
 Content = dict[str, Any]
@@ -26,6 +27,8 @@ class DebugHandlers:
     def __init__(self, shell: WorkerShell) -> None:
         self.shell = shell
         self._endpoint: tuple[str, int] | None = None
+        #: The cell files' directory, once made (and found to be ours).
+        self._cells: str | None = None
 
     def table(self) -> dict[str, Any]:
         return {
@@ -34,6 +37,11 @@ class DebugHandlers:
             "debug_rich": self.rich,
             "debug_modules": self.modules,
         }
+
+    def close(self) -> None:
+        """The interpreter exits: its cell files go (if the debugger made their directory)."""
+        if self._cells is not None:
+            shutil.rmtree(self._cells, ignore_errors=True)
 
     def listen(self, c: Content) -> Content:
         """debugpy listens (once per interpreter); its port, and this interpreter's pid."""
@@ -54,7 +62,7 @@ class DebugHandlers:
             cleanup = self.shell.input_transformer_manager.cleanup_transforms
             if leading_empty_lines in cleanup:
                 cleanup.remove(leading_empty_lines)
-        os.makedirs(cell_dir(os.getpid()), mode=0o700, exist_ok=True)
+        self._cells = make_cell_dir(os.getpid())
         host, port = self._endpoint
         return {"status": "ok", "host": host, "port": port, "pid": os.getpid()}
 

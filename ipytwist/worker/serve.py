@@ -68,7 +68,8 @@ def serve() -> int:
     from .debug import DebugHandlers
     from .requests import RequestHandlers
 
-    handlers = {**RequestHandlers(shell, link, interrupts).table(), **DebugHandlers(shell).table()}
+    debug = DebugHandlers(shell)
+    handlers = {**RequestHandlers(shell, link, interrupts).table(), **debug.table()}
     while True:
         try:
             rec = link.read()
@@ -89,6 +90,7 @@ def serve() -> int:
             link.emit({"ev": "reply", "content": content})
         except KeyboardInterrupt:
             link.emit({"ev": "reply", "content": content})
+    debug.close()
     _exit(shell, std)
     return 0
 

@@ -171,6 +171,7 @@ def test_dump_cell_and_debug_info_name_the_workers_cell_files(env: Env) -> None:
         assert env.reply(env.debug("source", source={"path": path}))["body"]["content"] == "y = 2\n"
     finally:
         os.unlink(path)
+        os.rmdir(os.path.dirname(path))
 
 
 @pytest.mark.parametrize(
