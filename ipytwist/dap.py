@@ -1,4 +1,5 @@
-"""The Debug Adapter Protocol's framing, and where a cell's code is kept (pure).
+"""The Debug Adapter Protocol's framing and messages, and where a cell's code is kept
+(pure).
 
 A DAP message is ``Content-Length: N`` header lines, a blank line, then N
 bytes of UTF-8 JSON holding one object.  :class:`DapDecoder` is sans-IO: feed
@@ -26,7 +27,9 @@ __all__ = [
     "make_cell_dir",
     "encode_dap",
     "murmur2",
+    "response",
     "shown_variable",
+    "well_formed",
 ]
 
 #: The largest message read from debugpy (a variable's repr can be large).
@@ -41,6 +44,28 @@ _MASK = 0xFFFFFFFF
 
 class DapError(ValueError):
     """Bytes that are not a DAP message."""
+
+
+def response(request: dict[str, Any], success: bool = True, **fields: Any) -> dict[str, Any]:
+    """The DAP response to ``request``."""
+    return {
+        "type": "response",
+        "request_seq": request.get("seq", 0),
+        "command": request.get("command", ""),
+        "success": success,
+        **fields,
+    }
+
+
+def well_formed(content: Any) -> bool:
+    """A DAP request: ``type`` request, an int ``seq``, a ``command``, dict arguments."""
+    return (
+        isinstance(content, dict)
+        and content.get("type") == "request"
+        and isinstance(content.get("seq"), int)
+        and isinstance(content.get("command"), str)
+        and isinstance(content.get("arguments", {}), dict)
+    )
 
 
 def encode_dap(message: dict[str, Any]) -> bytes:

@@ -63,7 +63,7 @@ class Debug:
                 return dict(msg["content"])
 
 
-def session(kc: BlockingKernelClient) -> dict[str, Any]:
+def session(kc: BlockingKernelClient, ours: bool = True) -> dict[str, Any]:
     """JupyterLab's sequence, up to a cell stopped at a breakpoint and continued: every
     reply by command, and what it showed."""
     debug = Debug(kc)
@@ -87,6 +87,11 @@ def session(kc: BlockingKernelClient) -> dict[str, Any]:
     seen["variables"] = debug("variables", variablesReference=ref)
     seen["richInspectVariables"] = debug("richInspectVariables", variableName="b", frameId=frame)
     seen["source"] = debug("source", source={"path": path})
+    seen["inspect_stopped"] = debug("inspectVariables")
+    if ours:  # (ipykernel's references here are not debugpy's: it never answers)
+        groups = {v["name"]: v for v in seen["inspect_stopped"]["body"]["variables"]}
+        ref = groups["function variables"]["variablesReference"]  # debugpy groups globals
+        seen["functions_stopped"] = debug("variables", variablesReference=ref)
     seen["copyToGlobals"] = debug(
         "copyToGlobals", srcVariableName="b", dstVariableName="b_copy", srcFrameId=frame
     )
@@ -116,7 +121,7 @@ def sessions() -> Iterator[dict[str, dict[str, Any]]]:
     for name in ("ipytwist", "ipykernel-ref"):
         with running_kernel(name) as (km, kc):
             forget_arrived(kc)
-            out[name] = session(kc)
+            out[name] = session(kc, ours=name == "ipytwist")
     yield out
 
 
@@ -137,12 +142,17 @@ def test_a_breakpoint_stops_the_cell_and_shows_its_locals(sessions: dict) -> Non
     assert seen["debugInfo_after"]["body"]["breakpoints"] == [
         {"source": path, "breakpoints": [{"line": 3}]}
     ]
-    top = seen["stackTrace"]["body"]["stackFrames"][0]
-    assert (top["name"], top["line"], top["source"]["path"]) == ("f", 3, path)
+    frames = seen["stackTrace"]["body"]["stackFrames"]
+    assert [(f["name"], f["line"], f["source"]["path"]) for f in frames] == [
+        ("f", 3, path),
+        ("<module>", 5, path),
+    ]  # the cell's frames only: IPython's and ipytwist's are hidden, as on ipykernel
     local = {v["name"]: v["value"] for v in seen["variables"]["body"]["variables"]}
     assert local["a"] == "41" and local["b"] == "42"
     assert seen["richInspectVariables"]["body"]["data"] == {"text/plain": "42"}
     assert seen["source"]["body"]["content"] == CELL
+    functions = {v["name"] for v in seen["functions_stopped"]["body"]["variables"]}
+    assert "f" in functions and "get_ipython" not in functions
     assert seen["continue"]["success"] and seen["execute"] == "ok"
     names = {v["name"] for v in seen["inspectVariables"]["body"]["variables"]}
     assert {"f", "x", "b_copy"} <= names and "In" not in names

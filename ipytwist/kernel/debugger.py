@@ -22,7 +22,15 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..dap import HASH_SEED, cell_dir, cell_path, make_cell_dir, shown_variable
+from ..dap import (
+    HASH_SEED,
+    cell_dir,
+    cell_path,
+    make_cell_dir,
+    response,
+    shown_variable,
+    well_formed,
+)
 from ..loglimit import LimitedLog
 from .dapclient import Connect, DapConnection, tcp_connect
 from .publish import Publisher
@@ -37,28 +45,6 @@ RunWorker = Callable[[str, dict[str, Any]], "Deferred[dict[str, Any]]"]
 #: Commands that resume a stopped thread.
 _RESUMING = ("continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue", "goto")
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
-
-
-def response(request: Dap, success: bool = True, **fields: Any) -> Dap:
-    """The DAP response to ``request``."""
-    return {
-        "type": "response",
-        "request_seq": request.get("seq", 0),
-        "command": request.get("command", ""),
-        "success": success,
-        **fields,
-    }
-
-
-def well_formed(content: Any) -> bool:
-    """A DAP request: ``type`` request, an int ``seq``, a ``command``, dict arguments."""
-    return (
-        isinstance(content, dict)
-        and content.get("type") == "request"
-        and isinstance(content.get("seq"), int)
-        and isinstance(content.get("command"), str)
-        and isinstance(content.get("arguments", {}), dict)
-    )
 
 
 class Debugger:
@@ -83,6 +69,7 @@ class Debugger:
         self._client: DapConnection | None = None
         self._starting: list[Deferred[None]] | None = None
         self._client_pid: int | None = None
+        self._internal: list[str] = []
         self._endpoint: tuple[str, int] = ("127.0.0.1", 0)
         self._worker_pid = worker_pid
         self.breakpoints: dict[str, list[Dap]] = {}
@@ -174,6 +161,10 @@ class Debugger:
             raise RuntimeError(f"debugpy did not start: {reply.get('evalue', '')}"[:200])
         self._endpoint = (str(reply["host"]), int(reply["port"]))
         self._client_pid = reply.get("pid")
+        internal = reply.get("internal")
+        self._internal = (
+            [p for p in internal if isinstance(p, str)] if isinstance(internal, list) else []
+        )
         client = DapConnection(self._event, self._lost)
         d = self._connect(self._endpoint[0], self._endpoint[1], client)
         return d.addCallback(lambda c: setattr(self, "_client", c))
@@ -233,7 +224,8 @@ class Debugger:
         host, port = self._endpoint
         arguments["connect"] = {"host": host, "port": port}
         arguments["debugOptions"] = ["DebugStdLib"]
-        arguments["rules"] = [{"path": _PACKAGE_DIR, "include": False}]
+        hidden = [_PACKAGE_DIR, *self._internal]  # IPython's frames and ours, as ipykernel
+        arguments["rules"] = [{"path": path, "include": False} for path in hidden]
         return self._forward({**message, "arguments": arguments})
 
     def _set_breakpoints(self, message: Dap) -> Deferred[Dap]:
@@ -261,8 +253,32 @@ class Debugger:
         return self._forward(message).addCallback(hide)
 
     def _inspect_variables(self, message: Dap) -> Deferred[Dap]:
+        if self.stopped_threads:  # the worker's main thread cannot answer: debugpy does
+            return Deferred.fromCoroutine(self._stopped_globals(message))
         d = self._run_worker("debug_variables_request", {})
         return d.addCallback(lambda r: response(message, body={"variables": r["variables"]}))
+
+    async def _stopped_globals(self, message: Dap) -> Dap:
+        """The user's globals while a thread is stopped: those of the outermost frame
+        of a cell (the first frame's if no cell is on the stack)."""
+        stack = await self._ask("stackTrace", threadId=min(self.stopped_threads))
+        frames = stack.get("body", {}).get("stackFrames") or []
+        cells = [f for f in frames if _path(f).startswith(cell_dir(self._pid) + os.sep)]
+        variables: list[Dap] = []
+        if frames:
+            scopes = await self._ask("scopes", frameId=(cells or frames[:1])[-1]["id"])
+            found = scopes.get("body", {}).get("scopes") or []
+            refs = [s["variablesReference"] for s in found if s.get("name") == "Globals"]
+            if refs:
+                reply = await self._ask("variables", variablesReference=refs[0])
+                variables = reply.get("body", {}).get("variables") or []
+        shown = [v for v in variables if shown_variable(str(v.get("name", "")))]
+        return response(message, body={"variables": shown})
+
+    def _ask(self, command: str, **arguments: Any) -> Deferred[Dap]:
+        """A request of the kernel's own to debugpy."""
+        request = {"type": "request", "seq": 0, "command": command, "arguments": arguments}
+        return self._forward(request)
 
     def _rich_inspect(self, message: Dap) -> Dap | Deferred[Dap]:
         name = message["arguments"].get("variableName")
@@ -360,6 +376,12 @@ class Debugger:
             except OSError:
                 pass
         return response(message, False, message="source unavailable", body={})
+
+
+def _path(frame: Any) -> str:
+    source = frame.get("source") if isinstance(frame, dict) else None
+    path = source.get("path") if isinstance(source, dict) else None
+    return path if isinstance(path, str) else ""
 
 
 def _rich(message: Dap, data: Any, metadata: Any) -> Dap:
