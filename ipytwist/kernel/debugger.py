@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -42,6 +43,8 @@ Dap = dict[str, Any]
 #: Runs one of the debugger's worker requests; fires with the worker's reply content.
 RunWorker = Callable[[str, dict[str, Any]], "Deferred[dict[str, Any]]"]
 #: Frames of ipytwist's own code are hidden from the stack.
+#: The largest file ``source`` reads.
+MAX_SOURCE_BYTES = 16 << 20
 #: Commands that resume a stopped thread.
 _RESUMING = ("continue", "next", "stepIn", "stepOut", "stepBack", "reverseContinue", "goto")
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
@@ -370,9 +373,11 @@ class Debugger:
     def _source(self, message: Dap) -> Dap:
         path = (message["arguments"].get("source") or {}).get("path")
         if isinstance(path, str):  # any file, as on ipykernel: clients here run code anyway
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return response(message, body={"content": f.read()})
+            try:  # but not a FIFO or a device, which would hold the reactor, nor a huge one
+                with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), encoding="utf-8") as f:
+                    st = os.fstat(f.fileno())
+                    if stat.S_ISREG(st.st_mode) and st.st_size <= MAX_SOURCE_BYTES:
+                        return response(message, body={"content": f.read(MAX_SOURCE_BYTES)})
             except OSError:
                 pass
         return response(message, False, message="source unavailable", body={})

@@ -18,6 +18,7 @@ from twisted.logger import capturedLogs
 from ipytwist.dap import DapDecoder, cell_dir, encode_dap
 from ipytwist.kernel import Kernel
 from ipytwist.kernel.dapclient import DapConnection
+from ipytwist.kernel.debugger import MAX_SOURCE_BYTES
 from ipytwist.wire import new_message
 
 
@@ -243,3 +244,16 @@ def test_a_replaced_interpreter_ends_the_session_with_the_old_one(env: Env) -> N
     (sent,) = [m for m in env.debugpy.received() if m["command"] == "initialize"]
     env.debugpy.respond(sent)
     assert env.reply(msg)["success"]
+
+
+def test_source_reads_regular_files_up_to_its_bound(env: Env, tmp_path: Any) -> None:
+    at_bound, past = tmp_path / "at.py", tmp_path / "past.py"
+    at_bound.write_bytes(b"#" * MAX_SOURCE_BYTES)
+    past.write_bytes(b"#" * (MAX_SOURCE_BYTES + 1))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer, holding the reactor
+    reply = env.reply(env.debug("source", source={"path": str(at_bound)}))
+    assert len(reply["body"]["content"]) == MAX_SOURCE_BYTES
+    for path in (past, fifo, "/dev/zero", tmp_path / "missing.py"):
+        reply = env.reply(env.debug("source", source={"path": str(path)}))
+        assert reply["success"] is False and reply["message"] == "source unavailable"
