@@ -26,8 +26,10 @@ __all__ = [
     "cell_path",
     "make_cell_dir",
     "encode_dap",
+    "frame_path",
     "murmur2",
     "response",
+    "rich_response",
     "shown_variable",
     "well_formed",
 ]
@@ -66,6 +68,21 @@ def well_formed(content: Any) -> bool:
         and isinstance(content.get("command"), str)
         and isinstance(content.get("arguments", {}), dict)
     )
+
+
+def frame_path(frame: Any) -> str:
+    """The source path of a DAP stack frame ("" if it has none)."""
+    source = frame.get("source") if isinstance(frame, dict) else None
+    path = source.get("path") if isinstance(source, dict) else None
+    return path if isinstance(path, str) else ""
+
+
+def rich_response(message: dict[str, Any], data: Any, metadata: Any) -> dict[str, Any]:
+    """``richInspectVariables``' response: a MIME bundle, metadata of its types only."""
+    data = data if isinstance(data, dict) else {}
+    metadata = metadata if isinstance(metadata, dict) else {}
+    meta = {k: v for k, v in metadata.items() if k in data}
+    return response(message, body={"data": data, "metadata": meta})
 
 
 def encode_dap(message: dict[str, Any]) -> bytes:

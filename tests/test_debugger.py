@@ -263,3 +263,24 @@ def test_the_cell_files_go_with_the_interpreter() -> None:
         assert os.path.isfile(path) and path.startswith(prefix)
         km.shutdown_kernel(now=False)  # a shutdown_request, then the process exits
     assert not os.path.exists(prefix)
+
+
+def test_an_interrupt_at_a_breakpoint_leaves_the_debugger_working() -> None:
+    """Interrupt while a cell is stopped: the kernel resumes the thread first (SIGINT in
+    debugpy's wait would leave it unable to stop again), so the cell gets its
+    KeyboardInterrupt and the next run stops at the breakpoint again."""
+    sleeper = CELL + "import time\ntime.sleep(60)\n"
+    with running_kernel("ipytwist") as (km, kc):
+        forget_arrived(kc)
+        debug = Debug(kc)
+        assert debug("initialize", **INITIALIZE)["success"]
+        assert debug("attach")["success"]
+        path = debug("dumpCell", code=sleeper)["body"]["sourcePath"]
+        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}])
+        debug("configurationDone")
+        for _ in range(2):
+            kc.execute(sleeper)
+            debug.event("stopped")
+            kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+            reply = kc.get_shell_msg(timeout=TIMEOUT)["content"]
+            assert (reply["status"], reply.get("ename")) == ("error", "KeyboardInterrupt")

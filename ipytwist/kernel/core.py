@@ -116,10 +116,10 @@ class Kernel:
         """SIGINT to the worker: stops running user code or a pending ``input()``."""
         request = self._queue.current
         if request is not None:
-            # The interrupted code must get to run its except/finally and print its
-            # traceback, however far behind the readers are.
+            # Its except/finally must run and print, however far behind readers are.
             self.output_gate.interrupt()
-            self.supervisor.interrupt(lambda: self._queue.current is request)
+            running = lambda: self._queue.current is request  # noqa: E731
+            self.debugger.resume(lambda: self.supervisor.interrupt(running))
 
     def restart(self) -> Deferred[None]:
         """A fresh interpreter (clients see ``restarting``); one for concurrent calls."""

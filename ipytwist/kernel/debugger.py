@@ -27,8 +27,10 @@ from ..dap import (
     HASH_SEED,
     cell_dir,
     cell_path,
+    frame_path,
     make_cell_dir,
     response,
+    rich_response,
     shown_variable,
     well_formed,
 )
@@ -136,6 +138,17 @@ class Debugger:
         if handler is None:
             return self._forward(message)
         return handler(message)
+
+    def resume(self, then: Callable[[], object]) -> None:
+        """Call ``then`` (the interrupt) once no thread is stopped: SIGINT landing in
+        debugpy's wait at a breakpoint would leave it unable to stop there again."""
+        if not self.stopped_threads or self._client is None:
+            then()
+            return
+        arguments = {"threadId": min(self.stopped_threads)}
+        request = {"type": "request", "seq": 0, "command": "continue", "arguments": arguments}
+        d = self._forward(request).addCallback(self._resumed, request)
+        d.addBoth(lambda _: then())
 
     # -- the session with debugpy ---------------------------------------------
 
@@ -266,7 +279,7 @@ class Debugger:
         of a cell (the first frame's if no cell is on the stack)."""
         stack = await self._ask("stackTrace", threadId=min(self.stopped_threads))
         frames = stack.get("body", {}).get("stackFrames") or []
-        cells = [f for f in frames if _path(f).startswith(cell_dir(self._pid) + os.sep)]
+        cells = [f for f in frames if frame_path(f).startswith(cell_dir(self._pid) + os.sep)]
         variables: list[Dap] = []
         if frames:
             scopes = await self._ask("scopes", frameId=(cells or frames[:1])[-1]["id"])
@@ -290,7 +303,7 @@ class Debugger:
             return response(message, ok, body={"data": {}, "metadata": {}})
         if not self.stopped_threads:
             d = self._run_worker("debug_rich_request", {"name": name})
-            return d.addCallback(lambda r: _rich(message, r.get("data"), r.get("metadata")))
+            return d.addCallback(lambda r: rich_response(message, r.get("data"), r.get("metadata")))
         evaluate = {
             "type": "request",
             "command": "evaluate",
@@ -304,9 +317,9 @@ class Debugger:
 
         def shaped(reply: Dap) -> Dap:
             if not reply.get("success"):
-                return _rich(message, {}, {})
+                return rich_response(message, {}, {})
             data, metadata = ast.literal_eval(reply["body"]["result"])
-            return _rich(message, data, metadata)
+            return rich_response(message, data, metadata)
 
         return self._forward(evaluate).addCallback(shaped)
 
@@ -381,16 +394,3 @@ class Debugger:
             except OSError:
                 pass
         return response(message, False, message="source unavailable", body={})
-
-
-def _path(frame: Any) -> str:
-    source = frame.get("source") if isinstance(frame, dict) else None
-    path = source.get("path") if isinstance(source, dict) else None
-    return path if isinstance(path, str) else ""
-
-
-def _rich(message: Dap, data: Any, metadata: Any) -> Dap:
-    data = data if isinstance(data, dict) else {}
-    metadata = metadata if isinstance(metadata, dict) else {}
-    meta = {k: v for k, v in metadata.items() if k in data}
-    return response(message, body={"data": data, "metadata": meta})
