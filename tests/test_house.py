@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     # pure building blocks
     "wire": 0,
     "framing": 0,
+    "dap": 0,  # the Debug Adapter Protocol's framing, and the cell files' names
     "errors": 0,
     "loglimit": 0,
     "pacing": 0,

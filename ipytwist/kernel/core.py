@@ -1,11 +1,10 @@
 """The kernel: one interpreter (a worker process) shared by any number of clients.
 
-Transports hand requests to :meth:`Kernel.handle` together with a
-:class:`~ipytwist.kernel.requests.Requester` to answer; output goes to
-:attr:`Kernel.output_log`, which every transport reads.  The kernel is the
-request scheduler: it runs the worker's requests one at a time, answers the
-rest itself, and turns what the worker reports into iopub messages.  It never
-sees a socket and never imports IPython.
+Transports hand requests to :meth:`Kernel.handle` with a ``Requester`` to answer;
+output goes to :attr:`Kernel.output_log`, which every transport reads.  The kernel
+runs the worker's requests one at a time, answers the rest itself (``debug_request``
+through its :class:`.debugger.Debugger`), and turns what the worker reports into
+iopub messages.  It never sees a socket and never imports IPython.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from ..loglimit import LimitedLog
 from ..wire import Message
 from .aborts import InFlight, StopOnError, no_requests_in_flight
 from .comms import CONTROL_COMMS, comm_message, comm_refused
+from .debugger import Connect, Debugger
 from .events import iopub_content
 from .flow import OutputGate
 from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
@@ -30,7 +30,7 @@ from .outputlog import OutputLog
 from .publish import Publisher
 from .queue import RequestQueue
 from .replies import aborted_content, static_reply
-from .requests import WORKER_REQUESTS, Request, Requester, is_execute, worker_record
+from .requests import WORKER_REQUESTS, Request, Requester, is_execute, worker_record, worker_runner
 from .state import ExecutionState, State
 from .stdin import InputRouter
 from .supervisor import Provisioner, Worker, WorkerSupervisor
@@ -55,6 +55,7 @@ class Kernel:
         requests_in_flight: InFlight = no_requests_in_flight,
         on_request: Callable[[Message, str], None] | None = None,
         on_shutdown_request: Callable[[bool], object] | None = None,
+        debug_connect: Connect | None = None,
     ) -> None:
         self.reactor = reactor
         self.id = kernel_id or str(uuid.uuid4())
@@ -85,6 +86,9 @@ class Kernel:
         self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
         #: input() in user code: asked of, and answered by, the running request's client.
         self._input = InputRouter(self.session, self.supervisor.send, self.rejects)
+        run = worker_runner(self.session, self._queue.add, self._advance)
+        pid = lambda: self.supervisor.pid  # noqa: E731
+        self.debugger = Debugger(run, self._answer_now, self._out, self.rejects, pid, debug_connect)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -113,10 +117,10 @@ class Kernel:
         """SIGINT to the worker: stops running user code or a pending ``input()``."""
         request = self._queue.current
         if request is not None:
-            # The interrupted code must get to run its except/finally and print its
-            # traceback, however far behind the readers are.
+            # Its except/finally must run and print, however far behind readers are.
             self.output_gate.interrupt()
-            self.supervisor.interrupt(lambda: self._queue.current is request)
+            running = lambda: self._queue.current is request  # noqa: E731
+            self.debugger.resume(lambda: self.supervisor.interrupt(running))
 
     def restart(self) -> Deferred[None]:
         """A fresh interpreter (clients see ``restarting``); one for concurrent calls."""
@@ -147,20 +151,16 @@ class Kernel:
         if channel == "stdin":
             self._input.answer(msg, requester)
         elif msg_type in WORKER_REQUESTS and (channel != "control" or msg_type in CONTROL_COMMS):
-            self._queue_for_worker(request)  # comm_info on control too: the worker knows them
-        elif channel == "control":
-            self._handle_control(request)
+            if not comm_refused(request, self.rejects):  # comm_info on control too
+                self._record(request)
+                self._queue.add(request)
+                self._advance()
         elif msg_type == "kernel_info_request":
             self._answer_now(request, static_reply(msg_type))
+        elif channel == "control":
+            self._handle_control(request)
         else:
             self._unknown(request)
-
-    def _queue_for_worker(self, request: Request) -> None:
-        if comm_refused(request, self.rejects):
-            return
-        self._record(request)
-        self._queue.add(request)
-        self._advance()
 
     def _handle_control(self, request: Request) -> None:
         msg_type, content = request.msg_type, request.msg["content"]
@@ -171,8 +171,8 @@ class Kernel:
             restart = bool(content.get("restart", False))
             self._answer_now(request, {"status": "ok", "restart": restart})
             self._on_shutdown_request(restart)
-        elif msg_type == "kernel_info_request":
-            self._answer_now(request, static_reply(msg_type))
+        elif msg_type == "debug_request":
+            self.debugger.handle(request)
         else:
             self._unknown(request)
 

@@ -6,6 +6,7 @@ import platform
 import sys
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
 from typing import Any
 
 from ..wire import PROTOCOL_VERSION
@@ -42,7 +43,8 @@ def kernel_info() -> dict[str, Any]:
             f"IPython {ipython} -- An enhanced Interactive Python. Type '?' for help.\n"
             "Served by ipytwist.\n"
         ),
-        "debugger": False,
+        # The worker runs this interpreter: its debugpy serves debug_request.
+        "debugger": find_spec("debugpy") is not None,
         "help_links": [
             {"text": "Python Reference", "url": "https://docs.python.org/3/"},
             {"text": "IPython Reference", "url": "https://ipython.readthedocs.io/en/stable/"},

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from ..framing import encode_buffers
-from ..wire import TERMINAL_METADATA, Message
+from twisted.internet.defer import Deferred
 
-__all__ = ["NO_REPLY", "WORKER_REQUESTS", "Request", "Requester", "is_execute", "worker_record"]
+from ..framing import encode_buffers
+from ..wire import TERMINAL_METADATA, Message, new_message
+
+__all__ = [
+    "DEBUG_REQUESTS",
+    "NO_REPLY",
+    "WORKER_REQUESTS",
+    "Request",
+    "Requester",
+    "WorkerCall",
+    "worker_runner",
+    "is_execute",
+    "worker_record",
+]
 
 #: Shell requests the worker answers, and the worker request kind for each.
 WORKER_REQUESTS = {
@@ -23,6 +36,14 @@ WORKER_REQUESTS = {
 }
 #: Requests that run in the worker and get no reply (a client's comm messages).
 NO_REPLY = frozenset({"comm_open", "comm_msg", "comm_close"})
+
+#: The debugger's own requests to the worker (never accepted from a client).
+DEBUG_REQUESTS = {
+    "debug_listen_request": "debug_listen",
+    "debug_variables_request": "debug_variables",
+    "debug_rich_request": "debug_rich",
+    "debug_modules_request": "debug_modules",
+}
 
 
 class Requester(Protocol):
@@ -66,7 +87,7 @@ def worker_record(request: Request) -> dict[str, Any]:
     the client's terminal if the client gave one (the worker checks it)."""
     msg = request.msg
     record: dict[str, Any] = {
-        "req": WORKER_REQUESTS[request.msg_type],
+        "req": WORKER_REQUESTS.get(request.msg_type) or DEBUG_REQUESTS[request.msg_type],
         "content": msg["content"],
         "header": msg["header"],
     }
@@ -84,3 +105,33 @@ def worker_record(request: Request) -> dict[str, Any]:
     if isinstance(terminal, dict):
         record["terminal"] = {k: terminal.get(k) for k in ("columns", "lines")}
     return record
+
+
+class WorkerCall:
+    """The requester of the kernel's own worker requests: :attr:`reply` fires with the
+    reply's content (an error's too: the worker died, the kernel shut down)."""
+
+    origin = "kernel"
+
+    def __init__(self) -> None:
+        self.reply: Deferred[dict[str, Any]] = Deferred()
+
+    def send(self, channel: str, msg: Message) -> None:
+        """The reply: fires :attr:`reply` (once)."""
+        if not self.reply.called:
+            self.reply.callback(dict(msg["content"]))
+
+
+def worker_runner(
+    session: str, add: Callable[[Request], None], advance: Callable[[], None]
+) -> Callable[[str, dict[str, Any]], Deferred[dict[str, Any]]]:
+    """Runs one of the kernel's own worker requests (``DEBUG_REQUESTS``), queued by
+    ``add`` as a client's would be; fires with the reply's content."""
+
+    def run(msg_type: str, content: dict[str, Any]) -> Deferred[dict[str, Any]]:
+        call = WorkerCall()
+        add(Request("shell", new_message(msg_type, content, session), call))
+        advance()
+        return call.reply
+
+    return run

@@ -66,11 +66,13 @@ def serve() -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
 
+    from .debug import DebugHandlers
     from .notebook import parent_of
     from .requests import RequestHandlers
 
     comms = _notebook(shell, link)
-    handlers = RequestHandlers(shell, link, interrupts, comms).table()
+    debug = DebugHandlers(shell)
+    handlers = {**RequestHandlers(shell, link, interrupts, comms).table(), **debug.table()}
     while True:
         try:
             rec = link.read()
@@ -92,6 +94,7 @@ def serve() -> int:
             link.emit({"ev": "reply", "content": content})
         except KeyboardInterrupt:
             link.emit({"ev": "reply", "content": content})
+    debug.close()
     _exit(shell, std)
     return 0
 

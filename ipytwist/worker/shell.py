@@ -8,12 +8,15 @@ from types import TracebackType
 from typing import Any
 
 from IPython.core import page, payloadpage
+from IPython.core.compilerop import CachingCompiler
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
 from traitlets import Any as AnyTrait
 from traitlets import Callable as CallableTrait
+
+from ..dap import cell_path
 
 #: matplotlib's GUIs that draw in the frontend and need no event loop in the kernel
 #: (ipykernel's ``eventloops.loop_map`` has None for them): ``%matplotlib widget`` is
@@ -86,6 +89,14 @@ def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
+class CellCompiler(CachingCompiler):
+    """Compiles each cell as the file named by a hash of its code (``dap.cell_path``),
+    where the debugger looks for it; tracebacks still say ``Cell In[n]``."""
+
+    def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
+        return cell_path(raw_code, os.getpid())
+
+
 class ZMQInteractiveShell(InteractiveShell):
     """An InteractiveShell whose output, errors and pager go to ``emit``.
 
@@ -96,6 +107,8 @@ class ZMQInteractiveShell(InteractiveShell):
     __module__ = "ipykernel.zmqshell"
 
     displayhook_class = EventDisplayHook
+    #: Cells compiled under the file names the debugger knows them by.
+    compiler_class = CellCompiler
     display_pub_class = EventDisplayPublisher
     emit = CallableTrait()  # the worker link's emit: one event dict
     #: ``get_ipython().kernel``, as on ipykernel (a :class:`KernelStandIn`).
