@@ -150,12 +150,15 @@ def test_control_is_served_while_a_breakpoint_stops_the_cell(env: Env) -> None:
 def test_variables_while_not_stopped_are_asked_of_the_worker(env: Env) -> None:
     env.start()
     msg = env.debug("inspectVariables")
-    assert env.worker.sent[-1] == {"req": "debug_variables", "content": {}}
+    sent = env.worker.sent[-1]
+    assert sent["req"] == "debug_variables" and sent["content"] == {}
+    assert sent["header"]["msg_type"] == "debug_variables_request"  # the worker's parent
     variables = [{"name": "x", "value": "1", "type": "int", "variablesReference": 0}]
     env.worker.reply({"status": "ok", "variables": variables})
     assert env.reply(msg)["body"]["variables"] == variables
     msg = env.debug("richInspectVariables", variableName="x")
-    assert env.worker.sent[-1] == {"req": "debug_rich", "content": {"name": "x"}}
+    sent = env.worker.sent[-1]
+    assert sent["req"] == "debug_rich" and sent["content"] == {"name": "x"}
     env.worker.reply({"status": "ok", "data": {"text/plain": "1"}, "metadata": {"a": 1}})
     assert env.reply(msg)["body"] == {"data": {"text/plain": "1"}, "metadata": {}}
 
