@@ -44,6 +44,14 @@ const scripts = await esbuild.build({
   entryPoints: { notebook: join(here, "src", "notebook.ts"), home: join(here, "src", "home.ts") },
   format: "iife",
 });
+// The widget manager: its own bundle (widgets.js, and widgets.css of the widgets'
+// styles), which the notebook page loads when the first widget appears.
+const widgets = await esbuild.build({
+  ...common,
+  entryPoints: { widgets: join(here, "src", "widgets", "entry.ts") },
+  format: "iife",
+  loader: { ".woff2": "dataurl", ".woff": "dataurl", ".ttf": "dataurl", ".svg": "dataurl", ".eot": "dataurl" },
+});
 const styles = await esbuild.build({
   ...common,
   entryPoints: { style: join(here, "src", "style.css") },
@@ -56,7 +64,7 @@ copyFileSync(join(here, "src", "favicon.svg"), join(out, "favicon.svg"));
 // -- licenses of what went into the bundles -------------------------------------------
 
 const packages = new Map();
-for (const meta of [scripts.metafile, styles.metafile]) {
+for (const meta of [scripts.metafile, widgets.metafile, styles.metafile]) {
   for (const input of Object.keys(meta.inputs)) {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (m) packages.set(m[1], join(here, "node_modules", m[1]));

@@ -1,0 +1,100 @@
+// widgets.js: the widget manager of the notebook page, loaded when the first widget
+// appears. It is html-manager's HTMLManager (the models and views of ipywidgets 7 and 8,
+// and the Output widget) with comms over the page's kernel WebSocket (comms.ts).
+
+import type { IClassicComm } from "@jupyter-widgets/base";
+import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
+import type { Message } from "../protocol";
+import { uuid } from "../protocol";
+import { type Comm, CommRouter, type WidgetLink } from "./comms";
+import type { WidgetRuntime, WidgetState } from "./runtime";
+
+const COMM_INFO_MS = 5000;
+
+class PageManager extends HTMLManager {
+  private readonly waiters = new Map<string, (() => void)[]>();
+
+  constructor(private readonly router: CommRouter) {
+    super();
+  }
+
+  register_model(modelId: string, modelPromise: Promise<never>): void {
+    super.register_model(modelId, modelPromise);
+    for (const wake of this.waiters.get(modelId)?.splice(0) ?? []) wake();
+    this.waiters.delete(modelId);
+  }
+
+  /** Resolves true once the model `modelId` is registered, false after `ms`. */
+  until(modelId: string, ms: number): Promise<boolean> {
+    if (this.has_model(modelId)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const wake = (): void => resolve(true);
+      const list = this.waiters.get(modelId) ?? [];
+      list.push(wake);
+      this.waiters.set(modelId, list);
+      window.setTimeout(() => {
+        const left = this.waiters.get(modelId)?.filter((w) => w !== wake) ?? [];
+        if (left.length) this.waiters.set(modelId, left);
+        else this.waiters.delete(modelId);
+        resolve(false);
+      }, ms);
+    });
+  }
+
+  async _create_comm(
+    target: string,
+    modelId?: string,
+    data?: object,
+    metadata?: object,
+    buffers?: ArrayBuffer[] | ArrayBufferView[],
+  ): Promise<IClassicComm> {
+    const comm = this.router.comm(modelId ?? uuid(), target);
+    if (data !== undefined) comm.open(data, undefined, metadata, buffers);
+    return comm as unknown as IClassicComm;
+  }
+
+  /** The kernel's open widget comms (comm_info_request), so that the transcript's models
+   * are live; none if the kernel does not answer in time. */
+  _get_comm_info(): Promise<object> {
+    return new Promise((resolve) => {
+      const timer = window.setTimeout(() => resolve({}), COMM_INFO_MS);
+      const reply = (msg: Message): void => {
+        window.clearTimeout(timer);
+        resolve((msg.content?.comms as object) ?? {});
+      };
+      const content = { target_name: this.comm_target_name };
+      this.router.request("shell", "comm_info_request", content, { shell: { reply } });
+    });
+  }
+}
+
+function start(link: WidgetLink): WidgetRuntime {
+  let manager: PageManager | null = null;
+  const router = new CommRouter(link, (comm: Comm, msg: Message) => {
+    if (comm.target_name !== manager?.comm_target_name) return;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    manager.handle_comm_open(comm as unknown as IClassicComm, msg as any).catch(() => undefined);
+  });
+  manager = new PageManager(router);
+  const m = manager;
+  return {
+    handle: (msg) => router.handle(msg),
+    setState: async (state: WidgetState) => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      await m.set_state(state as any);
+    },
+    render: async (modelId, el, ms) => {
+      if (!(await m.until(modelId, ms))) return false;
+      try {
+        const model = await m.get_model(modelId);
+        const view = await m.create_view(model, {});
+        await m.display_view(view, el);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+window.ipytwistWidgets = { start };
