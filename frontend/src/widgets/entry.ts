@@ -2,7 +2,7 @@
 // appears. It is html-manager's HTMLManager (the models and views of ipywidgets 7 and 8,
 // and the Output widget) with comms over the page's kernel WebSocket (comms.ts).
 
-import type { IClassicComm } from "@jupyter-widgets/base";
+import { type IClassicComm, put_buffers } from "@jupyter-widgets/base";
 import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
 import type { Message } from "../protocol";
 import { uuid } from "../protocol";
@@ -10,6 +10,13 @@ import { type Comm, CommRouter, type WidgetLink } from "./comms";
 import type { WidgetRuntime, WidgetState } from "./runtime";
 
 const COMM_INFO_MS = 5000;
+
+function fromBase64(data: string): ArrayBuffer {
+  const text = atob(data);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i += 1) bytes[i] = text.charCodeAt(i);
+  return bytes.buffer;
+}
 
 class PageManager extends HTMLManager {
   private readonly waiters = new Map<string, (() => void)[]>();
@@ -39,6 +46,32 @@ class PageManager extends HTMLManager {
         resolve(false);
       }, ms);
     });
+  }
+
+  /** The models of a widget-state document, live (with their comm) if the kernel holds
+   * their comm. (ManagerBase.set_state means to do this, but tests for a comm named
+   * "model_id" rather than the model's id, so every model it makes is dead.) */
+  async loadState(doc: WidgetState): Promise<void> {
+    const live = await this._get_comm_info();
+    const made = Object.entries(doc.state ?? {}).map(([modelId, model]) => {
+      if (this.has_model(modelId)) return Promise.resolve();
+      const state = (model.state ?? {}) as Record<string, unknown>;
+      const buffers = (model as { buffers?: { path: (string | number)[]; data: string }[] }).buffers;
+      if (Array.isArray(buffers) && buffers.length) {
+        const views = buffers.map((b) => new DataView(fromBase64(b.data)));
+        put_buffers(state as never, buffers.map((b) => b.path), views);
+      }
+      const comm = Object.prototype.hasOwnProperty.call(live, modelId) ? this.router.comm(modelId, this.comm_target_name) : undefined;
+      const options = {
+        model_id: modelId,
+        model_name: model.model_name,
+        model_module: model.model_module,
+        model_module_version: model.model_module_version,
+        comm: comm as unknown as IClassicComm | undefined,
+      };
+      return this.new_model(options, state).then(() => undefined);
+    });
+    await Promise.allSettled(made);
   }
 
   async _create_comm(
@@ -80,8 +113,7 @@ function start(link: WidgetLink): WidgetRuntime {
   return {
     handle: (msg) => router.handle(msg),
     setState: async (state: WidgetState) => {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      await m.set_state(state as any);
+      await m.loadState(state);
     },
     render: async (modelId, el, ms) => {
       if (!(await m.until(modelId, ms))) return false;

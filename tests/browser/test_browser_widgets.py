@@ -1,0 +1,167 @@
+"""Widgets on the notebook page: an ipywidgets slider renders and drives the kernel, a
+second window mirrors a drag, a window opened afterwards shows the current value; the
+widget code loads only when a widget appears, runs under the page's policy (no eval), and
+a view whose model never comes shows its text.
+
+The slider tests need the kernel's comms (comm_open, comm_msg, comm_close both ways) and
+the transcript's widget state; without them the view shows its text/plain fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchlib.servers import Service
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from support.browser import last_cell, new_context, open_notebook, run, state
+
+SLIDER = "import ipywidgets as w\ns = w.IntSlider(5, min=0, max=100)\ns"
+VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _watch(page: Page) -> list[str]:
+    """Console errors and requests for the widget code, as they happen."""
+    seen: list[str] = []
+    page.on("console", lambda m: seen.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("request", lambda r: seen.append(f"request: {r.url}") if "widgets." in r.url else None)
+    return seen
+
+
+def _slider(page: Page) -> Any:
+    return last_cell(page).locator(".widget-slider").first
+
+
+def _readout(page: Page) -> Any:
+    return last_cell(page).locator(".widget-readout").first
+
+
+def _drag_to_the_end(page: Page) -> None:
+    handle = _slider(page).locator(".noUi-handle").first
+    track = _slider(page).locator(".noUi-target").first
+    box = track.bounding_box()
+    assert box is not None
+    handle.hover()
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 50, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+
+
+def _kernel_says(page: Page, code: str, text: str) -> None:
+    run(page, code)
+    cell = last_cell(page)
+    expect(cell).to_have_class(state("done"))
+    expect(cell.locator(".output-stream")).to_have_text(text)
+
+
+def test_no_widget_no_widget_code(page: Page) -> None:
+    seen = _watch(page)
+    run(page, "print('plain')")
+    expect(last_cell(page)).to_contain_text("plain")
+    page.reload()
+    expect(last_cell(page)).to_contain_text("plain")
+    assert not [s for s in seen if s.startswith("request:")], seen
+    assert page.evaluate("() => document.querySelector('script[src*=\"widgets.js\"]')") is None
+
+
+def test_a_view_whose_model_never_comes_shows_its_text(page: Page) -> None:
+    """The widget code loads and runs under the page's policy (scripts from the origin
+    only, no eval): a placeholder, then the output's text/plain."""
+    seen = _watch(page)
+    bundle = {VIEW_MIME: {"model_id": "nobody", "version_major": 2, "version_minor": 0}}
+    bundle["text/plain"] = "no such widget"  # type: ignore[assignment]
+    run(page, f"from IPython.display import display\ndisplay({bundle!r}, raw=True)")
+    cell = last_cell(page)
+    expect(cell.locator(".widget-loading")).to_have_text("widget loading…")
+    expect(cell.locator(".output-text")).to_have_text("no such widget", timeout=15_000)
+    assert any(s.startswith("request:") and "widgets.js" in s for s in seen), seen
+    assert not [s for s in seen if s.startswith("console:")], seen
+    assert not page.errors  # type: ignore[attr-defined]
+
+
+def test_a_slider_renders_and_drives_the_kernel(page: Page) -> None:
+    seen = _watch(page)
+    run(page, SLIDER)
+    expect(_readout(page)).to_have_text("5")
+    _drag_to_the_end(page)
+    expect(_readout(page)).to_have_text("100")
+    _kernel_says(page, "print(s.value)", "100")
+    run(page, "s.value = 42")
+    expect(page.locator("#cells .cell").nth(-3).locator(".widget-readout")).to_have_text("42")
+    assert not [s for s in seen if s.startswith("console:")], seen
+
+
+def test_a_second_window_mirrors_a_drag_and_a_later_one_shows_the_value(
+    browser: Browser, svc: Service, kernel_id: str, page: Page, contexts: list[BrowserContext]
+) -> None:
+    run(page, SLIDER)
+    expect(_readout(page)).to_have_text("5")
+    other = open_notebook(new_context(browser, svc, contexts), svc, kernel_id)
+    expect(_readout(other)).to_have_text("5")
+    _drag_to_the_end(page)
+    expect(_readout(other)).to_have_text("100")
+    later = open_notebook(new_context(browser, svc, contexts), svc, kernel_id)
+    expect(_readout(later)).to_have_text("100")
+    page.reload()
+    expect(_readout(page)).to_have_text("100")
+
+
+_DRAW_FROM_STATE = """async () => {
+  const sent = [];
+  let runtime = null;
+  const link = {
+    send(channel, type, content, metadata, buffers) {
+      const id = `out${sent.length}`;
+      sent.push({ channel, type, content });
+      const reply = (channel, msg_type, content) => runtime.handle({
+        channel, header: { msg_id: `re-${id}-${msg_type}`, msg_type },
+        parent_header: { msg_id: id }, metadata: {}, buffers: [], content,
+      });
+      const comms = { S: { target_name: "jupyter.widget" } };
+      setTimeout(() => {  // as the kernel answers: busy, the reply, idle
+        reply("iopub", "status", { execution_state: "busy" });
+        const ok = { status: "ok", comms };
+        if (type === "comm_info_request") reply("shell", "comm_info_reply", ok);
+        reply("iopub", "status", { execution_state: "idle" });
+      }, 20);
+      return id;
+    },
+  };
+  runtime = window.ipytwistWidgets.start(link);
+  const controls = { model_module: "@jupyter-widgets/controls", model_module_version: "2.0.0" };
+  await runtime.setState({ version_major: 2, version_minor: 0, state: {
+    S: { ...controls, model_name: "IntSliderModel", state: { value: 7, max: 10 } },
+  } });
+  const el = document.createElement("div");
+  el.id = "drawn";
+  document.getElementById("cells").append(el);
+  window.sentByWidgets = sent;
+  return await runtime.render("S", el, 1000);
+}"""
+
+
+def test_the_widget_code_draws_a_state_and_sends_a_drag_as_comm_msg(page: Page) -> None:
+    """Without the kernel: the bundle, under the page's policy, creates a slider from a
+    widget-state document (its comm live, as comm_info_reply says), draws it, and a drag
+    sends the new value on shell as the comm's update; the last update sent is the value
+    shown (updates wait for the idle status of the one before, as on JupyterLab)."""
+    seen = _watch(page)
+    page.add_style_tag(url="/static/widgets.css")
+    page.add_script_tag(url="/static/widgets.js")
+    assert page.evaluate(_DRAW_FROM_STATE) is True
+    drawn = page.locator("#drawn")
+    expect(drawn.locator(".widget-readout")).to_have_text("7")
+    handle = drawn.locator(".noUi-handle").first
+    box = drawn.locator(".noUi-target").first.bounding_box()
+    assert box is not None
+    handle.hover()
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 50, box["y"] + box["height"] / 2, steps=5)
+    page.mouse.up()
+    expect(drawn.locator(".widget-readout")).to_have_text("10")
+    sent = page.evaluate("() => window.sentByWidgets")
+    updates = [m for m in sent if m["type"] == "comm_msg"]
+    assert updates and all(m["channel"] == "shell" for m in updates), sent
+    assert updates[-1]["content"]["comm_id"] == "S"
+    assert updates[-1]["content"]["data"]["method"] == "update"
+    assert updates[-1]["content"]["data"]["state"] == {"value": 10}
+    assert not [s for s in seen if s.startswith("console:")], seen
