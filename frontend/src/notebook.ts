@@ -17,6 +17,7 @@ import { afterTranscript } from "./merge";
 import { Pager } from "./pager";
 import { type Message, fromCodePoints, parentId, toCodePoints } from "./protocol";
 import { type Cell, type InputOutput, Notebook, type TranscriptJson } from "./reducer";
+import { renderMime } from "./render/mime";
 import { NotebookView } from "./render/notebookview";
 import { WidgetHost, widgetModelId } from "./widgets/host";
 import { type SocketState, KernelSocket } from "./ws";
@@ -49,6 +50,7 @@ class NotebookPage {
     this.widgets = new WidgetHost({
       send: (channel, type, content, metadata, buffers) =>
         this.socket.send(channel, type, content, undefined, { metadata, buffers }),
+      drawMime: renderMime,
     });
     this.view = new NotebookView(
       byId("cells"),
@@ -130,7 +132,7 @@ class NotebookPage {
       this.held.push(msg); // until the transcript is drawn
       return;
     }
-    this.widgets.handle(msg);
+    if (this.widgets.handle(msg)) return; // an Output widget's
     if (msg.channel === "iopub") {
       this.notebook.apply(msg);
       return;

@@ -9,7 +9,7 @@ import { MAX_HELD, WidgetHost, widgetModelId } from "../src/widgets/host";
 import type { WidgetBundle, WidgetRuntime, WidgetState } from "../src/widgets/runtime";
 import { message, status } from "./support";
 
-const link = { send: () => "x" };
+const link = { send: () => "x", drawMime: () => ({}) as HTMLElement };
 const STATE: WidgetState = {
   state: { m1: { model_name: "IntSliderModel", model_module: "@jupyter-widgets/controls", model_module_version: "2.0.0", state: {} } },
   version_major: 2,
@@ -19,7 +19,10 @@ const STATE: WidgetState = {
 function fakeBundle(log: string[], stateDone: Promise<void> = Promise.resolve()) {
   let loads = 0;
   const runtime: WidgetRuntime = {
-    handle: (m: Message) => log.push(`${m.header.msg_type}:${m.content?.comm_id ?? m.parent_header.msg_id ?? ""}`),
+    handle: (m: Message) => {
+      log.push(`${m.header.msg_type}:${m.content?.comm_id ?? m.parent_header.msg_id ?? ""}`);
+      return m.header.msg_type === "stream";
+    },
     setState: async (s) => {
       log.push(`state:${Object.keys(s.state).join(",")}`);
       await stateDone;
@@ -92,4 +95,13 @@ test("a widget view output names its model", () => {
   assert.equal(widgetModelId({ [mime]: { model_id: "" } }), null);
   assert.equal(widgetModelId({ [mime]: "abc" }), null);
   assert.equal(widgetModelId({ "text/plain": "x" }), null);
+});
+
+test("what the widget code says an Output widget took is not the cell's", async () => {
+  const log: string[] = [];
+  const host = new WidgetHost(link, fakeBundle(log).load);
+  assert.equal(host.handle(message("stream", { name: "stdout", text: "x" }, "run")), false);
+  await host.start();
+  assert.equal(host.handle(message("stream", { name: "stdout", text: "x" }, "run")), true);
+  assert.equal(host.handle(status("run", "idle")), false);
 });

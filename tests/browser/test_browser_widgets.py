@@ -105,7 +105,7 @@ def test_a_second_window_mirrors_a_drag_and_a_later_one_shows_the_value(
     expect(_readout(page)).to_have_text("100")
 
 
-_DRAW_FROM_STATE = """async () => {
+_DRAW_FROM_STATE = """async ([models, shown]) => {
   const sent = [];
   let runtime = null;
   const link = {
@@ -116,7 +116,8 @@ _DRAW_FROM_STATE = """async () => {
         channel, header: { msg_id: `re-${id}-${msg_type}`, msg_type },
         parent_header: { msg_id: id }, metadata: {}, buffers: [], content,
       });
-      const comms = { S: { target_name: "jupyter.widget" } };
+      const comms = Object.fromEntries(Object.keys(models).map(
+        (k) => [k, { target_name: "jupyter.widget" }]));
       setTimeout(() => {  // as the kernel answers: busy, the reply, idle
         reply("iopub", "status", { execution_state: "busy" });
         const ok = { status: "ok", comms };
@@ -125,18 +126,30 @@ _DRAW_FROM_STATE = """async () => {
       }, 20);
       return id;
     },
+    drawMime: (data) => {
+      const el = document.createElement("div");
+      el.className = "drawn-by-the-page";
+      el.textContent = JSON.stringify(data);
+      return el;
+    },
   };
   runtime = window.ipytwistWidgets.start(link);
-  const controls = { model_module: "@jupyter-widgets/controls", model_module_version: "2.0.0" };
-  await runtime.setState({ version_major: 2, version_minor: 0, state: {
-    S: { ...controls, model_name: "IntSliderModel", state: { value: 7, max: 10 } },
-  } });
+  await runtime.setState({ version_major: 2, version_minor: 0, state: models });
   const el = document.createElement("div");
   el.id = "drawn";
   document.getElementById("cells").append(el);
   window.sentByWidgets = sent;
-  return await runtime.render("S", el, 1000);
+  window.widgetRuntime = runtime;
+  return await runtime.render(shown, el, 1000);
 }"""
+
+CONTROLS = {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0"}
+OUTPUT = {"model_module": "@jupyter-widgets/output", "model_module_version": "1.0.0"}
+
+
+def _load_bundle(page: Page) -> None:
+    page.add_style_tag(url="/static/widgets.css")
+    page.add_script_tag(url="/static/widgets.js")
 
 
 def test_the_widget_code_draws_a_state_and_sends_a_drag_as_comm_msg(page: Page) -> None:
@@ -145,9 +158,9 @@ def test_the_widget_code_draws_a_state_and_sends_a_drag_as_comm_msg(page: Page) 
     sends the new value on shell as the comm's update; the last update sent is the value
     shown (updates wait for the idle status of the one before, as on JupyterLab)."""
     seen = _watch(page)
-    page.add_style_tag(url="/static/widgets.css")
-    page.add_script_tag(url="/static/widgets.js")
-    assert page.evaluate(_DRAW_FROM_STATE) is True
+    _load_bundle(page)
+    slider = {**CONTROLS, "model_name": "IntSliderModel", "state": {"value": 7, "max": 10}}
+    assert page.evaluate(_DRAW_FROM_STATE, [{"S": slider}, "S"]) is True
     drawn = page.locator("#drawn")
     expect(drawn.locator(".widget-readout")).to_have_text("7")
     handle = drawn.locator(".noUi-handle").first
@@ -164,4 +177,39 @@ def test_the_widget_code_draws_a_state_and_sends_a_drag_as_comm_msg(page: Page) 
     assert updates[-1]["content"]["comm_id"] == "S"
     assert updates[-1]["content"]["data"]["method"] == "update"
     assert updates[-1]["content"]["data"]["state"] == {"value": 10}
+    assert not [s for s in seen if s.startswith("console:")], seen
+
+
+_CAPTURED = """() => {
+  const msg = (type, content, parent) => ({
+    channel: "iopub", header: { msg_id: `k-${type}`, msg_type: type },
+    parent_header: { msg_id: parent }, metadata: {}, buffers: [], content,
+  });
+  const html = { "text/html": "<b>bold</b>", "text/plain": "bold" };
+  return [
+    window.widgetRuntime.handle(msg("display_data", { data: html, metadata: {} }, "run1")),
+    window.widgetRuntime.handle(msg("status", { execution_state: "idle" }, "run1")),
+    window.widgetRuntime.handle(msg("stream", { name: "stdout", text: "x" }, "run2")),
+  ];
+}"""
+
+
+def test_an_output_widget_takes_its_requests_outputs_and_the_page_draws_them(
+    page: Page,
+) -> None:
+    """An Output widget whose msg_id names a request takes that request's outputs (the
+    cell does not show them; other requests' outputs and statuses are not its), draws
+    them with the page's own renderer (sanitised, isolated), and tells the kernel."""
+    seen = _watch(page)
+    _load_bundle(page)
+    out = {**OUTPUT, "model_name": "OutputModel", "state": {"msg_id": "run1", "outputs": []}}
+    assert page.evaluate(_DRAW_FROM_STATE, [{"O": out}, "O"]) is True
+    assert page.evaluate(_CAPTURED) == [True, False, False]
+    drawn = page.locator("#drawn .drawn-by-the-page")
+    expect(drawn).to_have_count(1)
+    assert '"text/html":"<b>bold</b>"' in (drawn.text_content() or "")
+    sent = page.evaluate("() => window.sentByWidgets")
+    updates = [m["content"]["data"] for m in sent if m["type"] == "comm_msg"]
+    assert updates and updates[-1]["method"] == "update", sent
+    assert updates[-1]["state"]["outputs"][0]["output_type"] == "display_data"
     assert not [s for s in seen if s.startswith("console:")], seen

@@ -6,8 +6,9 @@ import { type IClassicComm, put_buffers } from "@jupyter-widgets/base";
 import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
 import type { Message } from "../protocol";
 import { uuid } from "../protocol";
-import { type Comm, CommRouter, type WidgetLink } from "./comms";
-import type { WidgetRuntime, WidgetState } from "./runtime";
+import { type Comm, CommRouter } from "./comms";
+import { Captures, usePageRenderers } from "./outputs";
+import type { PageLink, WidgetRuntime, WidgetState } from "./runtime";
 
 const COMM_INFO_MS = 5000;
 
@@ -21,12 +22,19 @@ function fromBase64(data: string): ArrayBuffer {
 class PageManager extends HTMLManager {
   private readonly waiters = new Map<string, (() => void)[]>();
 
-  constructor(private readonly router: CommRouter) {
+  readonly captures = new Captures();
+
+  constructor(
+    private readonly router: CommRouter,
+    link: PageLink,
+  ) {
     super();
+    usePageRenderers(this.renderMime, link.drawMime);
   }
 
   register_model(modelId: string, modelPromise: Promise<never>): void {
     super.register_model(modelId, modelPromise);
+    modelPromise.then((model) => this.captures.watch(model), () => undefined);
     for (const wake of this.waiters.get(modelId)?.splice(0) ?? []) wake();
     this.waiters.delete(modelId);
   }
@@ -101,17 +109,20 @@ class PageManager extends HTMLManager {
   }
 }
 
-function start(link: WidgetLink): WidgetRuntime {
+function start(link: PageLink): WidgetRuntime {
   let manager: PageManager | null = null;
   const router = new CommRouter(link, (comm: Comm, msg: Message) => {
     if (comm.target_name !== manager?.comm_target_name) return;
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     manager.handle_comm_open(comm as unknown as IClassicComm, msg as any).catch(() => undefined);
   });
-  manager = new PageManager(router);
+  manager = new PageManager(router, link);
   const m = manager;
   return {
-    handle: (msg) => router.handle(msg),
+    handle: (msg) => {
+      router.handle(msg);
+      return m.captures.take(msg);
+    },
     setState: async (state: WidgetState) => {
       await m.loadState(state);
     },

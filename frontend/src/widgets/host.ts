@@ -4,8 +4,7 @@
 // loading" placeholder until its model exists, its text/plain if the model never comes.
 
 import type { Message } from "../protocol";
-import type { WidgetLink } from "./comms";
-import { WIDGET_VIEW_MIME, type WidgetBundle, type WidgetRuntime, type WidgetState } from "./runtime";
+import { type PageLink, WIDGET_VIEW_MIME, type WidgetBundle, type WidgetRuntime, type WidgetState } from "./runtime";
 
 /** Comm messages held while the widget code loads (the oldest are dropped past it). */
 export const MAX_HELD = 10_000;
@@ -51,7 +50,7 @@ export class WidgetHost {
   dropped = 0;
 
   constructor(
-    private readonly link: WidgetLink,
+    private readonly link: PageLink,
     private readonly load: () => Promise<WidgetBundle> = loadBundle,
   ) {}
 
@@ -61,15 +60,13 @@ export class WidgetHost {
     if (s && typeof s === "object" && s.state && typeof s.state === "object") this.state = s;
   }
 
-  /** Every message of the socket: to the widget code if it runs, else held if it is a comm's. */
-  handle(msg: Message): void {
-    if (this.runtime) {
-      this.runtime.handle(msg);
-      return;
-    }
+  /** Every message of the socket: to the widget code if it runs, else held if it is a
+   * comm's. True if an Output widget took it (the cell does not show it then). */
+  handle(msg: Message): boolean {
+    if (this.runtime) return this.runtime.handle(msg);
     if (!isWidgetComm(msg)) {
       this.booting?.handle(msg);
-      return;
+      return false;
     }
     this.held.push(msg);
     if (this.held.length > MAX_HELD) {
@@ -79,6 +76,7 @@ export class WidgetHost {
     if (msg.header.msg_type === "comm_open" && msg.content?.target_name === "jupyter.widget") {
       void this.start();
     }
+    return false;
   }
 
   /** The widget runtime, loaded on first call (null if it failed to load). */

@@ -3,6 +3,12 @@
 
 import type { Message } from "../protocol";
 import type { WidgetLink } from "./comms";
+import type { DrawMime } from "./outputs";
+
+/** What the page lends the widget code: its socket, and how it draws outputs. */
+export interface PageLink extends WidgetLink {
+  drawMime: DrawMime;
+}
 
 /** `application/vnd.jupyter.widget-view+json`: a view of the model `model_id`. */
 export const WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json";
@@ -15,8 +21,8 @@ export interface WidgetState {
 }
 
 export interface WidgetRuntime {
-  /** Every message of the kernel's socket, in order. */
-  handle(msg: Message): void;
+  /** Every message of the socket, in order: true if an Output widget took it. */
+  handle(msg: Message): boolean;
   /** Create the models of a widget-state document (before their views are drawn). */
   setState(state: WidgetState): Promise<void>;
   /** Draw a view of `modelId` into `el`: false if the model does not come within `ms`. */
@@ -24,7 +30,7 @@ export interface WidgetRuntime {
 }
 
 export interface WidgetBundle {
-  start(link: WidgetLink): WidgetRuntime;
+  start(link: PageLink): WidgetRuntime;
 }
 
 declare global {

@@ -1,0 +1,82 @@
+// Outputs inside widgets, drawn as the page draws outputs, and the Output widget's
+// capture:
+//
+// - html-manager's registry would draw an Output widget's HTML trusted, in the page: we
+//   give it the page's own renderer instead (sanitised, in a shadow root: isolate.ts), and
+//   no JavaScript renderer at all;
+// - while an Output widget's `msg_id` names a request, what that request outputs is the
+//   widget's, not the cell's (as JupyterLab does it: the kernel sets `msg_id` on `with out:`).
+
+import type { WidgetModel } from "@jupyter-widgets/base";
+import type { OutputModel } from "@jupyter-widgets/html-manager/lib/output";
+import type { IRenderMime } from "@jupyterlab/rendermime-interfaces";
+import { Widget } from "@lumino/widgets";
+import type { Message } from "../protocol";
+import { MIME_ORDER } from "../render/mimeorder";
+
+/** How the page draws a mime bundle (render/mime.ts's renderMime). */
+export type DrawMime = (data: Record<string, unknown>, metadata: Record<string, unknown>) => HTMLElement;
+
+interface Registry {
+  addFactory(factory: IRenderMime.IRendererFactory, rank?: number): void;
+  removeMimeType(mimeType: string): void;
+}
+
+class PageRenderer extends Widget implements IRenderMime.IRenderer {
+  constructor(private readonly draw: DrawMime) {
+    super();
+    this.addClass("widget-mime");
+  }
+
+  async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    this.node.replaceChildren(this.draw(model.data, model.metadata ?? {}));
+  }
+}
+
+/** Outputs in widgets drawn by `draw`, preferring what the page prefers. */
+export function usePageRenderers(registry: Registry, draw: DrawMime): void {
+  registry.removeMimeType("application/javascript");
+  MIME_ORDER.forEach((mime, i) => {
+    const factory = { safe: true, mimeTypes: [mime], createRenderer: () => new PageRenderer(draw) };
+    registry.addFactory(factory, 1 + i); // below html-manager's widget view (rank 0)
+  });
+}
+
+const CAPTURED = new Set(["stream", "display_data", "execute_result", "error", "clear_output"]);
+
+/** The Output widgets capturing a request's outputs. */
+export class Captures {
+  private readonly byRequest = new Map<string, OutputModel>();
+
+  /** Follow `model` if it is an Output widget. */
+  watch(model: WidgetModel): void {
+    if (model.get("_model_name") !== "OutputModel") return;
+    const output = model as unknown as OutputModel;
+    let current = "";
+    const follow = (): void => {
+      if (current && this.byRequest.get(current) === output) this.byRequest.delete(current);
+      current = String(output.get("msg_id") ?? "");
+      if (current) this.byRequest.set(current, output);
+    };
+    output.on("change:msg_id", follow);
+    output.once("comm:close", () => {
+      output.set("msg_id", "");
+      follow();
+    });
+    follow();
+  }
+
+  /** True if an Output widget took `msg` (then the cell does not show it). */
+  take(msg: Message): boolean {
+    if (msg.channel !== "iopub" || !CAPTURED.has(msg.header?.msg_type)) return false;
+    const parent = msg.parent_header?.msg_id;
+    const output = parent ? this.byRequest.get(parent) : undefined;
+    if (!output) return false;
+    const type = msg.header.msg_type;
+    if (type === "clear_output") output.clear_output(Boolean(msg.content?.wait));
+    else output.outputs.add({ ...msg.content, output_type: type });
+    output.set("outputs", output.outputs.toJSON(), { newMessage: true });
+    output.save_changes();
+    return true;
+  }
+}
