@@ -213,3 +213,22 @@ def test_an_output_widget_takes_its_requests_outputs_and_the_page_draws_them(
     assert updates and updates[-1]["method"] == "update", sent
     assert updates[-1]["state"]["outputs"][0]["output_type"] == "display_data"
     assert not [s for s in seen if s.startswith("console:")], seen
+
+
+def test_an_ipympl_figure_draws_and_asks_the_kernel_for_its_image(page: Page) -> None:
+    """ipympl's frontend is in the bundle: a figure's canvas draws from a widget state,
+    and tells the kernel it is ready (the kernel then sends the image)."""
+    seen = _watch(page)
+    _load_bundle(page)
+    mpl = {"model_module": "jupyter-matplotlib", "model_module_version": "^0.12"}
+    toolbar = {**mpl, "model_name": "ToolbarModel", "state": {"toolitems": []}}
+    canvas = {**mpl, "model_name": "MPLCanvasModel"}
+    canvas["state"] = {"toolbar": "IPY_MODEL_T", "_width": 320, "_height": 240}
+    assert page.evaluate(_DRAW_FROM_STATE, [{"T": toolbar, "C": canvas}, "C"]) is True
+    expect(page.locator("#drawn canvas").first).to_be_attached()
+    sent = page.evaluate("() => window.sentByWidgets")
+    custom = [m["content"] for m in sent if m["type"] == "comm_msg"]
+    assert {"comm_id": "C", "data": {"method": "custom", "content": {"type": "initialized"}}} in (
+        custom
+    ), sent
+    assert not [s for s in seen if s.startswith("console:")], seen

@@ -1,9 +1,11 @@
 // widgets.js: the widget manager of the notebook page, loaded when the first widget
 // appears. It is html-manager's HTMLManager (the models and views of ipywidgets 7 and 8,
-// and the Output widget) with comms over the page's kernel WebSocket (comms.ts).
+// the Output widget, and ipympl's figures) with comms over the page's kernel WebSocket (comms.ts).
 
 import { type IClassicComm, put_buffers } from "@jupyter-widgets/base";
 import { HTMLManager } from "@jupyter-widgets/html-manager/lib/htmlmanager";
+import * as matplotlib from "jupyter-matplotlib";
+import "jupyter-matplotlib/css/mpl_widget.css";
 import type { Message } from "../protocol";
 import { uuid } from "../protocol";
 import { type Comm, CommRouter } from "./comms";
@@ -28,7 +30,13 @@ class PageManager extends HTMLManager {
     private readonly router: CommRouter,
     link: PageLink,
   ) {
-    super();
+    // Beyond ipywidgets' own modules: ipympl's figures (%matplotlib widget).
+    super({
+      loader: (name: string) =>
+        name === "jupyter-matplotlib"
+          ? Promise.resolve(matplotlib)
+          : Promise.reject(new Error(`no widget module ${name}`)),
+    });
     usePageRenderers(this.renderMime, link.drawMime);
   }
 
