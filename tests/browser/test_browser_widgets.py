@@ -3,8 +3,10 @@ second window mirrors a drag, a window opened afterwards shows the current value
 widget code loads only when a widget appears, runs under the page's policy (no eval), and
 a view whose model never comes shows its text.
 
-The slider tests need the kernel's comms (comm_open, comm_msg, comm_close both ways) and
-the transcript's widget state; without them the view shows its text/plain fallback.
+The slider tests need the kernel's comms (comm_open, comm_msg, comm_close both ways), and
+the later window's the transcript's widget state: without them the view shows its
+text/plain fallback. The bundle's own tests (a widget state drawn, a drag sent as
+comm_msg, the Output widget, ipympl) give it a fake socket and need neither.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ def _watch(page: Page) -> list[str]:
 
 
 def _slider(page: Page) -> Any:
-    return last_cell(page).locator(".widget-slider").first
+    return page.locator("#cells .widget-slider").first
 
 
 def _readout(page: Page) -> Any:
-    return last_cell(page).locator(".widget-readout").first
+    return page.locator("#cells .widget-readout").first
 
 
 def _drag_to_the_end(page: Page) -> None:
@@ -86,23 +88,36 @@ def test_a_slider_renders_and_drives_the_kernel(page: Page) -> None:
     expect(_readout(page)).to_have_text("100")
     _kernel_says(page, "print(s.value)", "100")
     run(page, "s.value = 42")
-    expect(page.locator("#cells .cell").nth(-3).locator(".widget-readout")).to_have_text("42")
+    expect(_readout(page)).to_have_text("42")
     assert not [s for s in seen if s.startswith("console:")], seen
 
 
-def test_a_second_window_mirrors_a_drag_and_a_later_one_shows_the_value(
+def test_a_second_window_mirrors_a_drag(
     browser: Browser, svc: Service, kernel_id: str, page: Page, contexts: list[BrowserContext]
 ) -> None:
+    other = open_notebook(new_context(browser, svc, contexts), svc, kernel_id)
     run(page, SLIDER)
     expect(_readout(page)).to_have_text("5")
-    other = open_notebook(new_context(browser, svc, contexts), svc, kernel_id)
     expect(_readout(other)).to_have_text("5")
     _drag_to_the_end(page)
     expect(_readout(other)).to_have_text("100")
+    run(other, "s.value = 3")
+    expect(_readout(page)).to_have_text("3")
+
+
+def test_a_window_opened_later_and_a_reload_show_the_current_value(
+    browser: Browser, svc: Service, kernel_id: str, page: Page, contexts: list[BrowserContext]
+) -> None:
+    """Needs the transcript's widget state (GET .../transcript carries "widgets")."""
+    run(page, SLIDER)
+    expect(_readout(page)).to_have_text("5")
+    _drag_to_the_end(page)
+    expect(_readout(page)).to_have_text("100")
     later = open_notebook(new_context(browser, svc, contexts), svc, kernel_id)
     expect(_readout(later)).to_have_text("100")
     page.reload()
     expect(_readout(page)).to_have_text("100")
+    _kernel_says(later, "print(s.value)", "100")
 
 
 _DRAW_FROM_STATE = """async ([models, shown]) => {
