@@ -17,6 +17,7 @@ import { afterTranscript } from "./merge";
 import { Pager } from "./pager";
 import { type Message, fromCodePoints, parentId, toCodePoints } from "./protocol";
 import { type Cell, type InputOutput, Notebook, type TranscriptJson } from "./reducer";
+import { isolatedHtml } from "./render/isolate";
 import { renderMime } from "./render/mime";
 import { NotebookView } from "./render/notebookview";
 import { WidgetHost, widgetModelId } from "./widgets/host";
@@ -51,6 +52,7 @@ class NotebookPage {
       send: (channel, type, content, metadata, buffers) =>
         this.socket.send(channel, type, content, undefined, { metadata, buffers }),
       drawMime: renderMime,
+      drawHtml: (html) => isolatedHtml("widget-html-isolated", html),
     });
     this.view = new NotebookView(
       byId("cells"),

@@ -9,7 +9,7 @@ import { MAX_HELD, WidgetHost, widgetModelId } from "../src/widgets/host";
 import type { WidgetBundle, WidgetRuntime, WidgetState } from "../src/widgets/runtime";
 import { message, status } from "./support";
 
-const link = { send: () => "x", drawMime: () => ({}) as HTMLElement };
+const link = { send: () => "x", drawMime: () => ({}) as HTMLElement, drawHtml: () => ({}) as HTMLElement };
 const STATE: WidgetState = {
   state: { m1: { model_name: "IntSliderModel", model_module: "@jupyter-widgets/controls", model_module_version: "2.0.0", state: {} } },
   version_major: 2,

@@ -141,6 +141,12 @@ _DRAW_FROM_STATE = """async ([models, shown]) => {
       }, 20);
       return id;
     },
+    drawHtml: (html) => {
+      const el = document.createElement("div");
+      el.className = "html-drawn-by-the-page";
+      el.textContent = html;
+      return el;
+    },
     drawMime: (data) => {
       const el = document.createElement("div");
       el.className = "drawn-by-the-page";
@@ -246,4 +252,29 @@ def test_an_ipympl_figure_draws_and_asks_the_kernel_for_its_image(page: Page) ->
     assert {"comm_id": "C", "data": {"method": "custom", "content": {"type": "initialized"}}} in (
         custom
     ), sent
+    assert not [s for s in seen if s.startswith("console:")], seen
+
+
+def test_the_html_widgets_draw_their_value_as_the_page_draws_html(page: Page) -> None:
+    """The HTML and HTMLMath widgets hand their value to the page's HTML drawing
+    (sanitised, in a shadow root), never to the page's innerHTML."""
+    seen = _watch(page)
+    _load_bundle(page)
+    value = "<b>bold</b><img src=x>"
+    html = {**CONTROLS, "model_name": "HTMLModel", "state": {"value": value}}
+    math = {**CONTROLS, "model_name": "HTMLMathModel", "state": {"value": value}}
+    box = {**CONTROLS, "model_name": "HBoxModel"}
+    box["state"] = {"children": ["IPY_MODEL_H", "IPY_MODEL_M"]}
+    assert page.evaluate(_DRAW_FROM_STATE, [{"H": html, "M": math, "B": box}, "B"]) is True
+    drawn = page.locator("#drawn .html-drawn-by-the-page")
+    expect(drawn).to_have_count(2)
+    expect(drawn.first).to_have_text(value)
+    assert page.evaluate("() => document.querySelectorAll('#drawn b, #drawn img').length") == 0
+    page.evaluate(
+        "() => { window.widgetRuntime.handle({ channel: 'iopub', "
+        "header: { msg_id: 'u', msg_type: 'comm_msg' }, parent_header: {}, "
+        "metadata: {}, buffers: [], content: { comm_id: 'H', data: { method: "
+        "'update', state: { value: '<i>new</i>' }, buffer_paths: [] } } }) }"
+    )
+    expect(drawn.first).to_have_text("<i>new</i>")
     assert not [s for s in seen if s.startswith("console:")], seen

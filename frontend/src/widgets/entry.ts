@@ -9,7 +9,7 @@ import "jupyter-matplotlib/css/mpl_widget.css";
 import type { Message } from "../protocol";
 import { uuid } from "../protocol";
 import { type Comm, CommRouter } from "./comms";
-import { Captures, usePageRenderers } from "./outputs";
+import { Captures, isolatedHtmlView, usePageRenderers } from "./outputs";
 import type { PageLink, WidgetRuntime, WidgetState } from "./runtime";
 
 const COMM_INFO_MS = 5000;
@@ -26,9 +26,11 @@ class PageManager extends HTMLManager {
 
   readonly captures = new Captures();
 
+  private readonly isolated = new Map<unknown, unknown>();
+
   constructor(
     private readonly router: CommRouter,
-    link: PageLink,
+    private readonly link: PageLink,
   ) {
     // Beyond ipywidgets' own modules: ipympl's figures (%matplotlib widget).
     super({
@@ -38,6 +40,21 @@ class PageManager extends HTMLManager {
           : Promise.reject(new Error(`no widget module ${name}`)),
     });
     usePageRenderers(this.renderMime, link.drawMime);
+  }
+
+  /** ipywidgets' classes, the HTML widgets' views drawing their value as the page draws
+   * HTML (sanitised, in a shadow root), not as the page's own HTML. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  protected async loadClass(className: string, moduleName: string, moduleVersion: string): Promise<any> {
+    const cls = await super.loadClass(className, moduleName, moduleVersion);
+    const html = className === "HTMLView" || className === "HTMLMathView";
+    if (moduleName !== "@jupyter-widgets/controls" || !html) return cls;
+    let safe = this.isolated.get(cls);
+    if (!safe) {
+      safe = isolatedHtmlView(cls as never, this.link.drawHtml, className === "HTMLMathView");
+      this.isolated.set(cls, safe);
+    }
+    return safe;
   }
 
   register_model(modelId: string, modelPromise: Promise<never>): void {

@@ -16,6 +16,31 @@ import { MIME_ORDER } from "../render/mimeorder";
 
 /** How the page draws a mime bundle (render/mime.ts's renderMime). */
 export type DrawMime = (data: Record<string, unknown>, metadata: Record<string, unknown>) => HTMLElement;
+/** How the page draws HTML from the kernel: sanitised, in a shadow root (isolate.ts). */
+export type DrawHtml = (html: string) => HTMLElement;
+
+interface HtmlViewLike {
+  content: HTMLElement;
+  model: { get(key: string): unknown };
+  typeset(el: HTMLElement): void;
+  update(): unknown;
+}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ViewClass = abstract new (...args: any[]) => HtmlViewLike;
+
+/** The HTML and HTMLMath widgets (ipywidgets 7 and 8) set their value as the page's
+ * innerHTML: these draw it as the page draws HTML outputs instead. */
+export function isolatedHtmlView<C extends ViewClass>(Base: C, draw: DrawHtml, math: boolean): C {
+  const grandparent = Object.getPrototypeOf(Base.prototype) as HtmlViewLike;
+  abstract class IsolatedHtmlView extends Base {
+    update(): unknown {
+      this.content.replaceChildren(draw(String(this.model.get("value") ?? "")));
+      if (math) this.typeset(this.content);
+      return grandparent.update.call(this);
+    }
+  }
+  return IsolatedHtmlView;
+}
 
 interface Registry {
   addFactory(factory: IRenderMime.IRendererFactory, rank?: number): void;

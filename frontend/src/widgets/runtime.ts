@@ -3,11 +3,12 @@
 
 import type { Message } from "../protocol";
 import type { WidgetLink } from "./comms";
-import type { DrawMime } from "./outputs";
+import type { DrawHtml, DrawMime } from "./outputs";
 
 /** What the page lends the widget code: its socket, and how it draws outputs. */
 export interface PageLink extends WidgetLink {
   drawMime: DrawMime;
+  drawHtml: DrawHtml;
 }
 
 /** `application/vnd.jupyter.widget-view+json`: a view of the model `model_id`. */
