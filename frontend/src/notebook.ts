@@ -48,12 +48,15 @@ class NotebookPage {
   private readonly widgets: WidgetHost;
 
   constructor() {
-    this.widgets = new WidgetHost({
-      send: (channel, type, content, metadata, buffers) =>
-        this.socket.send(channel, type, content, undefined, { metadata, buffers }),
-      drawMime: renderMime,
-      drawHtml: (html) => isolatedHtml("widget-html-isolated", html),
-    });
+    this.widgets = new WidgetHost(
+      {
+        send: (channel, type, content, metadata, buffers) =>
+          this.socket.send(channel, type, content, undefined, { metadata, buffers }),
+        drawMime: renderMime,
+        drawHtml: (html) => isolatedHtml("widget-html-isolated", html),
+      },
+      (msg) => this.dispatch(msg),
+    );
     this.view = new NotebookView(
       byId("cells"),
       {
@@ -134,7 +137,10 @@ class NotebookPage {
       this.held.push(msg); // until the transcript is drawn
       return;
     }
-    if (this.widgets.handle(msg)) return; // an Output widget's
+    this.widgets.handle(msg); // then dispatch, unless an Output widget takes it
+  }
+
+  private dispatch(msg: Message): void {
     if (msg.channel === "iopub") {
       this.notebook.apply(msg);
       return;

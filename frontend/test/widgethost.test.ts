@@ -36,57 +36,78 @@ function fakeBundle(log: string[], stateDone: Promise<void> = Promise.resolve())
 const open = (id: string, target = "jupyter.widget") =>
   message("comm_open", { comm_id: id, target_name: target, data: {} });
 const update = (id: string) => message("comm_msg", { comm_id: id, data: {} });
+const name = (m: Message) => `${m.header.msg_type}:${m.content?.comm_id ?? m.parent_header.msg_id ?? ""}`;
+
+function host(load: () => Promise<WidgetBundle>): { host: WidgetHost; passed: string[] } {
+  const passed: string[] = [];
+  return { host: new WidgetHost(link, (m) => passed.push(name(m)), load), passed };
+}
 
 test("nothing loads for messages that are not a widget's; a widget's comm_open loads it", async () => {
   const log: string[] = [];
   const fake = fakeBundle(log);
-  const host = new WidgetHost(link, fake.load);
-  host.setState(STATE);
-  host.handle(status("p", "busy"));
-  host.handle(open("c0", "some.other.target"));
-  host.handle(update("m1"));
+  const { host: h, passed } = host(fake.load);
+  h.setState(STATE);
+  h.handle(status("p", "busy"));
+  h.handle(open("c0", "some.other.target"));
+  h.handle(update("m1"));
   assert.equal(fake.loads(), 0);
-  host.handle(open("c1"));
-  host.handle(update("c1"));
+  assert.deepEqual(passed, ["status:p"]);
+  h.handle(open("c1"));
+  h.handle(update("c1"));
+  h.handle(status("p", "idle")); // waits with the comms while the widget code loads
   assert.equal(fake.loads(), 1);
-  await host.start();
-  host.handle(update("c1"));
+  assert.deepEqual(passed, ["status:p"]);
+  await h.start();
+  h.handle(update("c1"));
   assert.equal(fake.loads(), 1);
-  assert.deepEqual(log, ["state:m1", "comm_open:c0", "comm_msg:m1", "comm_open:c1", "comm_msg:c1", "comm_msg:c1"]);
+  const comms = ["comm_open:c0", "comm_msg:m1", "comm_open:c1", "comm_msg:c1", "status:p", "comm_msg:c1"];
+  assert.deepEqual(log, ["state:m1", ...comms]);
+  assert.deepEqual(passed, ["status:p", ...comms]);
 });
 
-test("replies reach the runtime while it creates the transcript's models; comms wait", async () => {
+test("replies reach the runtime while it creates the transcript's models; iopub waits", async () => {
   const log: string[] = [];
   let finish = (): void => {};
   const fake = fakeBundle(log, new Promise((resolve) => (finish = resolve)));
-  const host = new WidgetHost(link, fake.load);
-  host.setState(STATE);
-  const started = host.start();
+  const { host: h, passed } = host(fake.load);
+  h.setState(STATE);
+  const started = h.start();
   await new Promise((resolve) => setImmediate(resolve));
-  host.handle(message("comm_info_reply", { comms: {} }, "info", "shell"));
-  host.handle(update("m1"));
+  h.handle(message("comm_info_reply", { comms: {} }, "info", "shell"));
+  h.handle(update("m1"));
+  h.handle(message("stream", { name: "stdout", text: "x" }, "run"));
   assert.deepEqual(log, ["state:m1", "comm_info_reply:info"]);
+  assert.deepEqual(passed, ["comm_info_reply:info"]);
   finish();
   await started;
-  assert.deepEqual(log, ["state:m1", "comm_info_reply:info", "comm_msg:m1"]);
+  assert.deepEqual(log, ["state:m1", "comm_info_reply:info", "comm_msg:m1", "stream:run"]);
+  assert.deepEqual(passed, ["comm_info_reply:info", "comm_msg:m1"]); // the stream: taken
 });
 
-test("at most MAX_HELD comm messages wait for the widget code: the oldest are dropped", async () => {
+test("at most MAX_HELD messages wait for the widget code: comms dropped, the rest passed", async () => {
   const log: string[] = [];
-  const fake = fakeBundle(log);
-  const host = new WidgetHost(link, fake.load);
-  for (let i = 0; i < MAX_HELD + 3; i += 1) host.handle(update(`c${i}`));
-  assert.equal(host.dropped, 3);
-  await host.start();
+  const { host: h, passed } = host(fakeBundle(log).load);
+  void h.start();
+  h.handle(message("execute_input", { code: "" }, "first"));
+  for (let i = 0; i < MAX_HELD + 3; i += 1) h.handle(update(`c${i}`));
+  assert.equal(h.dropped, 3);
+  assert.deepEqual(passed, ["execute_input:first"]);
+  await h.start();
   assert.equal(log.length, MAX_HELD);
   assert.equal(log[0], "comm_msg:c3");
 });
 
-test("widget code that fails to load: start gives null, and a malformed state is ignored", async () => {
-  const host = new WidgetHost(link, () => Promise.reject(new Error("offline")));
-  host.setState({ state: "nonsense" });
-  host.setState(undefined);
-  assert.equal(await host.start(), null);
+test("widget code that fails to load: what waited is passed on, a malformed state ignored", async () => {
+  const { host: h, passed } = host(() => Promise.reject(new Error("offline")));
+  h.setState({ state: "nonsense" });
+  h.setState(undefined);
+  h.handle(open("c1"));
+  h.handle(message("stream", { name: "stdout", text: "x" }, "run"));
+  assert.equal(await h.start(), null);
+  assert.deepEqual(passed, ["stream:run"]);
+  h.handle(status("run", "idle"));
+  assert.deepEqual(passed, ["stream:run", "status:run"]);
 });
 
 test("a widget view output names its model", () => {
@@ -95,13 +116,4 @@ test("a widget view output names its model", () => {
   assert.equal(widgetModelId({ [mime]: { model_id: "" } }), null);
   assert.equal(widgetModelId({ [mime]: "abc" }), null);
   assert.equal(widgetModelId({ "text/plain": "x" }), null);
-});
-
-test("what the widget code says an Output widget took is not the cell's", async () => {
-  const log: string[] = [];
-  const host = new WidgetHost(link, fakeBundle(log).load);
-  assert.equal(host.handle(message("stream", { name: "stdout", text: "x" }, "run")), false);
-  await host.start();
-  assert.equal(host.handle(message("stream", { name: "stdout", text: "x" }, "run")), true);
-  assert.equal(host.handle(status("run", "idle")), false);
 });

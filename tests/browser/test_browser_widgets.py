@@ -11,6 +11,7 @@ comm_msg, the Output widget, ipympl) give it a fake socket and need neither.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from benchlib.servers import Service
@@ -278,3 +279,46 @@ def test_the_html_widgets_draw_their_value_as_the_page_draws_html(page: Page) ->
     )
     expect(drawn.first).to_have_text("<i>new</i>")
     assert not [s for s in seen if s.startswith("console:")], seen
+
+
+_DRAWN_PIXELS = """() => Array.from(document.querySelectorAll('#cells canvas')).some((c) => {
+  if (!c.width || !c.height) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) return true;
+  }
+  return false;
+})"""
+
+
+def test_matplotlib_widget_draws_an_interactive_figure(page: Page) -> None:
+    """%matplotlib widget: ipympl's canvas, its image sent by the kernel as a binary
+    buffer, drawn (some dark pixels: the axes and the line)."""
+    run(page, "%matplotlib widget\nimport matplotlib.pyplot as plt\nplt.plot([1, 3, 2]);")
+    expect(page.locator("#cells .jupyter-matplotlib-figure").first).to_be_visible()
+    page.wait_for_function(_DRAWN_PIXELS)
+    assert not page.errors  # type: ignore[attr-defined]
+
+
+def test_tqdm_auto_shows_a_progress_bar_widget(page: Page) -> None:
+    run(page, "from tqdm.auto import tqdm\nfor i in tqdm(range(3), desc='work'): pass")
+    cell = last_cell(page)
+    expect(cell.locator(".widget-hprogress")).to_be_visible()
+    expect(cell.get_by_text(re.compile(r"3/3"))).to_be_visible()  # in its shadow root
+    expect(cell.locator(".output-stream")).to_have_count(0)
+
+
+def test_an_output_widget_captures_its_print(page: Page) -> None:
+    run(page, "import ipywidgets as w\nout = w.Output()\ndisplay(out)\nwith out: print('inside')")
+    cell = last_cell(page)
+    expect(cell).to_have_class(state("done"))
+    expect(cell.locator(".widget-output")).to_contain_text("inside")
+    expect(cell.locator(".output-stream")).to_have_count(0)
+
+
+def test_a_restart_takes_the_widgets_away(page: Page) -> None:
+    run(page, SLIDER)
+    expect(_readout(page)).to_have_text("5")
+    page.locator("#restart").click()
+    expect(page.locator("#kernel-state")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#cells .widget-slider")).to_have_count(0)

@@ -24,7 +24,7 @@ function fromBase64(data: string): ArrayBuffer {
 class PageManager extends HTMLManager {
   private readonly waiters = new Map<string, (() => void)[]>();
 
-  readonly captures = new Captures();
+  readonly captures = new Captures((id) => this.get_model(id) as Promise<never>);
 
   private readonly isolated = new Map<unknown, unknown>();
 
@@ -145,6 +145,7 @@ function start(link: PageLink): WidgetRuntime {
   const m = manager;
   return {
     handle: (msg) => {
+      m.captures.observe(msg);
       router.handle(msg);
       return m.captures.take(msg);
     },

@@ -46,11 +46,13 @@ export class WidgetHost {
   private loading: Promise<WidgetRuntime | null> | null = null;
   private held: Message[] = [];
   private state: WidgetState | null = null;
-  /** Held messages dropped for the bound (then models may be stale until updated). */
+  /** Held comm messages dropped for the bound (then models may be stale until updated). */
   dropped = 0;
 
+  /** `pass` takes the messages that are not an Output widget's: the page's. */
   constructor(
     private readonly link: PageLink,
+    private readonly pass: (msg: Message) => void,
     private readonly load: () => Promise<WidgetBundle> = loadBundle,
   ) {}
 
@@ -60,26 +62,33 @@ export class WidgetHost {
     if (s && typeof s === "object" && s.state && typeof s.state === "object") this.state = s;
   }
 
-  /** Every message of the socket: to the widget code if it runs, else held if it is a
-   * comm's. True if an Output widget took it (the cell does not show it then). */
-  handle(msg: Message): boolean {
-    if (this.runtime) return this.runtime.handle(msg);
-    if (!isWidgetComm(msg)) {
+  /** Every message of the socket, in order. Before the widget code runs, its comm
+   * messages wait for it; while it loads, all of iopub waits (an Output widget may take
+   * what follows its comm's update), and replies reach it as they come. */
+  handle(msg: Message): void {
+    if (this.runtime) {
+      if (!this.runtime.handle(msg)) this.pass(msg);
+      return;
+    }
+    const loading = this.loading !== null;
+    if (msg.channel !== "iopub" || (!loading && !isWidgetComm(msg))) {
       this.booting?.handle(msg);
-      return false;
+      this.pass(msg);
+      return;
     }
     this.held.push(msg);
     if (this.held.length > MAX_HELD) {
-      this.held.shift();
-      this.dropped += 1;
+      const oldest = this.held.shift() as Message;
+      if (isWidgetComm(oldest)) this.dropped += 1;
+      else this.pass(oldest);
     }
     if (msg.header.msg_type === "comm_open" && msg.content?.target_name === "jupyter.widget") {
       void this.start();
     }
-    return false;
   }
 
-  /** The widget runtime, loaded on first call (null if it failed to load). */
+  /** The widget runtime, loaded on first call (null if it failed to load: then the
+   * comm messages that waited are lost, the rest passed on, and the next call tries again). */
   start(): Promise<WidgetRuntime | null> {
     this.loading ??= this.load().then(
       async (bundle) => {
@@ -87,12 +96,16 @@ export class WidgetHost {
         this.booting = runtime;
         if (this.state) await runtime.setState(this.state).catch(() => undefined);
         this.state = null;
-        for (const msg of this.held.splice(0)) runtime.handle(msg);
         this.runtime = runtime;
         this.booting = null;
+        for (const msg of this.held.splice(0)) if (!runtime.handle(msg)) this.pass(msg);
         return runtime;
       },
-      () => null,
+      () => {
+        this.loading = null; // the next widget tries again
+        for (const msg of this.held.splice(0)) if (!isWidgetComm(msg)) this.pass(msg);
+        return null;
+      },
     );
     return this.loading;
   }

@@ -69,39 +69,78 @@ export function usePageRenderers(registry: Registry, draw: DrawMime): void {
 
 const CAPTURED = new Set(["stream", "display_data", "execute_result", "error", "clear_output"]);
 
-/** The Output widgets capturing a request's outputs. */
+/** The Output widgets capturing a request's outputs. Which widget captures which request
+ * is read from the comm messages as they arrive (a model applies its updates a moment
+ * later: the outputs that follow `with out:` would reach the cell first). */
 export class Captures {
-  private readonly byRequest = new Map<string, OutputModel>();
+  private readonly outputs = new Set<string>();
+  private readonly byRequest = new Map<string, string>();
+  private readonly requestOf = new Map<string, string>();
+  private readonly chains = new Map<string, Promise<unknown>>();
 
-  /** Follow `model` if it is an Output widget. */
+  constructor(private readonly model: (modelId: string) => Promise<OutputModel>) {}
+
+  /** A model made from a widget state: followed if it is an Output widget. */
   watch(model: WidgetModel): void {
-    if (model.get("_model_name") !== "OutputModel") return;
-    const output = model as unknown as OutputModel;
-    let current = "";
-    const follow = (): void => {
-      if (current && this.byRequest.get(current) === output) this.byRequest.delete(current);
-      current = String(output.get("msg_id") ?? "");
-      if (current) this.byRequest.set(current, output);
-    };
-    output.on("change:msg_id", follow);
-    output.once("comm:close", () => {
-      output.set("msg_id", "");
-      follow();
-    });
-    follow();
+    if (model.get("_model_name") !== "OutputModel" || this.outputs.has(model.model_id)) return;
+    this.outputs.add(model.model_id);
+    this.capture(model.model_id, model.get("msg_id"));
+  }
+
+  /** A message of the socket, before the widget code sees it. */
+  observe(msg: Message): void {
+    if (msg.channel !== "iopub") return;
+    const id = msg.content?.comm_id;
+    const data = msg.content?.data ?? {};
+    const state = data.state ?? {};
+    switch (msg.header?.msg_type) {
+      case "comm_open":
+        if (state._model_name === "OutputModel") {
+          this.outputs.add(id);
+          this.capture(id, state.msg_id);
+        }
+        break;
+      case "comm_msg":
+        if (this.outputs.has(id) && typeof state === "object" && "msg_id" in state) {
+          this.capture(id, state.msg_id);
+        }
+        break;
+      case "comm_close":
+        this.capture(id, "");
+        this.outputs.delete(id);
+        break;
+    }
+  }
+
+  private capture(modelId: string, request: unknown): void {
+    const old = this.requestOf.get(modelId);
+    if (old && this.byRequest.get(old) === modelId) this.byRequest.delete(old);
+    this.requestOf.delete(modelId);
+    if (typeof request === "string" && request) {
+      this.byRequest.set(request, modelId);
+      this.requestOf.set(modelId, request);
+    }
   }
 
   /** True if an Output widget took `msg` (then the cell does not show it). */
   take(msg: Message): boolean {
     if (msg.channel !== "iopub" || !CAPTURED.has(msg.header?.msg_type)) return false;
     const parent = msg.parent_header?.msg_id;
-    const output = parent ? this.byRequest.get(parent) : undefined;
-    if (!output) return false;
+    const modelId = parent ? this.byRequest.get(parent) : undefined;
+    if (!modelId) return false;
     const type = msg.header.msg_type;
-    if (type === "clear_output") output.clear_output(Boolean(msg.content?.wait));
-    else output.outputs.add({ ...msg.content, output_type: type });
-    output.set("outputs", output.outputs.toJSON(), { newMessage: true });
-    output.save_changes();
+    const add = (output: OutputModel): void => {
+      if (type === "clear_output") output.clear_output(Boolean(msg.content?.wait));
+      else output.outputs.add({ ...msg.content, output_type: type });
+      output.set("outputs", output.outputs.toJSON(), { newMessage: true });
+      output.save_changes();
+    };
+    const before = this.chains.get(modelId) ?? Promise.resolve();
+    const after = before.then(() => this.model(modelId)).then(add, () => undefined);
+    this.chains.set(modelId, after);
+    void after.then(() => {
+      if (this.chains.get(modelId) === after) this.chains.delete(modelId);
+    });
     return true;
   }
 }
