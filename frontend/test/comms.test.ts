@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decodeBinaryFrame, encodeBinaryFrame } from "../src/protocol";
-import { type Buffers, type Comm, CommRouter, MAX_CALLBACKS } from "../src/widgets/comms";
+import { type Buffers, type Comm, CommRouter, MAX_CALLBACKS, MAX_EARLY } from "../src/widgets/comms";
 import { message, status } from "./support";
 
 interface Sent {
@@ -124,4 +124,21 @@ test("a binary frame carries a message's buffers, views at an offset included", 
     back.buffers.map((b) => Array.from(new Uint8Array(b as ArrayBuffer))),
     [[1, 2], [8, 7, 6]],
   );
+});
+
+test("a comm keeps what arrives before its model listens (at most MAX_EARLY), and its close", () => {
+  const { router: r, opened } = router();
+  r.handle(message("comm_open", { comm_id: "c5", target_name: "jupyter.widget", data: {} }));
+  for (let i = 0; i < MAX_EARLY + 2; i += 1) {
+    r.handle(message("comm_msg", { comm_id: "c5", data: { n: i } }));
+  }
+  r.handle(message("comm_close", { comm_id: "c5", data: {} }));
+  const got: number[] = [];
+  let closed = 0;
+  opened[0].on_msg((m) => got.push(m.content.data.n));
+  opened[0].on_close(() => (closed += 1));
+  assert.equal(got.length, MAX_EARLY);
+  assert.equal(got[0], 2);
+  assert.equal(got[got.length - 1], MAX_EARLY + 1);
+  assert.equal(closed, 1);
 });

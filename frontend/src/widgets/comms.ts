@@ -31,9 +31,14 @@ export interface WidgetLink {
 /** Replies are awaited for at most this many messages at once (the oldest is dropped). */
 export const MAX_CALLBACKS = 1000;
 
+/** Messages a comm keeps until its model listens (it is made a moment after comm_open). */
+export const MAX_EARLY = 1000;
+
 export class Comm {
   private onMsg: Handler | null = null;
   private onClose: Handler | null = null;
+  private early: Message[] = [];
+  private closedBy: Message | null = null;
 
   constructor(
     readonly comm_id: string,
@@ -58,19 +63,23 @@ export class Comm {
 
   on_msg(callback: Handler): void {
     this.onMsg = callback;
+    for (const msg of this.early.splice(0)) callback(msg);
   }
 
   on_close(callback: Handler): void {
     this.onClose = callback;
+    if (this.closedBy) callback(this.closedBy);
   }
 
-  /** A comm_msg from the kernel. */
+  /** A comm_msg from the kernel: kept (at most MAX_EARLY, the newest) until heard. */
   deliver(msg: Message): void {
-    this.onMsg?.(msg);
+    if (this.onMsg) this.onMsg(msg);
+    else if (this.early.push(msg) > MAX_EARLY) this.early.shift();
   }
 
   /** The kernel closed this comm. */
   closed(msg: Message): void {
+    this.closedBy = msg;
     this.onClose?.(msg);
   }
 }
