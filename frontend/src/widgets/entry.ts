@@ -27,6 +27,7 @@ class PageManager extends HTMLManager {
   readonly captures = new Captures((id) => this.get_model(id) as Promise<never>);
 
   private readonly isolated = new Map<unknown, unknown>();
+  private readonly modelIds = new Set<string>();
 
   constructor(
     private readonly router: CommRouter,
@@ -59,9 +60,19 @@ class PageManager extends HTMLManager {
 
   register_model(modelId: string, modelPromise: Promise<never>): void {
     super.register_model(modelId, modelPromise);
+    this.modelIds.add(modelId);
     modelPromise.then((model) => this.captures.watch(model), () => undefined);
     for (const wake of this.waiters.get(modelId)?.splice(0) ?? []) wake();
     this.waiters.delete(modelId);
+  }
+
+  /** The kernel restarted: its widgets are gone (their views too), none told. */
+  async closeAll(): Promise<void> {
+    for (const id of [...this.router.comms.keys()]) this.router.forget(id);
+    const ids = [...this.modelIds].filter((id) => this.has_model(id));
+    this.modelIds.clear();
+    const models = await Promise.allSettled(ids.map((id) => this.get_model(id)));
+    for (const m of models) if (m.status === "fulfilled") await m.value.close(true);
   }
 
   /** Resolves true once the model `modelId` is registered, false after `ms`. */
@@ -145,6 +156,9 @@ function start(link: PageLink): WidgetRuntime {
   const m = manager;
   return {
     handle: (msg) => {
+      if (msg.channel === "iopub" && msg.header?.msg_type === "status") {
+        if (msg.content?.execution_state === "restarting") void m.closeAll();
+      }
       m.captures.observe(msg);
       router.handle(msg);
       return m.captures.take(msg);
