@@ -74,7 +74,10 @@ const rows = [];
 const texts = [];
 for (const [name, dir] of [...packages].sort()) {
   const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  const license = typeof pkg.license === "string" ? pkg.license : pkg.license?.type ?? "see package";
+  // An old package.json may list `licenses: [{type, url}]` instead.
+  const listed = Array.isArray(pkg.licenses) ? pkg.licenses.map((l) => l.type).join(" OR ") : "";
+  const license =
+    typeof pkg.license === "string" ? pkg.license : pkg.license?.type ?? (listed || "see package");
   const file = readdirSync(dir).find((f) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(f));
   const text = file ? readFileSync(join(dir, file), "utf8").trim() : `License: ${license}`;
   const repo = typeof pkg.repository === "string" ? pkg.repository : pkg.repository?.url ?? "";
@@ -88,7 +91,8 @@ writeFileSync(
   `# Bundled libraries
 
 \`npm run build\` writes this file. These libraries are bundled into
-\`ipytwist/web/static/\` (\`notebook.js\`, \`home.js\`, \`style.css\` and the
+\`ipytwist/web/static/\` (\`notebook.js\`, \`home.js\`, \`style.css\`, the widget code
+\`widgets.js\` and \`widgets.css\` (loaded when a widget appears), and the
 ${katexFonts} KaTeX fonts in \`fonts/\`, which are KaTeX's, under its MIT license).
 Their full license texts ship with the package in
 \`ipytwist/web/static/THIRD-PARTY-LICENSES.txt\`.
@@ -102,5 +106,5 @@ Build tools, not bundled: esbuild (MIT), TypeScript (Apache-2.0).
 );
 writeFileSync(
   join(out, "THIRD-PARTY-LICENSES.txt"),
-  `Libraries bundled into ipytwist's web pages (notebook.js, home.js, style.css, fonts/).\n\n${texts.join("\n")}`,
+  `Libraries bundled into ipytwist's web pages (notebook.js, home.js, style.css, fonts/,\nwidgets.js, widgets.css).\n\n${texts.join("\n")}`,
 );
