@@ -44,6 +44,14 @@ const scripts = await esbuild.build({
   entryPoints: { notebook: join(here, "src", "notebook.ts"), home: join(here, "src", "home.ts") },
   format: "iife",
 });
+// The widget manager: its own bundle (widgets.js, and widgets.css of the widgets'
+// styles), which the notebook page loads when the first widget appears.
+const widgets = await esbuild.build({
+  ...common,
+  entryPoints: { widgets: join(here, "src", "widgets", "entry.ts") },
+  format: "iife",
+  loader: { ".woff2": "dataurl", ".woff": "dataurl", ".ttf": "dataurl", ".svg": "dataurl", ".eot": "dataurl" },
+});
 const styles = await esbuild.build({
   ...common,
   entryPoints: { style: join(here, "src", "style.css") },
@@ -56,7 +64,7 @@ copyFileSync(join(here, "src", "favicon.svg"), join(out, "favicon.svg"));
 // -- licenses of what went into the bundles -------------------------------------------
 
 const packages = new Map();
-for (const meta of [scripts.metafile, styles.metafile]) {
+for (const meta of [scripts.metafile, widgets.metafile, styles.metafile]) {
   for (const input of Object.keys(meta.inputs)) {
     const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (m) packages.set(m[1], join(here, "node_modules", m[1]));
@@ -66,7 +74,10 @@ const rows = [];
 const texts = [];
 for (const [name, dir] of [...packages].sort()) {
   const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
-  const license = typeof pkg.license === "string" ? pkg.license : pkg.license?.type ?? "see package";
+  // An old package.json may list `licenses: [{type, url}]` instead.
+  const listed = Array.isArray(pkg.licenses) ? pkg.licenses.map((l) => l.type).join(" OR ") : "";
+  const license =
+    typeof pkg.license === "string" ? pkg.license : pkg.license?.type ?? (listed || "see package");
   const file = readdirSync(dir).find((f) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(f));
   const text = file ? readFileSync(join(dir, file), "utf8").trim() : `License: ${license}`;
   const repo = typeof pkg.repository === "string" ? pkg.repository : pkg.repository?.url ?? "";
@@ -80,7 +91,8 @@ writeFileSync(
   `# Bundled libraries
 
 \`npm run build\` writes this file. These libraries are bundled into
-\`ipytwist/web/static/\` (\`notebook.js\`, \`home.js\`, \`style.css\` and the
+\`ipytwist/web/static/\` (\`notebook.js\`, \`home.js\`, \`style.css\`, the widget code
+\`widgets.js\` and \`widgets.css\` (loaded when a widget appears), and the
 ${katexFonts} KaTeX fonts in \`fonts/\`, which are KaTeX's, under its MIT license).
 Their full license texts ship with the package in
 \`ipytwist/web/static/THIRD-PARTY-LICENSES.txt\`.
@@ -94,5 +106,5 @@ Build tools, not bundled: esbuild (MIT), TypeScript (Apache-2.0).
 );
 writeFileSync(
   join(out, "THIRD-PARTY-LICENSES.txt"),
-  `Libraries bundled into ipytwist's web pages (notebook.js, home.js, style.css, fonts/).\n\n${texts.join("\n")}`,
+  `Libraries bundled into ipytwist's web pages (notebook.js, home.js, style.css, fonts/,\nwidgets.js, widgets.css).\n\n${texts.join("\n")}`,
 );

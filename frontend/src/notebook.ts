@@ -17,7 +17,10 @@ import { afterTranscript } from "./merge";
 import { Pager } from "./pager";
 import { type Message, fromCodePoints, parentId, toCodePoints } from "./protocol";
 import { type Cell, type InputOutput, Notebook, type TranscriptJson } from "./reducer";
+import { isolatedHtml } from "./render/isolate";
+import { renderMime } from "./render/mime";
 import { NotebookView } from "./render/notebookview";
+import { WidgetHost, widgetModelId } from "./widgets/host";
 import { type SocketState, KernelSocket } from "./ws";
 
 const POLL_MS = 4000;
@@ -42,14 +45,28 @@ class NotebookPage {
   private gone = false;
   private poller = 0;
   private held: Message[] | null = [];
+  private readonly widgets: WidgetHost;
 
   constructor() {
+    this.widgets = new WidgetHost(
+      {
+        send: (channel, type, content, metadata, buffers) =>
+          this.socket.send(channel, type, content, undefined, { metadata, buffers }),
+        drawMime: renderMime,
+        drawHtml: (html) => isolatedHtml("widget-html-isolated", html),
+      },
+      (msg) => this.dispatch(msg),
+    );
     this.view = new NotebookView(
       byId("cells"),
       {
         answerInput: (cell, output, value) => this.answerInput(cell, output, value),
         outputUrl: (cell) =>
           `${kernelPath(this.kernelId)}/transcript/cells/${encodeURIComponent(cell.id)}/output`,
+        widgetView: (data, fallback) => {
+          const id = widgetModelId(data);
+          return id === null ? null : this.widgets.view(id, fallback);
+        },
       },
       { kernelState: (state) => this.setKernelState(state) },
     );
@@ -91,6 +108,7 @@ class NotebookPage {
       this.failed(e);
       return;
     }
+    this.widgets.setState(transcript.widgets); // before the views: they draw its models
     this.notebook.load(transcript);
     const dropped = byId("dropped-cells");
     dropped.hidden = !transcript.dropped_cells;
@@ -119,6 +137,10 @@ class NotebookPage {
       this.held.push(msg); // until the transcript is drawn
       return;
     }
+    this.widgets.handle(msg); // then dispatch, unless an Output widget takes it
+  }
+
+  private dispatch(msg: Message): void {
     if (msg.channel === "iopub") {
       this.notebook.apply(msg);
       return;

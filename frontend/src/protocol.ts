@@ -86,3 +86,26 @@ export function decodeBinaryFrame(data: ArrayBuffer): Message {
   msg.buffers = offsets.slice(1, -1).map((start, i) => data.slice(start, offsets[i + 2]));
   return msg;
 }
+
+/** A message with buffers as a legacy binary frame (the inverse of decodeBinaryFrame). */
+export function encodeBinaryFrame(msg: Message, buffers: readonly (ArrayBuffer | ArrayBufferView)[]): ArrayBuffer {
+  const json = new TextEncoder().encode(JSON.stringify({ ...msg, buffers: [] }));
+  const parts: Uint8Array[] = [
+    json,
+    ...buffers.map((b) =>
+      b instanceof ArrayBuffer ? new Uint8Array(b) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength),
+    ),
+  ];
+  const head = 4 * (parts.length + 1);
+  const total = parts.reduce((n, p) => n + p.byteLength, head);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, parts.length);
+  let at = head;
+  parts.forEach((part, i) => {
+    view.setUint32(4 * (i + 1), at);
+    out.set(part, at);
+    at += part.byteLength;
+  });
+  return out.buffer;
+}

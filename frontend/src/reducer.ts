@@ -97,6 +97,8 @@ export interface TranscriptJson {
   dropped_cells: number;
   limits: TranscriptLimits;
   kernel?: { execution_state?: string; connections?: number };
+  /** The widget-state+json document of the kernel's live widgets (when it has some). */
+  widgets?: unknown;
 }
 
 const asText = (v: unknown): string => (Array.isArray(v) ? v.join("") : String(v ?? ""));

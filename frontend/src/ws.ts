@@ -1,7 +1,7 @@
 // The kernel WebSocket: one session id for the page's lifetime, replay from the last
 // iopub message seen, and reconnection (the service replays what was missed).
 
-import { type Message, decodeBinaryFrame, makeMessage, uuid } from "./protocol";
+import { type Message, decodeBinaryFrame, encodeBinaryFrame, makeMessage, uuid } from "./protocol";
 
 export type SocketState = "connecting" | "open" | "reconnecting" | "closed";
 
@@ -18,7 +18,7 @@ export class KernelSocket {
   /** The msg_id of the last iopub message received: where a reconnection resumes. */
   lastSeen: string;
   private ws: WebSocket | null = null;
-  private queue: string[] = [];
+  private queue: (string | ArrayBuffer)[] = [];
   private attempts = 0;
   private stopped = false;
   private timer: number | undefined;
@@ -125,9 +125,17 @@ export class KernelSocket {
   }
 
   /** Send a request; while disconnected it waits (bounded) for the next connection. */
-  send(channel: string, msgType: string, content: unknown, parent?: Message["header"]): string {
+  send(
+    channel: string,
+    msgType: string,
+    content: unknown,
+    parent?: Message["header"],
+    extra?: { metadata?: Record<string, unknown>; buffers?: readonly (ArrayBuffer | ArrayBufferView)[] },
+  ): string {
     const msg = makeMessage(channel, msgType, content, this.sessionId, parent);
-    const frame = JSON.stringify(msg);
+    if (extra?.metadata) msg.metadata = extra.metadata;
+    const buffers = extra?.buffers ?? [];
+    const frame = buffers.length ? encodeBinaryFrame(msg, buffers) : JSON.stringify(msg);
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(frame);
     else if (this.queue.length < MAX_QUEUED) this.queue.push(frame);
     return msg.header.msg_id;

@@ -6,23 +6,9 @@ import { ansiPre } from "./ansi";
 import { isolatedHtml } from "./isolate";
 import { markdownToHtml } from "./markdown";
 import { latexToHtml } from "./math";
+import { pickMime } from "./mimeorder";
 
-export const MIME_ORDER = [
-  "text/html",
-  "text/markdown",
-  "text/latex",
-  "image/svg+xml",
-  "image/png",
-  "image/jpeg",
-  "image/gif",
-  "image/webp",
-  "application/json",
-  "text/plain",
-];
-
-export function pickMime(data: MimeBundle): string | undefined {
-  return MIME_ORDER.find((m) => m in data && data[m] !== null && data[m] !== undefined);
-}
+export { MIME_ORDER, pickMime } from "./mimeorder";
 
 const asText = (v: unknown): string => (Array.isArray(v) ? v.join("") : String(v ?? ""));
 

@@ -16,6 +16,9 @@ export interface OutputActions {
   answerInput(cell: Cell, output: InputOutput, value: string): void;
   /** Where the service serves a cell's whole output (while its output log holds it). */
   outputUrl(cell: Cell): string;
+  /** A widget view output: its element (a placeholder until the model exists), or null
+   * when the page draws no widgets; `fallback` draws the output without the widget. */
+  widgetView?(data: RichOutput["data"], fallback: () => HTMLElement): HTMLElement | null;
 }
 
 export function frame(body: HTMLElement, prompt = ""): HTMLElement {
@@ -37,7 +40,10 @@ class RichView implements OutputView {
   private version = -1;
   private body: HTMLElement | null = null;
 
-  constructor(private readonly output: RichOutput) {
+  constructor(
+    private readonly output: RichOutput,
+    private readonly actions: OutputActions,
+  ) {
     this.el = document.createElement("div");
     this.update();
   }
@@ -47,7 +53,8 @@ class RichView implements OutputView {
     if (o.version === this.version) return;
     this.version = o.version;
     const note = omittedNote(o.metadata);
-    const body = note ? omittedView(note) : renderMime(o.data, o.metadata);
+    const plain = (): HTMLElement => renderMime(o.data, o.metadata);
+    const body = note ? omittedView(note) : (this.actions.widgetView?.(o.data, plain) ?? plain());
     const count = o.executionCount;
     const prompt = o.outputType === "execute_result" ? `Out[${count ?? " "}]:` : "";
     const wrapped = frame(body, prompt);
@@ -126,7 +133,7 @@ export function outputView(cell: Cell, output: Output, actions: OutputActions): 
       return { el: frame(view.el), update: () => view.update() };
     }
     case "rich":
-      return new RichView(output);
+      return new RichView(output, actions);
     case "error":
       return new ErrorView(output);
     case "input":
