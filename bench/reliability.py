@@ -34,7 +34,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from benchlib.results import dur, jsonable, save
+from benchlib.results import Rows, dur, jsonable, save
 from benchlib.running import TempDirs, running_service
 from benchlib.scenarios.common import median, percentile
 from benchlib.scenarios.crashes import crash_cycles, crash_kinds
@@ -63,7 +63,6 @@ SCENARIOS = (
     *INPUT_RUNNERS,
 )
 CPU_KEYS = ("service", "workers", "clients")
-Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
 
 def secs(xs: list[float]) -> str:

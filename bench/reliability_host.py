@@ -8,6 +8,7 @@ import dataclasses
 import os
 from typing import Any
 
+from benchlib.results import Rows
 from benchlib.running import TempDirs, running_service
 from benchlib.scenarios.client_restart import zmq_client_restart
 from benchlib.scenarios.statedir import (
@@ -17,8 +18,6 @@ from benchlib.scenarios.statedir import (
     unwritable_at_start,
 )
 from benchlib.scenarios.storms import restart_storm, spawn_storm
-
-Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from benchlib.results import dur, jsonable
+from benchlib.results import Rows, dur, jsonable
 from benchlib.running import TempDirs, running_service
 from benchlib.scenarios.request_storms import ws_storm, zmq_storm
 from benchlib.scenarios.wsinput import MiB, hostile_legacy_frames, one_id_flood, request_flood
-
-Rows = list[tuple[str, str, str]]  # (scenario, what, figure)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from support.fakes import RecordingProducer
+
 from ipytwist.kernel.outputlog import MESSAGE_OVERHEAD, Envelope, Gap, OutputLog, output_bytes
 from ipytwist.wire import new_message
 
@@ -159,17 +161,6 @@ class Reader:
         return got
 
 
-class Gate:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-
 def reader_on(log: OutputLog, at: Any = None) -> Reader:
     r = Reader()
     r.cursor = log.open_cursor(r, at)
@@ -225,7 +216,7 @@ def test_the_producer_is_paused_while_the_leading_cursor_lags() -> None:
     """Past the lead bound the producer is paused; it resumes once the leading reader has
     caught up half way; a slower cursor does not matter."""
     log = OutputLog(lead_messages=4, lead_bytes=1 << 30)
-    gate = Gate()
+    gate = RecordingProducer()
     log.registerProducer(gate)
     fast, slow = reader_on(log), reader_on(log)
     for i in range(4):
@@ -247,7 +238,7 @@ def test_the_producer_is_paused_while_the_leading_cursor_lags() -> None:
 
 def test_the_lead_counts_bytes_too() -> None:
     log = OutputLog(lead_messages=1000, lead_bytes=100)
-    gate = Gate()
+    gate = RecordingProducer()
     log.registerProducer(gate)
     reader_on(log)
     log.publish(msg("x" * 90))
@@ -260,7 +251,7 @@ def test_without_cursors_output_flows_and_closing_the_leader_resumes() -> None:
     """No cursor: never paused (the log keeps the newest).  Closing the last lagging
     cursor resumes the producer; closing the leader makes the next one lead."""
     log = OutputLog(max_messages=5, lead_messages=2)
-    gate = Gate()
+    gate = RecordingProducer()
     log.registerProducer(gate)
     for i in range(20):
         log.publish(msg(str(i)))
@@ -283,7 +274,7 @@ def test_the_lead_never_exceeds_what_the_log_keeps() -> None:
     """The lead is clamped below the log bound, so the leading reader never misses."""
     log = OutputLog(max_messages=10, lead_messages=1000)
     assert log.lead_messages == 5
-    gate = Gate()
+    gate = RecordingProducer()
     log.registerProducer(gate)
     r = reader_on(log)
     envs = []

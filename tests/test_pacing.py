@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from support.fakes import RecordingProducer
 from twisted.internet.testing import MemoryReactorClock
 
 from ipytwist.pacing import ReadPacer, pacer_for
@@ -176,28 +177,12 @@ def test_one_pacer_per_reactor() -> None:
     assert pacer_for(MemoryReactorClock()) is not pacer_for(reactor)
 
 
-class FakeProducer:
-    """What writes to a connection: records what its transport asked of it."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        self.calls.append("stop")
-
-
 def test_writing_resumes_in_its_turn_of_the_pacer() -> None:
     """Hundreds of connections that drain at once do not all write in one turn: a
     producer asked to resume while the turn's time is spent resumes on a later turn,
     and one whose transport went away in line is neither resumed nor kept."""
     reactor, clock, pacer, log = make()
-    waiting, gone = FakeProducer(), FakeProducer()
+    waiting, gone = RecordingProducer(), RecordingProducer()
     paced, paced_gone = PacedProducer(waiting, pacer, "k"), PacedProducer(gone, pacer, "k")
     paced.resumeProducing()
     assert waiting.calls == ["resume"]  # the turn had time: at once

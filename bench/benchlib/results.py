@@ -15,6 +15,9 @@ from typing import Any
 
 from .scenarios.common import Errors
 
+#: A reliability report's rows: (scenario, what, figure).
+Rows = list[tuple[str, str, str]]
+
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 
 

@@ -1,5 +1,6 @@
 """Fakes of the kernel's collaborators: workers that start without processes, the
-clients that send requests, and a subscriber that keeps every iopub message."""
+clients that send requests, a subscriber that keeps every iopub message, and a push
+producer that records what it is asked."""
 
 from __future__ import annotations
 
@@ -112,3 +113,20 @@ class Iopub:
 
     def states(self) -> list[str]:
         return [m["content"]["execution_state"] for m in self.msgs if m["msg_type"] == "status"]
+
+
+class RecordingProducer:
+    """A push producer that records each call its consumer makes ("pause", "resume",
+    "stop"), in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
