@@ -1,7 +1,10 @@
 """Length-prefixed JSON records: the link between the kernel and its worker.
 
 A record is a 4-byte big-endian length followed by that many bytes of UTF-8
-JSON holding one object.  :class:`RecordDecoder` is sans-IO: feed it bytes in
+JSON holding one object.  A record's binary buffers (a comm message's, under its
+``"buffers"`` key) travel raw after the JSON, never as text: the length's top bit
+says they follow, then their count and each one's length (4 bytes each), then
+their bytes.  :class:`RecordDecoder` is sans-IO: feed it bytes in
 any chunking, it hands back whole records.  A record is decoded to text straight
 from the decoder's buffer, which lets go of it before the text is parsed: a
 record of tens of MiB (an image) costs at most twice its size on the way in.
@@ -9,31 +12,19 @@ record of tens of MiB (an image) costs at most twice its size on the way in.
 
 from __future__ import annotations
 
-import base64
 import json
+import os
 import struct
-from collections.abc import Iterable
 from typing import Any
 
 from .wire import dumps
 
 _LEN = struct.Struct(">I")
 MAX_RECORD_BYTES = 1 << 30
-
-
-def encode_buffers(buffers: Iterable[Any] | None) -> list[str]:
-    """Binary buffers (bytes, memoryviews, arrays) as base64 text, for a JSON record."""
-    return [base64.b64encode(memoryview(b).cast("B")).decode("ascii") for b in buffers or ()]
-
-
-def decode_buffers(encoded: object) -> list[bytes]:
-    """The buffers :func:`encode_buffers` made; a record's malformed buffers are none."""
-    if not isinstance(encoded, list):
-        return []
-    try:
-        return [base64.b64decode(b, validate=True) for b in encoded if isinstance(b, str)]
-    except ValueError:
-        return []
+#: The length's top bit: binary buffers follow the JSON.
+_HAS_BUFFERS = 1 << 31
+#: At most this many buffers in one record.
+MAX_BUFFERS = 1 << 12
 
 
 class FramingError(ValueError):
@@ -41,15 +32,43 @@ class FramingError(ValueError):
 
 
 def encode_record(obj: dict[str, Any]) -> bytes:
-    head, payload = record_parts(obj)
-    return head + payload
+    return b"".join(record_parts(obj))
 
 
-def record_parts(obj: dict[str, Any]) -> tuple[bytes, bytes]:
-    """A record's length prefix and its JSON, to be written one after the other (a
-    large record is not copied to put four bytes in front of it)."""
-    payload = dumps(obj)
-    return _LEN.pack(len(payload)), payload
+def record_parts(obj: dict[str, Any]) -> list[bytes | memoryview]:
+    """A record's parts, to be written one after the other (a large record is not
+    copied to put four bytes in front of it): the length prefix, the JSON, and the
+    binary buffers' lengths and bytes if ``obj`` has any under ``"buffers"``.  A small
+    record without buffers is one part."""
+    if "buffers" not in obj:
+        payload = dumps(obj)
+        if len(payload) < 1 << 16:
+            return [_LEN.pack(len(payload)) + payload]  # one write: the reader wakes once
+        return [_LEN.pack(len(payload)), payload]
+    buffers = [memoryview(b).cast("B") for b in obj["buffers"] or ()]
+    payload = dumps({k: v for k, v in obj.items() if k != "buffers"})
+    if not buffers:
+        return [_LEN.pack(len(payload)), payload]
+    if len(buffers) > MAX_BUFFERS:
+        raise FramingError(f"{len(buffers)} buffers are too many")
+    sizes = struct.pack(f">{len(buffers) + 1}I", len(buffers), *(b.nbytes for b in buffers))
+    return [_LEN.pack(len(payload) | _HAS_BUFFERS), payload, sizes, *buffers]
+
+
+def write_parts(fd: int, parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    """Write ``parts`` to ``fd`` for as long as it takes them; what it did not take
+    (nothing, on a blocking fd)."""
+    rest = list(parts)
+    while rest:
+        try:
+            n = os.write(fd, rest[0])
+        except (BlockingIOError, InterruptedError):
+            break
+        if n < len(rest[0]):
+            rest[0] = memoryview(rest[0])[n:]
+        else:
+            del rest[0]
+    return rest
 
 
 class RecordDecoder:
@@ -62,21 +81,60 @@ class RecordDecoder:
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         self._buf += data
         out: list[dict[str, Any]] = []
+        while True:
+            record = self._next()
+            if record is None:
+                return out
+            out.append(record)
+
+    def _next(self) -> Any:
+        """The first whole record in the buffer, taken out of it; None if none is whole."""
         buf = self._buf
-        while len(buf) >= 4:
-            (n,) = _LEN.unpack_from(buf, 0)
-            if n > self.max_record_bytes:
-                raise FramingError(f"record of {n} bytes is too large")
-            if len(buf) - 4 < n:
-                break
-            with memoryview(buf) as view, view[4 : 4 + n] as record:
+        if len(buf) < 4:
+            return None
+        (n,) = _LEN.unpack_from(buf, 0)
+        has_buffers, n = bool(n & _HAS_BUFFERS), n & ~_HAS_BUFFERS
+        if n > self.max_record_bytes:
+            raise FramingError(f"record of {n} bytes is too large")
+        sizes = self._buffer_sizes(4 + n) if has_buffers else []
+        if sizes is None:
+            return None
+        start = 4 + n + (4 + 4 * len(sizes) if has_buffers else 0)
+        end = start + sum(sizes)
+        if len(buf) < end:
+            return None
+        with memoryview(buf) as view:
+            with view[4 : 4 + n] as record:
                 try:
                     text = str(record, "utf-8")
                 except UnicodeDecodeError:
                     raise FramingError("record is not accepted: invalid UTF-8") from None
-            del buf[: 4 + n]  # (cheap: a bytearray drops its head without moving the rest)
-            try:
-                out.append(json.loads(text))
-            except (ValueError, RecursionError) as e:
-                raise FramingError(f"record is not accepted: {type(e).__name__}") from None
-        return out
+            buffers = []
+            for size in sizes:
+                buffers.append(bytes(view[start : start + size]))
+                start += size
+        del buf[:end]  # (cheap: a bytearray drops its head without moving the rest)
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise FramingError(f"record is not accepted: {type(e).__name__}") from None
+        if has_buffers:
+            if not isinstance(obj, dict):
+                raise FramingError("record is not accepted: buffers without an object")
+            obj["buffers"] = buffers
+        return obj
+
+    def _buffer_sizes(self, at: int) -> list[int] | None:
+        """The sizes of the buffers whose count starts at ``at``, once they are in."""
+        buf = self._buf
+        if len(buf) < at + 4:
+            return None
+        (count,) = _LEN.unpack_from(buf, at)
+        if count > MAX_BUFFERS:
+            raise FramingError(f"record of {count} buffers has too many")
+        if len(buf) < at + 4 + 4 * count:
+            return None
+        sizes = list(struct.unpack_from(f">{count}I", buf, at + 4))
+        if sum(sizes) > self.max_record_bytes:
+            raise FramingError(f"record of {sum(sizes)} bytes of buffers is too large")
+        return sizes

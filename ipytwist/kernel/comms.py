@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..framing import decode_buffers
 from ..loglimit import LimitedLog
 from ..wire import Message
 from .requests import Request, tell_handled
@@ -49,7 +48,7 @@ def comm_message(event: dict[str, Any]) -> CommMessage | None:
         str(kind),
         content,
         metadata if isinstance(metadata, dict) else {},
-        decode_buffers(event.get("buffers")),
+        [b for b in event.get("buffers") or () if isinstance(b, bytes)],
     )
 
 

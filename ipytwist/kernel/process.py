@@ -8,7 +8,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, AnyStr, Protocol
+from typing import Any, AnyStr, Protocol, cast
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
@@ -22,8 +22,9 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..framing import FramingError, RecordDecoder, encode_record
+from ..framing import FramingError, RecordDecoder, record_parts
 from ..worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
+from .pipefeed import PipeFeeder, Writer
 from .pipesync import PipeSync
 from .supervisor import WorkerListener
 
@@ -95,6 +96,7 @@ class WorkerProcess(ProcessProtocol):
         #: Orders stream output against events (the worker was given ``sync_token``).
         self.sync = PipeSync(sync_marker(sync_token) if sync_token else b"", listener.worker_output)
         self.decoder = RecordDecoder()
+        self._feeder: PipeFeeder | None = None
         self.pid: int | None = None
         self.ended: Deferred[str] = Deferred()
         self.alive = False
@@ -243,23 +245,14 @@ class WorkerProcess(ProcessProtocol):
         """Write a request record to the worker (dropped once it is dead)."""
         if not self.alive:
             return
-        data = encode_record(record)
+        parts = record_parts(record)
         writer = self._pipe(REQUEST_FD)
-        if (
-            writer is not None
-            and not getattr(writer, "dataBuffer", True)
-            and not getattr(writer, "_tempDataBuffer", True)
-        ):
-            # Nothing queued: write now rather than on the next reactor turn, so the
-            # worker starts on the request while the kernel is still publishing.
-            try:
-                data = data[os.write(writer.fileno(), data) :]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:
-                return  # the worker closed its end; processEnded will follow
-        if data:
-            self.child.writeToChild(REQUEST_FD, data)
+        if writer is None or not hasattr(writer, "registerProducer"):
+            self.child.writeToChild(REQUEST_FD, b"".join(parts))
+            return
+        if self._feeder is None:
+            self._feeder = PipeFeeder(cast(Writer, writer))
+        self._feeder.write(parts)
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the worker while it runs."""

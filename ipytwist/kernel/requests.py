@@ -7,7 +7,6 @@ from typing import Any, NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred
 
-from ..framing import encode_buffers
 from ..wire import TERMINAL_METADATA, Message, new_message
 
 __all__ = [
@@ -92,14 +91,15 @@ def worker_record(request: Request) -> dict[str, Any]:
         "header": msg["header"],
     }
     if request.msg_type in NO_REPLY:
-        # The comm's handler gets the whole message, its binary buffers as base64.
+        # The comm's handler gets the whole message; its binary buffers go raw, after
+        # the record's JSON.
         record["content"] = {
             "msg_type": request.msg_type,
             "header": msg["header"],
             "content": msg["content"],
             "metadata": msg.get("metadata") or {},
-            "buffers": encode_buffers(msg.get("buffers")),
         }
+        record["buffers"] = list(msg.get("buffers") or ())
     metadata = msg.get("metadata")
     terminal = metadata.get(TERMINAL_METADATA) if isinstance(metadata, dict) else None
     if isinstance(terminal, dict):

@@ -4,7 +4,7 @@
 events (``comm_open``, ``comm_msg``, ``comm_close``) on the record pipe, in order
 with the cell's other output; ``comm.get_comm_manager`` returns the one
 :class:`~comm.base_comm.CommManager` that a client's comm messages are handed to.
-Binary buffers cross the pipe as base64 text (the records are JSON).
+Binary buffers cross the pipe raw, after the record's JSON (:mod:`ipytwist.framing`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any
 
 import comm
 from comm.base_comm import BaseComm, BuffersType, CommManager, MaybeDict
-
-from ..framing import decode_buffers, encode_buffers
 
 __all__ = ["COMM_MESSAGES", "WorkerComm", "WorkerComms"]
 
@@ -42,7 +40,7 @@ class WorkerComm(BaseComm):
         content = {"data": {} if data is None else data, "comm_id": self.comm_id, **keys}
         event: dict[str, Any] = {"ev": msg_type, "content": content, "metadata": metadata or {}}
         if buffers:
-            event["buffers"] = encode_buffers(buffers)
+            event["buffers"] = list(buffers)
         type(self).emit(event)
 
 
@@ -79,7 +77,7 @@ class WorkerComms:
             "metadata": metadata if isinstance(metadata, dict) else {},
             "content": content,
             # memoryviews, as ipykernel hands them over (widgets' Bytes traits keep them)
-            "buffers": [memoryview(b) for b in decode_buffers(record.get("buffers"))],
+            "buffers": [memoryview(b) for b in _buffers(record.get("buffers"))],
         }
         getattr(self.manager, msg_type)(None, None, msg)
         return {"status": "ok"}
@@ -92,3 +90,10 @@ class WorkerComms:
             if not target_name or c.target_name == target_name
         }
         return {"status": "ok", "comms": comms}
+
+
+def _buffers(buffers: object) -> list[bytes | bytearray | memoryview]:
+    """A request's binary buffers (the record's, put in by the serve loop)."""
+    if not isinstance(buffers, list):
+        return []
+    return [b for b in buffers if isinstance(b, bytes | bytearray | memoryview)]

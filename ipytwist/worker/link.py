@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from ..framing import RecordDecoder, record_parts
+from ..framing import RecordDecoder, record_parts, write_parts
 
 
 class Interrupts:
@@ -121,10 +121,7 @@ class WorkerLink:
     def emit(self, event: dict[str, Any]) -> None:
         """Send one event, after everything user code already wrote to stdout/stderr."""
         self.before_emit()
-        head, payload = record_parts(event)
-        # One write for a small record (the kernel wakes once for it); a large one is
-        # not copied to put four bytes in front of it.
-        parts = (head + payload,) if len(payload) < 1 << 16 else (head, payload)
+        parts = record_parts(event)
         with self.interrupts.held(), self._write_lock:
             if self.sync_marker:
                 for fd in self.sync_fds:
@@ -132,8 +129,5 @@ class WorkerLink:
                         os.write(fd, self.sync_marker)
                     except OSError:
                         pass  # user code closed or replaced the file
-            for part in parts:
-                data = memoryview(part)
-                while data:
-                    n = os.write(self.write_fd, data)
-                    data = data[n:]
+            while parts:
+                parts = write_parts(self.write_fd, parts)

@@ -144,7 +144,10 @@ def _run(handlers: dict[str, Handler], rec: Content) -> Content:
     try:
         if handler is None:
             return error_content("ValueError", f"unknown request {kind!r}")
-        return handler(rec.get("content") or {})
+        content = rec.get("content") or {}
+        if "buffers" in rec:  # a comm message's, raw on the pipe
+            content = {**content, "buffers": rec["buffers"]}
+        return handler(content)
     except BaseException as e:  # the loop must survive anything
         if isinstance(e, SystemExit) and kind != "execute":
             raise

@@ -12,7 +12,7 @@ import signal
 from typing import Any
 
 import pytest
-from support.fake_process import PID, FakePipe, FakeReactor, Listener, Spawned
+from support.fake_process import PID, FakePipeWriter, FakeReactor, Listener, Spawned
 
 from ipytwist.framing import encode_record
 from ipytwist.kernel.process import (
@@ -175,9 +175,7 @@ def test_an_idle_request_pipe_is_written_at_once(reactor: FakeReactor, spawned: 
     """Nothing queued in Twisted's writer: the record goes straight into the pipe."""
     proto, process, _, _ = spawned
     r, w = reactor._pipe()
-    writer = FakePipe(w)
-    writer.dataBuffer = b""  # type: ignore[attr-defined]
-    writer._tempDataBuffer = []  # type: ignore[attr-defined]
+    writer = FakePipeWriter(w)
     process.pipes[REQUEST_FD] = writer
     proto.send({"req": "complete"})
     assert process.written == []

@@ -52,6 +52,37 @@ class FakePipe:
         self.reading = True
 
 
+class FakePipeWriter(FakePipe):
+    """Twisted's writer of a child's pipe, over a real pipe end: what was queued with
+    ``write`` (Twisted's ``_tempDataBuffer``) until :meth:`drain`, and its producer."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd)
+        self.dataBuffer = b""
+        self._tempDataBuffer: list[bytes] = []
+        self.producer: Any = None
+        self.queued: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        assert type(data) is bytes  # Twisted takes nothing else
+        self._tempDataBuffer.append(data)
+        self.queued.append(data)
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        assert self.producer is None and not streaming
+        self.producer = producer
+        producer.resumeProducing()  # as Twisted does for a pull producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def drain(self) -> None:
+        """The pipe took everything queued; Twisted asks the producer for more."""
+        self._tempDataBuffer.clear()
+        if self.producer is not None:
+            self.producer.resumeProducing()
+
+
 class FakeProcess:
     """What ``spawnProcess`` returns: records what the protocol does to the process."""
 
