@@ -181,3 +181,25 @@ def test_matplotlib_widget_draws_ipympls_canvas_through_comms(tmp_path: Path) ->
         if "application/vnd.jupyter.widget-view+json" in e["data"]
     ]
     assert len(canvas) == 1 and views == canvas
+
+
+BOKEH_COMM = """
+import sys
+print('zmq' in sys.modules, 'ipykernel' in sys.modules)
+from ipykernel.comm import Comm
+c = Comm(target_name='bokeh-like', data={'a': 1})
+c.send({'b': 2})
+"""
+
+
+def test_ipykernels_modules_are_stand_ins_that_cost_no_start_up(tmp_path: Path) -> None:
+    """The worker imports neither ZeroMQ nor ipykernel (50 ms of every start), yet
+    ``from ipykernel.comm import Comm`` (bokeh's ``push_notebook``) makes our comm."""
+    run = run_records(tmp_path, [execute(BOKEH_COMM)])
+    assert run.replies[0]["status"] == "ok", run.replies
+    assert run.out.decode().split("\n")[0] == "False False"
+    (opened,) = of(run.events, "comm_open")
+    assert opened["content"]["target_name"] == "bokeh-like"
+    assert opened["content"]["data"] == {"a": 1}
+    (sent,) = of(run.events, "comm_msg")
+    assert sent["content"]["data"] == {"b": 2}

@@ -10,8 +10,7 @@ request that runs, whose ``session`` names the kernel's session and whose
 from __future__ import annotations
 
 import getpass
-import importlib
-import importlib.util
+import importlib.machinery
 import sys
 import types
 import uuid
@@ -24,6 +23,8 @@ __all__ = ["KernelStandIn", "load_shell_module", "notebook_config", "parent_of"]
 
 #: The module tqdm.auto looks for in ``sys.modules`` to take its notebook path.
 SHELL_MODULE = "ipykernel.zmqshell"
+#: Where bokeh's ``push_notebook`` takes its ``Comm`` from.
+COMM_MODULE = "ipykernel.comm"
 
 
 def notebook_config() -> Config:
@@ -31,21 +32,21 @@ def notebook_config() -> Config:
     return Config({"IPKernelApp": {}})
 
 
-def load_shell_module(shell_class: type) -> None:
-    """Have ipykernel's shell module loaded, as it always is on ipykernel (tqdm.auto
-    tests for it): the real one if ipykernel is installed (about 55 ms of start-up),
-    else a module of that name holding our shell class."""
-    if SHELL_MODULE in sys.modules:
-        return
-    if importlib.util.find_spec("ipykernel") is not None:
-        try:
-            importlib.import_module(SHELL_MODULE)
-            return
-        except Exception:  # a broken ipykernel: the stand-in below
-            pass
-    module = types.ModuleType(SHELL_MODULE, "ipytwist's stand-in: ipykernel is not installed")
-    module.ZMQInteractiveShell = shell_class  # type: ignore[attr-defined]  # a module's name
-    sys.modules[SHELL_MODULE] = module
+def load_shell_module(shell_class: type, comm_class: type) -> None:
+    """Put ipykernel's shell and comm modules in ``sys.modules``, as they always are on
+    ipykernel, holding our shell class and our comm class: tqdm.auto tests for the
+    first, bokeh's ``push_notebook`` makes its comm from the second.  Stand-ins, even
+    where ipykernel is installed: importing the real ones costs about 50 ms of every
+    worker's start (they import ZeroMQ, tornado and jupyter_client)."""
+    for name, attribute, value in (
+        (SHELL_MODULE, "ZMQInteractiveShell", shell_class),
+        (COMM_MODULE, "Comm", comm_class),
+    ):
+        if name not in sys.modules:
+            module = types.ModuleType(name, "ipytwist's stand-in for ipykernel's module")
+            module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            setattr(module, attribute, value)
+            sys.modules[name] = module
 
 
 def parent_of(record: dict[str, Any]) -> dict[str, Any]:

@@ -119,11 +119,11 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
 
 def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:
     """Comms through the ``comm`` package's hooks, and ``get_ipython().kernel``."""
-    from .comms import WorkerComms
+    from .comms import WorkerComm, WorkerComms
     from .notebook import KernelStandIn, load_shell_module
 
-    load_shell_module(type(shell))
     comms = WorkerComms(link.emit)
+    load_shell_module(type(shell), WorkerComm)
     comms.install()
     shell.kernel = KernelStandIn(comms.manager)
     return comms
