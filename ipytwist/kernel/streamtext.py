@@ -14,7 +14,7 @@ above it (:func:`overlay`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "StreamOutput",
     "apply_carriage_returns",
     "overlay",
+    "shown_text",
     "text_bytes",
 ]
 
@@ -297,3 +298,20 @@ class StreamOutput:
             "text": self.text(),
             "hidden_lines": self.hidden,
         }
+
+
+#: "Show all" reads the kernel's output log in slices of this many characters.
+FULL_OUTPUT_SLICE = 64 * 1024
+
+
+def shown_text(texts: list[str], whole: bool) -> Iterator[str]:
+    """A stream's texts as shown (carriage returns applied), a slice at a time; a note
+    first if its start is gone (not ``whole``)."""
+    if not whole:
+        yield "[ipytwist: the start of this output is no longer in the kernel's log]\n"
+    shown = CarriageReturns()
+    for text in texts:
+        for start in range(0, len(text), FULL_OUTPUT_SLICE):
+            yield from shown.feed(text[start : start + FULL_OUTPUT_SLICE])
+            yield ""  # a slice worked out: the reader may pause here
+    yield from shown.finish()

@@ -20,7 +20,7 @@ latest state (:mod:`.widgets`) within a quarter of ``max_bytes``, counted in the
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from .outputs import (
     cut_text,
     omitted,
 )
-from .streamtext import STREAM_OVERHEAD, CarriageReturns, StreamOutput, text_bytes
+from .streamtext import STREAM_OVERHEAD, StreamOutput, shown_text, text_bytes
 from .widgets import WIDGET_MESSAGES, WidgetStore
 
 DEFAULT_MAX_CELLS = 500
@@ -51,8 +51,6 @@ MIN_BYTES = 64 * 1024
 #: Memory of a cell besides its code and outputs, in the transcript's byte count
 #: (measured: 0.3 KiB).
 CELL_OVERHEAD = 512
-#: "Show all" reads the kernel's output log in slices of this many characters.
-FULL_OUTPUT_SLICE = 64 * 1024
 
 Output = StreamOutput | RichOutput | ErrorOutput
 
@@ -170,7 +168,10 @@ class Transcript:
             self._update_display(content)
             return
         if msg_type in WIDGET_MESSAGES:
-            self._widget_message(msg_type, content, msg.get("buffers") or [])
+            self._widgets(self.widgets.apply, msg_type, content, msg.get("buffers") or [])
+        if isinstance(parent, str) and self.widgets.captures(parent, msg_type):
+            self._widgets(self.widgets.capture, parent, msg_type, content)
+            return  # an Output widget's, not the cell's (as in the frontend)
         cell = self.cells.get(parent) if isinstance(parent, str) else None
         if cell is None:
             return
@@ -305,10 +306,11 @@ class Transcript:
         self.size += self._displays.update(display_id, bundle, size + text_bytes(display_id))
         self._enforce()
 
-    def _widget_message(self, msg_type: str, content: dict[str, Any], buffers: list[Any]) -> None:
-        """A comm message, or a status (a restart clears the widgets)."""
+    def _widgets(self, change: Callable[..., None], *args: Any) -> None:
+        """A change to the widgets: a comm message, a status (a restart clears them),
+        an output an Output widget captures."""
         before = self.widgets.size
-        self.widgets.apply(msg_type, content, buffers)
+        change(*args)
         self.size += self.widgets.size - before
         self._enforce()
 
@@ -333,7 +335,7 @@ class Transcript:
             and isinstance(text := env.msg["content"].get("text"), str)
         ]
         whole = bool(cell.first_seq) and log.first_logged_seq <= cell.first_seq
-        return _shown_text(texts, whole)
+        return shown_text(texts, whole)
 
     def clear(self) -> None:
         """Forget every cell (a client cleared the transcript)."""
@@ -382,14 +384,3 @@ def _display_id(content: dict[str, Any]) -> str | None:
     if isinstance(display_id, str) and len(display_id) <= MAX_ID_CHARS:
         return display_id
     return None
-
-
-def _shown_text(texts: list[str], whole: bool) -> Iterator[str]:
-    if not whole:
-        yield "[ipytwist: the start of this output is no longer in the kernel's log]\n"
-    shown = CarriageReturns()
-    for text in texts:
-        for start in range(0, len(text), FULL_OUTPUT_SLICE):
-            yield from shown.feed(text[start : start + FULL_OUTPUT_SLICE])
-            yield ""  # a slice worked out: the reader may pause here
-    yield from shown.finish()

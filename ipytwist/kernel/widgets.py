@@ -20,6 +20,12 @@ strings, a buffer as its base64 length, a fixed overhead an item) plus
 :data:`MODEL_OVERHEAD` a model: at most ``max_bytes`` for all models.  Past it the oldest
 models go first (a model larger than it on its own goes at once); they are counted in
 :attr:`WidgetStore.dropped`.  A model set 100,000 times holds one state.
+
+An ``Output`` widget captures what the request it names (its ``msg_id``) outputs, as
+the frontend's Output model does: :meth:`WidgetStore.capture` puts those outputs in its
+state's ``outputs`` (nbformat's JSON, consecutive stream text of one name merged), and
+the transcript leaves them out of the cell (:mod:`.capture`; counted in the model's
+size).  A frontend that syncs ``outputs`` back replaces them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from .capture import CAPTURED, Captured
 from .outputs import MAX_ID_CHARS, data_bytes
 from .streamtext import text_bytes
 
@@ -54,13 +61,15 @@ class Malformed(ValueError):
 
 
 class _Model:
-    __slots__ = ("state", "size", "binary")
+    __slots__ = ("state", "size", "binary", "captured")
 
     def __init__(self, state: dict[str, Any], size: int, binary: bool) -> None:
         self.state = state
         self.size = size
         #: Whether a message put bytes in its state (if not, none are looked for).
         self.binary = binary
+        #: What an Output model captured since its ``outputs`` were last set.
+        self.captured: Captured | None = None
 
 
 class WidgetStore:
@@ -75,6 +84,9 @@ class WidgetStore:
         self.size = 0
         #: Models whose state was dropped to keep within ``max_bytes``.
         self.dropped = 0
+        #: The Output models that capture, by the msg_id of the request they capture.
+        self._capturing: dict[str, str] = {}
+        self._captures_for: dict[str, str] = {}  # the other way round
 
     def apply(self, msg_type: str, content: dict[str, Any], buffers: list[Any]) -> None:
         """One iopub ``comm_open``, ``comm_msg`` or ``comm_close``, or a ``status``
@@ -94,6 +106,8 @@ class WidgetStore:
     def clear(self) -> None:
         """Every model goes (the kernel's interpreter was replaced)."""
         self.models.clear()
+        self._capturing.clear()
+        self._captures_for.clear()
         self.size = 0
 
     def _open(self, content: dict[str, Any], buffers: list[Any]) -> None:
@@ -108,6 +122,7 @@ class WidgetStore:
         size = MODEL_OVERHEAD + text_bytes(model_id) + data_bytes(state, self.max_bytes)[0]
         self.models[model_id] = _Model(state, size, bool(buffers))
         self.size += size
+        self._track(model_id, state)
         self._enforce(model_id)
 
     def _update(self, content: dict[str, Any], buffers: list[Any]) -> None:
@@ -127,12 +142,53 @@ class WidgetStore:
         model.size += grew
         model.binary = model.binary or bool(buffers)
         self.size += grew
+        if "msg_id" in partial:
+            self._track(model_id, model.state)
+        if "outputs" in partial and model.captured is not None:
+            # A frontend synced what its Output model shows: that stands.
+            model.size -= model.captured.size
+            self.size -= model.captured.size
+            model.captured = None
         self._enforce(model_id)
 
     def _remove(self, model_id: str) -> None:
         model = self.models.pop(model_id, None)
         if model is not None:
             self.size -= model.size
+            self._untrack(model_id)
+
+    def _track(self, model_id: str, state: dict[str, Any]) -> None:
+        """An Output model's ``msg_id`` set (it captures that request's outputs) or
+        cleared."""
+        if state.get("_model_name") != "OutputModel":
+            return
+        self._untrack(model_id)
+        msg_id = state.get("msg_id")
+        if isinstance(msg_id, str) and msg_id:
+            self._capturing[msg_id] = model_id
+            self._captures_for[model_id] = msg_id
+
+    def _untrack(self, model_id: str) -> None:
+        msg_id = self._captures_for.pop(model_id, None)
+        if msg_id is not None and self._capturing.get(msg_id) == model_id:
+            del self._capturing[msg_id]
+
+    def captures(self, msg_id: str, msg_type: object) -> bool:
+        """Whether an Output widget captures this output of request ``msg_id``."""
+        return msg_type in CAPTURED and msg_id in self._capturing
+
+    def capture(self, msg_id: str, msg_type: str, content: dict[str, Any]) -> None:
+        """An output of request ``msg_id``, into its Output widget's ``outputs``."""
+        model_id = self._capturing[msg_id]
+        model = self.models[model_id]
+        if model.captured is None:
+            model.captured = Captured(max(1, self.max_bytes // 2))
+        before = model.captured.size
+        model.captured.add(msg_type, content)
+        grew = model.captured.size - before
+        model.size += grew
+        self.size += grew
+        self._enforce(model_id)
 
     def _enforce(self, changed: str) -> None:
         """Within ``max_bytes``: a model larger on its own goes, then the oldest."""
@@ -140,7 +196,8 @@ class WidgetStore:
             self._remove(changed)
             self.dropped += 1
         while self.size > self.max_bytes:
-            _, model = self.models.popitem(last=False)
+            old_id, model = self.models.popitem(last=False)
+            self._untrack(old_id)
             self.size -= model.size
             self.dropped += 1
 
@@ -157,6 +214,10 @@ class WidgetStore:
                 "model_module_version": kept["_model_module_version"],
                 "state": kept if kept is not model.state else dict(kept),
             }
+            if model.captured is not None:
+                shown = entry["state"].get("outputs")
+                shown = shown if isinstance(shown, list) else []
+                entry["state"]["outputs"] = shown + model.captured.to_json()
             if found:
                 entry["buffers"] = [
                     {"encoding": "base64", "path": path, "data": base64.b64encode(b).decode()}
