@@ -21,6 +21,15 @@ records = st.lists(
 )
 
 
+def fed_in_pieces(decoder: RecordDecoder, data: bytes, cuts: list[int]) -> list[dict]:
+    """The records ``decoder`` gives back from ``data`` cut at ``cuts`` (modulo its length)."""
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    out: list[dict] = []
+    for a, b in zip(points, points[1:], strict=False):
+        out.extend(decoder.feed(data[a:b]))
+    return out
+
+
 def test_record_is_length_then_json() -> None:
     """A record is a 4-byte big-endian length and that many bytes of JSON."""
     data = encode_record({"ev": "ready"})
@@ -32,13 +41,8 @@ def test_record_is_length_then_json() -> None:
 @given(objs=records, cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=20))
 def test_any_chunking_gives_back_the_same_records(objs: list[dict], cuts: list[int]) -> None:
     """However the byte stream is split, the decoder returns every record once, in order."""
-    data = b"".join(encode_record(o) for o in objs)
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     decoder = RecordDecoder()
-    out: list[dict] = []
-    for a, b in zip(points, points[1:], strict=False):
-        out.extend(decoder.feed(data[a:b]))
-    assert out == objs
+    assert fed_in_pieces(decoder, b"".join(encode_record(o) for o in objs), cuts) == objs
     assert decoder.feed(b"") == []  # nothing held back
 
 
@@ -55,12 +59,7 @@ with_buffers = st.lists(
 def test_binary_buffers_come_back_raw_in_any_chunking(objs: list[dict], cuts: list[int]) -> None:
     """A record's buffers travel after its JSON and come back as bytes, in order; a
     record with no buffers comes back without the key."""
-    data = b"".join(encode_record(o) for o in objs)
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    decoder = RecordDecoder()
-    out: list[dict] = []
-    for a, b in zip(points, points[1:], strict=False):
-        out.extend(decoder.feed(data[a:b]))
+    out = fed_in_pieces(RecordDecoder(), b"".join(encode_record(o) for o in objs), cuts)
     assert out == [{k: v for k, v in o.items() if v != []} for o in objs]
 
 
