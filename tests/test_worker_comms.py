@@ -183,3 +183,28 @@ def test_matplotlib_widget_draws_ipympls_canvas_through_comms(tmp_path: Path) ->
         if "application/vnd.jupyter.widget-view+json" in e["data"]
     ]
     assert len(canvas) == 1 and views == canvas
+
+
+def test_what_the_comm_package_logs_is_a_log_event_not_the_cells_stderr(tmp_path: Path) -> None:
+    """A client's message to a comm that does not exist, or a comm_open of a target
+    nobody registered: one ``log`` event each for the service's log (it went to the
+    stderr of every client before), and the worker serves on."""
+    unknown = {"comm_id": "nope" + "x" * 300, "data": {"method": "update", "state": {}}}
+    opening = {"comm_id": "c1", "target_name": "no.such.target", "data": {}}
+    run = run_records(
+        tmp_path,
+        [
+            comm_record("comm_msg", unknown),
+            comm_record("comm_open", opening),
+            execute("print('after')"),
+        ],
+    )
+    assert [r["status"] for r in run.replies] == ["ok"] * 3, run.replies
+    logs = [e["text"] for e in of(run.events, "log")]
+    assert logs == [
+        ("No such comm: nope" + "x" * 300)[:200],
+        "No such comm target registered: no.such.target",
+    ]
+    assert [e["content"]["comm_id"] for e in of(run.events, "comm_close")] == ["c1"]
+    assert b"after" in run.out
+    assert b"No such comm" not in run.out + run.err

@@ -259,6 +259,8 @@ class Kernel:
             self._out.output(*comm)
         elif kind == "input_request":
             self._input.ask(self._queue.current, event)
+        elif kind == "log":  # the worker's comm package, about a client's message
+            self.rejects.warn("worker: {text}", "worker-log", text=str(event.get("text"))[:200])
         elif kind == "reply" and self._queue.current is not None:
             self._finish_current(dict(event.get("content") or {}))
         else:

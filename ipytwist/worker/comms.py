@@ -5,10 +5,15 @@ events (``comm_open``, ``comm_msg``, ``comm_close``) on the record pipe, in orde
 with the cell's other output; ``comm.get_comm_manager`` returns the one
 :class:`~comm.base_comm.CommManager` that a client's comm messages are handed to.
 Binary buffers cross the pipe as base64 text (the records are JSON).
+
+What the ``comm`` package logs (a client's message to a comm that does not exist, a
+target nobody registered) is about a client's message, not the user's code: it goes
+to the service's log as a ``log`` event of one line, not into the cell's stderr.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +27,8 @@ __all__ = ["COMM_MESSAGES", "WorkerComm", "WorkerComms"]
 #: The comm messages a client may send, and the worker may publish.
 COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
 Emit = Callable[[dict[str, Any]], None]
+#: The longest line of the comm package's log passed to the kernel, in characters.
+MAX_LOG_CHARS = 200
 
 
 class WorkerComm(BaseComm):
@@ -57,6 +64,9 @@ class WorkerComms:
         """``comm.create_comm`` and ``comm.get_comm_manager`` are ours from now on."""
         comm.create_comm = WorkerComm
         comm.get_comm_manager = lambda: self.manager
+        logger = logging.getLogger("Comm")
+        logger.addHandler(_ToKernel())
+        logger.propagate = False
 
     def handle(self, record: dict[str, Any]) -> dict[str, Any]:
         """A client's comm message (the worker request's content): to its comm."""
@@ -92,3 +102,15 @@ class WorkerComms:
             if not target_name or c.target_name == target_name
         }
         return {"status": "ok", "comms": comms}
+
+
+class _ToKernel(logging.Handler):
+    """The comm package's warnings and errors, one line each (no traceback), as ``log``
+    events for the kernel's log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage().partition("\n")[0]
+        WorkerComm.emit({"ev": "log", "text": line[:MAX_LOG_CHARS]})
