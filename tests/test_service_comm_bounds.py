@@ -1,5 +1,6 @@
-"""Issue 17, item 6: comm messages from clients are held to --max-message-bytes, on
-ZeroMQ, the WebSocket's legacy frames and its v1 frames, on the real service.
+"""Issue 17, item 6: comm messages (and a debug_request) from clients are held to
+--max-message-bytes, on ZeroMQ, the WebSocket's legacy frames and its v1 frames, on the
+real service.
 
 A ``comm_msg`` that sets a Text widget to 200 kB (in its JSON, or as a binary buffer)
 with ``--max-message-bytes 100000``: the WebSocket sends a close frame 1009 that says
@@ -58,7 +59,9 @@ def update(sid: str, value: str | None, session: str, paths: Any = ()) -> dict[s
     return make_message("comm_msg", {"comm_id": sid, "data": data}, session)
 
 
-def send_ws(ws: WSClient, msg: dict[str, Any], buffers: list[bytes], binary: bool) -> None:
+def send_ws(
+    ws: WSClient, msg: dict[str, Any], buffers: list[bytes], binary: bool, channel: str = "shell"
+) -> None:
     if ws.v1:
         parts = [json.dumps(msg[k]).encode() for k in ("header", "parent_header", "metadata")]
         ws.ws.send_binary(
@@ -67,7 +70,7 @@ def send_ws(ws: WSClient, msg: dict[str, Any], buffers: list[bytes], binary: boo
     elif binary:
         ws.ws.send_binary(serialize_binary_message({**msg, "channel": "shell", "buffers": buffers}))
     else:
-        ws.ws.send(json.dumps({**msg, "channel": "shell"}))
+        ws.ws.send(json.dumps({**msg, "channel": channel}))
 
 
 def value_of(ws: WSClient) -> str:
@@ -81,7 +84,7 @@ def log_lines(svc: Service, since: int) -> list[str]:
 
 @pytest.mark.parametrize(
     "how",
-    ["legacy JSON", "legacy binary", "v1"],
+    ["legacy JSON", "legacy binary", "v1", "debug_request"],
 )
 def test_a_comm_msg_over_the_limit_closes_the_websocket_with_1009(svc: Service, how: str) -> None:
     kid = svc.start_kernel()
@@ -90,7 +93,12 @@ def test_a_comm_msg_over_the_limit_closes_the_websocket_with_1009(svc: Service, 
     big = WSClient.connect(svc, kid, v1=v1)
     try:
         since = len(svc.log())
-        if how == "legacy JSON":
+        if how == "debug_request":
+            args = {"code": PAYLOAD * (BIG // 64)}
+            content = {"type": "request", "seq": 1, "command": "dumpCell", "arguments": args}
+            msg = make_message("debug_request", content, big.session_id)
+            send_ws(big, msg, [], binary=False, channel="control")
+        elif how == "legacy JSON":
             send_ws(big, update(sid, PAYLOAD * (BIG // 64), big.session_id), [], binary=False)
         else:
             msg = update(sid, None, big.session_id, [["value"]])
@@ -132,9 +140,16 @@ def test_a_comm_msg_over_the_limit_is_dropped_on_zeromq(svc: Service) -> None:
         # Buffers of 10 kB each: no frame is too big for ZeroMQ, the message is.
         chunks = [PAYLOAD.encode() * 160] * (BIG // 10_240)
         kc.session.send(kc.shell_channel.socket, "comm_msg", big, buffers=chunks)
-        wait_for(lambda: log_lines(svc, since), 10, "the dropped message logged")
+        args = {"code": PAYLOAD * (BIG // 64)}
+        debug = {"type": "request", "seq": 1, "command": "dumpCell", "arguments": args}
+        kc.session.send(kc.control_channel.socket, "debug_request", debug)
+        wait_for(lambda: len(log_lines(svc, since)) == 2, 10, "the dropped messages logged")
         lines = log_lines(svc, since)
-        assert len(lines) == 1 and PAYLOAD not in lines[0], lines
+        assert [line.split("] ")[1].split(":")[0] for line in lines] == ["shell", "control"]
+        assert not [line for line in lines if PAYLOAD in line], lines
+        kc.control_channel.send(info := kc.session.msg("kernel_info_request", {}))
+        reply = kc.get_control_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == info["header"]["msg_id"]
         assert value_of(ws) == "5 start\n"
         small = {"comm_id": sid, "data": {"method": "update", "state": {"value": "small"}}}
         kc.session.send(kc.shell_channel.socket, "comm_msg", small)
