@@ -208,3 +208,28 @@ def test_what_the_comm_package_logs_is_a_log_event_not_the_cells_stderr(tmp_path
     assert [e["content"]["comm_id"] for e in of(run.events, "comm_close")] == ["c1"]
     assert b"after" in run.out
     assert b"No such comm" not in run.out + run.err
+
+
+RAISING = """
+import comm
+def target(c, msg):
+    @c.on_msg
+    def _(msg):
+        raise ValueError("boom-in-handler")
+comm.get_comm_manager().register_target("boom", target)
+"""
+
+
+def test_an_exception_in_a_comm_handler_still_shows_its_traceback(tmp_path: Path) -> None:
+    opening = {"comm_id": "b1", "target_name": "boom", "data": {}}
+    run = run_records(
+        tmp_path,
+        [
+            execute(RAISING),
+            comm_record("comm_open", opening),
+            comm_record("comm_msg", {"comm_id": "b1", "data": {}}),
+        ],
+    )
+    assert [r["status"] for r in run.replies] == ["ok"] * 3, run.replies
+    assert b"ValueError: boom-in-handler" in run.out + run.err
+    assert of(run.events, "log") == []

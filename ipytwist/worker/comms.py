@@ -6,9 +6,10 @@ with the cell's other output; ``comm.get_comm_manager`` returns the one
 :class:`~comm.base_comm.CommManager` that a client's comm messages are handed to.
 Binary buffers cross the pipe as base64 text (the records are JSON).
 
-What the ``comm`` package logs (a client's message to a comm that does not exist, a
-target nobody registered) is about a client's message, not the user's code: it goes
-to the service's log as a ``log`` event of one line, not into the cell's stderr.
+What the ``comm`` package logs about a client's message (to a comm that does not
+exist, for a target nobody registered) goes to the service's log as a ``log`` event of
+one line, not to every client's stderr; an exception in a comm handler (user code)
+still shows its traceback on stderr.
 """
 
 from __future__ import annotations
@@ -105,12 +106,17 @@ class WorkerComms:
 
 
 class _ToKernel(logging.Handler):
-    """The comm package's warnings and errors, one line each (no traceback), as ``log``
-    events for the kernel's log."""
+    """The comm package's warnings and errors about clients' messages, one line each,
+    as ``log`` events for the kernel's log."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and logging.lastResort is not None:
+            # An exception in user code's comm handler: its traceback on stderr, where
+            # it went before (the comm package logs it), for the user to see.
+            logging.lastResort.handle(record)
+            return
         line = record.getMessage().partition("\n")[0]
         WorkerComm.emit({"ev": "log", "text": line[:MAX_LOG_CHARS]})
