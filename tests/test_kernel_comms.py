@@ -144,3 +144,17 @@ def test_a_malformed_comm_message_is_one_log_line_and_the_kernel_goes_on(env: En
     fine = message("comm_msg", {"comm_id": "c"})  # no data: the worker makes it {}
     kernel.handle("shell", fine, client)
     assert worker.sent[-1]["req"] == "comm"
+
+
+def test_the_workers_log_event_is_one_log_line_and_nothing_on_iopub(env: Env) -> None:
+    kernel, _, iopub = env
+    events: list[dict[str, Any]] = []
+    seen = len(iopub.msgs)
+    globalLogPublisher.addObserver(events.append)
+    try:
+        kernel.worker_event({"ev": "log", "text": "No such comm: c9" + "x" * 500})
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    lines = [formatEvent(e) for e in events]
+    assert lines == ["worker: No such comm: c9" + "x" * 184], lines
+    assert iopub.msgs[seen:] == []

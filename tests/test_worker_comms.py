@@ -203,3 +203,53 @@ def test_ipykernels_modules_are_stand_ins_that_cost_no_start_up(tmp_path: Path) 
     assert opened["content"]["data"] == {"a": 1}
     (sent,) = of(run.events, "comm_msg")
     assert sent["content"]["data"] == {"b": 2}
+
+
+def test_what_the_comm_package_logs_is_a_log_event_not_the_cells_stderr(tmp_path: Path) -> None:
+    """A client's message to a comm that does not exist, or a comm_open of a target
+    nobody registered: one ``log`` event each for the service's log (it went to the
+    stderr of every client before), and the worker serves on."""
+    unknown = {"comm_id": "nope" + "x" * 300, "data": {"method": "update", "state": {}}}
+    opening = {"comm_id": "c1", "target_name": "no.such.target", "data": {}}
+    run = run_records(
+        tmp_path,
+        [
+            comm_record("comm_msg", unknown),
+            comm_record("comm_open", opening),
+            execute("print('after')"),
+        ],
+    )
+    assert [r["status"] for r in run.replies] == ["ok"] * 3, run.replies
+    logs = [e["text"] for e in of(run.events, "log")]
+    assert logs == [
+        ("No such comm: nope" + "x" * 300)[:200],
+        "No such comm target registered: no.such.target",
+    ]
+    assert [e["content"]["comm_id"] for e in of(run.events, "comm_close")] == ["c1"]
+    assert b"after" in run.out
+    assert b"No such comm" not in run.out + run.err
+
+
+RAISING = """
+import comm
+def target(c, msg):
+    @c.on_msg
+    def _(msg):
+        raise ValueError("boom-in-handler")
+comm.get_comm_manager().register_target("boom", target)
+"""
+
+
+def test_an_exception_in_a_comm_handler_still_shows_its_traceback(tmp_path: Path) -> None:
+    opening = {"comm_id": "b1", "target_name": "boom", "data": {}}
+    run = run_records(
+        tmp_path,
+        [
+            execute(RAISING),
+            comm_record("comm_open", opening),
+            comm_record("comm_msg", {"comm_id": "b1", "data": {}}),
+        ],
+    )
+    assert [r["status"] for r in run.replies] == ["ok"] * 3, run.replies
+    assert b"ValueError: boom-in-handler" in run.out + run.err
+    assert of(run.events, "log") == []

@@ -11,18 +11,32 @@ cell's other output.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ..loglimit import LimitedLog
 from ..wire import Message
+from .outputs import MAX_ID_CHARS
 from .requests import Request, tell_handled
 
-__all__ = ["COMM_MESSAGES", "CONTROL_COMMS", "CommMessage", "comm_message", "comm_refused"]
+__all__ = [
+    "COMM_MESSAGES",
+    "CONTROL_COMMS",
+    "MAX_LIVE_COMMS",
+    "CommMessage",
+    "LiveComms",
+    "comm_message",
+    "comm_refused",
+]
 
 #: The comm messages, from clients and from the worker.
 COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
 #: Worker requests a client may also send on control.
 CONTROL_COMMS = ("comm_info_request",)
+#: Open comms the kernel remembers to close at a restart; past it, the oldest are
+#: forgotten (ids of at most MAX_ID_CHARS characters: at most about 11 MiB).
+MAX_LIVE_COMMS = 10_000
 
 
 class CommMessage(NamedTuple):
@@ -79,3 +93,34 @@ def comm_refused(request: Request, rejects: LimitedLog) -> bool:
         rejects.warn("ignored a {t}: {p}", "comm", t=t, p=problem)
         tell_handled(request)
     return problem is not None
+
+
+class LiveComms:
+    """The ids of the open comms of the current interpreter, oldest first (bounded)."""
+
+    def __init__(self, max_comms: int = MAX_LIVE_COMMS) -> None:
+        self.max_comms = max_comms
+        self.ids: OrderedDict[str, None] = OrderedDict()
+        #: Open comms forgotten to keep within ``max_comms`` (not closed at a restart).
+        self.forgotten = 0
+
+    def follow(self, msg_type: str, content: dict[str, Any]) -> None:
+        """A comm message, the worker's (published) or a client's (as the worker gets
+        it): ``comm_open`` adds its comm, ``comm_close`` removes it; others: nothing."""
+        comm_id = content.get("comm_id")
+        if not isinstance(comm_id, str):
+            return
+        if msg_type == "comm_close":
+            self.ids.pop(comm_id, None)
+        elif msg_type == "comm_open" and 0 < len(comm_id) <= MAX_ID_CHARS:
+            self.ids[comm_id] = None
+            if len(self.ids) > self.max_comms:
+                self.ids.popitem(last=False)
+                self.forgotten += 1
+
+    def close_all(self, close: Callable[[dict[str, Any]], None]) -> None:
+        """The interpreter is gone: ``close`` is given the ``comm_close`` content of
+        every open comm, oldest first, and none is open any more."""
+        ids, self.ids = self.ids, OrderedDict()
+        for comm_id in ids:
+            close({"comm_id": comm_id, "data": {}})

@@ -74,7 +74,7 @@ class Kernel:
             lambda restart: self.restart() if restart else self.shutdown()
         )
         self._out = Publisher(self.session, self.output_log)
-        self._output = OutputCoalescer(reactor, self._publish_stream, flush_interval)
+        self._output = OutputCoalescer(reactor, self._out.stream, flush_interval)
         self._queue = RequestQueue()
         self._stop = StopOnError(
             self._queue, requests_in_flight, self._abort, lambda r: self.handle(*r), self._record
@@ -206,6 +206,7 @@ class Kernel:
             # The worker starts first, and works while busy is being published:
             # its events can only be read after this reactor turn, so order holds.
             self.supervisor.send(worker_record(request))
+            self._out.sent(request)
             self._out.status("busy", request.msg)
 
     def _finish_current(self, content: dict[str, Any]) -> None:
@@ -258,6 +259,8 @@ class Kernel:
             self._out.output(*comm)
         elif kind == "input_request":
             self._input.ask(self._queue.current, event)
+        elif kind == "log":  # the worker's comm package, about a client's message
+            self.rejects.warn("worker: {text}", "worker-log", text=str(event.get("text"))[:200])
         elif kind == "reply" and self._queue.current is not None:
             self._finish_current(dict(event.get("content") or {}))
         else:
@@ -293,8 +296,3 @@ class Kernel:
             self.shutdown()
             return
         self._output.reset()
-
-    # -- publishing -----------------------------------------------------------
-
-    def _publish_stream(self, name: str, text: str) -> None:
-        self._out.output("stream", {"name": name, "text": text})

@@ -240,6 +240,9 @@ class _Factory(WebSocketServerFactory):
             autoPingTimeout=60,
             maxMessagePayloadSize=max_message_bytes,
             maxFramePayloadSize=max_message_bytes,
+            # A message past the limit (or another protocol error) gets a close frame
+            # that says why (1009 and the sizes), not a dropped TCP connection.
+            failByDrop=False,
             # Origin is checked on the HTTP request before the upgrade (see site.py).
             allowedOrigins=["*"],
             allowNullOrigin=True,

@@ -5,10 +5,16 @@ events (``comm_open``, ``comm_msg``, ``comm_close``) on the record pipe, in orde
 with the cell's other output; ``comm.get_comm_manager`` returns the one
 :class:`~comm.base_comm.CommManager` that a client's comm messages are handed to.
 Binary buffers cross the pipe raw, after the record's JSON (:mod:`ipytwist.framing`).
+
+What the ``comm`` package logs about a client's message (to a comm that does not
+exist, for a target nobody registered) goes to the service's log as a ``log`` event of
+one line, not to every client's stderr; an exception in a comm handler (user code)
+still shows its traceback on stderr.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +26,8 @@ __all__ = ["COMM_MESSAGES", "WorkerComm", "WorkerComms"]
 #: The comm messages a client may send, and the worker may publish.
 COMM_MESSAGES = ("comm_open", "comm_msg", "comm_close")
 Emit = Callable[[dict[str, Any]], None]
+#: The longest line of the comm package's log passed to the kernel, in characters.
+MAX_LOG_CHARS = 200
 
 
 class WorkerComm(BaseComm):
@@ -55,6 +63,9 @@ class WorkerComms:
         """``comm.create_comm`` and ``comm.get_comm_manager`` are ours from now on."""
         comm.create_comm = WorkerComm
         comm.get_comm_manager = lambda: self.manager
+        logger = logging.getLogger("Comm")
+        logger.addHandler(_ToKernel())
+        logger.propagate = False
 
     def handle(self, record: dict[str, Any]) -> dict[str, Any]:
         """A client's comm message (the worker request's content): to its comm."""
@@ -97,3 +108,20 @@ def _buffers(buffers: object) -> list[bytes | bytearray | memoryview]:
     if not isinstance(buffers, list):
         return []
     return [b for b in buffers if isinstance(b, bytes | bytearray | memoryview)]
+
+
+class _ToKernel(logging.Handler):
+    """The comm package's warnings and errors about clients' messages, one line each,
+    as ``log`` events for the kernel's log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and logging.lastResort is not None:
+            # An exception in user code's comm handler: its traceback on stderr, where
+            # it went before (the comm package logs it), for the user to see.
+            logging.lastResort.handle(record)
+            return
+        line = record.getMessage().partition("\n")[0]
+        WorkerComm.emit({"ev": "log", "text": line[:MAX_LOG_CHARS]})
