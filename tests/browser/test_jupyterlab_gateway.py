@@ -97,7 +97,6 @@ def notebook(browser: Browser, lab: JupyterServer) -> Iterator[Page]:
     ctx.close()
 
 
-
 def run_cell(page: Page, source: str) -> Locator:
     """Run the notebook's cell of ``source`` (Shift+Enter in its editor); returns the
     cell once its prompt shows an execution count."""
