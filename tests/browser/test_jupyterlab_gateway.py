@@ -10,7 +10,8 @@ jupyter_server's gateway client reads every frame from the gateway as UTF-8 text
 binary comm buffers never reach JupyterLab through ``--gateway-url`` (ipytwist sends
 such messages to it as text frames without their buffers): ipympl's figure widget
 renders (label, canvas, toolbar) and the connection stays up, but the image it draws
-comes in a buffer.
+comes in a buffer: the figure is blank until the page is reloaded, when ipympl draws
+the image the kernel's state of the figure holds.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ DEBUGGED = "def f(a):\n    b = a * 3\n    return b\n\nz = f(14)\nprint(z)"
 CELLS = [SLIDER, SLIDER_VALUE, FIGURE, AFTER_FIGURE, PROGRESS, DEBUGGED]
 STDOUT = '[data-mime-type="application/vnd.jupyter.stdout"]'
 STDERR = '[data-mime-type="application/vnd.jupyter.stderr"]'
+#: True once ipympl's figure canvas has a painted pixel.
+PAINTED = """() => {
+  const c = document.querySelector(".jupyter-matplotlib-canvas-div canvas");
+  if (!c || !c.width || !c.height) return false;
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) return true;
+  return false;
+}"""
 
 
 def _notebook() -> dict[str, Any]:
@@ -142,6 +151,15 @@ def test_matplotlib_widget_shows_ipympls_figure_and_the_connection_stays_up(
     expect(toolbar).to_be_visible()
     later = run_cell(notebook, AFTER_FIGURE)
     expect(later.locator(STDOUT)).to_have_text("after the figure")
+    # The image came in a binary buffer, which the gateway client cannot pass on.  The
+    # kernel's state of the figure has it as ``_data_url`` too, which ipympl draws when
+    # its model is made: on a reload, from the state the kernel sends.
+    notebook.keyboard.press("Control+s")
+    tab = notebook.locator(".lm-TabBar-tab.jp-mod-current")
+    expect(tab).not_to_have_class(re.compile(r"\bjp-mod-dirty\b"))
+    notebook.reload()
+    notebook.wait_for_function(SELECTORS["jupyterlab"].idle, timeout=60_000)
+    notebook.wait_for_function(PAINTED, polling=100, timeout=TIMEOUT_MS)
 
 
 def test_tqdm_auto_shows_a_progress_bar_widget_and_no_text_bar(notebook: Page) -> None:
