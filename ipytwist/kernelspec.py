@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from importlib.util import find_spec
 from typing import Any
 
 KERNEL_NAME = "ipytwist"
@@ -14,12 +15,14 @@ DISPLAY_NAME = "Python 3 (ipytwist)"
 
 
 def kernel_json(python: str = sys.executable) -> dict[str, Any]:
+    """The kernelspec.  JupyterLab enables its debugger for a kernel only when the spec's
+    ``metadata.debugger`` says so (``kernel_info`` alone does not), as ipykernel's does."""
     return {
         "argv": [python, "-m", "ipytwist.kernel", "-f", "{connection_file}"],
         "display_name": DISPLAY_NAME,
         "language": "python",
         "interrupt_mode": "signal",
-        "metadata": {"debugger": False},
+        "metadata": {"debugger": find_spec("debugpy") is not None},
     }
 
 

@@ -110,6 +110,8 @@ def test_kernelspecs_come_from_the_gateway(servers: Servers) -> None:
     assert specs["default"] in ("ipytwist", "python3")
     spec = specs["kernelspecs"]["ipytwist"]["spec"]
     assert spec["language"] == "python"
+    # JupyterLab enables its debugger button only for a spec that says so.
+    assert spec["metadata"]["debugger"] is True
     r = servers.get("/api/kernelspecs/ipytwist")
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "ipytwist"

@@ -220,7 +220,10 @@ export class Notebook {
     }
     const type = msg.header?.msg_type;
     const content = msg.content ?? {};
-    if (type === "status") this.changes.kernelState(String(content.execution_state));
+    // A debug_request's busy and idle come even while a cell runs (as on ipykernel):
+    // they say nothing of the kernel's state.
+    const debugging = msg.parent_header?.msg_type === "debug_request";
+    if (type === "status" && !debugging) this.changes.kernelState(String(content.execution_state));
     if (type === "update_display_data") {
       this.updateDisplay(content);
       return;

@@ -212,3 +212,15 @@ test("a message replayed after a reconnect is not applied twice", () => {
   for (const m of [first, second, first, second]) nb.apply(m);
   assert.deepEqual(shown(nb, "r"), ["stdout:once\ntwice\n"]);
 });
+
+test("a debug_request's busy and idle leave the kernel's state alone", () => {
+  const { nb, rec } = loaded();
+  nb.request("r", "f()", "me");
+  nb.apply(status("r", "busy"));
+  for (const state of ["busy", "idle"]) {
+    const m = status("d", state);
+    m.parent_header = { msg_id: "d", msg_type: "debug_request" };
+    nb.apply(m);
+  }
+  assert.deepEqual(rec.states, ["busy"]);
+});

@@ -88,7 +88,7 @@ class Kernel:
         self._input = InputRouter(self.session, self.supervisor.send, self.rejects)
         run = worker_runner(self.session, self._queue.add, self._advance)
         pid = lambda: self.supervisor.pid  # noqa: E731
-        self.debugger = Debugger(run, self._answer_now, self._out, self.rejects, pid, debug_connect)
+        self.debugger = Debugger(run, self._out.around, self._out, self.rejects, pid, debug_connect)
 
     # -- lifecycle ----------------------------------------------------------
 

@@ -53,7 +53,11 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
 
 class Debugger:
-    """One kernel's debugger: its debugpy session and what the panel was told."""
+    """One kernel's debugger: its debugpy session and what the panel was told.
+
+    ``answer`` publishes each debug_reply between busy and idle parented to its request,
+    even while a cell runs (as ipykernel does): JupyterLab's debugger waits for each
+    request's idle, and its status indicator ignores these."""
 
     log = Logger()
 

@@ -260,3 +260,22 @@ def test_source_reads_regular_files_up_to_its_bound(env: Env, tmp_path: Any) -> 
     for path in (past, fifo, "/dev/zero", tmp_path / "missing.py"):
         reply = env.reply(env.debug("source", source={"path": str(path)}))
         assert reply["success"] is False and reply["message"] == "source unavailable"
+
+
+def test_every_debug_reply_has_busy_and_idle_of_its_request(env: Env) -> None:
+    """JupyterLab's debugger waits for each request's idle (its future's ``done``): a
+    reply without one hangs the panel.  As on ipykernel, busy and idle parented to the
+    debug_request come with every reply: one answered through a worker request, and one
+    while a breakpoint stops the running cell."""
+    env.start()
+    msg = env.debug("inspectVariables")
+    env.worker.reply({"status": "ok", "variables": []})
+    assert env.iopub.of(msg) == [("status", "busy"), ("status", "idle")]
+    cell = new_message("execute_request", {"code": "f()"}, "client")
+    env.kernel.handle("shell", cell, env.client)
+    env.debugpy.event("stopped", reason="breakpoint", threadId=7, allThreadsStopped=True)
+    msg = env.debug("stackTrace", threadId=7)
+    (sent,) = env.debugpy.received()
+    env.debugpy.respond(sent, body={"stackFrames": []})
+    assert env.reply(msg)["success"]
+    assert env.iopub.of(msg) == [("status", "busy"), ("status", "idle")]
