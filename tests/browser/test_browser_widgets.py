@@ -314,6 +314,11 @@ def test_an_output_widget_captures_its_print(page: Page) -> None:
     expect(cell).to_have_class(state("done"))
     expect(cell.locator(".widget-output")).to_contain_text("inside")
     expect(cell.locator(".output-stream")).to_have_count(0)
+    # From the transcript: the print once, in the widget (it was the cell's as well).
+    page.reload()
+    cell = last_cell(page)
+    expect(cell.locator(".widget-output")).to_have_text(re.compile(r"^\s*inside\s*$"))
+    expect(cell.locator(".output-stream")).to_have_count(0)
 
 
 def test_a_restart_takes_the_widgets_away(page: Page) -> None:
