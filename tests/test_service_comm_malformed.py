@@ -27,7 +27,7 @@ SLIDER = "import ipywidgets\ns = ipywidgets.IntSlider()\ndisplay(s)"
 LINES = [
     "ignored a comm_msg: its comm_id is not a string",
     "ignored a comm_msg: its data is not an object",
-    "worker: No such comm: nope",
+    "worker: No such comm: (4 characters)",
     "ignored a comm_open: its target_name is not a string",
     "malformed debug_request",
 ]

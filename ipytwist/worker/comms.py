@@ -123,5 +123,11 @@ class _ToKernel(logging.Handler):
             # it went before (the comm package logs it), for the user to see.
             logging.lastResort.handle(record)
             return
-        line = record.getMessage().partition("\n")[0]
-        WorkerComm.emit({"ev": "log", "text": line[:MAX_LOG_CHARS]})
+        # The client's id or target name is payload: the log says only how long it was.
+        args = record.args if isinstance(record.args, tuple) else ()
+        shown = tuple(f"({len(str(a))} characters)" for a in args)
+        try:
+            line = str(record.msg) % shown
+        except (TypeError, ValueError):
+            line = str(record.msg)
+        WorkerComm.emit({"ev": "log", "text": line.partition("\n")[0][:MAX_LOG_CHARS]})
