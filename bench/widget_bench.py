@@ -45,6 +45,12 @@ WARMUP_UPDATES = 1000
 METRICS = [
     ("time_s", "execute_request -> every client at value N-1 and idle", "s", False),
     ("updates_per_s", "updates/s per client (median client)", "n", True),
+    (
+        "received_per_s",
+        "updates received/s per client, all trials, lost updates or not",
+        "n",
+        False,
+    ),
     ("updates", "updates received per client", "n", False),
     ("iopub", "iopub messages of the cell per client", "n", False),
     ("frames", "frames received per client", "n", False),
@@ -54,6 +60,8 @@ METRICS = [
     ("client_cpu_s", "CPU of the clients' process during the loop", "s", False),
 ]
 PER_CLIENT = ("updates", "iopub", "frames")
+#: Rows taken from every trial, failed or not (the others from the good trials only).
+EVERY_TRIAL = ("received_per_s", "updates")
 
 
 def metric_values(trials: list[Trial], server: str, key: str) -> list[float]:
@@ -61,7 +69,7 @@ def metric_values(trials: list[Trial], server: str, key: str) -> list[float]:
     every client's)."""
     out: list[float] = []
     for t in trials:
-        if t.server != server or t.failures:
+        if t.server != server or (t.failures and key not in EVERY_TRIAL):
             continue
         if key in PER_CLIENT:
             out += [float(c[key]) for c in t.per_client]
@@ -111,13 +119,12 @@ async def run_all(
         for name, s in servers.items():
             attached[name] = await attach(s, kernels[name], args.clients, args.protocol)
         order = list(servers)
+        limits = (args.timeout, args.stall)
         for rnd in range(args.warmup + args.rounds):
             n = WARMUP_UPDATES if rnd < args.warmup else args.updates
             for name in order if rnd % 2 == 0 else order[::-1]:
                 clients, tracker = attached[name]
-                t = await trial(
-                    servers[name], samplers[name], clients, tracker, rnd, n, args.timeout
-                )
+                t = await trial(servers[name], samplers[name], clients, tracker, rnd, n, limits)
                 print(describe(t) + (" (warm-up)" if rnd < args.warmup else ""), flush=True)
                 if rnd >= args.warmup:
                     trials.append(t)
@@ -138,7 +145,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--warmup", type=int, default=1, help=f"untimed trials of {WARMUP_UPDATES} first (1)"
     )
     p.add_argument("--protocol", choices=PROTOCOLS, default="v1", help="v1 (default) or legacy")
-    p.add_argument("--timeout", type=float, default=300.0, help="per cell (seconds)")
+    p.add_argument("--timeout", type=float, default=300.0, help="per cell (seconds, 300)")
+    p.add_argument(
+        "--stall",
+        type=float,
+        default=20.0,
+        help="give a cell up once no client received anything for this long (seconds, 20)",
+    )
     p.add_argument(
         "--max-rss-mib", type=int, default=4096, help="kill a server + kernel past 1.5x this"
     )

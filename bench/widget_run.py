@@ -49,7 +49,9 @@ class WidgetClient(Client):
         super().__init__(url, headers, tracker, [V1] if protocol == "v1" else None)
         self.v1 = protocol == "v1"
         self.cache = cache
-        self.tally: Tally | None = None
+        #: The requests being tallied: the current one, and any before it still missing
+        #: messages (to see whether they come after all).
+        self.tallies: list[Tally] = []
 
     async def open(self, timeout: float) -> None:
         await super().open(timeout)
@@ -70,9 +72,9 @@ class WidgetClient(Client):
                 self.cache[raw] = s
             else:
                 self.reply(msg)
-        tally = self.tally
-        if tally is not None and tally.feed(s, now):
-            self.tracker.idle(self, tally.request)
+        for tally in self.tallies:
+            if tally.feed(s, now):
+                self.tracker.idle(self, tally.request)
 
 
 @dataclass
@@ -104,6 +106,13 @@ class Trial:
         rates = [c["updates"] / c["done_s"] for c in self.per_client if c["done_s"]]
         return statistics.median(rates) if rates and not self.failures else None
 
+    @property
+    def received_per_s(self) -> float | None:
+        """Median over clients of the updates received ÷ the time to the last one
+        received, whether or not some were lost."""
+        rates = [c["updates"] / c["updates_s"] for c in self.per_client if c["updates_s"]]
+        return statistics.median(rates) if rates else None
+
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and its descendants (those alive now)."""
@@ -111,27 +120,38 @@ def tree_cpu(pid: int) -> float:
 
 
 async def run_cell(
-    clients: list[WidgetClient], tracker: Tracker, code: str, timeout: float, **want: Any
-) -> tuple[list[Tally], float, bool]:
+    clients: list[WidgetClient],
+    tracker: Tracker,
+    code: str,
+    limits: tuple[float, float],
+    keep: tuple[list[Tally], ...] = (),
+    **want: Any,
+) -> tuple[list[Tally], float, str]:
     """Execute ``code`` from the first client; wait until every client's tally (of
-    ``want``: ``comm_id``, ``target``) is done.  The tallies, the send time (monotonic)
-    and whether all were done within ``timeout``."""
+    ``want``: ``comm_id``, ``target``) is done.  ``limits``: the timeout, and how long
+    no client may receive anything before the cell is given up as stalled.  ``keep``:
+    earlier tallies (one list per request) the clients go on feeding.  The tallies, the
+    send time (monotonic) and how it ended: ``done``, ``timeout`` or ``stalled``."""
+    timeout, stall = limits
     msg_id = uuid.uuid4().hex
-    tallies = []
-    for c in clients:
-        c.tally = Tally(msg_id, **want)
-        tallies.append(c.tally)
+    tallies = [Tally(msg_id, **want) for _ in clients]
+    for i, c in enumerate(clients):
+        c.tallies = [*(old[i] for old in keep), tallies[i]]
     done = tracker.watch(msg_id, clients)
     t0 = time.monotonic()
     await clients[0].send(msg_id, "shell", "execute_request", execute_content(code))
-    try:
-        await asyncio.wait_for(done.wait(), timeout)
-    except TimeoutError:
-        return tallies, t0, False
-    return tallies, t0, all(t.done_at is not None for t in tallies)
+    while not done.is_set():
+        try:
+            await asyncio.wait_for(done.wait(), min(1.0, stall))
+        except TimeoutError:
+            now = time.monotonic()
+            quiet = now - max([t0, *(t.seen_at or t0 for t in tallies)])
+            if now - t0 > timeout or quiet > stall:
+                return tallies, t0, "timeout" if now - t0 > timeout else "stalled"
+    return tallies, t0, "done" if all(t.done_at is not None for t in tallies) else "closed"
 
 
-def judge(trial: Trial, tallies: list[Tally], t0: float, finished: bool, timeout: float) -> None:
+def judge(trial: Trial, tallies: list[Tally], t0: float, ended: str, why: str) -> None:
     """Fill ``trial`` from the tallies; every client must end at the last value."""
     for i, t in enumerate(tallies):
         done_s = t.done_at - t0 if t.done_at is not None else None
@@ -144,6 +164,7 @@ def judge(trial: Trial, tallies: list[Tally], t0: float, finished: bool, timeout
                 "backwards": t.backwards,
                 "gaps": t.gaps,
                 "done_s": done_s,
+                "updates_s": t.update_at - t0 if t.update_at is not None else None,
             }
         )
         if t.last != trial.n - 1 or t.idle_at is None:
@@ -153,10 +174,10 @@ def judge(trial: Trial, tallies: list[Tally], t0: float, finished: bool, timeout
             )
         if t.backwards or t.gaps:
             trial.failures.append(f"client {i}: {t.backwards} values out of order, {t.gaps} gaps")
-    if not finished:
-        trial.failures.append(f"not every client done within {timeout:g}s")
+    if ended != "done":
+        trial.failures.append(f"not every client done: {why}")
     times = [c["done_s"] for c in trial.per_client]
-    if finished and not trial.failures and None not in times:
+    if ended == "done" and not trial.failures and None not in times:
         trial.time_s = max(times)
 
 
@@ -167,15 +188,16 @@ async def trial(
     tracker: Tracker,
     rnd: int,
     n: int,
-    timeout: float,
+    limits: tuple[float, float],
 ) -> Trial:
-    """A fresh slider, then the timed loop of ``n`` updates."""
+    """A fresh slider, then the timed loop of ``n`` updates (``limits``: see
+    :func:`run_cell`)."""
     proto = "v1" if clients[0].v1 else "legacy"
     out = Trial(server.name, rnd, n, len(clients), proto)
-    setup, t0, finished = await run_cell(clients, tracker, SETUP.format(n=n), timeout)
+    setup, t0, ended = await run_cell(clients, tracker, SETUP.format(n=n), limits)
     comm_id = setup[0].widget(SLIDER)
-    if not finished or comm_id is None:
-        out.failures.append(f"setup cell: all done {finished}, {SLIDER} opened {comm_id}")
+    if ended != "done" or comm_id is None:
+        out.failures.append(f"setup cell: {ended}, {SLIDER} opened: {comm_id}")
         return out
     out.setup_s = max(t.done_at or 0.0 for t in setup) - t0
     for c in clients:
@@ -183,15 +205,41 @@ async def trial(
     sampler.sample()
     out.rss_before_mib = sampler.samples[-1][2] / MIB
     cpu0, own0 = tree_cpu(server.pid), time.process_time()
-    tallies, t0, finished = await run_cell(
-        clients, tracker, LOOP.format(n=n), timeout, comm_id=comm_id, target=n - 1
+    tallies, t0, ended = await run_cell(
+        clients, tracker, LOOP.format(n=n), limits, comm_id=comm_id, target=n - 1
     )
     out.client_cpu_s = time.process_time() - own0
     out.server_cpu_s = tree_cpu(server.pid) - cpu0
     sampler.sample()
     out.peak_rss_mib = sampler.peaks_between(t0, time.monotonic())[1] / MIB
-    judge(out, tallies, t0, finished, timeout)
+    why = ended
+    if ended in ("stalled", "timeout"):
+        why = await diagnose(clients, tracker, tallies, limits, ended)
+    judge(out, tallies, t0, ended, why)
     return out
+
+
+async def diagnose(
+    clients: list[WidgetClient],
+    tracker: Tracker,
+    tallies: list[Tally],
+    limits: tuple[float, float],
+    ended: str,
+) -> str:
+    """Why a loop did not reach every client: were its last messages held back (they
+    come once the kernel publishes something else: one more cell, ``pass``) or lost?"""
+    lasts = sorted({t.last for t in tallies}, key=lambda v: -1 if v is None else v)
+    text = (
+        f"{ended} (nothing received for {limits[1]:g} s)"
+        if ended == "stalled"
+        else f"{ended} ({limits[0]:g} s)"
+    )
+    text += f" with the clients' last values at {lasts[0]}..{lasts[-1]}"
+    await run_cell(clients, tracker, "pass", limits, keep=(tallies,))
+    reached = sum(t.done_at is not None for t in tallies)
+    if reached == len(tallies):
+        return text + "; every client got the rest after one more cell: held back, not lost"
+    return text + f"; after one more cell {len(tallies) - reached} clients still lack the rest"
 
 
 async def attach(server: ServerProcess, kernel_id: str, n: int, protocol: str) -> tuple:

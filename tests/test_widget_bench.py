@@ -56,7 +56,7 @@ def test_done_only_at_the_last_value_and_the_idle() -> None:
     assert t.feed(update(2), 3.0)
     assert (t.done_at, t.idle_at, t.last_at, t.last) == (3.0, 2.0, 3.0, 2)
     assert not t.feed(update(2), 4.0)  # done once
-    assert (t.frames, t.iopub, t.updates, t.backwards) == (6, 5, 3, 1)
+    assert (t.frames, t.iopub, t.updates, t.backwards, t.seen_at) == (6, 5, 3, 1, 4.0)
 
 
 def test_values_out_of_order_and_gaps_are_counted() -> None:
@@ -91,20 +91,20 @@ def tallies(lasts: list[int | None], idle_at: float | None = 2.0) -> list[Tally]
 
 def test_a_trial_is_timed_to_its_slowest_client() -> None:
     trial = Trial("s", 0, 10, 2, "v1")
-    judge(trial, tallies([9, 9]), t0=0.5, finished=True, timeout=60)
+    judge(trial, tallies([9, 9]), t0=0.5, ended="done", why="done")
     assert trial.failures == [] and trial.time_s == 1.5
     assert trial.updates_per_s == 1 / 1.5
 
 
 def test_a_client_short_of_the_last_value_fails_the_trial_loudly() -> None:
     trial = Trial("s", 0, 10, 3, "v1")
-    judge(trial, tallies([9, 8, None]), t0=0.0, finished=False, timeout=60)
+    judge(trial, tallies([9, 8, None]), t0=0.0, ended="stalled", why="stalled (20 s)")
     assert trial.time_s is None and trial.updates_per_s is None
     assert trial.failures == [
         "client 1: last value 8 (want 9), 1 updates, idle seen",
         "client 2: last value None (want 9), 0 updates, idle seen",
-        "not every client done within 60s",
+        "not every client done: stalled (20 s)",
     ]
     no_idle = Trial("s", 0, 10, 1, "v1")
-    judge(no_idle, tallies([9], idle_at=None), t0=0.0, finished=False, timeout=5)
+    judge(no_idle, tallies([9], idle_at=None), t0=0.0, ended="timeout", why="timeout")
     assert no_idle.failures[0] == "client 0: last value 9 (want 9), 1 updates, idle not seen"

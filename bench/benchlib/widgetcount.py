@@ -76,6 +76,10 @@ class Tally:
     gaps: int = 0
     #: comm_id -> model name of the widgets the request opened.
     models: dict[str, str | None] = field(default_factory=dict)
+    #: When the last frame (any) came.
+    seen_at: float | None = None
+    #: When the latest update came, and when the target value came.
+    update_at: float | None = None
     last_at: float | None = None
     idle_at: float | None = None
     done_at: float | None = None
@@ -83,6 +87,7 @@ class Tally:
     def feed(self, s: Summary, now: float) -> bool:
         """Count one message received at ``now``; True when it makes the tally done."""
         self.frames += 1
+        self.seen_at = now
         if s.gap:
             self.gaps += 1
         if s.parent != self.request or s.channel != "iopub":
@@ -93,6 +98,7 @@ class Tally:
             if self.last is not None and s.value <= self.last:
                 self.backwards += 1
             self.last = s.value
+            self.update_at = now
             if s.value == self.target:
                 self.last_at = now
         elif s.msg_type == "comm_open" and s.comm_id is not None:
