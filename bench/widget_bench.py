@@ -60,16 +60,16 @@ METRICS = [
     ("client_cpu_s", "CPU of the clients' process during the loop", "s", False),
 ]
 PER_CLIENT = ("updates", "iopub", "frames")
-#: Rows taken from every trial, failed or not (the others from the good trials only).
-EVERY_TRIAL = ("received_per_s", "updates")
+#: Rows taken from the good trials only (the others from every trial, failed or not).
+GOOD_ONLY = ("time_s", "updates_per_s")
 
 
 def metric_values(trials: list[Trial], server: str, key: str) -> list[float]:
-    """The values of one metric over the good trials of ``server`` (per-client counts:
-    every client's)."""
+    """The values of one metric over the trials of ``server`` (the good ones only for
+    :data:`GOOD_ONLY`; per-client counts: every client's)."""
     out: list[float] = []
     for t in trials:
-        if t.server != server or (t.failures and key not in EVERY_TRIAL):
+        if t.server != server or (t.failures and key in GOOD_ONLY):
             continue
         if key in PER_CLIENT:
             out += [float(c[key]) for c in t.per_client]

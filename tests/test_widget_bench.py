@@ -100,6 +100,7 @@ def test_a_client_short_of_the_last_value_fails_the_trial_loudly() -> None:
     trial = Trial("s", 0, 10, 3, "v1")
     judge(trial, tallies([9, 8, None]), t0=0.0, ended="stalled", why="stalled (20 s)")
     assert trial.time_s is None and trial.updates_per_s is None
+    assert trial.received_per_s == 1.0  # counted, lost updates or not (the third: none)
     assert trial.failures == [
         "client 1: last value 8 (want 9), 1 updates, idle seen",
         "client 2: last value None (want 9), 0 updates, idle seen",
