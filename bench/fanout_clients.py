@@ -14,6 +14,7 @@ from typing import Any
 from benchlib.messages import legacy_text, make_message
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 
 @dataclass
@@ -57,7 +58,14 @@ class Tracker:
 
 
 class Client:
-    def __init__(self, url: str, headers: dict[str, str], tracker: Tracker) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        tracker: Tracker,
+        subprotocols: list[Subprotocol] | None = None,
+    ) -> None:
+        self.subprotocols = subprotocols
         self.session = uuid.uuid4().hex
         self.url = f"{url}?session_id={self.session}"
         self.headers = headers
@@ -73,6 +81,7 @@ class Client:
             connect(
                 self.url,
                 additional_headers=self.headers,
+                subprotocols=self.subprotocols,
                 compression=None,
                 max_size=None,
                 max_queue=1024,
@@ -88,41 +97,9 @@ class Client:
 
     async def _read(self) -> None:
         assert self.ws is not None
-        loads = json.loads
-        seen = self.seen
-        parsed = self.tracker.parsed
         try:
             async for raw in self.ws:
-                if not isinstance(raw, str):
-                    continue  # binary frames (buffers) are not used by these workloads
-                # Every client gets the same text for an iopub message: parse it once, so
-                # the bench measures the servers more than its own JSON decoding.
-                msg = parsed.get(raw)
-                if msg is None:
-                    msg = loads(raw)
-                    if msg.get("channel") == "iopub":
-                        parsed[raw] = msg
-                parent = msg["parent_header"].get("msg_id")
-                if msg.get("channel") != "iopub":
-                    fut = self.replies.pop(parent, None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(msg)
-                    continue
-                s = seen.get(parent)
-                if s is None:
-                    continue
-                s.msg_ids.append(msg["header"]["msg_id"])
-                msg_type = msg["header"]["msg_type"]
-                if msg_type == "stream":
-                    if msg["content"].get("name") == "stdout":
-                        s.stdout.append(msg["content"]["text"])
-                elif (
-                    msg_type == "status"
-                    and msg["content"].get("execution_state") == "idle"
-                    and s.idle_at is None
-                ):
-                    s.idle_at = time.perf_counter()
-                    self.tracker.idle(self, parent)
+                self.receive(raw)
             self.closed_reason = "closed by server"
         except ConnectionClosed as e:
             self.closed_reason = f"closed by server ({e.rcvd.code if e.rcvd else 'no close frame'})"
@@ -134,10 +111,51 @@ class Client:
         finally:
             self.tracker.closed(self)
 
+    def reply(self, msg: dict[str, Any]) -> None:
+        """A message on shell or control: the answer to a :meth:`request`, if one waits."""
+        fut = self.replies.pop(msg["parent_header"].get("msg_id"), None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    def receive(self, raw: str | bytes) -> None:
+        """One frame from the server."""
+        if not isinstance(raw, str):
+            return  # binary frames (buffers) are not used by these workloads
+        # Every client gets the same text for an iopub message: parse it once, so
+        # the bench measures the servers more than its own JSON decoding.
+        msg = self.tracker.parsed.get(raw)
+        if msg is None:
+            msg = json.loads(raw)
+            if msg.get("channel") == "iopub":
+                self.tracker.parsed[raw] = msg
+        if msg.get("channel") != "iopub":
+            self.reply(msg)
+            return
+        parent = msg["parent_header"].get("msg_id")
+        s = self.seen.get(parent)
+        if s is None:
+            return
+        s.msg_ids.append(msg["header"]["msg_id"])
+        msg_type = msg["header"]["msg_type"]
+        if msg_type == "stream":
+            if msg["content"].get("name") == "stdout":
+                s.stdout.append(msg["content"]["text"])
+        elif (
+            msg_type == "status"
+            and msg["content"].get("execution_state") == "idle"
+            and s.idle_at is None
+        ):
+            s.idle_at = time.perf_counter()
+            self.tracker.idle(self, parent)
+
     async def send(self, msg_id: str, channel: str, msg_type: str, content: dict) -> None:
         assert self.ws is not None
         msg = make_message(msg_type, content, self.session, msg_id)
-        await self.ws.send(legacy_text(msg, channel))
+        await self.ws.send(self.frame(msg, channel))
+
+    def frame(self, msg: dict[str, Any], channel: str) -> str | bytes:
+        """``msg`` as this client's protocol frames it (the legacy JSON text)."""
+        return legacy_text(msg, channel)
 
     async def request(self, channel: str, msg_type: str, content: dict, timeout: float) -> Any:
         """Send and wait for the reply (``None`` on timeout or a closed connection)."""

@@ -7,6 +7,8 @@
   frames;
 - :mod:`benchlib.wsclient`, :mod:`benchlib.aclient`: kernel WebSocket clients
   (blocking, and on asyncio);
+- :mod:`benchlib.widgetcount`: what a client saw of a widget's updates (the widget
+  benchmark's tally);
 - :mod:`benchlib.results`: where and how results are saved;
 - :mod:`benchlib.chromium`: how Chromium is launched;
 - :mod:`benchlib.nbrun`, :mod:`benchlib.nbcompare`: a notebook executed with nbclient on
