@@ -21,6 +21,15 @@ def output_widget(t: Transcript) -> str:
     return str(out.model_id)
 
 
+def capturing(code: str, **kw: Any) -> tuple[Transcript, dict[str, Any], str, str]:
+    """A transcript with a request of ``code`` and an Output widget: (the transcript,
+    the request, its msg_id, the widget's model id)."""
+    t = Transcript(**kw)
+    r = req(code)
+    t.request(r, "websocket")
+    return t, r, r["header"]["msg_id"], output_widget(t)
+
+
 def outputs_of(t: Transcript, model_id: str) -> Any:
     return t.to_json()["widgets"]["state"][model_id]["state"]["outputs"]
 
@@ -32,11 +41,7 @@ def cell_outputs(t: Transcript) -> list[dict[str, Any]]:
 
 def test_with_out_its_outputs_go_to_the_widget_and_after_it_to_the_cell() -> None:
     """``with out: print(...); display(...)`` then a print after the block."""
-    t = Transcript()
-    r = req("with out: ...")
-    t.request(r, "websocket")
-    model_id = output_widget(t)
-    rid = r["header"]["msg_id"]
+    t, r, rid, model_id = capturing("with out: ...")
     run(
         t,
         r,
@@ -57,11 +62,7 @@ def test_with_out_its_outputs_go_to_the_widget_and_after_it_to_the_cell() -> Non
 
 
 def test_clear_output_inside_the_widget_clears_it_and_wait_clears_before_the_next() -> None:
-    t = Transcript()
-    r = req("out.clear_output()")
-    t.request(r, "websocket")
-    model_id = output_widget(t)
-    rid = r["header"]["msg_id"]
+    t, r, rid, model_id = capturing("out.clear_output()")
     run(
         t,
         r,
@@ -78,11 +79,7 @@ def test_clear_output_inside_the_widget_clears_it_and_wait_clears_before_the_nex
 
 
 def test_a_frontend_that_syncs_outputs_back_replaces_what_was_captured() -> None:
-    t = Transcript()
-    r = req("with out: print(1)")
-    t.request(r, "websocket")
-    model_id = output_widget(t)
-    rid = r["header"]["msg_id"]
+    t, r, rid, model_id = capturing("with out: print(1)")
     shown = [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
     run(
         t,
@@ -99,10 +96,9 @@ def test_a_frontend_that_syncs_outputs_back_replaces_what_was_captured() -> None
 def test_a_widget_that_captures_a_flood_stays_within_its_bound_in_linear_time() -> None:
     """100,000 prints of 100 bytes into one Output widget: its captured text stays
     within half the widget store's bound, the newest text kept; time per print flat."""
-    t = Transcript(max_bytes=1 << 20)
-    r = req("with out: for i in range(100_000): print(...)")
-    t.request(r, "websocket")
-    model_id = output_widget(t)
+    t, r, _, model_id = capturing(
+        "with out: for i in range(100_000): print(...)", max_bytes=1 << 20
+    )
     run(t, r, updated(model_id, {"msg_id": r["header"]["msg_id"]}))
     line = "x" * 99 + "\n"
     took, done = [], 0
