@@ -155,3 +155,17 @@ def _kill_quietly(pid: Any) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_the_kernels_rooms_load_no_tls_stack() -> None:
+    """The kernel, its debugger included, imports no TLS library: Twisted's endpoints
+    pull in cryptography (14 MiB of every kernel process) and are imported only when a
+    debugger session connects.  (The standalone kernel keeps the ZeroMQ room's from
+    loading pyOpenSSL by itself.)"""
+    code = (
+        "import sys, ipytwist.kernel.core, ipytwist.kernel.debugger;"
+        "print(sorted(m for m in ('cryptography', 'OpenSSL', 'twisted.internet.endpoints')"
+        " if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IReactorTCP
 from twisted.internet.protocol import Protocol
@@ -91,6 +90,10 @@ def tcp_connect(reactor: object = None) -> Connect:
         from twisted.internet import reactor
 
     def connect(host: str, port: int, protocol: DapConnection) -> Deferred[DapConnection]:
+        # Imported here: twisted.internet.endpoints imports the TLS stack (cryptography),
+        # 14 MiB of every kernel's memory, for the first debugger session only.
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
         endpoint = TCP4ClientEndpoint(IReactorTCP(reactor), host, port, timeout=10)
         d: Deferred[DapConnection] = connectProtocol(endpoint, protocol)
         return d
