@@ -8,6 +8,7 @@ import tracemalloc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.chunks import fed_in_pieces
 
 from ipytwist.framing import MAX_BUFFERS, FramingError, RecordDecoder, encode_record
 
@@ -19,15 +20,6 @@ records = st.lists(
     ),
     max_size=8,
 )
-
-
-def fed_in_pieces(decoder: RecordDecoder, data: bytes, cuts: list[int]) -> list[dict]:
-    """The records ``decoder`` gives back from ``data`` cut at ``cuts`` (modulo its length)."""
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    out: list[dict] = []
-    for a, b in zip(points, points[1:], strict=False):
-        out.extend(decoder.feed(data[a:b]))
-    return out
 
 
 def test_record_is_length_then_json() -> None:
@@ -42,7 +34,7 @@ def test_record_is_length_then_json() -> None:
 def test_any_chunking_gives_back_the_same_records(objs: list[dict], cuts: list[int]) -> None:
     """However the byte stream is split, the decoder returns every record once, in order."""
     decoder = RecordDecoder()
-    assert fed_in_pieces(decoder, b"".join(encode_record(o) for o in objs), cuts) == objs
+    assert fed_in_pieces(decoder.feed, b"".join(encode_record(o) for o in objs), cuts) == objs
     assert decoder.feed(b"") == []  # nothing held back
 
 
@@ -59,7 +51,7 @@ with_buffers = st.lists(
 def test_binary_buffers_come_back_raw_in_any_chunking(objs: list[dict], cuts: list[int]) -> None:
     """A record's buffers travel after its JSON and come back as bytes, in order; a
     record with no buffers comes back without the key."""
-    out = fed_in_pieces(RecordDecoder(), b"".join(encode_record(o) for o in objs), cuts)
+    out = fed_in_pieces(RecordDecoder().feed, b"".join(encode_record(o) for o in objs), cuts)
     assert out == [{k: v for k, v in o.items() if v != []} for o in objs]
 
 

@@ -16,7 +16,8 @@ benchmarks' library, ``bench/benchlib``, which importing this package puts on
 - :mod:`support.console`: the console's environment under test;
 - :mod:`support.flood`: the flood test's reader processes, meters and judge;
 - :mod:`support.fuzz`: hostile input and the service's log after it;
-- :mod:`support.raw_http`: raw HTTP and sockets from any loopback address.
+- :mod:`support.raw_http`: raw HTTP and sockets from any loopback address;
+- :mod:`support.chunks`: a byte stream fed to a decoder in pieces.
 """
 
 from __future__ import annotations
