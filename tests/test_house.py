@@ -31,8 +31,7 @@ LAYERS: dict[str, int] = {
     # pure building blocks
     "wire": 0,
     "framing": 0,
-    "linkwire": 0,  # the worker link's frames and resumption (docs/durable-kernels.md)
-    "linkshake": 0,  # the worker link's handshake
+    "link": 0,  # the worker link's frames, handshake and ends (docs/durable-kernels.md)
     "dap": 0,  # the Debug Adapter Protocol's framing, and the cell files' names
     "errors": 0,
     "loglimit": 0,

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipytwist.linkshake import DialerHandshake, ListenerHandshake
-from ipytwist.linkwire import FrameDecoder, Inbound, Kind, Outbound
+from ipytwist.link.shake import DialerHandshake, ListenerHandshake
+from ipytwist.link.wire import FrameDecoder, Inbound, Kind, Outbound
 
 SECRET = b"k" * 32
 KERNEL = "kernel-1"

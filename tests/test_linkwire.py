@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.chunks import fed_in_pieces
 
-from ipytwist.linkshake import DialerHandshake, LinkRefused, ListenerHandshake, Resumed
-from ipytwist.linkwire import (
+from ipytwist.link.shake import DialerHandshake, LinkRefused, ListenerHandshake, Resumed
+from ipytwist.link.wire import (
     PRE_AUTH_FRAME_BYTES,
     Frame,
     FrameDecoder,

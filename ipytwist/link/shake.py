@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .linkwire import (
+from .wire import (
     LINK_VERSIONS,
     PROTO,
     Frame,

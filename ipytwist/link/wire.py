@@ -145,25 +145,36 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Frame]:
         """The frames that ``data`` completes, in order."""
-        self._buf += data
+        self.push(data)
         out: list[Frame] = []
-        buf = self._buf
-        while len(buf) >= 4:
-            (size,) = struct.unpack_from(">I", buf, 0)
-            if size < _HEAD_REST or size > self.max_frame_bytes:
-                raise LinkError(f"frame of {size} bytes is not accepted")
-            if len(buf) < 4 + size:
-                break
-            _, kind, seq, ack = _HEAD.unpack_from(buf, 0)
-            try:
-                known = Kind(kind)
-            except ValueError:
-                raise LinkError(f"frame of unknown kind {kind}") from None
-            if (seq != 0) != (known in DATA_KINDS):
-                raise LinkError(f"{known.name} frame with seq {seq}")
-            out.append(Frame(known, seq, ack, bytes(buf[_HEAD.size : 4 + size])))
-            del buf[: 4 + size]
+        while (frame := self.pop()) is not None:
+            out.append(frame)
         return out
+
+    def push(self, data: bytes) -> None:
+        """Add bytes; take the frames with :meth:`pop` (the limit may change between)."""
+        self._buf += data
+
+    def pop(self) -> Frame | None:
+        """The first whole frame, taken out; None if none is whole yet."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (size,) = struct.unpack_from(">I", buf, 0)
+        if size < _HEAD_REST or size > self.max_frame_bytes:
+            raise LinkError(f"frame of {size} bytes is not accepted")
+        if len(buf) < 4 + size:
+            return None
+        _, kind, seq, ack = _HEAD.unpack_from(buf, 0)
+        try:
+            known = Kind(kind)
+        except ValueError:
+            raise LinkError(f"frame of unknown kind {kind}") from None
+        if (seq != 0) != (known in DATA_KINDS):
+            raise LinkError(f"{known.name} frame with seq {seq}")
+        frame = Frame(known, seq, ack, bytes(buf[_HEAD.size : 4 + size]))
+        del buf[: 4 + size]
+        return frame
 
 
 def handshake_mac(
