@@ -138,3 +138,35 @@ class RecordDecoder:
         if sum(sizes) > self.max_record_bytes:
             raise FramingError(f"record of {sum(sizes)} bytes of buffers is too large")
         return sizes
+
+
+class RecordSplitter:
+    """Accumulate bytes; :meth:`feed` returns the whole records completed so far as the
+    bytes they were written as, unparsed (the keeper forwards them as they are)."""
+
+    def __init__(self, max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+        self._decoder = RecordDecoder(max_record_bytes)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The records ``data`` completes, each one's bytes from its length prefix on."""
+        self._decoder._buf += data
+        out: list[bytes] = []
+        while (end := self._end()) is not None:
+            out.append(bytes(self._decoder._buf[:end]))
+            del self._decoder._buf[:end]
+        return out
+
+    def _end(self) -> int | None:
+        """Where the first record ends, once it is whole."""
+        decoder, buf = self._decoder, self._decoder._buf
+        if len(buf) < 4:
+            return None
+        (n,) = _LEN.unpack_from(buf, 0)
+        has_buffers, n = bool(n & _HAS_BUFFERS), n & ~_HAS_BUFFERS
+        if n > decoder.max_record_bytes:
+            raise FramingError(f"record of {n} bytes is too large")
+        sizes = decoder._buffer_sizes(4 + n) if has_buffers else []
+        if sizes is None:
+            return None
+        end = 4 + n + (4 + 4 * len(sizes) if has_buffers else 0) + sum(sizes)
+        return end if len(buf) >= end else None

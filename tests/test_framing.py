@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.chunks import fed_in_pieces
 
-from ipytwist.framing import MAX_BUFFERS, FramingError, RecordDecoder, encode_record
+from ipytwist.framing import (
+    MAX_BUFFERS,
+    FramingError,
+    RecordDecoder,
+    RecordSplitter,
+    encode_record,
+)
 
 records = st.lists(
     st.dictionaries(
@@ -126,3 +132,17 @@ def test_a_large_record_costs_at_most_twice_its_size_on_the_way_in() -> None:
         tracemalloc.stop()
     assert got[0]["data"]["image/png"] == image
     assert peak < 2.3 * len(data), peak / len(data)
+
+
+@given(objs=with_buffers, cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=20))
+def test_the_splitter_gives_back_each_record_as_written(objs: list[dict], cuts: list[int]) -> None:
+    """The keeper's splitter cuts the event pipe's bytes at record boundaries without
+    parsing them: each piece is one record's bytes, which decode to that record."""
+    written = [encode_record(o) for o in objs]
+    pieces = fed_in_pieces(RecordSplitter().feed, b"".join(written), cuts)
+    assert pieces == written
+
+
+def test_the_splitter_refuses_an_oversized_record_at_its_header() -> None:
+    with pytest.raises(FramingError, match="too large"):
+        RecordSplitter(max_record_bytes=10).feed(struct.pack(">I", 11))

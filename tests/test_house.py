@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     # pure building blocks
     "wire": 0,
     "framing": 0,
+    "pipesync": 0,  # output pipes and events in order (the kernel's, later the keeper's)
     "link": 0,  # the worker link's frames, handshake and ends (docs/durable-kernels.md)
     "dap": 0,  # the Debug Adapter Protocol's framing, and the cell files' names
     "errors": 0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipytwist.kernel.pipesync import MarkerSplitter, PipeSync
+from ipytwist.pipesync import MarkerSplitter, PipeSync
 from ipytwist.worker import sync_marker
 
 MARKER = sync_marker("0123abcd")

@@ -23,9 +23,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..framing import FramingError, RecordDecoder, record_parts
+from ..pipesync import PipeSync
 from ..worker import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
 from .pipefeed import PipeFeeder, Writer
-from .pipesync import PipeSync
 from .supervisor import WorkerListener
 
 OUTPUT_PIPES = {1: "stdout", 2: "stderr"}
