@@ -1,0 +1,297 @@
+"""The keeper: a durable kernel's process in front of its interpreter (docs/durable-kernels.md).
+
+It holds the interpreter's four pipes, as the service's ``WorkerProcess`` does
+for a worker started the old way, and puts its output and events in one order
+(``PipeSync``, the sync markers); it numbers them and keeps them until the
+service acks them (:class:`~ipytwist.link.end.LinkEnd`), so a service may come
+and go.  It listens on the kernel's Unix socket; the service connects.  It is
+the interpreter's parent: signals, stop and kill come as ``CONTROL`` frames.
+
+Unfinished (see the design's steps): the coalescing pause on the output pipes,
+requests written a piece at a time, SO_PEERCRED, the 2 s SIGKILL after a stop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from ..framing import RecordSplitter, encode_record
+from ..link.end import LinkEnd
+from ..link.shake import LinkRefused
+from ..link.wire import Frame, Kind, LinkError, json_body
+from ..pipesync import PipeSync
+from . import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
+
+#: The inherited listening socket's fd, the pipe with the secret, the kernel's id.
+LINK_FD_ENV = "IPYTWIST_LINK_FD"
+SECRET_FD_ENV = "IPYTWIST_LINK_SECRET_FD"
+KERNEL_ENV = "IPYTWIST_KERNEL_ID"
+#: Seconds without a service after which the keeper ends its interpreter's group.
+ORPHAN_ENV = "IPYTWIST_ORPHAN_TIMEOUT"
+DEFAULT_ORPHAN_TIMEOUT = 3600.0
+_NAMES = {1: "stdout", 2: "stderr"}
+_READ = 1 << 16
+
+
+def spawn_interpreter(token: str) -> tuple[int, dict[int, int], int]:
+    """Fork and exec ``python -m ipytwist.worker`` on new pipes; its pid, the read
+    ends of its fds 1, 2 and 4, and the write end of its fd 3."""
+    req_r, req_w = os.pipe()
+    pipes = {fd: os.pipe() for fd in (1, 2, EVENT_FD)}
+    pid = os.fork()
+    if pid == 0:  # the interpreter: its fds as the worker expects them, nothing else
+        try:
+            # Above every target first, so that no dup2 closes a pipe still to be placed.
+            targets = {fd: fcntl.fcntl(w, fcntl.F_DUPFD, 10) for fd, (_, w) in pipes.items()}
+            targets[REQUEST_FD] = fcntl.fcntl(req_r, fcntl.F_DUPFD, 10)
+            targets[0] = os.open(os.devnull, os.O_RDONLY)
+            for fd, source in targets.items():
+                os.dup2(source, fd)
+            os.closerange(EVENT_FD + 1, os.sysconf("SC_OPEN_MAX"))
+            os.environ[SYNC_ENV] = token
+            os.execv(sys.executable, [sys.executable, "-m", "ipytwist.worker"])
+        finally:
+            os._exit(127)
+    os.close(req_r)
+    readers = {}
+    for fd, (r, w) in pipes.items():
+        os.close(w)
+        os.set_blocking(r, False)
+        readers[fd] = r
+    os.set_blocking(req_w, False)
+    return pid, readers, req_w
+
+
+class Keeper:
+    """The keeper's loop: the interpreter's pipes and the link, on one selector."""
+
+    def __init__(
+        self, listen: socket.socket, secret: bytes, kernel_id: str, orphan_timeout: float
+    ) -> None:
+        self.listen = listen
+        self.orphan_timeout = orphan_timeout
+        token = os.urandom(16).hex()
+        self.pid, self.readers, self.req_w = spawn_interpreter(token)
+        self.link = LinkEnd(True, secret, kernel_id)
+        self.link.info = {"pid": self.pid}
+        self.sync = PipeSync(sync_marker(token), self._output)
+        self.splitter = RecordSplitter()
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(listen, selectors.EVENT_READ, "listen")
+        self.conn: socket.socket | None = None
+        self.out = bytearray()  # to the service
+        self.to_fd3 = bytearray()  # requests for the interpreter
+        self.exited: str | None = None
+        self.orphaned_at: float | None = time.monotonic()
+        self._reading = False
+        self._read_pipes(True)
+
+    # -- the interpreter's side ---------------------------------------------
+
+    def _read_pipes(self, on: bool) -> None:
+        """Read the output and event pipes, or leave them to fill (the window is full:
+        print blocks in the interpreter, as under backpressure)."""
+        if on == self._reading:
+            return
+        self._reading = on
+        for fd, r in self.readers.items():
+            if on:
+                self.sel.register(r, selectors.EVENT_READ, fd)
+            else:
+                self.sel.unregister(r)
+
+    def _output(self, name: str, data: bytes) -> None:
+        self._send(Kind.OUTPUT, bytes((1 if name == "stdout" else 2,)) + data)
+
+    def _drain(self, fd: int) -> bytes:
+        """What is waiting on one of the interpreter's pipes (b"" at EOF too)."""
+        chunks: list[bytes] = []
+        while True:
+            try:
+                data = os.read(self.readers[fd], _READ)
+            except BlockingIOError:
+                return b"".join(chunks)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def _pipe_ready(self, fd: int) -> None:
+        if fd != EVENT_FD:
+            self.sync.output(_NAMES[fd], self._drain(fd))
+            return
+        for record in self.splitter.feed(self._drain(EVENT_FD)):
+            for out in _NAMES:  # what the interpreter wrote before this event's marker
+                self.sync.output(_NAMES[out], self._drain(out))
+                self.sync.pipe_empty(_NAMES[out])
+            self._send(Kind.EVENT, record)
+            self.sync.event_delivered()
+
+    def _reap(self) -> None:
+        if self.exited is not None:
+            return
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return
+        for fd in (EVENT_FD, 1, 2):
+            self._pipe_ready(fd)
+        self.sync.flush()
+        self._kill_group()  # user code's children end with their interpreter
+        self._read_pipes(False)
+        code = os.waitstatus_to_exitcode(status)
+        self.exited = f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+        self._send(Kind.EXITED, json_body({"description": self.exited, "status": code}))
+
+    def _kill_group(self, signum: int = signal.SIGKILL) -> None:
+        try:
+            os.killpg(self.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # -- the service's side -------------------------------------------------
+
+    def _send(self, kind: Kind, body: bytes) -> None:
+        self.out += b"".join(self.link.send(kind, body))
+        if self.link.out.full:
+            self._read_pipes(False)
+
+    def _accept(self) -> None:
+        conn, _ = self.listen.accept()
+        if self.conn is not None:
+            self._drop()  # a new service replaces a hung one
+        conn.setblocking(False)
+        self.conn = conn
+        self.out = bytearray(self.link.connection_made())
+        self.sel.register(conn, selectors.EVENT_READ, "conn")
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.sel.unregister(self.conn)
+            self.conn.close()
+        self.conn = None
+        self.link.connection_lost()
+        self.out.clear()
+        self.orphaned_at = time.monotonic()
+
+    def _conn_ready(self) -> None:
+        assert self.conn is not None  # (registered only while there is one)
+        try:
+            data = self.conn.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop()
+            return
+        try:
+            write, frames = self.link.data_received(data)
+        except LinkRefused as e:
+            self.out += e.frame
+            self._flush()
+            self._drop()
+            if not e.frame:  # the service refused us: end, with the interpreter's group
+                self._kill_group()
+                raise SystemExit(1) from None
+            return
+        except LinkError:
+            self._drop()
+            return
+        self.out += b"".join(write)
+        if self.link.authenticated:
+            self.orphaned_at = None
+        for frame in frames:
+            self._handle(frame)
+        if not self.link.out.full and self.exited is None:
+            self._read_pipes(True)
+
+    def _handle(self, frame: Frame) -> None:
+        if frame.kind is Kind.REQUEST:
+            self.to_fd3 += frame.body
+        elif frame.kind is Kind.CONTROL:
+            try:
+                control = json.loads(frame.body)
+            except ValueError:
+                control = {}
+            self._control(control if isinstance(control, dict) else {})
+        self.out += self.link.acknowledge(frame.seq)
+
+    def _control(self, control: dict[str, object]) -> None:
+        what = control.get("do")
+        signum = control.get("signal")
+        if what == "signal" and isinstance(signum, int) and self.exited is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+        elif what == "stop":
+            self.to_fd3 += encode_record({"req": "shutdown"})
+        elif what == "kill":
+            self._kill_group()
+
+    def _flush(self) -> None:
+        """Write what waits, as far as the socket and the pipe take it."""
+        if self.conn is not None and self.out:
+            try:
+                n = self.conn.send(self.out)
+                del self.out[:n]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self._drop()
+        if self.to_fd3 and self.req_w >= 0:
+            try:
+                n = os.write(self.req_w, self.to_fd3)
+                del self.to_fd3[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.to_fd3.clear()  # the interpreter is gone; its EXITED follows
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until the interpreter has ended and the service took its end."""
+        while not (self.exited is not None and self.link.out.acked == self.link.out.sent):
+            if self.orphaned_at is not None and self._orphan_expired():
+                return 1
+            for key, _ in self.sel.select(timeout=0.05 if self.out or self.to_fd3 else 0.5):
+                if key.data == "listen":
+                    self._accept()
+                elif key.data == "conn":
+                    self._conn_ready()
+                elif isinstance(key.data, int):
+                    self._pipe_ready(key.data)
+            self._reap()
+            self._flush()
+        return 0
+
+    def _orphan_expired(self) -> bool:
+        assert self.orphaned_at is not None
+        if time.monotonic() - self.orphaned_at < self.orphan_timeout:
+            return False
+        self._kill_group(signal.SIGTERM)
+        self._kill_group(signal.SIGKILL)  # (the 2 s of grace is still to come)
+        return True
+
+
+def main() -> int:
+    """``python -m ipytwist.worker.keeper``: the environment says the socket and secret."""
+    os.setsid()  # neither the service's death nor its terminal's Ctrl-C reaches us
+    listen = socket.socket(fileno=int(os.environ.pop(LINK_FD_ENV)))
+    secret_fd = int(os.environ.pop(SECRET_FD_ENV))
+    secret = os.read(secret_fd, 64)
+    os.close(secret_fd)
+    kernel_id = os.environ.pop(KERNEL_ENV)
+    timeout = float(os.environ.pop(ORPHAN_ENV, DEFAULT_ORPHAN_TIMEOUT))
+    return Keeper(listen, secret, kernel_id, timeout).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
