@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from .config import Config
 from .host import KernelHost
-from .kernel import LocalProvisioner
+from .kernel.linked import choose_provisioner
 from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json
@@ -350,7 +350,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     host = KernelHost(
         reactor,
         config,
-        provisioner=LocalProvisioner(reactor),
+        provisioner=choose_provisioner(reactor, options["state-dir"]),
         transports=[ZmqTransport(reactor, config), sockets],
     )
     _child(host, top)  # started first, stopped last

@@ -15,7 +15,13 @@ import pytest
 from ipytwist.framing import RecordDecoder, encode_record
 from ipytwist.link.end import LinkEnd
 from ipytwist.link.wire import Frame, Inbound, Kind, json_body, parse_output
-from ipytwist.worker.keeper import KERNEL_ENV, LINK_FD_ENV, ORPHAN_ENV, SECRET_FD_ENV
+from ipytwist.worker.keeper import (
+    KERNEL_ENV,
+    LINK_FD_ENV,
+    ORPHAN_ENV,
+    SECRET_FD_ENV,
+    prepare_link,
+)
 
 SECRET = os.urandom(32)
 KERNEL = "kernel-keeper-test"
@@ -28,12 +34,7 @@ def keeper(tmp_path: Path) -> Iterator[Callable[[float], tuple[subprocess.Popen[
 
     def start(orphan_timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], str]:
         path = str(tmp_path / f"link{len(procs)}.sock")
-        listen = socket.socket(socket.AF_UNIX)
-        listen.bind(path)
-        listen.listen(4)
-        r, w = os.pipe()
-        os.write(w, SECRET)
-        os.close(w)
+        listen, r = prepare_link(path, SECRET)
         env = {**os.environ, LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r)}
         env.update({KERNEL_ENV: KERNEL, ORPHAN_ENV: str(orphan_timeout)})
         env["IPYTHONDIR"] = str(tmp_path / "ipython")
@@ -157,3 +158,13 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_stopped_keeper_ends_when_its_service_leaves_without_the_last_ack(keeper) -> None:
+    """The service asked for the stop and went: it will not come back for the end."""
+    proc, path = keeper()
+    service = Service(path)
+    service.until(lambda f: event(f).get("ev") == "ready")
+    service.send(Kind.CONTROL, json_body({"do": "stop"}))
+    service.sock.close()
+    assert proc.wait(timeout=30) == 0

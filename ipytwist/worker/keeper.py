@@ -69,6 +69,18 @@ def spawn_interpreter(token: str) -> tuple[int, dict[int, int], int]:
     return pid, readers, req_w
 
 
+def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
+    """What a keeper inherits from whoever starts it: the socket listening at ``path``
+    and the read end of a pipe that holds ``secret`` (never the environment or argv)."""
+    listen = socket.socket(socket.AF_UNIX)
+    listen.bind(path)
+    listen.listen(8)
+    r, w = os.pipe()
+    os.write(w, secret)
+    os.close(w)
+    return listen, r
+
+
 class Keeper:
     """The keeper's loop: the interpreter's pipes and the link, on one selector."""
 
@@ -89,6 +101,8 @@ class Keeper:
         self.out = bytearray()  # to the service
         self.to_fd3 = bytearray()  # requests for the interpreter
         self.exited: str | None = None
+        #: The service asked for the end (stop, kill): no need to wait for it to come back.
+        self.stopping = False
         self.orphaned_at: float | None = time.monotonic()
         self._reading = False
         self._read_pipes(True)
@@ -231,8 +245,10 @@ class Keeper:
             except ProcessLookupError:
                 pass
         elif what == "stop":
+            self.stopping = True
             self.to_fd3 += encode_record({"req": "shutdown"})
         elif what == "kill":
+            self.stopping = True
             self._kill_group()
 
     def _flush(self) -> None:
@@ -258,7 +274,7 @@ class Keeper:
 
     def run(self) -> int:
         """Serve until the interpreter has ended and the service took its end."""
-        while not (self.exited is not None and self.link.out.acked == self.link.out.sent):
+        while not self._done():
             if self.orphaned_at is not None and self._orphan_expired():
                 return 1
             for key, _ in self.sel.select(timeout=0.05 if self.out or self.to_fd3 else 0.5):
@@ -271,6 +287,13 @@ class Keeper:
             self._reap()
             self._flush()
         return 0
+
+    def _done(self) -> bool:
+        """The interpreter has ended and its end was taken, or the service that asked
+        for the stop has gone (it does not want this kernel back)."""
+        if self.exited is None:
+            return False
+        return self.link.out.acked == self.link.out.sent or (self.stopping and self.conn is None)
 
     def _orphan_expired(self) -> bool:
         assert self.orphaned_at is not None

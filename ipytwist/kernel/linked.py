@@ -1,0 +1,230 @@
+"""Workers behind a keeper, over the worker link (docs/durable-kernels.md): a prototype.
+
+:class:`LinkProvisioner` starts ``python -m ipytwist.worker.keeper`` on a Unix
+socket it binds in its directory, and connects to it; :class:`LinkedWorker` is
+the kernel's :class:`~ipytwist.kernel.supervisor.Worker` on that connection.  The
+keeper has already put output and events in order, so they go to the listener
+as they come.  Chosen with ``IPYTWIST_WORKER_LINK=socket``; pipes stay the
+default.  Not yet: re-adoption, the kernel's record file, a kernel id for the
+handshake (a fresh id per worker for now), acks only once the log has made
+items safe (they are acked as taken).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.protocol import ProcessProtocol, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..framing import FramingError, RecordDecoder, encode_record
+from ..link.end import LinkEnd
+from ..link.wire import Frame, Kind, LinkError, json_body, parse_json_body, parse_output
+from ..worker.keeper import KERNEL_ENV, LINK_FD_ENV, ORPHAN_ENV, SECRET_FD_ENV, prepare_link
+from .process import TOKEN_ENV, LocalProvisioner, ProcessReactor, describe_exit
+from .supervisor import Provisioner, WorkerListener
+
+__all__ = ["LINK_ENV", "LinkProvisioner", "LinkedWorker"]
+
+#: ``socket`` starts workers behind keepers; anything else, the pipes.
+LINK_ENV = "IPYTWIST_WORKER_LINK"
+_NAMES = {1: "stdout", 2: "stderr"}
+#: No service re-adopts a keeper yet, so an orphan has nothing to wait for: it ends soon.
+PROTOTYPE_ORPHAN = 5.0
+
+
+class LinkedWorker(Protocol):
+    """The service's end of one keeper's link."""
+
+    log = Logger()
+
+    def __init__(self, listener: WorkerListener, secret: bytes, kernel_id: str) -> None:
+        self.listener = listener
+        self.end = LinkEnd(False, secret, kernel_id)
+        self.ended: Deferred[str] = Deferred()
+        self.alive = True
+        self.keeper: KeeperProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The interpreter's pid, as its keeper said in the handshake."""
+        pid = self.end.peer_info.get("pid")
+        return pid if isinstance(pid, int) else None
+
+    def connectionMade(self) -> None:
+        """Twisted: connected to the keeper; the handshake starts with its ``HELLO``."""
+        self._write(self.end.connection_made())
+
+    def dataReceived(self, data: bytes) -> None:
+        """Twisted: bytes from the keeper."""
+        try:
+            write, frames = self.end.data_received(data)
+        except LinkError as e:
+            self.log.error("worker link: {why}; ending the worker", why=str(e))
+            self.kill()
+            return
+        self._write(b"".join(write))
+        for frame in frames:
+            self._take(frame)
+        self._write(self.end.acknowledge(self.end.inbound.taken))
+
+    def _take(self, frame: Frame) -> None:
+        if frame.kind is Kind.OUTPUT:
+            fd, data = parse_output(frame)
+            self.listener.worker_output(_NAMES[fd], data)
+        elif frame.kind is Kind.EVENT:
+            try:
+                records = RecordDecoder().feed(frame.body)
+            except FramingError as e:
+                self.log.error("worker link: corrupt event ({why})", why=str(e))
+                return
+            for record in records:
+                self.listener.worker_event(record)
+        elif frame.kind is Kind.EXITED:
+            # Acked first: the keeper may end once it knows (the service may stop now).
+            self._write(self.end.acknowledge(frame.seq))
+            description = parse_json_body(frame).get("description")
+            self._exited(str(description or "ended"))
+
+    def _exited(self, description: str) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self.listener.worker_exited(self, description)
+        self.ended.callback(description)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        """Twisted: the link is gone (the keeper ended, or will be found by its end)."""
+        self.end.connection_lost()
+
+    def keeper_ended(self, reason: Failure) -> None:
+        """The keeper process ended; without an ``EXITED``, so did the interpreter."""
+        self._exited(describe_exit(reason))
+
+    def _write(self, data: bytes) -> None:
+        if data and self.transport is not None:
+            self.transport.write(data)
+
+    # -- the Worker interface ---------------------------------------------------
+
+    def send(self, record: dict[str, Any]) -> None:
+        """A request record for the interpreter (kept until the keeper acks it)."""
+        if self.alive:
+            self._write(b"".join(self.end.send(Kind.REQUEST, encode_record(record))))
+
+    def _control(self, **control: Any) -> None:
+        if self.alive:
+            self._write(b"".join(self.end.send(Kind.CONTROL, json_body(control))))
+
+    def signal(self, signum: int) -> None:
+        """Deliver ``signum`` to the interpreter, through its keeper."""
+        self._control(do="signal", signal=int(signum))
+
+    def kill(self) -> None:
+        """SIGKILL the interpreter's group, then the keeper."""
+        self._control(do="kill")
+        if self.keeper is not None:
+            self.keeper.kill()
+
+    def stop(self, reactor: IReactorTime, grace: float = 2.0) -> Deferred[Any]:
+        """Ask the interpreter to finish; kill it after ``grace``."""
+        if not self.alive:
+            return succeed("not running")
+        self._control(do="stop")
+        timer = reactor.callLater(grace, self.kill)
+
+        def done(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        d: Deferred[Any] = Deferred()
+        self.ended.addBoth(done).addBoth(d.callback)
+        return d
+
+    def pause_output(self) -> None:
+        """Stop reading the link: the keeper's window fills, then print blocks."""
+        if IPushProducer.providedBy(self.transport):
+            self.transport.pauseProducing()
+
+    def resume_output(self) -> None:
+        """Read the link again."""
+        if IPushProducer.providedBy(self.transport):
+            self.transport.resumeProducing()
+
+
+class KeeperProcess(ProcessProtocol):
+    """The keeper as the service's child (while the service that started it lives)."""
+
+    def __init__(self, worker: LinkedWorker) -> None:
+        self.worker = worker
+
+    def connectionMade(self) -> None:
+        """Twisted: started; its stdin is not used."""
+        if self.transport is not None:
+            self.transport.closeStdin()
+
+    def kill(self) -> None:
+        """SIGKILL the keeper itself (its interpreter dies with it: PDEATHSIG)."""
+        try:
+            if self.transport is not None:
+                self.transport.signalProcess("KILL")
+        except Exception:  # gone already: nothing to kill
+            pass
+
+    def processEnded(self, reason: Failure) -> None:
+        """Twisted: the keeper is gone."""
+        self.worker.keeper_ended(reason)
+
+
+class LinkProvisioner:
+    """Start workers behind keepers, each on a socket in ``directory``."""
+
+    def __init__(
+        self, reactor: ProcessReactor, directory: str, orphan_timeout: float = PROTOTYPE_ORPHAN
+    ) -> None:
+        self.reactor = reactor
+        self.directory = directory
+        self.orphan_timeout = orphan_timeout
+
+    def start(self, listener: WorkerListener) -> LinkedWorker:
+        """Bind the socket, start the keeper on it, connect."""
+        kernel_id = secrets.token_hex(8)
+        secret = secrets.token_bytes(32)
+        path = os.path.join(self.directory, kernel_id, "link.sock")
+        os.makedirs(os.path.dirname(path), mode=0o700)
+        listen, r = prepare_link(path, secret)
+        worker = LinkedWorker(listener, secret, kernel_id)
+        keeper = worker.keeper = KeeperProcess(worker)
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        env.update(
+            {LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r), KERNEL_ENV: kernel_id}
+        )
+        env.setdefault("PYTHONIOENCODING", "utf-8")
+        env[ORPHAN_ENV] = str(self.orphan_timeout)
+        self.reactor.spawnProcess(
+            keeper,
+            sys.executable,
+            [sys.executable, "-m", "ipytwist.worker.keeper"],
+            env=env,
+            childFDs={0: "w", 1: 1, 2: 2, listen.fileno(): listen.fileno(), r: r},
+        )
+        os.close(r)
+        listen.close()
+        connectProtocol(UNIXClientEndpoint(self.reactor, path), worker)
+        return worker
+
+
+def choose_provisioner(reactor: ProcessReactor, state_dir: str) -> Provisioner:
+    """Keepers on sockets in ``STATE/kernels`` if ``IPYTWIST_WORKER_LINK=socket``,
+    else today's pipes (:class:`~ipytwist.kernel.process.LocalProvisioner`)."""
+    if os.environ.get(LINK_ENV) == "socket":
+        return LinkProvisioner(reactor, os.path.join(state_dir, "kernels"))
+    return LocalProvisioner(reactor)
