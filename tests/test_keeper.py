@@ -168,3 +168,15 @@ def test_a_stopped_keeper_ends_when_its_service_leaves_without_the_last_ack(keep
     service.send(Kind.CONTROL, json_body({"do": "stop"}))
     service.sock.close()
     assert proc.wait(timeout=30) == 0
+
+
+def test_sigterm_to_the_keeper_ends_the_interpreters_group(keeper) -> None:
+    """A plain SIGTERM still ends a kernel and its children (a `sleep 300`)."""
+    proc, path = keeper()
+    service = Service(path)
+    service.until(lambda f: event(f).get("ev") == "ready")
+    service.execute("import subprocess\nprint(subprocess.Popen(['sleep', '300']).pid)")
+    sleep_pid = int(stdout(service.until(is_reply)))
+    proc.terminate()
+    assert proc.wait(timeout=30) == 1
+    assert not alive(sleep_pid)

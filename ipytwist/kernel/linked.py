@@ -128,7 +128,7 @@ class LinkedWorker(Protocol):
         self._control(do="signal", signal=int(signum))
 
     def kill(self) -> None:
-        """SIGKILL the interpreter's group, then the keeper."""
+        """SIGKILL the interpreter's group (through the keeper, which then ends)."""
         self._control(do="kill")
         if self.keeper is not None:
             self.keeper.kill()
@@ -172,10 +172,10 @@ class KeeperProcess(ProcessProtocol):
             self.transport.closeStdin()
 
     def kill(self) -> None:
-        """SIGKILL the keeper itself (its interpreter dies with it: PDEATHSIG)."""
+        """SIGTERM to the keeper: it SIGKILLs the interpreter's group, then exits."""
         try:
             if self.transport is not None:
-                self.transport.signalProcess("KILL")
+                self.transport.signalProcess("TERM")
         except Exception:  # gone already: nothing to kill
             pass
 

@@ -69,6 +69,18 @@ def spawn_interpreter(token: str) -> tuple[int, dict[int, int], int]:
     return pid, readers, req_w
 
 
+def exit_phrase(code: int) -> str:
+    """How the interpreter ended, in the words of the kernel's notice (as
+    ``kernel.process.describe_exit`` says it of a worker on pipes)."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"was killed by signal {-code} ({name})"
+
+
 def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
     """What a keeper inherits from whoever starts it: the socket listening at ``path``
     and the read end of a pipe that holds ``secret`` (never the environment or argv)."""
@@ -159,7 +171,7 @@ class Keeper:
         self._kill_group()  # user code's children end with their interpreter
         self._read_pipes(False)
         code = os.waitstatus_to_exitcode(status)
-        self.exited = f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+        self.exited = exit_phrase(code)
         self._send(Kind.EXITED, json_body({"description": self.exited, "status": code}))
 
     def _kill_group(self, signum: int = signal.SIGKILL) -> None:
@@ -273,7 +285,9 @@ class Keeper:
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> int:
-        """Serve until the interpreter has ended and the service took its end."""
+        """Serve until the interpreter has ended and the service took its end.  SIGTERM
+        ends the interpreter's whole group, then the keeper."""
+        signal.signal(signal.SIGTERM, self._terminated)
         while not self._done():
             if self.orphaned_at is not None and self._orphan_expired():
                 return 1
@@ -287,6 +301,10 @@ class Keeper:
             self._reap()
             self._flush()
         return 0
+
+    def _terminated(self, signum: int, frame: object) -> None:
+        self._kill_group()
+        os._exit(1)
 
     def _done(self) -> bool:
         """The interpreter has ended and its end was taken, or the service that asked
