@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 from typing import Any
 
 
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         textFileLogObserver,
     )
 
-    from .kernel import Kernel, LocalProvisioner
+    from .kernel import Kernel
+    from .kernel.linked import choose_provisioner
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
     globalLogBeginner.beginLoggingTo(
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel = Kernel(
         reactor,
-        LocalProvisioner(reactor),
+        # Pipes; keepers on sockets (a prototype) with IPYTWIST_WORKER_LINK=socket.
+        choose_provisioner(reactor, os.path.join(tempfile.gettempdir(), f"ipytwist-{os.getpid()}")),
         name=connection.get("kernel_name") or "ipytwist",
         requests_in_flight=lambda: [channels.requests_in_flight()],
         # One client, the one that launched it: its restart restarts, its shutdown ends.

@@ -149,6 +149,7 @@ def test_an_orphan_ends_its_group_after_the_timeout(keeper) -> None:
     service.sock.close()
     assert proc.wait(timeout=30) == 1
     assert not alive(sleep_pid)
+    assert not os.path.exists(path)
 
 
 def alive(pid: int) -> bool:
@@ -180,3 +181,4 @@ def test_sigterm_to_the_keeper_ends_the_interpreters_group(keeper) -> None:
     proc.terminate()
     assert proc.wait(timeout=30) == 1
     assert not alive(sleep_pid)
+    assert not os.path.exists(path)

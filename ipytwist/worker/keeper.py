@@ -304,7 +304,15 @@ class Keeper:
 
     def _terminated(self, signum: int, frame: object) -> None:
         self._kill_group()
+        self.remove_socket()
         os._exit(1)
+
+    def remove_socket(self) -> None:
+        """The socket file goes with the keeper (no service could reach it any more)."""
+        try:
+            os.unlink(self.listen.getsockname())
+        except (OSError, TypeError):
+            pass
 
     def _done(self) -> bool:
         """The interpreter has ended and its end was taken, or the service that asked
@@ -331,7 +339,11 @@ def main() -> int:
     os.close(secret_fd)
     kernel_id = os.environ.pop(KERNEL_ENV)
     timeout = float(os.environ.pop(ORPHAN_ENV, DEFAULT_ORPHAN_TIMEOUT))
-    return Keeper(listen, secret, kernel_id, timeout).run()
+    keeper = Keeper(listen, secret, kernel_id, timeout)
+    try:
+        return keeper.run()
+    finally:
+        keeper.remove_socket()
 
 
 if __name__ == "__main__":
