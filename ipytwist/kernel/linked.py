@@ -19,16 +19,25 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..framing import FramingError, RecordDecoder, encode_record
 from ..link.end import LinkEnd
-from ..link.wire import Frame, Kind, LinkError, json_body, parse_json_body, parse_output
+from ..link.wire import (
+    LINK_WINDOW,
+    Frame,
+    Kind,
+    LinkError,
+    encode_frame,
+    json_body,
+    parse_json_body,
+    parse_output,
+)
 from ..worker.keeper import KERNEL_ENV, LINK_FD_ENV, ORPHAN_ENV, SECRET_FD_ENV, prepare_link
-from .process import TOKEN_ENV, LocalProvisioner, ProcessReactor, describe_exit
+from .process import TOKEN_ENV, Clock, LocalProvisioner, ProcessReactor, describe_exit
 from .supervisor import Provisioner, WorkerListener
 
 __all__ = ["LINK_ENV", "LinkProvisioner", "LinkedWorker"]
@@ -36,6 +45,9 @@ __all__ = ["LINK_ENV", "LinkProvisioner", "LinkedWorker"]
 #: ``socket`` starts workers behind keepers; anything else, the pipes.
 LINK_ENV = "IPYTWIST_WORKER_LINK"
 _NAMES = {1: "stdout", 2: "stderr"}
+#: Acks wait this long for a request to ride on, or until this much was read.
+ACK_DELAY = 0.02
+ACK_BYTES = LINK_WINDOW // 4
 #: No service re-adopts a keeper yet, so an orphan has nothing to wait for: it ends soon.
 PROTOTYPE_ORPHAN = 5.0
 
@@ -45,8 +57,13 @@ class LinkedWorker(Protocol):
 
     log = Logger()
 
-    def __init__(self, listener: WorkerListener, secret: bytes, kernel_id: str) -> None:
+    def __init__(
+        self, listener: WorkerListener, secret: bytes, kernel_id: str, clock: Clock
+    ) -> None:
         self.listener = listener
+        self.clock = clock
+        self._unacked = 0
+        self._ack_call: IDelayedCall | None = None
         self.end = LinkEnd(False, secret, kernel_id)
         self.ended: Deferred[str] = Deferred()
         self.alive = True
@@ -73,7 +90,22 @@ class LinkedWorker(Protocol):
         self._write(b"".join(write))
         for frame in frames:
             self._take(frame)
-        self._write(self.end.acknowledge(self.end.inbound.taken))
+        # Acks ride on the next request, or go out in a while, or at once past a quarter
+        # of the window: an ack per read would wake the keeper once per read.
+        self.end.acknowledge(self.end.inbound.taken)
+        self._unacked += len(data)
+        if self._unacked >= ACK_BYTES:
+            self._send_ack()
+        elif self._ack_call is None:
+            self._ack_call = self.clock.callLater(ACK_DELAY, self._send_ack)
+
+    def _send_ack(self) -> None:
+        if self._ack_call is not None and self._ack_call.active():
+            self._ack_call.cancel()
+        self._ack_call = None
+        self._unacked = 0
+        if self.end.authenticated:
+            self._write(encode_frame(Kind.ACK, 0, self.end.safe))
 
     def _take(self, frame: Frame) -> None:
         if frame.kind is Kind.OUTPUT:
@@ -201,7 +233,7 @@ class LinkProvisioner:
         path = os.path.join(self.directory, kernel_id, "link.sock")
         os.makedirs(os.path.dirname(path), mode=0o700)
         listen, r = prepare_link(path, secret)
-        worker = LinkedWorker(listener, secret, kernel_id)
+        worker = LinkedWorker(listener, secret, kernel_id, self.reactor)
         keeper = worker.keeper = KeeperProcess(worker)
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
         env.update(

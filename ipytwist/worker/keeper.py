@@ -37,6 +37,8 @@ KERNEL_ENV = "IPYTWIST_KERNEL_ID"
 ORPHAN_ENV = "IPYTWIST_ORPHAN_TIMEOUT"
 DEFAULT_ORPHAN_TIMEOUT = 3600.0
 _NAMES = {1: "stdout", 2: "stderr"}
+#: After a read of an output pipe, leave it alone this long (``kernel.process``'s pause).
+PIPE_READ_PAUSE = 0.01
 _READ = 1 << 16
 
 
@@ -116,22 +118,41 @@ class Keeper:
         #: The service asked for the end (stop, kill): no need to wait for it to come back.
         self.stopping = False
         self.orphaned_at: float | None = time.monotonic()
-        self._reading = False
-        self._read_pipes(True)
+        self._reading = True
+        self._watched: set[int | str] = set()
+        #: Output pipes left alone until then, after a read (as ``WorkerProcess`` does).
+        self._paused: dict[int, float] = {}
 
     # -- the interpreter's side ---------------------------------------------
 
     def _read_pipes(self, on: bool) -> None:
         """Read the output and event pipes, or leave them to fill (the window is full:
         print blocks in the interpreter, as under backpressure)."""
-        if on == self._reading:
-            return
         self._reading = on
+
+    def _register(self) -> float:
+        """Watch what there is to watch now; the seconds until a paused pipe resumes."""
+        now = time.monotonic()
+        self._paused = {fd: at for fd, at in self._paused.items() if at > now}
         for fd, r in self.readers.items():
-            if on:
+            want = self._reading and fd not in self._paused
+            if want and fd not in self._watched:
                 self.sel.register(r, selectors.EVENT_READ, fd)
-            else:
+                self._watched.add(fd)
+            elif not want and fd in self._watched:
                 self.sel.unregister(r)
+                self._watched.discard(fd)
+        if self.conn is not None:
+            writing = selectors.EVENT_WRITE if self.out else 0
+            self.sel.modify(self.conn, selectors.EVENT_READ | writing, "conn")
+        if bool(self.to_fd3) != ("fd3" in self._watched):
+            if self.to_fd3:
+                self.sel.register(self.req_w, selectors.EVENT_WRITE, "fd3")
+                self._watched.add("fd3")
+            else:
+                self.sel.unregister(self.req_w)
+                self._watched.discard("fd3")
+        return min(self._paused.values(), default=now + 0.5) - now
 
     def _output(self, name: str, data: bytes) -> None:
         self._send(Kind.OUTPUT, bytes((1 if name == "stdout" else 2,)) + data)
@@ -150,7 +171,11 @@ class Keeper:
 
     def _pipe_ready(self, fd: int) -> None:
         if fd != EVENT_FD:
-            self.sync.output(_NAMES[fd], self._drain(fd))
+            data = self._drain(fd)
+            self.sync.output(_NAMES[fd], data)
+            self.sync.pipe_empty(_NAMES[fd])
+            if data:  # let the next writes pile up: fewer, larger frames
+                self._paused[fd] = time.monotonic() + PIPE_READ_PAUSE
             return
         for record in self.splitter.feed(self._drain(EVENT_FD)):
             for out in _NAMES:  # what the interpreter wrote before this event's marker
@@ -291,10 +316,10 @@ class Keeper:
         while not self._done():
             if self.orphaned_at is not None and self._orphan_expired():
                 return 1
-            for key, _ in self.sel.select(timeout=0.05 if self.out or self.to_fd3 else 0.5):
+            for key, mask in self.sel.select(timeout=max(0.0, self._register())):
                 if key.data == "listen":
                     self._accept()
-                elif key.data == "conn":
+                elif key.data == "conn" and mask & selectors.EVENT_READ:
                     self._conn_ready()
                 elif isinstance(key.data, int):
                     self._pipe_ready(key.data)
