@@ -78,8 +78,14 @@ class RecordDecoder:
         self._buf = bytearray()
         self.max_record_bytes = max_record_bytes
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        self._buf += data
+    def feed(self, data: bytes | bytearray) -> list[dict[str, Any]]:
+        """The records completed by ``data``.  A bytearray given while nothing is held
+        becomes the buffer itself, uncopied, and shrinks as records leave it (so a large
+        record is let go of before its text is parsed)."""
+        if isinstance(data, bytearray) and not self._buf:
+            self._buf = data
+        else:
+            self._buf += data
         out: list[dict[str, Any]] = []
         while True:
             record = self._next()

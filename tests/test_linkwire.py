@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.chunks import fed_in_pieces
 
+from ipytwist.framing import RecordDecoder, encode_record
 from ipytwist.link.shake import DialerHandshake, LinkRefused, ListenerHandshake, Resumed
 from ipytwist.link.wire import (
     PRE_AUTH_FRAME_BYTES,
@@ -176,3 +178,24 @@ def test_a_gap_in_seqs_is_an_error_and_a_repeat_is_dropped() -> None:
     assert not inbound.take(Frame(Kind.EVENT, 1, 0, b""))
     with pytest.raises(LinkError, match="seq 3 after 1"):
         inbound.take(Frame(Kind.EVENT, 3, 0, b""))
+
+
+def test_a_large_event_costs_twice_its_size_on_its_way_in() -> None:
+    """A large frame alone in the buffer is handed over as that buffer, and the record
+    decoder adopts it and lets go of it before parsing: the frame's bytes, then its text
+    and the parsed string, never three copies (tests/reliability/test_large.py's bound)."""
+    size = 8 << 20
+    record = encode_record({"ev": "display", "data": "x" * size})
+    decoder = FrameDecoder(1 << 30)
+    decoder.push(encode_frame(Kind.EVENT, 1, 0, record))
+    del record
+    tracemalloc.start()
+    try:
+        frame = decoder.pop()
+        assert frame is not None and isinstance(frame.body, bytearray)
+        (event,) = RecordDecoder().feed(frame.body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(event["data"]) == size
+    assert peak < 2.2 * size, peak / size

@@ -85,7 +85,8 @@ class Frame:
     kind: Kind
     seq: int
     ack: int
-    body: bytes
+    #: A large frame that was alone in the decoder's buffer keeps that buffer (no copy).
+    body: bytes | bytearray
 
 
 def frame_parts(
@@ -129,7 +130,7 @@ def parse_output(frame: Frame) -> tuple[int, bytes]:
     """``(fd, bytes)`` from an ``OUTPUT`` frame."""
     if not frame.body or frame.body[0] not in (1, 2):
         raise LinkError("OUTPUT frame names no output fd")
-    return frame.body[0], frame.body[1:]
+    return frame.body[0], bytes(frame.body[1:])
 
 
 class FrameDecoder:
@@ -172,6 +173,10 @@ class FrameDecoder:
             raise LinkError(f"frame of unknown kind {kind}") from None
         if (seq != 0) != (known in DATA_KINDS):
             raise LinkError(f"{known.name} frame with seq {seq}")
+        if len(buf) == 4 + size and size >= 1 << 16:  # taken whole: a large record
+            self._buf = bytearray()
+            del buf[: _HEAD.size]
+            return Frame(known, seq, ack, buf)
         frame = Frame(known, seq, ack, bytes(buf[_HEAD.size : 4 + size]))
         del buf[: 4 + size]
         return frame
