@@ -162,3 +162,19 @@ def test_a_new_service_is_not_acked_what_the_dead_one_sent() -> None:
     pair.produce(b"after")
     pair.settle()  # the new service would refuse an ack of requests it never sent
     assert pair.log == [b"after"]
+
+
+def test_an_ack_lost_with_a_connection_is_repeated_on_the_next() -> None:
+    """The service took and acked an event, but the ack died with the connection: the
+    next handshake repeats it, or the keeper would keep the event (and, its window full
+    of them, block user code's print for good)."""
+    pair = Pair()
+    pair.connect()
+    pair.settle()
+    pair.produce(b"e")
+    pair.pump(1 << 16)  # the service takes it; its ack is in flight...
+    pair.drop()  # ... and lost
+    assert pair.log == [b"e"] and pair.keeper.out.kept_bytes
+    pair.connect()
+    pair.settle()
+    assert pair.keeper.out.kept_bytes == 0

@@ -130,6 +130,8 @@ class LinkEnd:
         parts: Parts = [reply] if reply else []
         for seq, kind, body in resend:
             parts.extend(self.out.frame(seq, kind, body, self.safe))
+        if self.safe:  # the last ack may have been lost with the old connection
+            parts.append(encode_frame(Kind.ACK, 0, self.safe))
         return parts
 
     def send(self, kind: Kind, body: bytes) -> Parts:
