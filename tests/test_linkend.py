@@ -4,7 +4,7 @@ talk through dropped connections and a service that dies (sans-IO)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ipytwist.link.end import LinkEnd
@@ -88,6 +88,7 @@ steps = st.lists(
 )
 
 
+@settings(max_examples=1000)  # (100 missed a lost ack that 3000 found)
 @given(script=steps)
 def test_both_ways_every_frame_arrives_once_in_order(script: list[tuple[str, object]]) -> None:
     """Events reach the persisted log once and in order across drops and a service's
