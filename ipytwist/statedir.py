@@ -41,9 +41,12 @@ class StateDirError(Exception):
 class StateDirLock:
     """The exclusive hold of one state directory (see the module's docstring)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, then: Callable[[], object] | None = None) -> None:
         self.path = path
         self.lock_path = os.path.join(path, LOCK_NAME)
+        #: Called once the directory is held (to read what the service keeps there);
+        #: a :class:`StateDirError` it raises lets the directory go and refuses.
+        self.then = then
         self._fd: int | None = None
 
     @property
@@ -81,6 +84,12 @@ class StateDirLock:
             os.close(fd)
             raise self._unwritable(e) from None
         self._fd = fd
+        if self.then is not None:
+            try:
+                self.then()
+            except StateDirError:
+                self.release()
+                raise
 
     def release(self) -> None:
         """Let go of the directory (the lock file stays, see the module's docstring)."""
