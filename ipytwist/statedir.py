@@ -1,7 +1,8 @@
 """The state directory, held by one service at a time and known to be writable.
 
 A service keeps its token in ``server.json`` and each kernel's connection file in
-the state directory, and removes them when it stops.  Two services on one
+the state directory, and removes them when it stops (a token it made stays in
+``token``, :mod:`.tokenfile`, read once the directory is held).  Two services on one
 directory would overwrite each other's ``server.json`` and remove it under each
 other, so a service holds an exclusive ``flock`` on ``ipytwist.lock`` there for
 as long as it runs.  The kernel drops such a lock with the last descriptor of
