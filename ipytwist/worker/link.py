@@ -83,6 +83,7 @@ class WorkerLink:
         before_emit: Callable[[], None] = lambda: None,
         sync_marker: bytes = b"",
         sync_fds: tuple[int, ...] = (1, 2),
+        on_memory_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
@@ -91,6 +92,9 @@ class WorkerLink:
         #: Written to each of ``sync_fds`` before every event (see ``sync_marker``).
         self.sync_marker = sync_marker
         self.sync_fds = sync_fds
+        #: Called when building a record ran out of memory, before trying again once
+        #: (the worker's emergency reserve is released there).
+        self.on_memory_error = on_memory_error
         self._decoder = RecordDecoder()
         self._queue: deque[dict[str, Any]] = deque()
         self._write_lock = threading.Lock()
@@ -101,7 +105,11 @@ class WorkerLink:
             data = os.read(self.read_fd, 1 << 16)
             if not data:
                 return None
-            self._queue.extend(self._decoder.feed(data))
+            try:
+                self._queue.extend(self._decoder.feed(data))
+            except MemoryError:  # a record the decoder keeps until it is decoded
+                self.on_memory_error()
+                self._queue.extend(self._decoder.feed(b""))
         if not self.interrupts.armed:
             self.interrupts.discard()  # a new request starts with no interrupt pending
         return self._queue.popleft()
@@ -121,7 +129,11 @@ class WorkerLink:
     def emit(self, event: dict[str, Any]) -> None:
         """Send one event, after everything user code already wrote to stdout/stderr."""
         self.before_emit()
-        parts = record_parts(event)
+        try:
+            parts = record_parts(event)
+        except MemoryError:  # nothing is written yet
+            self.on_memory_error()
+            parts = record_parts(event)
         with self.interrupts.held(), self._write_lock:
             if self.sync_marker:
                 for fd in self.sync_fds:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -115,6 +116,9 @@ class ZMQInteractiveShell(InteractiveShell):
     kernel = AnyTrait(None, allow_none=True)
     #: The error content of the cell's last traceback (None: no error yet).
     last_error: dict[str, Any] | None = None
+    #: Called before a MemoryError's traceback is formatted (the worker releases its
+    #: emergency reserve there, see :mod:`ipytwist.worker.reserve`).
+    on_memory_error: Callable[[], None] = staticmethod(lambda: None)
 
     def init_hooks(self) -> None:
         super().init_hooks()
@@ -146,6 +150,13 @@ class ZMQInteractiveShell(InteractiveShell):
         if isinstance(value, KeyboardInterrupt):
             tb = without_interrupt_frames(tb)
         return etype, value, tb
+
+    def showtraceback(self, exc_tuple: ExcInfo | None = None, *args: Any, **kwargs: Any) -> None:
+        """IPython's, with memory to format the traceback in after a MemoryError."""
+        value = exc_tuple[1] if exc_tuple is not None else sys.exc_info()[1]
+        if isinstance(value, MemoryError):
+            self.on_memory_error()
+        super().showtraceback(exc_tuple, *args, **kwargs)
 
     def _showtraceback(self, etype: Any, evalue: Any, stb: Sequence[str]) -> None:
         # stb is the traceback's lines (IPython 8 annotates it as one str, IPython 9 as a
