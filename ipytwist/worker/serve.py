@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
-from .reserve import MemoryReserve
+from .reserve import MemoryReserve, history_survives_memory_errors
 from .stdio import StdFiles
 from .terminal import TerminalSize
 
@@ -134,6 +134,7 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
         # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
         # requests and exit write the cache out first, so queries stay complete.
         shell.history_manager.db_cache_size = HISTORY_BATCH
+        history_survives_memory_errors(shell.history_manager)
     return shell
 
 
