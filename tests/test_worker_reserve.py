@@ -96,13 +96,18 @@ def test_an_event_that_runs_out_of_memory_is_sent_whole_after_the_release(
         os.close(w)
 
 
-def test_a_request_decoded_out_of_memory_is_read_after_the_release(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("step", ["os.read", "decoding"])
+def test_a_request_read_out_of_memory_is_read_after_the_release(
+    monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
-    """Decoding a request fails with MemoryError once (the record stays in the
-    decoder): after on_memory_error the request is read, not lost."""
+    """Reading a request (os.read's buffer; or decoding it, which keeps the record in
+    the decoder) fails with MemoryError once: after on_memory_error the request is
+    read, not lost, and the worker's loop goes on."""
     released = []
-    monkeypatch.setattr(RecordDecoder, "_next", _fails_once(RecordDecoder._next))
+    if step == "os.read":
+        monkeypatch.setattr(link_module.os, "read", _fails_once(os.read))
+    else:
+        monkeypatch.setattr(RecordDecoder, "_next", _fails_once(RecordDecoder._next))
     r, w = os.pipe()
     try:
         link = WorkerLink(r, -1, Interrupts(), on_memory_error=lambda: released.append(1))

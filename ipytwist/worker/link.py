@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from ..framing import RecordDecoder, record_parts, write_parts
+from .reserve import after_release
 
 
 class Interrupts:
@@ -92,8 +93,8 @@ class WorkerLink:
         #: Written to each of ``sync_fds`` before every event (see ``sync_marker``).
         self.sync_marker = sync_marker
         self.sync_fds = sync_fds
-        #: Called when building a record ran out of memory, before trying again once
-        #: (the worker's emergency reserve is released there).
+        #: Called when reading or building a record ran out of memory, before trying
+        #: again once (the worker's emergency reserve is released there).
         self.on_memory_error = on_memory_error
         self._decoder = RecordDecoder()
         self._queue: deque[dict[str, Any]] = deque()
@@ -102,7 +103,7 @@ class WorkerLink:
     def read(self) -> dict[str, Any] | None:
         """The next request record, or None when the kernel has gone away."""
         while not self._queue:
-            data = os.read(self.read_fd, 1 << 16)
+            data = after_release(self.on_memory_error, os.read, self.read_fd, 1 << 16)
             if not data:
                 return None
             try:
@@ -129,11 +130,7 @@ class WorkerLink:
     def emit(self, event: dict[str, Any]) -> None:
         """Send one event, after everything user code already wrote to stdout/stderr."""
         self.before_emit()
-        try:
-            parts = record_parts(event)
-        except MemoryError:  # nothing is written yet
-            self.on_memory_error()
-            parts = record_parts(event)
+        parts = after_release(self.on_memory_error, record_parts, event)  # nothing written yet
         with self.interrupts.held(), self._write_lock:
             if self.sync_marker:
                 for fd in self.sync_fds:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: The reserve's size: IPython's traceback formatting of a MemoryError (stack_data,
 #: pygments) takes a few MiB the first time.
@@ -62,6 +64,15 @@ class MemoryReserve:
         if block is not None:
             block.close()
             self.releases += 1
+
+
+def after_release(release: Callable[[], None], fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``; if that runs out of memory, ``release`` (the reserve) and once more."""
+    try:
+        return fn(*args)
+    except MemoryError:
+        release()
+        return fn(*args)
 
 
 def history_survives_memory_errors(history: Any) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
-from .reserve import MemoryReserve, history_survives_memory_errors
+from .reserve import MemoryReserve, after_release, history_survives_memory_errors
 from .stdio import StdFiles
 from .terminal import TerminalSize
 
@@ -68,7 +68,6 @@ def serve() -> int:
     link.emit({"ev": "ready", "pid": os.getpid()})
 
     from .debug import DebugHandlers
-    from .notebook import parent_of
     from .requests import RequestHandlers
 
     comms = _notebook(shell, link)
@@ -81,8 +80,7 @@ def serve() -> int:
             continue
         if rec is None or rec.get("req") == "shutdown":
             break
-        std.restore()
-        shell.set_parent(parent_of(rec))
+        after_release(reserve.release, _begin, std, shell, rec)
         busy.set()
         try:
             with terminal.of(rec):
@@ -110,6 +108,14 @@ def _make_link(std: StdFiles, interrupts: Interrupts, reserve: MemoryReserve) ->
         sync_marker=marker,
         on_memory_error=reserve.release,
     )
+
+
+def _begin(std: StdFiles, shell: WorkerShell, rec: Content) -> None:
+    """Before a request: the output files back, and the request as the parent."""
+    from .notebook import parent_of
+
+    std.restore()
+    shell.set_parent(parent_of(rec))
 
 
 def _reply(link: WorkerLink, content: Content) -> None:
