@@ -16,6 +16,7 @@ from ipytwist.worker import link as link_module
 from ipytwist.worker import reserve as reserve_module
 from ipytwist.worker.link import Interrupts, WorkerLink
 from ipytwist.worker.reserve import MIN_RESERVE_BYTES, RESERVE_BYTES, MemoryReserve
+from ipytwist.worker.shell import out_of_memory
 
 
 def _status_kib(field: str) -> int:
@@ -150,3 +151,17 @@ def test_history_survives_a_memory_error_while_it_writes(tmp_path: Any) -> None:
     alive, fails, stored = run.out.decode().strip().splitlines()[-1].split(" ", 2)
     assert (alive, fails) == ("True", "0")
     assert stored == repr([c.rstrip("\n") for c in cells]), stored
+
+
+def test_an_error_while_handling_a_memory_error_is_out_of_memory() -> None:
+    """A MemoryError, or an error raised while handling one (a C function's
+    SystemError), releases the reserve; other errors do not."""
+    try:
+        try:
+            raise MemoryError
+        except MemoryError:
+            raise SystemError("error return without exception set") from None
+    except SystemError as e:
+        assert out_of_memory(e)
+    assert out_of_memory(MemoryError())
+    assert not out_of_memory(ValueError()) and not out_of_memory(None)

@@ -90,6 +90,16 @@ def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
+def out_of_memory(error: BaseException | None, depth: int = 8) -> bool:
+    """Whether ``error`` is a MemoryError or happened while handling one (what runs
+    out of memory may fail otherwise: ``SystemError`` from a C function)."""
+    while error is not None and depth:
+        if isinstance(error, MemoryError):
+            return True
+        error, depth = error.__context__, depth - 1
+    return False
+
+
 class CellCompiler(CachingCompiler):
     """Compiles each cell as the file named by a hash of its code (``dap.cell_path``),
     where the debugger looks for it; tracebacks still say ``Cell In[n]``."""
@@ -154,7 +164,7 @@ class ZMQInteractiveShell(InteractiveShell):
     def showtraceback(self, exc_tuple: ExcInfo | None = None, *args: Any, **kwargs: Any) -> None:
         """IPython's, with memory to format the traceback in after a MemoryError."""
         value = exc_tuple[1] if exc_tuple is not None else sys.exc_info()[1]
-        if isinstance(value, MemoryError):
+        if out_of_memory(value):
             self.on_memory_error()
         super().showtraceback(exc_tuple, *args, **kwargs)
 
