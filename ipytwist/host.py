@@ -231,6 +231,7 @@ class KernelHost(Service):
             "kernel {id}: a widget message was ignored: {why}", "widget", id=kernel_id, why=why
         )
         output_log.subscribe(transcript)
+        kernel.stdin.echo = transcript.stdin
         if start:
             kernel.start()
         return HostedKernel(kernel, transcript, attachments)

@@ -1,7 +1,8 @@
 """The state directory, held by one service at a time and known to be writable.
 
 A service keeps its token in ``server.json`` and each kernel's connection file in
-the state directory, and removes them when it stops.  Two services on one
+the state directory, and removes them when it stops (a token it made stays in
+``token``, :mod:`.tokenfile`, read once the directory is held).  Two services on one
 directory would overwrite each other's ``server.json`` and remove it under each
 other, so a service holds an exclusive ``flock`` on ``ipytwist.lock`` there for
 as long as it runs.  The kernel drops such a lock with the last descriptor of
@@ -41,9 +42,12 @@ class StateDirError(Exception):
 class StateDirLock:
     """The exclusive hold of one state directory (see the module's docstring)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, then: Callable[[], object] | None = None) -> None:
         self.path = path
         self.lock_path = os.path.join(path, LOCK_NAME)
+        #: Called once the directory is held (to read what the service keeps there);
+        #: a :class:`StateDirError` it raises lets the directory go and refuses.
+        self.then = then
         self._fd: int | None = None
 
     @property
@@ -81,6 +85,12 @@ class StateDirLock:
             os.close(fd)
             raise self._unwritable(e) from None
         self._fd = fd
+        if self.then is not None:
+            try:
+                self.then()
+            except StateDirError:
+                self.release()
+                raise
 
     def release(self) -> None:
         """Let go of the directory (the lock file stays, see the module's docstring)."""

@@ -27,6 +27,7 @@ from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json
 from .statedir import StateDirLock, StateDirTree
+from .tokenfile import load_or_make_token
 from .web.auth import Authenticator
 from .web.site import make_site
 from .web.transport import WebSocketTransport
@@ -57,7 +58,13 @@ class Options(usage.Options):
             "tcp:8888:interface=127.0.0.1",
             "Twisted endpoint to listen on (an ssl: endpoint gives HTTPS/WSS).",
         ],
-        ["token", None, None, "Access token (default: $IPYTWIST_TOKEN, else random)."],
+        [
+            "token",
+            None,
+            None,
+            "Access token (default: $IPYTWIST_TOKEN, else the one kept in STATE_DIR/token, "
+            "made at random on the first start).",
+        ],
         [
             "state-dir",
             None,
@@ -135,7 +142,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         if not self["token"]:
-            self["token"] = os.environ.get("IPYTWIST_TOKEN") or secrets.token_hex(32)
+            self["token"] = os.environ.get("IPYTWIST_TOKEN") or None  # (the token file's)
         if not self["state-dir"]:
             self["state-dir"] = default_state_dir()
         for key in ("max-kernels", "prespawn", "cull-idle", "max-starting"):
@@ -342,8 +349,15 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
         log.critical("ipytwist cannot start: {why}", why=why)
         exit_status.fail(1)
 
+    given: str | None = options["token"]
+
+    def kept_token() -> None:
+        """Once the state directory is held: the token kept there, unless one is given."""
+        if given is None:
+            auth.token = listening.token = load_or_make_token(options["state-dir"])
+
     # Nothing starts unless this service alone holds its state directory.
-    top = StateDirTree(StateDirLock(options["state-dir"]), refused, exit_status)
+    top = StateDirTree(StateDirLock(options["state-dir"], kept_token), refused, exit_status)
     _child(exit_status, top)
     config = options.config()
     sockets = WebSocketTransport(reactor, config)
@@ -354,14 +368,16 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
         transports=[ZmqTransport(reactor, config), sockets],
     )
     _child(host, top)  # started first, stopped last
-    auth = Authenticator(options["token"], reactor, list(config.allow_origins))
+    # Until the token file is read, a token no one knows (nothing listens before).
+    token = given or secrets.token_hex(32)
+    auth = Authenticator(token, reactor, list(config.allow_origins))
     site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)
     listening = _Listening(
         endpoint,
         site,
-        options["token"],
+        token,
         options["state-dir"],
         tls=listen.startswith(("ssl:", "tls:")),
         description=listen,

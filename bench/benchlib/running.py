@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -30,11 +30,14 @@ class TempDirs:
 
 
 @contextmanager
-def running_service(tmp: TempFactory, name: str, *args: str) -> Iterator[Service]:
-    """A started :class:`Service` (options ``args``) in a fresh directory, always
-    stopped after; then its log must show no unhandled error and no traceback (bad
-    input and crashes are answered and logged, never an unhandled exception)."""
-    svc = Service(str(tmp.mktemp(name)), *args)
+def running_service(
+    tmp: TempFactory, name: str, *args: str, env: Mapping[str, str] | None = None
+) -> Iterator[Service]:
+    """A started :class:`Service` (options ``args``, ``env`` over this environment) in a
+    fresh directory, always stopped after; then its log must show no unhandled error
+    and no traceback (bad input and crashes are answered and logged, never an
+    unhandled exception)."""
+    svc = Service(str(tmp.mktemp(name)), *args, env=env)
     try:
         svc.start()
         yield svc

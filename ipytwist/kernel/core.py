@@ -85,7 +85,7 @@ class Kernel:
         #: The interpreter: started, replaced when it dies, restarted, stopped.
         self.supervisor = WorkerSupervisor(reactor, provisioner, self, self.output_gate)
         #: input() in user code: asked of, and answered by, the running request's client.
-        self._input = InputRouter(self.session, self.supervisor.send, self.rejects)
+        self.stdin = InputRouter(self.session, self.supervisor.send, self.rejects)
         run = worker_runner(self.session, self._queue.add, self._advance)
         pid = lambda: self.supervisor.pid  # noqa: E731
         self.debugger = Debugger(run, self._out.around, self._out, self.rejects, pid, debug_connect)
@@ -149,7 +149,7 @@ class Kernel:
         request = Request(channel, msg, requester)
         msg_type = request.msg_type
         if channel == "stdin":
-            self._input.answer(msg, requester)
+            self.stdin.answer(msg, requester)
         elif msg_type in WORKER_REQUESTS and (channel != "control" or msg_type in CONTROL_COMMS):
             if not comm_refused(request, self.rejects):  # comm_info on control too
                 self._record(request)
@@ -213,7 +213,7 @@ class Kernel:
         started = self._queue.started
         request = self._queue.finish()
         assert request is not None
-        self._input.done()
+        self.stdin.done()
         self.output_gate.request_done()
         if is_execute(request.msg):
             content.setdefault("execution_count", self.execution_count)
@@ -258,7 +258,7 @@ class Kernel:
         elif (comm := comm_message(event)) is not None:
             self._out.output(*comm)
         elif kind == "input_request":
-            self._input.ask(self._queue.current, event)
+            self.stdin.ask(self._queue.current, event)
         elif kind == "log":  # the worker's comm package, about a client's message
             self.rejects.warn("worker: {text}", "worker-log", text=str(event.get("text"))[:200])
         elif kind == "reply" and self._queue.current is not None:

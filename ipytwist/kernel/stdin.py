@@ -1,5 +1,9 @@
 """``input()`` in user code: the question goes to the client whose request runs, and
-only that client's answer goes back to the worker."""
+only that client's answer goes back to the worker.
+
+What the cell shows of it is echoed (to the transcript), as JupyterLab keeps it in the
+notebook: a ``stdin`` stream of the prompt, then the answer and a newline; for a
+``password`` (``getpass``) the prompt and the newline, never the answer."""
 
 from __future__ import annotations
 
@@ -26,15 +30,21 @@ class InputRouter:
         self.send_to_worker = send_to_worker
         self.rejects = rejects
         self.asking: Request | None = None  # the request whose input() waits
+        self._password = False  # what is asked is a password
+        #: Told the text input() adds to a cell, given the cell's request msg_id.
+        self.echo: Callable[[str, str], object] = lambda parent, text: None
 
     def ask(self, current: Request | None, event: dict[str, Any]) -> None:
         """The worker's ``input_request`` event, for the running request's client."""
         if current is None:
             return
         self.asking = current
-        content = {"prompt": event.get("prompt", ""), "password": bool(event.get("password"))}
+        prompt = event.get("prompt", "")
+        self._password = bool(event.get("password"))
+        content = {"prompt": prompt, "password": self._password}
         msg = new_message("input_request", content, self.session, current.msg)
         current.requester.send("stdin", msg)
+        self.echo(_msg_id(current), prompt if isinstance(prompt, str) else str(prompt))
 
     def done(self) -> None:
         """The running request finished: nothing is asked any more."""
@@ -53,11 +63,11 @@ class InputRouter:
                 "stdin: ignored an input_reply from a client that was not asked", "stdin-other"
             )
             return
-        self.asking = None
+        asked, self.asking = self.asking, None
         value = msg["content"].get("value", "")
-        self.send_to_worker(
-            {"req": "input_reply", "value": value if isinstance(value, str) else str(value)}
-        )
+        value = value if isinstance(value, str) else str(value)
+        self.send_to_worker({"req": "input_reply", "value": value})
+        self.echo(_msg_id(asked), ("" if self._password else value) + "\n")
 
     def _from_asker(self, msg: Message, requester: Requester) -> bool:
         """The same connection, or the same Jupyter session, as the asking request."""
@@ -67,3 +77,7 @@ class InputRouter:
             return True
         session = msg["header"].get("session")
         return bool(session) and session == asked["header"].get("session")
+
+
+def _msg_id(request: Request) -> str:
+    return str(request.msg["header"].get("msg_id", ""))

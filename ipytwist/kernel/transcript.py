@@ -203,6 +203,12 @@ class Transcript:
         elif msg_type in ("display_data", "execute_result"):
             self._rich(cell, msg_type, content)
 
+    def stdin(self, parent: str, text: str) -> None:
+        """What ``input()`` shows in the cell of request ``parent`` (:mod:`.stdin`)."""
+        cell = self.cells.get(parent)
+        if cell is not None:
+            self._stream(cell, {"name": "stdin", "text": text})
+
     # -- output -------------------------------------------------------------------
 
     def _before_output(self, cell: Cell) -> None:

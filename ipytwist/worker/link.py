@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from ..framing import RecordDecoder, record_parts, write_parts
+from .reserve import after_release
 
 
 class Interrupts:
@@ -83,6 +84,7 @@ class WorkerLink:
         before_emit: Callable[[], None] = lambda: None,
         sync_marker: bytes = b"",
         sync_fds: tuple[int, ...] = (1, 2),
+        on_memory_error: Callable[[], None] = lambda: None,
     ) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
@@ -91,6 +93,9 @@ class WorkerLink:
         #: Written to each of ``sync_fds`` before every event (see ``sync_marker``).
         self.sync_marker = sync_marker
         self.sync_fds = sync_fds
+        #: Called when reading or building a record ran out of memory, before trying
+        #: again once (the worker's emergency reserve is released there).
+        self.on_memory_error = on_memory_error
         self._decoder = RecordDecoder()
         self._queue: deque[dict[str, Any]] = deque()
         self._write_lock = threading.Lock()
@@ -98,10 +103,14 @@ class WorkerLink:
     def read(self) -> dict[str, Any] | None:
         """The next request record, or None when the kernel has gone away."""
         while not self._queue:
-            data = os.read(self.read_fd, 1 << 16)
+            data = after_release(self.on_memory_error, os.read, self.read_fd, 1 << 16)
             if not data:
                 return None
-            self._queue.extend(self._decoder.feed(data))
+            try:
+                self._queue.extend(self._decoder.feed(data))
+            except MemoryError:  # a record the decoder keeps until it is decoded
+                self.on_memory_error()
+                self._queue.extend(self._decoder.feed(b""))
         if not self.interrupts.armed:
             self.interrupts.discard()  # a new request starts with no interrupt pending
         return self._queue.popleft()
@@ -121,7 +130,7 @@ class WorkerLink:
     def emit(self, event: dict[str, Any]) -> None:
         """Send one event, after everything user code already wrote to stdout/stderr."""
         self.before_emit()
-        parts = record_parts(event)
+        parts = after_release(self.on_memory_error, record_parts, event)  # nothing written yet
         with self.interrupts.held(), self._write_lock:
             if self.sync_marker:
                 for fd in self.sync_fds:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import error_content
 from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
+from .reserve import MemoryReserve, after_release, history_survives_memory_errors
 from .stdio import StdFiles
 from .terminal import TerminalSize
 
@@ -47,15 +48,15 @@ def serve() -> int:
     os.environ.setdefault("PAGER", "cat")
     os.environ.setdefault("CLICOLOR", "1")
     interrupts = Interrupts()
-    token = os.environ.pop(SYNC_ENV, "")
-    marker = sync_marker(token) if token.isalnum() else b""
-    link = WorkerLink(REQUEST_FD, EVENT_FD, interrupts, before_emit=std.flush, sync_marker=marker)
+    reserve = MemoryReserve()
+    link = _make_link(std, interrupts, reserve)
     busy = threading.Event()
     # Our helper threads (IPython's history saver, the flush thread) start with SIGINT
     # blocked: the kernel's SIGINT must land in the main thread, where it interrupts a
     # blocking call such as time.sleep; delivered to another thread it would not.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     shell = _make_shell(link)
+    shell.on_memory_error = reserve.release
     terminal = TerminalSize()
     terminal.install()
     threading.Thread(
@@ -67,7 +68,6 @@ def serve() -> int:
     link.emit({"ev": "ready", "pid": os.getpid()})
 
     from .debug import DebugHandlers
-    from .notebook import parent_of
     from .requests import RequestHandlers
 
     comms = _notebook(shell, link)
@@ -80,23 +80,49 @@ def serve() -> int:
             continue
         if rec is None or rec.get("req") == "shutdown":
             break
-        std.restore()
-        shell.set_parent(parent_of(rec))
+        after_release(reserve.release, _begin, std, shell, rec)
         busy.set()
         try:
             with terminal.of(rec):
-                content = _run(handlers, rec)
+                content = _run(handlers, rec, reserve.release)
         except SystemExit:
             break  # exit() outside a cell
         finally:
             busy.clear()
-        try:
-            link.emit({"ev": "reply", "content": content})
-        except KeyboardInterrupt:
-            link.emit({"ev": "reply", "content": content})
+        _reply(link, content)
+        del content
+        reserve.take()  # again, if user code let go of the memory a MemoryError used
     debug.close()
     _exit(shell, std)
     return 0
+
+
+def _make_link(std: StdFiles, interrupts: Interrupts, reserve: MemoryReserve) -> WorkerLink:
+    token = os.environ.pop(SYNC_ENV, "")
+    marker = sync_marker(token) if token.isalnum() else b""
+    return WorkerLink(
+        REQUEST_FD,
+        EVENT_FD,
+        interrupts,
+        before_emit=std.flush,
+        sync_marker=marker,
+        on_memory_error=reserve.release,
+    )
+
+
+def _begin(std: StdFiles, shell: WorkerShell, rec: Content) -> None:
+    """Before a request: the output files back, and the request as the parent."""
+    from .notebook import parent_of
+
+    std.restore()
+    shell.set_parent(parent_of(rec))
+
+
+def _reply(link: WorkerLink, content: Content) -> None:
+    try:
+        link.emit({"ev": "reply", "content": content})
+    except KeyboardInterrupt:
+        link.emit({"ev": "reply", "content": content})
 
 
 def _make_shell(link: WorkerLink) -> WorkerShell:
@@ -114,6 +140,7 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
         # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
         # requests and exit write the cache out first, so queries stay complete.
         shell.history_manager.db_cache_size = HISTORY_BATCH
+        history_survives_memory_errors(shell.history_manager)
     return shell
 
 
@@ -131,14 +158,21 @@ def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:
 
 def _flush_partial_lines(std: StdFiles, busy: threading.Event) -> None:
     """``print('x', end='')`` then a long wait still shows ``x`` promptly."""
+    pause = threading.Event()
     while True:
         busy.wait()
-        threading.Event().wait(PARTIAL_LINE_FLUSH_SECONDS)
-        std.flush_python()
+        pause.wait(PARTIAL_LINE_FLUSH_SECONDS)
+        try:
+            std.flush_python()
+        except MemoryError:
+            pass  # user code holds all memory: the main thread's flush writes it later
 
 
-def _run(handlers: dict[str, Handler], rec: Content) -> Content:
-    """One request's reply content; SystemExit only from a request that is not execute."""
+def _run(
+    handlers: dict[str, Handler], rec: Content, on_memory_error: Callable[[], None]
+) -> Content:
+    """One request's reply content; SystemExit only from a request that is not execute.
+    ``on_memory_error`` is called first when the request ran out of memory."""
     kind = rec.get("req")
     handler = handlers.get(kind) if isinstance(kind, str) else None
     try:
@@ -149,6 +183,8 @@ def _run(handlers: dict[str, Handler], rec: Content) -> Content:
             content = {**content, "buffers": rec["buffers"]}
         return handler(content)
     except BaseException as e:  # the loop must survive anything
+        if isinstance(e, MemoryError):
+            on_memory_error()
         if isinstance(e, SystemExit) and kind != "execute":
             raise
         return error_content(type(e).__name__, str(e))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -89,6 +90,16 @@ def without_interrupt_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
+def out_of_memory(error: BaseException | None, depth: int = 8) -> bool:
+    """Whether ``error`` is a MemoryError or happened while handling one (what runs
+    out of memory may fail otherwise: ``SystemError`` from a C function)."""
+    while error is not None and depth:
+        if isinstance(error, MemoryError):
+            return True
+        error, depth = error.__context__, depth - 1
+    return False
+
+
 class CellCompiler(CachingCompiler):
     """Compiles each cell as the file named by a hash of its code (``dap.cell_path``),
     where the debugger looks for it; tracebacks still say ``Cell In[n]``."""
@@ -115,6 +126,9 @@ class ZMQInteractiveShell(InteractiveShell):
     kernel = AnyTrait(None, allow_none=True)
     #: The error content of the cell's last traceback (None: no error yet).
     last_error: dict[str, Any] | None = None
+    #: Called before a MemoryError's traceback is formatted (the worker releases its
+    #: emergency reserve there, see :mod:`ipytwist.worker.reserve`).
+    on_memory_error: Callable[[], None] = staticmethod(lambda: None)
 
     def init_hooks(self) -> None:
         super().init_hooks()
@@ -146,6 +160,13 @@ class ZMQInteractiveShell(InteractiveShell):
         if isinstance(value, KeyboardInterrupt):
             tb = without_interrupt_frames(tb)
         return etype, value, tb
+
+    def showtraceback(self, exc_tuple: ExcInfo | None = None, *args: Any, **kwargs: Any) -> None:
+        """IPython's, with memory to format the traceback in after a MemoryError."""
+        value = exc_tuple[1] if exc_tuple is not None else sys.exc_info()[1]
+        if out_of_memory(value):
+            self.on_memory_error()
+        super().showtraceback(exc_tuple, *args, **kwargs)
 
     def _showtraceback(self, etype: Any, evalue: Any, stb: Sequence[str]) -> None:
         # stb is the traceback's lines (IPython 8 annotates it as one str, IPython 9 as a

@@ -212,3 +212,37 @@ def test_a_100000_line_output_leaves_the_page_responsive(page: Page) -> None:
     whole = page.request.get(link.get_attribute("href") or "")
     assert whole.ok, whole.status
     assert whole.text() == "".join(f"{i}\n" for i in range(100_000))
+
+
+def test_a_reload_shows_what_input_asked_and_was_answered_never_a_password(
+    page: Page, svc: Service, kernel_id: str
+) -> None:
+    """The prompt and the answer stay in the cell, between its outputs, as live; of a
+    getpass the prompt only: its answer is nowhere (page, transcript, .ipynb)."""
+    run(page, "print('hi')\nname = input('name? ')\nprint('hello', name)")
+    field = last_cell(page).get_by_role("textbox")
+    field.fill("Ada")
+    field.press("Enter")
+    expect(last_cell(page)).to_contain_text("hello Ada")
+    run(page, "import getpass\nsecret = getpass.getpass('Password: ')\nprint(len(secret))")
+    field = last_cell(page).locator("input[type=password]")
+    field.fill("hunter2-s3cret")
+    field.press("Enter")
+    expect(last_cell(page)).to_have_class(state("done"))
+    page.reload()
+    expect(page.locator("#cells .cell")).to_have_count(2)
+    first = page.locator("#cells .cell").first
+    expect(first.locator(".stream-stdin")).to_have_text("name? Ada")
+    shown = first.locator(".outputs").inner_text()
+    assert shown.index("hi") < shown.index("name? Ada") < shown.index("hello Ada"), shown
+    expect(last_cell(page).locator(".stream-stdin")).to_have_text("Password:")
+    expect(last_cell(page).locator(".output-stream").last).to_have_text("14")
+    assert "hunter2" not in page.content()
+    transcript = svc.api("GET", f"/api/kernels/{kernel_id}/transcript")
+    outputs = [[(o["name"], o["text"]) for o in c["outputs"]] for c in transcript.json()["cells"]]
+    assert outputs == [
+        [("stdout", "hi\n"), ("stdin", "name? Ada\n"), ("stdout", "hello Ada\n")],
+        [("stdin", "Password: \n"), ("stdout", "14\n")],
+    ]
+    notebook = svc.api("GET", f"/api/kernels/{kernel_id}/transcript.ipynb").text
+    assert "hunter2" not in transcript.text + notebook and "name? Ada" in notebook

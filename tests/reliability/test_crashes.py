@@ -5,6 +5,10 @@ the cause; the clients see ``restarting`` and then ``idle``) and is followed by
 a working interpreter within :data:`RECOVERY_SECONDS`, measured from the crash
 reply to the idle of a ``1`` round trip.  Then 100 crash/restart cycles must
 leak nothing in the service: fds, processes, memory.
+
+Running out of memory is not a crash: the cell gets ``MemoryError`` from the same
+interpreter, which keeps its variables.  The service runs with ``XDG_DATA_HOME`` in a
+fresh directory, the machine state under which the interpreter used to die of it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from benchlib.scenarios.crashes import (
     CLOSE_FD1_CODE,
     EXIT_CODE,
     MEMORY_CODE,
+    MEMORY_LAST_BYTE_CODE,
+    MEMORY_PRINT_CODE,
     PRINT_CHECK_CODE,
     RECURSION_CODE,
     SEGFAULT_CODE,
@@ -36,7 +42,6 @@ from benchlib.scenarios.crashes import (
 )
 from benchlib.servers import WARM_POOL, Service
 from benchlib.wsclient import WSClient
-from support.service import service_fixture
 
 #: Crash reply -> a successful round trip of ``1``.
 RECOVERY_SECONDS = 2.0
@@ -50,9 +55,20 @@ CYCLE_KERNELS = 2
 #: Bounds for the service after CYCLES cycles, against the state after the warm-up cycles.
 FD_SLACK = 3
 RSS_GROWTH_MIB = 20.0
+#: Times in a row each MemoryError case runs on one interpreter.
+MEMORY_ROUNDS = 3
+#: What the cell after a MemoryError allocates once it let go of ``hog``.
+AGAIN_MIB = 50
+#: IPython's words when formatting a traceback failed.
+FORMATTING_FAILED = "Unexpected exception formatting exception"
 
 
-svc = service_fixture("crashes", *WARM_POOL)
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The service, with XDG_DATA_HOME in a fresh directory for it and its workers."""
+    xdg = {"XDG_DATA_HOME": str(tmp_path_factory.mktemp("xdg-data"))}
+    with running_service(tmp_path_factory, "crashes", *WARM_POOL, env=xdg) as s:
+        yield s
 
 
 @pytest.fixture
@@ -116,25 +132,60 @@ def test_sigkill_of_the_worker_is_reported_and_a_new_interpreter_works(ws: WSCli
     assert_crash_reported(out, "SIGKILL", old, ws)
 
 
-def test_memory_growth_under_an_address_space_limit(ws: WSClient) -> None:
-    """User code caps its address space (RLIMIT_AS at current + 200 MiB) and allocates
-    until it fails: the cell is answered with an error (MemoryError, or the worker's
-    death if it died of it), and an interpreter runs ``1`` within 2 s of that reply.
-    If it survived, it keeps its variables and can allocate again once it lets go."""
-    old = worker_pid(ws)
-    out = crash_and_recover(ws, MEMORY_CODE)
+def assert_memory_error_survived(ws: WSClient, code: str, pid: int) -> None:
+    """``code`` fails with MemoryError and its traceback (not IPython's fallback), in
+    the interpreter ``pid``, within 2 s of which ``1`` runs; then ``del hog`` runs,
+    ``kept`` is still there, and AGAIN_MIB MiB can be allocated."""
+    out = crash_and_recover(ws, code)
     assert out.reply["status"] == "error", out.reply
-    assert out.reply["ename"] in ("MemoryError", "WorkerDied"), out.reply
-    assert out.round_trip["status"] == "ok"
+    assert out.reply["ename"] == "MemoryError", out.reply
+    assert any("MemoryError" in line for line in out.reply["traceback"]), out.reply
+    assert "restarting" not in out.statuses(), out.statuses()
+    texts = [m["content"]["text"] for m in out.cell if m["msg_type"] == "stream"]
+    assert not any(FORMATTING_FAILED in t for t in texts), texts[-3:]
+    assert [m["content"]["ename"] for m in out.errors()] == ["MemoryError"]
+    assert out.round_trip["status"] == "ok", out.round_trip
     assert out.recover_s < RECOVERY_SECONDS, out.recover_s
-    if out.reply["ename"] == "WorkerDied":
-        assert "restarting" in out.statuses()
-        assert worker_pid(ws) != old
-        return
-    assert worker_pid(ws) == old
-    reply, msgs = ws.execute("print(len(hog) > 50)\ndel hog\nagain = bytearray(50 * 2**20)")
+    reply, msgs = ws.execute(
+        f"print(len(hog) > 10, kept)\ndel hog\nagain = bytearray({AGAIN_MIB} * 2**20)\ndel again"
+    )
     assert reply["content"]["status"] == "ok", reply["content"]
-    assert stream_text(msgs) == "True\n"
+    assert stream_text(msgs) == "True 42\n"
+    assert worker_pid(ws) == pid
+
+
+@pytest.mark.parametrize(
+    "code", [MEMORY_CODE, MEMORY_LAST_BYTE_CODE], ids=["megabytes", "to-the-last-byte"]
+)
+def test_memory_growth_under_an_address_space_limit(ws: WSClient, code: str) -> None:
+    """User code caps its address space (RLIMIT_AS at current + 200 MiB) and fills it,
+    in 1 MiB blocks (or on down to 64-byte ones, leaving nothing), keeping them: the
+    cell gets MemoryError, the interpreter and its variables survive, ``del hog``
+    frees the memory; three times in a row."""
+    reply, _ = ws.execute("kept = 42")
+    assert reply["content"]["status"] == "ok"
+    pid = worker_pid(ws)
+    for _ in range(MEMORY_ROUNDS):
+        assert_memory_error_survived(ws, code, pid)
+
+
+def test_memory_error_in_the_output_path(ws: WSClient) -> None:
+    """A cell that prints a line per MiB it holds runs out of memory in user code or
+    in ``print`` (its buffer, the event it becomes): still the cell's MemoryError,
+    with the lines printed before it; three times in a row."""
+    pid = worker_pid(ws)
+    for _ in range(MEMORY_ROUNDS):
+        msg_id = ws.execute_request(MEMORY_PRINT_CODE)
+        reply, msgs = ws.finish(msg_id)
+        assert reply["content"]["ename"] == "MemoryError", reply["content"]
+        text = stream_text(m for m in msgs if m["content"].get("name") == "stdout")
+        lines = text.splitlines()
+        assert len(lines) > 10 and lines[:3] == ["held 1", "held 2", "held 3"], lines[:5]
+        assert FORMATTING_FAILED not in text
+        reply, msgs = ws.execute("del hog\nagain = bytearray(50 * 2**20)\nprint(len(again))")
+        assert reply["content"]["status"] == "ok", reply["content"]
+        assert stream_text(msgs) == f"{50 * 2**20}\n"
+    assert worker_pid(ws) == pid
 
 
 def test_recursion_error_keeps_the_interpreter_and_its_variables(ws: WSClient) -> None:

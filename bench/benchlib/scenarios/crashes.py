@@ -23,7 +23,9 @@ SEGFAULT_CODE = "import ctypes; ctypes.string_at(0)"
 SLEEP_CODE = "import time; print('started', flush=True); time.sleep(60)"
 #: Headroom above the worker's current address space under RLIMIT_AS.
 MEMORY_HEADROOM_MIB = 200
-MEMORY_CODE = f"""\
+#: Caps the address space (RLIMIT_AS) at the current size + MEMORY_HEADROOM_MIB (once:
+#: a later cell under the cap leaves it as it is) and starts ``hog``.
+MEMORY_LIMIT = f"""\
 import resource
 def _vm_size():
     with open('/proc/self/status') as f:
@@ -31,11 +33,28 @@ def _vm_size():
             if line.startswith('VmSize:'):
                 return int(line.split()[1]) * 1024
 _soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-resource.setrlimit(resource.RLIMIT_AS, (_vm_size() + {MEMORY_HEADROOM_MIB} * 2**20, _hard))
+if _soft == resource.RLIM_INFINITY:
+    resource.setrlimit(resource.RLIMIT_AS, (_vm_size() + {MEMORY_HEADROOM_MIB} * 2**20, _hard))
 hog = []
-while True:
-    hog.append(bytearray(2**20))
 """
+#: Fills the address space in 1 MiB blocks, keeping them.
+MEMORY_CODE = MEMORY_LIMIT + "while True:\n    hog.append(bytearray(2**20))\n"
+#: Fills it in 1 MiB blocks, then in smaller and smaller ones down to 64 bytes: nothing
+#: is left for IPython, the traceback or the reply.
+MEMORY_LAST_BYTE_CODE = MEMORY_LIMIT + (
+    "for _size in (2**20, 2**16, 2**12, 2**9):\n"
+    "    try:\n"
+    "        while True:\n"
+    "            hog.append(bytearray(_size))\n"
+    "    except MemoryError:\n"
+    "        pass\n"
+    "while True:\n"
+    "    hog.append(bytearray(64))\n"
+)
+#: Prints a line per MiB held: the MemoryError may come from print's path.
+MEMORY_PRINT_CODE = MEMORY_LIMIT + (
+    "while True:\n    hog.append(bytearray(2**20))\n    print('held', len(hog))\n"
+)
 RECURSION_CODE = "def down(n):\n    return down(n + 1)\ndown(0)"
 CHILD_CODE = (
     "import subprocess\nbackground = subprocess.Popen(['sleep', '60'])\nprint(background.pid)"
