@@ -61,6 +61,11 @@ def watch_parent(reactor: Any, stop: Any, interval: float = 1.0) -> Any:
     return loop
 
 
+def _link_dir() -> str:
+    """Where the keepers' sockets go (with ``IPYTWIST_WORKER_LINK=socket``)."""
+    return os.path.join(tempfile.gettempdir(), f"ipytwist-{os.getpid()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with open(args.connection_file) as f:
@@ -98,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kernel = Kernel(
         reactor,
-        # Pipes; keepers on sockets (a prototype) with IPYTWIST_WORKER_LINK=socket.
-        choose_provisioner(reactor, os.path.join(tempfile.gettempdir(), f"ipytwist-{os.getpid()}")),
+        # Pipes, or keepers (IPYTWIST_WORKER_LINK=socket) that end with this process.
+        choose_provisioner(reactor, _link_dir(), durable=False),
         name=connection.get("kernel_name") or "ipytwist",
         requests_in_flight=lambda: [channels.requests_in_flight()],
         # One client, the one that launched it: its restart restarts, its shutdown ends.

@@ -39,7 +39,7 @@ def keeper(tmp_path: Path) -> Iterator[Callable[[float], tuple[subprocess.Popen[
         env.update({KERNEL_ENV: KERNEL, ORPHAN_ENV: str(orphan_timeout)})
         env["IPYTHONDIR"] = str(tmp_path / "ipython")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ipytwist.worker.keeper"], env=env, pass_fds=(listen.fileno(), r)
+            [sys.executable, "-m", "ipytwist.worker"], env=env, pass_fds=(listen.fileno(), r)
         )
         os.close(r)
         listen.close()

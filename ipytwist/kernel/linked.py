@@ -1,7 +1,7 @@
 """Workers behind a keeper, over the worker link (docs/durable-kernels.md): a prototype.
 
-:class:`LinkProvisioner` starts ``python -m ipytwist.worker.keeper`` on a Unix
-socket it binds in its directory, and connects to it; :class:`LinkedWorker` is
+:class:`LinkProvisioner` starts ``python -m ipytwist.worker`` (which forks its
+keeper) on a Unix socket it binds in its directory, and connects to it; :class:`LinkedWorker` is
 the kernel's :class:`~ipytwist.kernel.supervisor.Worker` on that connection.  The
 keeper has already put output and events in order, so they go to the listener
 as they come.  Chosen with ``IPYTWIST_WORKER_LINK=socket``; pipes stay the
@@ -36,7 +36,14 @@ from ..link.wire import (
     parse_json_body,
     parse_output,
 )
-from ..worker.keeper import KERNEL_ENV, LINK_FD_ENV, ORPHAN_ENV, SECRET_FD_ENV, prepare_link
+from ..worker.keeper import (
+    DIE_WITH_PARENT_ENV,
+    KERNEL_ENV,
+    LINK_FD_ENV,
+    ORPHAN_ENV,
+    SECRET_FD_ENV,
+    prepare_link,
+)
 from .process import TOKEN_ENV, Clock, LocalProvisioner, ProcessReactor, describe_exit
 from .supervisor import Provisioner, WorkerListener
 
@@ -220,11 +227,17 @@ class LinkProvisioner:
     """Start workers behind keepers, each on a socket in ``directory``."""
 
     def __init__(
-        self, reactor: ProcessReactor, directory: str, orphan_timeout: float = PROTOTYPE_ORPHAN
+        self,
+        reactor: ProcessReactor,
+        directory: str,
+        orphan_timeout: float = PROTOTYPE_ORPHAN,
+        durable: bool = True,
     ) -> None:
         self.reactor = reactor
         self.directory = directory
         self.orphan_timeout = orphan_timeout
+        #: False: each keeper ends with this process (PDEATHSIG), no orphan timeout.
+        self.durable = durable
 
     def start(self, listener: WorkerListener) -> LinkedWorker:
         """Bind the socket, start the keeper on it, connect."""
@@ -241,10 +254,12 @@ class LinkProvisioner:
         )
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[ORPHAN_ENV] = str(self.orphan_timeout)
+        if not self.durable:
+            env[DIE_WITH_PARENT_ENV] = "1"
         self.reactor.spawnProcess(
             keeper,
             sys.executable,
-            [sys.executable, "-m", "ipytwist.worker.keeper"],
+            [sys.executable, "-m", "ipytwist.worker"],
             env=env,
             childFDs={0: "w", 1: 1, 2: 2, listen.fileno(): listen.fileno(), r: r},
         )
@@ -254,9 +269,12 @@ class LinkProvisioner:
         return worker
 
 
-def choose_provisioner(reactor: ProcessReactor, state_dir: str) -> Provisioner:
+def choose_provisioner(
+    reactor: ProcessReactor, state_dir: str, durable: bool = True
+) -> Provisioner:
     """Keepers on sockets in ``STATE/kernels`` if ``IPYTWIST_WORKER_LINK=socket``,
-    else today's pipes (:class:`~ipytwist.kernel.process.LocalProvisioner`)."""
+    else today's pipes (:class:`~ipytwist.kernel.process.LocalProvisioner`).
+    Not ``durable``: the keepers end with this process."""
     if os.environ.get(LINK_ENV) == "socket":
-        return LinkProvisioner(reactor, os.path.join(state_dir, "kernels"))
+        return LinkProvisioner(reactor, os.path.join(state_dir, "kernels"), durable=durable)
     return LocalProvisioner(reactor)

@@ -27,6 +27,12 @@ def _detach() -> None:
         os._exit(1)
 
 
+if os.environ.get("IPYTWIST_LINK_FD"):  # behind a keeper: fork it before IPython loads
+    from .keeper import enter
+
+    _status = enter()
+    if _status is not None:
+        sys.exit(_status)
 _detach()
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready
 

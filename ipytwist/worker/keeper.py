@@ -5,10 +5,9 @@ for a worker started the old way, and puts its output and events in one order
 (``PipeSync``, the sync markers); it numbers them and keeps them until the
 service acks them (:class:`~ipytwist.link.end.LinkEnd`), so a service may come
 and go.  It listens on the kernel's Unix socket; the service connects.  It is
-the interpreter's parent: signals, stop and kill come as ``CONTROL`` frames.
-
-Unfinished (see the design's steps): the coalescing pause on the output pipes,
-requests written a piece at a time, SO_PEERCRED, the 2 s SIGKILL after a stop.
+the interpreter's parent (forked by ``python -m ipytwist.worker`` before IPython
+loads): signals, stop and kill come as ``CONTROL`` frames.  Unfinished (the
+design's steps): requests a piece at a time, SO_PEERCRED, SIGKILL 2 s after a stop.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import os
 import selectors
 import signal
 import socket
-import sys
 import time
 
 from ..framing import RecordSplitter, encode_record
@@ -35,6 +33,8 @@ SECRET_FD_ENV = "IPYTWIST_LINK_SECRET_FD"
 KERNEL_ENV = "IPYTWIST_KERNEL_ID"
 #: Seconds without a service after which the keeper ends its interpreter's group.
 ORPHAN_ENV = "IPYTWIST_ORPHAN_TIMEOUT"
+#: "1": the keeper ends with the process that started it (a kernel that is not durable).
+DIE_WITH_PARENT_ENV = "IPYTWIST_KEEPER_DIES_WITH_PARENT"
 DEFAULT_ORPHAN_TIMEOUT = 3600.0
 _NAMES = {1: "stdout", 2: "stderr"}
 #: After a read of an output pipe, leave it alone this long (``kernel.process``'s pause).
@@ -42,9 +42,10 @@ PIPE_READ_PAUSE = 0.01
 _READ = 1 << 16
 
 
-def spawn_interpreter(token: str) -> tuple[int, dict[int, int], int]:
-    """Fork and exec ``python -m ipytwist.worker`` on new pipes; its pid, the read
-    ends of its fds 1, 2 and 4, and the write end of its fd 3."""
+def fork_interpreter(token: str) -> tuple[int, dict[int, int], int]:
+    """Fork the interpreter on new pipes (no exec: the child goes on to import the
+    worker, one Python start for both); in the keeper, its pid, the read ends of its
+    fds 1, 2 and 4 and the write end of its fd 3; in the child, ``(0, {}, -1)``."""
     req_r, req_w = os.pipe()
     pipes = {fd: os.pipe() for fd in (1, 2, EVENT_FD)}
     pid = os.fork()
@@ -58,8 +59,8 @@ def spawn_interpreter(token: str) -> tuple[int, dict[int, int], int]:
                 os.dup2(source, fd)
             os.closerange(EVENT_FD + 1, os.sysconf("SC_OPEN_MAX"))
             os.environ[SYNC_ENV] = token
-            os.execv(sys.executable, [sys.executable, "-m", "ipytwist.worker"])
-        finally:
+            return 0, {}, -1
+        except BaseException:
             os._exit(127)
     os.close(req_r)
     readers = {}
@@ -99,12 +100,16 @@ class Keeper:
     """The keeper's loop: the interpreter's pipes and the link, on one selector."""
 
     def __init__(
-        self, listen: socket.socket, secret: bytes, kernel_id: str, orphan_timeout: float
+        self,
+        listen: socket.socket,
+        secret: bytes,
+        kernel_id: str,
+        orphan_timeout: float,
+        interpreter: tuple[str, int, dict[int, int], int],
     ) -> None:
         self.listen = listen
         self.orphan_timeout = orphan_timeout
-        token = os.urandom(16).hex()
-        self.pid, self.readers, self.req_w = spawn_interpreter(token)
+        token, self.pid, self.readers, self.req_w = interpreter
         self.link = LinkEnd(True, secret, kernel_id)
         self.link.info = {"pid": self.pid}
         self.sync = PipeSync(sync_marker(token), self._output)
@@ -355,21 +360,40 @@ class Keeper:
         return True
 
 
-def main() -> int:
-    """``python -m ipytwist.worker.keeper``: the environment says the socket and secret."""
+def _die_with_parent() -> None:
+    """PDEATHSIG: the keeper of a kernel that is not durable ends with its parent."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the keeper's orphan timeout ends it
+
+
+def enter() -> int | None:
+    """``python -m ipytwist.worker`` with :data:`LINK_FD_ENV` set: fork the
+    interpreter before anything heavy is imported; the parent is the keeper and
+    serves (its exit status), the child returns ``None`` and goes on as the worker.
+    The environment says the socket and the secret's pipe."""
+    parent = os.getppid()
     os.setsid()  # neither the service's death nor its terminal's Ctrl-C reaches us
+    if os.environ.pop(DIE_WITH_PARENT_ENV, "") == "1":
+        _die_with_parent()
+        if os.getppid() != parent:
+            return 1
     listen = socket.socket(fileno=int(os.environ.pop(LINK_FD_ENV)))
     secret_fd = int(os.environ.pop(SECRET_FD_ENV))
     secret = os.read(secret_fd, 64)
     os.close(secret_fd)
     kernel_id = os.environ.pop(KERNEL_ENV)
     timeout = float(os.environ.pop(ORPHAN_ENV, DEFAULT_ORPHAN_TIMEOUT))
-    keeper = Keeper(listen, secret, kernel_id, timeout)
+    token = os.urandom(16).hex()
+    pid, readers, req_w = fork_interpreter(token)
+    if pid == 0:
+        listen.detach()  # (closed with the rest above fd 4)
+        return None
+    keeper = Keeper(listen, secret, kernel_id, timeout, (token, pid, readers, req_w))
     try:
         return keeper.run()
     finally:
         keeper.remove_socket()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
