@@ -4,6 +4,7 @@ for the service (docs/durable-kernels.md): order, resumption, orphans, stop."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from benchlib.procs import wait_for
 
 from ipytwist.framing import RecordDecoder, encode_record
 from ipytwist.link.end import LinkEnd
 from ipytwist.link.wire import Frame, Inbound, Kind, json_body, parse_output
 from ipytwist.worker.keeper import (
+    DIE_WITH_PARENT_ENV,
     KERNEL_ENV,
     LINK_FD_ENV,
     ORPHAN_ENV,
@@ -182,3 +185,48 @@ def test_sigterm_to_the_keeper_ends_the_interpreters_group(keeper) -> None:
     assert proc.wait(timeout=30) == 1
     assert not alive(sleep_pid)
     assert not os.path.exists(path)
+
+
+#: The process that starts a standalone kernel's keeper, then waits to be killed.
+PARENT = (
+    "import subprocess, sys\n"
+    "fds = (int(sys.argv[1]), int(sys.argv[2]))\n"
+    "p = subprocess.Popen([sys.executable, '-m', 'ipytwist.worker'], pass_fds=fds)\n"
+    "print(p.pid, flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_a_standalone_kernels_keeper_ends_with_its_parent(tmp_path: Path) -> None:
+    """A kernel that is not durable: the process that started its keeper is SIGKILLed;
+    the keeper, the interpreter and user code's `sleep 300` end (no orphan timeout
+    to wait for), and the socket file goes."""
+    path = str(tmp_path / "link.sock")
+    listen, r = prepare_link(path, SECRET)
+    env = {**os.environ, LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r)}
+    env.update({KERNEL_ENV: KERNEL, ORPHAN_ENV: "600", DIE_WITH_PARENT_ENV: "1"})
+    env["IPYTHONDIR"] = str(tmp_path / "ipython")
+    fds = (listen.fileno(), r)
+    argv = [sys.executable, "-c", PARENT, *map(str, fds)]
+    parent = subprocess.Popen(
+        argv, env=env, pass_fds=fds, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    os.close(r)
+    listen.close()
+    assert parent.stdout is not None
+    pids = [int(parent.stdout.readline())]
+    try:
+        service = Service(path)
+        service.until(lambda f: event(f).get("ev") == "ready")
+        service.execute("SLEEP = ['sleep', '300']")
+        service.until(is_reply)
+        service.execute("import os, subprocess as s\nprint(os.getpid(), s.Popen(SLEEP).pid)")
+        pids += [int(pid) for pid in stdout(service.until(is_reply)).split()]
+        parent.kill()
+        wait_for(lambda: not any(map(alive, pids)), 30, "the keeper's end")
+        assert not os.path.exists(path)
+    finally:
+        parent.kill()
+        parent.wait()
+        if alive(pids[0]):
+            os.kill(pids[0], signal.SIGTERM)  # (it ends the interpreter's group)
