@@ -13,6 +13,7 @@ design's steps): requests a piece at a time, SO_PEERCRED, SIGKILL 2 s after a st
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import os
 import selectors
@@ -43,11 +44,11 @@ _READ = 1 << 16
 
 
 def fork_interpreter(token: str) -> tuple[int, dict[int, int], int]:
-    """Fork the interpreter on new pipes (no exec: the child goes on to import the
-    worker, one Python start for both); in the keeper, its pid, the read ends of its
-    fds 1, 2 and 4 and the write end of its fd 3; in the child, ``(0, {}, -1)``."""
+    """Fork the interpreter on new pipes (no exec: one Python start for both); its pid, the
+    read ends of its fds 1, 2 and 4 and the write end of its fd 3; ``(0, {}, -1)`` in it."""
     req_r, req_w = os.pipe()
     pipes = {fd: os.pipe() for fd in (1, 2, EVENT_FD)}
+    gc.freeze()  # no collection in either process writes to the pages they share
     pid = os.fork()
     if pid == 0:  # the interpreter: its fds as the worker expects them, nothing else
         try:
