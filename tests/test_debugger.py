@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
+from support.dap_session import break_in
 from support.jupyter_kernel import forget_arrived, running_kernel
 
 TIMEOUT = 30
@@ -188,11 +189,7 @@ def test_stepping_and_control_while_stopped_and_bad_requests() -> None:
         for bad in ({}, {"seq": 1}, {"type": "request", "seq": "x", "command": "attach"}):
             reply = debug.send(bad)
             assert reply["success"] is False and "malformed" in reply["message"]
-        assert debug("initialize", **INITIALIZE)["success"]
-        assert debug("attach")["success"]
-        path = debug("dumpCell", code=STEPS)["body"]["sourcePath"]
-        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 6}])
-        debug("configurationDone")
+        break_in(debug, STEPS, 6, **INITIALIZE)
         msg_id = kc.execute(STEPS)
         thread = debug.event("stopped")["body"]["threadId"]
 
@@ -231,11 +228,7 @@ def test_the_debugger_starts_again_after_disconnect_and_after_a_restart() -> Non
     new interpreter with its own debugpy): a breakpoint stops the cell each time."""
 
     def stop_once(debug: Debug, kc: BlockingKernelClient) -> None:
-        assert debug("initialize", **INITIALIZE)["success"]
-        assert debug("attach")["success"]
-        path = debug("dumpCell", code=CELL)["body"]["sourcePath"]
-        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}])
-        debug("configurationDone")
+        break_in(debug, CELL, 3, **INITIALIZE)
         kc.execute(CELL)
         thread = debug.event("stopped")["body"]["threadId"]
         assert debug("continue", threadId=thread)["success"]
@@ -273,11 +266,7 @@ def test_an_interrupt_at_a_breakpoint_leaves_the_debugger_working() -> None:
     with running_kernel("ipytwist") as (km, kc):
         forget_arrived(kc)
         debug = Debug(kc)
-        assert debug("initialize", **INITIALIZE)["success"]
-        assert debug("attach")["success"]
-        path = debug("dumpCell", code=sleeper)["body"]["sourcePath"]
-        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}])
-        debug("configurationDone")
+        break_in(debug, sleeper, 3, **INITIALIZE)
         for _ in range(2):
             kc.execute(sleeper)
             debug.event("stopped")

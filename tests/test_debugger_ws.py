@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from benchlib.servers import WARM_POOL, Service
 from benchlib.wsclient import WSClient
+from support.dap_session import break_in, top_frame_locals
 from support.service import service_fixture
 
 svc = service_fixture("ws", "--allow-origin", "https://*.example.org", *WARM_POOL, shared=True)
@@ -49,19 +50,12 @@ def test_a_breakpoint_over_the_websocket(
     clients += [ws, other]
     assert ws.kernel_info()["content"]["debugger"] is True
     debug = WsDebug(ws)
-    assert debug("initialize", clientID="t", adapterID="", pathFormat="path")["success"]
-    assert debug("attach")["success"]
-    path = debug("dumpCell", code=CELL)["body"]["sourcePath"]
-    debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}])
-    debug("configurationDone")
+    path = break_in(debug, CELL, 3, clientID="t", adapterID="", pathFormat="path")
     msg_id = ws.execute_request(CELL)
     thread = debug.event("stopped")["body"]["threadId"]
     other.until(lambda m: m["msg_type"] == "debug_event" and m["content"]["event"] == "stopped")
-    frame = debug("stackTrace", threadId=thread)["body"]["stackFrames"][0]
+    frame, values = top_frame_locals(debug, thread)
     assert (frame["name"], frame["line"], frame["source"]["path"]) == ("f", 3, path)
-    scopes = debug("scopes", frameId=frame["id"])["body"]["scopes"]
-    local = debug("variables", variablesReference=scopes[0]["variablesReference"])
-    values = {v["name"]: v["value"] for v in local["body"]["variables"]}
     assert values["a"] == "14" and values["b"] == "42"
     assert debug("continue", threadId=thread)["success"]
 

@@ -232,21 +232,15 @@ def test_a_widget_with_binary_buffers_leaves_the_gateway_connection_alive(
 def test_a_breakpoint_through_jupyter_server(servers: Servers, kernel: str) -> None:
     """JupyterLab's debugger path: debug_request on the control channel of
     jupyter_server's kernel WebSocket, through the gateway to ipytwist."""
+    from support.dap_session import break_in, top_frame_locals
     from test_debugger_ws import CELL, WsDebug
 
     with channel(servers, kernel) as chan:
         assert chan.kernel_info()["content"]["debugger"] is True
         debug = WsDebug(chan)
-        assert debug("initialize", clientID="t", adapterID="", pathFormat="path")["success"]
-        assert debug("attach")["success"]
-        path = debug("dumpCell", code=CELL)["body"]["sourcePath"]
-        debug("setBreakpoints", source={"path": path}, breakpoints=[{"line": 3}])
-        debug("configurationDone")
+        break_in(debug, CELL, 3, clientID="t", adapterID="", pathFormat="path")
         chan.execute_request(CELL)
         thread = debug.event("stopped")["body"]["threadId"]
-        frame = debug("stackTrace", threadId=thread)["body"]["stackFrames"][0]
-        scopes = debug("scopes", frameId=frame["id"])["body"]["scopes"]
-        local = debug("variables", variablesReference=scopes[0]["variablesReference"])
-        assert {v["name"]: v["value"] for v in local["body"]["variables"]}["b"] == "42"
+        assert top_frame_locals(debug, thread)[1]["b"] == "42"
         assert debug("continue", threadId=thread)["success"]
         assert debug("disconnect", restart=False, terminateDebuggee=False)["success"]
