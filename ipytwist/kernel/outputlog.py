@@ -164,14 +164,7 @@ class OutputLog:
     def publish(self, msg: Message) -> Envelope:
         """Append ``msg`` to the log, hand it to the subscribers and wake the readers."""
         # A comm message's binary buffers are held as they are: counted as their bytes.
-        buffers = msg.get("buffers") or ()
-        nbytes = output_bytes(msg.get("content")) + sum(memoryview(b).nbytes for b in buffers)
-        env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
-        self._next_seq += 1
-        self._total_bytes += nbytes
-        self._items.append(env)
-        env._log = self
-        self._log_cost += env.cost
+        env = self._append(msg)
         if self._at_end:
             for cursor in self._at_end:  # they had taken every message before it
                 cursor.owed = env
@@ -193,6 +186,38 @@ class OutputLog:
         self._trim()
         self._check_lead()
         return env
+
+    def _append(self, msg: Message) -> Envelope:
+        buffers = msg.get("buffers") or ()
+        nbytes = output_bytes(msg.get("content")) + sum(memoryview(b).nbytes for b in buffers)
+        env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
+        self._next_seq += 1
+        self._total_bytes += nbytes
+        self._items.append(env)
+        env._log = self
+        self._log_cost += env.cost
+        return env
+
+    def load(self, msg: Message, at: Position) -> Envelope:
+        """A persisted message back at its place ``at`` (a restored log, before it has
+        readers): no subscriber or reader is told.  Not right after the last one, it
+        starts the log again there (:meth:`resume_at`)."""
+        if at != self.end:
+            self.resume_at(at)
+        env = self._append(msg)
+        self._trim()
+        return env
+
+    def resume_at(self, at: Position) -> None:
+        """Number on from ``at`` (a restored log): the messages retained go."""
+        for env in self.retained():
+            if env.keepers:
+                self._kept[env.seq] = env  # as _trim does
+            else:
+                env._log = None
+                self._log_cost -= env.cost
+        self._items, self._head = [], 0
+        self._next_seq, self._total_bytes = at
 
     def _grew(self, size: int) -> None:
         """An envelope still in the log got one more encoding."""
