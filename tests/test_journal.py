@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from test_transcript import iopub, req
-from test_widget_state import opened, updated
+from test_widget_state import STATE, opened, updated
 
 from ipytwist.kernel.journal import MIN_JOURNAL_BYTES, KernelJournal, Restored, journal_of
 from ipytwist.kernel.outputlog import OutputLog
@@ -104,7 +104,7 @@ def run_session(kernel: FakeKernel) -> dict[str, Any]:
     kernel.publish(iopub(r, "stream", name="stdout", text="hello Ada\n"))
     idle(kernel, r)
     r = cell(kernel, "w = IntSlider()", 3)
-    kernel.publish(opened("m1", {"value": 1, "data": b"\x00\x01binary"}))
+    kernel.publish(opened("m1", {**STATE, "value": 1, "data": b"\x00\x01binary"}))
     for v in range(20):
         kernel.publish(updated("m1", {"value": v}))
     kernel.publish(iopub(r, "execute_result", data={"text/plain": "IntSlider"}, execution_count=3))
@@ -136,6 +136,7 @@ def test_a_session_read_back_is_the_live_transcript_and_log(tmp_path: Path) -> N
     assert got.running["content"]["code"] == "while True: print('x')"
     assert got.link == ("keeper-1", 42)
     assert got.sessions == {"tab-1": (5, 7), "tab-2": log.end}
+    assert t2.to_json()["widgets"]["state"]["m1"]["state"]["value"] == 19
     stdin = [o for c in t2.to_json()["cells"] for o in c["outputs"] if o.get("name") == "stdin"]
     assert stdin[0]["text"] == "name? Ada\n"
 

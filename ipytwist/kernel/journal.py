@@ -38,7 +38,7 @@ from .transcript import Transcript
 __all__ = ["JOURNAL_FACTOR", "MIN_JOURNAL_BYTES", "KernelJournal", "Restored", "journal_of"]
 
 JOURNAL_FACTOR = 2
-MIN_JOURNAL_BYTES = 4 * 1024 * 1024
+MIN_JOURNAL_BYTES = 1024 * 1024
 #: Requests accepted and not finished, kept to say which one runs (the oldest go).
 MAX_PENDING = 100
 #: Session positions kept (as the WebSocket hub keeps at most 1000 sessions).
