@@ -24,23 +24,31 @@ import os
 import weakref
 from base64 import b64decode, b64encode
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from twisted.logger import Logger
 
 from .envelope import Envelope
 from .journalfile import JournalFile, encode, read_records
+from .journalkernel import KernelState, Restored
 from .journalstate import dump_transcript, load_transcript
 from .outputlog import OutputLog, Position
 from .transcript import Transcript
 
-__all__ = ["JOURNAL_FACTOR", "MIN_JOURNAL_BYTES", "KernelJournal", "Restored", "journal_of"]
+__all__ = [
+    "JOURNAL_FACTOR",
+    "MIN_JOURNAL_BYTES",
+    "KernelJournal",
+    "Restored",
+    "journal_of",
+    "persisted_position",
+    "position_noter",
+]
 
 JOURNAL_FACTOR = 2
 MIN_JOURNAL_BYTES = 1024 * 1024
-#: Requests accepted and not finished, kept to say which one runs (the oldest go).
-MAX_PENDING = 100
 #: Session positions kept (as the WebSocket hub keeps at most 1000 sessions).
 MAX_SESSIONS = 1000
 _VERSION = 1
@@ -53,64 +61,17 @@ def journal_of(kernel: object) -> KernelJournal | None:
     return _journals.get(kernel)
 
 
-@dataclass
-class Restored:
-    """What a journal held besides the log and transcript it restored."""
-
-    session: str | None = None  # the kernel's Jupyter session id
-    execution_count: int = 0
-    #: The execute_request (header, content, metadata) that was running: busy, no idle.
-    running: dict[str, Any] | None = None
-    link: tuple[str, int] | None = None  # the last link_safe mark
-    sessions: dict[str, Position] = field(default_factory=dict)
+def persisted_position(kernel: object, session_id: str) -> Position | None:
+    """Where the journal of ``kernel`` has the WebSocket session ``session_id``."""
+    journal = _journals.get(kernel)
+    return journal.session_position(session_id) if journal is not None else None
 
 
-class _State:
-    """The kernel's state the records tell (count, requests pending, the running one)."""
-
-    def __init__(self) -> None:
-        self.session: str | None = None
-        self.count = 0
-        self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self.running: str | None = None
-        self.link: tuple[str, int] | None = None
-
-    def request(self, msg: dict[str, Any]) -> None:
-        self.pending[str(msg["header"].get("msg_id", ""))] = msg
-        while len(self.pending) > MAX_PENDING:
-            self.pending.popitem(last=False)
-
-    def iopub(self, msg: dict[str, Any]) -> None:
-        msg_type = msg["header"].get("msg_type")
-        content = msg.get("content") or {}
-        if msg_type == "execute_input" and isinstance(content.get("execution_count"), int):
-            self.count = content["execution_count"]
-        elif msg_type == "status":
-            parent = (msg.get("parent_header") or {}).get("msg_id")
-            state = content.get("execution_state")
-            if state == "busy" and parent in self.pending:
-                self.running = parent
-            elif state == "idle" and isinstance(parent, str):
-                self.pending.pop(parent, None)
-                if self.running == parent:
-                    self.running = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "k": self.session,
-            "n": self.count,
-            "q": list(self.pending.items()),
-            "r": self.running,
-            "l": self.link,
-        }
-
-    def load(self, data: dict[str, Any]) -> None:
-        session, count, running, link = data["k"], data["n"], data["r"], data["l"]
-        self.session = session if isinstance(session, str) else None
-        self.count = count if isinstance(count, int) else 0
-        self.pending = OrderedDict((str(k), dict(m)) for k, m in data["q"])
-        self.running = running if isinstance(running, str) else None
-        self.link = (str(link[0]), int(link[1])) if link else None
+def position_noter(kernel: object, session_id: str) -> Callable[[Position], None] | None:
+    """What writes the position of the WebSocket session ``session_id`` in the
+    journal of ``kernel`` (None: no journal)."""
+    journal = _journals.get(kernel)
+    return partial(journal.note_position, session_id) if journal is not None else None
 
 
 def _message_record(env: Envelope) -> list[Any]:
@@ -131,7 +92,7 @@ class KernelJournal:
         self.file = file
         #: The most bytes the file holds, at any moment.
         self.limit = limit
-        self.state = _State()
+        self.state = KernelState()
         self.sessions: OrderedDict[str, Position] = OrderedDict()
         self.closed = False
         self.failed = False
@@ -257,7 +218,10 @@ class KernelJournal:
         if output_log.subscriber_count == subscribed:
             output_log.subscribe(transcript)
         _journals[kernel] = self
-        self.compact(output_log.end)
+        try:
+            self.compact(output_log.end)
+        except OSError as e:
+            self._failed(e)
 
     def request(self, msg: dict[str, Any], origin: str) -> None:
         """An execute request the kernel accepted (before the transcript has it)."""
@@ -319,8 +283,11 @@ class KernelJournal:
                     return
             self.file.append(record)
         except OSError as e:
-            self.failed = True
-            self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        self.failed = True
+        self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
 
     def compact(self, before: Position) -> None:
         """Rewrite the file: a snapshot of the state before the message at ``before``
