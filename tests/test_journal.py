@@ -253,3 +253,53 @@ def test_a_message_id_persists_with_its_buffers(tmp_path: Path) -> None:
 
 def test_min_bound() -> None:
     assert MIN_JOURNAL_BYTES >= 2 * MIN_BYTES
+
+
+def test_a_smaller_transcript_bound_holds_for_the_transcript_restored(tmp_path: Path) -> None:
+    kernel, transcript, _, journal = live(tmp_path, transcript_bytes=1 << 20)
+    for n in range(1, 30):
+        r = cell(kernel, f"c{n}", n)
+        kernel.publish(iopub(r, "stream", name="stdout", text="y\n" * 4000))
+        idle(kernel, r)
+    journal.close()
+    assert transcript.size > 4 * MIN_BYTES
+    _, t2, _ = restored(tmp_path, transcript_bytes=MIN_BYTES)
+    assert t2.max_bytes == MIN_BYTES and t2.size <= MIN_BYTES
+    assert t2.cells and next(reversed(t2.cells)) == next(reversed(transcript.cells))
+
+
+class Tab:
+    """A WebSocket session's connection that keeps up: it takes each message as it is
+    woken, and notes its position (as the outbox does after each pump)."""
+
+    def __init__(self, sid: str, log: OutputLog, journal: KernelJournal) -> None:
+        self.sid, self.journal = sid, journal
+        self.cursor = log.open_cursor(self)
+        self.cursor.take()
+
+    def wake(self) -> None:
+        while self.cursor.take() is not None:
+            pass
+        self.journal.note_position(self.sid, self.cursor.position)
+
+
+def test_positions_of_many_sessions_survive_rewrites_and_take_little_room(tmp_path: Path) -> None:
+    """A message that wakes 100 sessions adds one small record of their positions."""
+    kernel, _, log, journal = live(tmp_path)
+    tabs = [Tab(f"{n:032x}", log, journal) for n in range(100)]
+    rewrites = 0
+    for n in range(300):
+        before = journal.file.size
+        big = n % 20 == 19  # past the bound now and then: the file is rewritten
+        kernel.publish(iopub(req("x"), "stream", name="stdout", text="z" * (300_000 if big else 9)))
+        if journal.file.size < before:
+            rewrites += 1
+        elif n > 0 and not big:
+            assert journal.file.size - before < 900  # the message's record, and 100 numbers
+    assert rewrites >= 3
+    tabs[0].cursor.close()
+    journal.note_position(tabs[0].sid, (3, 4))
+    journal.close()
+    got, _, log2 = restored(tmp_path)
+    assert got.sessions == {t.sid: t.cursor.position for t in tabs[1:]} | {tabs[0].sid: (3, 4)}
+    assert got.sessions[tabs[1].sid] == log2.end == log.end

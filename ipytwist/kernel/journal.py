@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import weakref
 from base64 import b64decode, b64encode
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -33,6 +32,7 @@ from twisted.logger import Logger
 from .envelope import Envelope
 from .journalfile import JournalFile, encode, read_records
 from .journalkernel import KernelState, Restored
+from .journalsessions import SessionPositions
 from .journalstate import dump_transcript, load_transcript
 from .outputlog import OutputLog, Position
 from .transcript import Transcript
@@ -49,8 +49,6 @@ __all__ = [
 
 JOURNAL_FACTOR = 2
 MIN_JOURNAL_BYTES = 1024 * 1024
-#: Session positions kept (as the WebSocket hub keeps at most 1000 sessions).
-MAX_SESSIONS = 1000
 _VERSION = 1
 _log = Logger()
 _journals: weakref.WeakKeyDictionary[object, KernelJournal] = weakref.WeakKeyDictionary()
@@ -93,11 +91,13 @@ class KernelJournal:
         #: The most bytes the file holds, at any moment.
         self.limit = limit
         self.state = KernelState()
-        self.sessions: OrderedDict[str, Position] = OrderedDict()
+        self.sessions = SessionPositions()
         self.closed = False
         self.failed = False
         self.skipped = 0
         self._log: OutputLog | None = None
+        self._publishing = False
+        self._pending: dict[str, Position] = {}
         self._transcript: Transcript | None = None
 
     @classmethod
@@ -131,7 +131,7 @@ class KernelJournal:
             )
         s = self.state
         running = s.pending.get(s.running) if s.running is not None else None
-        return Restored(s.session, s.count, running, s.link, dict(self.sessions))
+        return Restored(s.session, s.count, running, s.link, dict(self.sessions.positions))
 
     def _replay(
         self,
@@ -147,7 +147,7 @@ class KernelJournal:
             if i != 0 or data.get("v") != _VERSION:
                 raise ValueError("a snapshot not first, or of another version")
             self.state.load(data)
-            self._positions(data["p"])
+            self.sessions.load(data["p"])
             if data["t"] is not None:
                 load_transcript(transcript, data["t"])
             seq, offset = data["at"]
@@ -176,18 +176,8 @@ class KernelJournal:
         elif kind == b"L":
             self.state.link = (str(data[0]), int(data[1]))
         elif kind == b"P":
-            self._positions(data)
+            self.sessions.replay(data)
         return 0
-
-    def _positions(self, data: dict[str, Any]) -> None:
-        for sid, (seq, offset) in data.items():
-            self._position(str(sid), (int(seq), int(offset)))
-
-    def _position(self, sid: str, position: Position) -> None:
-        self.sessions[sid] = position
-        self.sessions.move_to_end(sid)
-        while len(self.sessions) > MAX_SESSIONS:
-            self.sessions.popitem(last=False)
 
     # -- follow -----------------------------------------------------------------------
 
@@ -218,6 +208,7 @@ class KernelJournal:
         if output_log.subscriber_count == subscribed:
             output_log.subscribe(transcript)
         _journals[kernel] = self
+        output_log.after_publish = self._published
         try:
             self.compact(output_log.end)
         except OSError as e:
@@ -235,6 +226,7 @@ class KernelJournal:
         """An iopub message published (the output log's Subscriber interface)."""
         self.state.iopub(env.msg)
         self._write(b"M", _message_record(env), (env.seq, env.offset))
+        self._publishing = True  # the readers it wakes next: _published
 
     def echo(self, parent: str, text: str) -> None:
         """What ``input()`` added to the cell of request ``parent``."""
@@ -255,11 +247,23 @@ class KernelJournal:
         return self.sessions.get(session_id)
 
     def note_position(self, session_id: str, position: Position) -> None:
-        """The session ``session_id`` is about to have been written up to ``position``."""
-        if self.sessions.get(session_id) == position:
-            return
-        self._position(session_id, position)
-        self._write(b"P", {session_id: position})
+        """The session ``session_id`` is about to have been written up to ``position``
+        (its connection wrote to its transport, which sends once the reactor polls).
+        While a message is being published, the positions of every session it wakes are
+        written in one record once they all have it, before publish returns."""
+        if self._publishing:
+            self._pending[session_id] = position
+        elif self.sessions.get(session_id) != position:
+            self.sessions.set(session_id, position)
+            self._write(b"P", self.sessions.record({session_id: position}))
+
+    def _published(self) -> None:
+        """The output log handed a message to every reader (its ``after_publish``)."""
+        self._publishing = False
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            self.sessions.update(pending)
+            self._write(b"P", self.sessions.record(pending))
 
     # -- the file ---------------------------------------------------------------------
 
@@ -270,6 +274,8 @@ class KernelJournal:
         try:
             if self.file.size + len(record) > self.limit:
                 self.compact(before or self._log.end)
+                if kind == b"P":  # the snapshot has the positions (and new numbers)
+                    return
                 if self.file.size + len(record) > self.limit:
                     self.skipped += 1
                     if self.skipped == 1 or self.skipped % 1000 == 0:
@@ -295,7 +301,7 @@ class KernelJournal:
         before it that fit in half the bound."""
         assert self._log is not None and self._transcript is not None
         head: dict[str, Any] = {"v": _VERSION, **self.state.to_json()}
-        head["p"] = dict(self.sessions)
+        head["p"] = self.sessions.snapshot()
         try:
             head["t"] = dump_transcript(self._transcript)
         except ValueError as e:
@@ -326,6 +332,8 @@ class KernelJournal:
             self.closed = True
             if self._log is not None:
                 self._log.unsubscribe(self)
+                if self._log.after_publish == self._published:
+                    self._log.after_publish = None
             self.file.close()
 
     def remove(self) -> None:

@@ -42,6 +42,12 @@ CLASSES: dict[str, type] = {
 }
 
 
+#: The transcript's limits: those of the service that restores it, not of the last one.
+LIMITS = frozenset(
+    ("max_cells", "max_lines", "max_outputs", "max_bytes", "max_output_bytes", "max_line_chars")
+)
+
+
 class StateError(ValueError):
     """A snapshot that does not describe a transcript (the reason, never the data)."""
 
@@ -167,9 +173,10 @@ def dump_transcript(transcript: Transcript) -> dict[str, Any]:
 
 
 def load_transcript(transcript: Transcript, state: Any) -> None:
-    """Make ``transcript`` what :func:`dump_transcript` saw (its callables and limits
-    stay).  Raises :class:`StateError` (or another ValueError, TypeError, KeyError) if
-    ``state`` is not such a dump; ``transcript`` is then left as it was."""
+    """Make ``transcript`` what :func:`dump_transcript` saw; its callables and limits
+    stay, and it is brought within its bounds.  Raises :class:`StateError` (or another
+    ValueError, TypeError, KeyError) if ``state`` is not such a dump; ``transcript`` is
+    then left as it was."""
     if not isinstance(state, dict):
         raise StateError("not a snapshot")
     loader = _Loader()
@@ -180,6 +187,9 @@ def load_transcript(transcript: Transcript, state: Any) -> None:
         raise StateError("not a transcript's state")
     widgets = transcript.widgets
     for name, value in attrs.items():
-        setattr(transcript, name, value)
+        if name not in LIMITS:
+            setattr(transcript, name, value)
     for name, value in widget_attrs.items():
-        setattr(widgets, name, value)
+        if name != "max_bytes":
+            setattr(widgets, name, value)
+    transcript._enforce()  # this service's bounds, if smaller than the last one's

@@ -30,7 +30,7 @@ newest messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from twisted.logger import Logger
 
@@ -122,6 +122,8 @@ class OutputLog:
         self._leader: Position = (1, 0)
         self._producer: Producer | None = None
         self.throttled = False
+        #: Called once every subscriber and reader was handed a message (the journal).
+        self.after_publish: Callable[[], object] | None = None
 
     # -- the log --------------------------------------------------------------
 
@@ -185,6 +187,8 @@ class OutputLog:
                     self.log.failure("reader {r!r} failed to take a message", r=cursor.reader)
         self._trim()
         self._check_lead()
+        if self.after_publish is not None:
+            self.after_publish()
         return env
 
     def _append(self, msg: Message) -> Envelope:
