@@ -156,7 +156,9 @@ def test_after_a_rewrite_the_restored_state_is_the_same(tmp_path: Path) -> None:
     k2.publish(iopub(req("x"), "stream", name="stdout", text="after\n"))
     j2.close()
     # The live pair (log2, t2) was filled by restore, then went on.
-    _, t3, log3 = restored(tmp_path)
+    got, t3, log3 = restored(tmp_path)
+    assert got.running is not None and got.running["content"]["code"] == "while True: print('x')"
+    assert got.execution_count == 4 and got.session == "kernel-session"
     assert t3.to_json() == t2.to_json()
     assert logged(log3) == logged(log2)
 
