@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from .config import Config
 from .kernel import Kernel, OutputLog
+from .kernel.journal import KernelJournal
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
@@ -56,6 +57,9 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_log = Logger()
+
+
 class HostedKernel:
     """A kernel plus what the service keeps beside it."""
 
@@ -65,11 +69,39 @@ class HostedKernel:
         self.transcript = transcript
         #: The kernel on each transport, by transport name ("zmq", "websocket").
         self.attachments = attachments
+        #: Its transcript, log and sessions on disk, once it is served (:meth:`follow`).
+        self.journal: KernelJournal | None = None
 
     @property
     def id(self) -> str:
         """The hosted kernel's id."""
         return self.kernel.id
+
+    def follow(self, config: Config) -> None:
+        """Journal the kernel in ``STATE/kernels/<id>/`` from now on (what it did
+        before is in the journal's first snapshot).  A disk that refuses: a log line,
+        and the kernel is served without one."""
+        directory = os.path.join(config.state_dir, "kernels", self.id)
+        try:
+            os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            journal = KernelJournal.open(
+                directory, config.transcript_bytes, config.replay_messages, config.replay_bytes
+            )
+            journal.follow(self.kernel, self.kernel.output_log, self.transcript)
+        except OSError as e:
+            _log.error("kernel {id}: not journaled: {e}", id=self.id, e=str(e)[:300])
+            return
+        self.journal = journal
+
+    def forget(self) -> None:
+        """The kernel ended on purpose: its journal goes (and its directory, if empty)."""
+        if self.journal is not None:
+            self.journal.remove()
+            try:
+                os.rmdir(os.path.dirname(self.journal.file.path))
+            except OSError:
+                pass  # other files of the kernel's are there: theirs to remove
 
     def connections(self) -> int:
         """Clients of this kernel on every transport."""
@@ -177,6 +209,7 @@ class KernelHost(Service):
             self.log.error("kernel not started: {why}", why=str(e)[:300])
             raise KernelNotStarted(str(e)[:300]) from None
         self.kernels[hk.id] = hk
+        hk.follow(self.config)
         self.log.info("started kernel {id}", id=hk.id)
         self.reactor.callLater(0, self._fill_spares)
         return hk
@@ -272,6 +305,7 @@ class KernelHost(Service):
             if isinstance(result, Failure):
                 self.log.failure("kernel {id}: shutdown failed", result, id=hk.id)
             hk.attachments.close(hk.id)
+            hk.forget()
             return None
 
         d.addBoth(cleanup)

@@ -30,7 +30,7 @@ newest messages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from twisted.logger import Logger
 
@@ -122,6 +122,8 @@ class OutputLog:
         self._leader: Position = (1, 0)
         self._producer: Producer | None = None
         self.throttled = False
+        #: Called once every subscriber and reader was handed a message (the journal).
+        self.after_publish: Callable[[], object] | None = None
 
     # -- the log --------------------------------------------------------------
 
@@ -164,14 +166,7 @@ class OutputLog:
     def publish(self, msg: Message) -> Envelope:
         """Append ``msg`` to the log, hand it to the subscribers and wake the readers."""
         # A comm message's binary buffers are held as they are: counted as their bytes.
-        buffers = msg.get("buffers") or ()
-        nbytes = output_bytes(msg.get("content")) + sum(memoryview(b).nbytes for b in buffers)
-        env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
-        self._next_seq += 1
-        self._total_bytes += nbytes
-        self._items.append(env)
-        env._log = self
-        self._log_cost += env.cost
+        env = self._append(msg)
         if self._at_end:
             for cursor in self._at_end:  # they had taken every message before it
                 cursor.owed = env
@@ -192,7 +187,41 @@ class OutputLog:
                     self.log.failure("reader {r!r} failed to take a message", r=cursor.reader)
         self._trim()
         self._check_lead()
+        if self.after_publish is not None:
+            self.after_publish()
         return env
+
+    def _append(self, msg: Message) -> Envelope:
+        buffers = msg.get("buffers") or ()
+        nbytes = output_bytes(msg.get("content")) + sum(memoryview(b).nbytes for b in buffers)
+        env = Envelope(self._next_seq, msg, nbytes, self._total_bytes)
+        self._next_seq += 1
+        self._total_bytes += nbytes
+        self._items.append(env)
+        env._log = self
+        self._log_cost += env.cost
+        return env
+
+    def load(self, msg: Message, at: Position) -> Envelope:
+        """A persisted message back at its place ``at`` (a restored log, before it has
+        readers): no subscriber or reader is told.  Not right after the last one, it
+        starts the log again there (:meth:`resume_at`)."""
+        if at != self.end:
+            self.resume_at(at)
+        env = self._append(msg)
+        self._trim()
+        return env
+
+    def resume_at(self, at: Position) -> None:
+        """Number on from ``at`` (a restored log): the messages retained go."""
+        for env in self.retained():
+            if env.keepers:
+                self._kept[env.seq] = env  # as _trim does
+            else:
+                env._log = None
+                self._log_cost -= env.cost
+        self._items, self._head = [], 0
+        self._next_seq, self._total_bytes = at
 
     def _grew(self, size: int) -> None:
         """An envelope still in the log got one more encoding."""

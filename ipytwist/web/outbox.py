@@ -270,8 +270,12 @@ class Outbox:
         framer: Framer,
         sink: FrameSink,
         chunk: int = CHUNK_BYTES,
+        noted: Callable[[Position], object] | None = None,
     ) -> None:
         self.cursor = cursor
+        #: Told where a reconnect would resume after each pump, before what it wrote
+        #: leaves the process (the transport sends it once the reactor polls).
+        self.noted = noted
         self.replies = replies
         self.framer = framer
         self.sink = sink
@@ -310,6 +314,11 @@ class Outbox:
 
     def pump(self) -> None:
         """Write until the transport pushes back or nothing is left."""
+        self._pump()
+        if self.noted is not None and not self.closed:
+            self.noted(self.position)
+
+    def _pump(self) -> None:
         while not self.paused and not self.closed:
             writes = self._writes
             if writes is None:
@@ -358,15 +367,20 @@ class Outbox:
             return self.framer.gap(item, self.chunk)
         return self.framer.iopub(item, self.chunk)
 
-    def close(self) -> Position:
-        """Stop writing; return where a reconnect resumes.  A message cut off mid-way
-        counts as not written: its reply goes back to the queue, its iopub is replayed."""
-        self.closed = True
-        self.cursor.close()
-        if self._writes is None:
-            return self.cursor.position
-        self._writes = None
-        if self._frame_reply is not None:
-            self.replies.put_back(self._frame_reply)
+    @property
+    def position(self) -> Position:
+        """Where a reconnect resumes: an iopub message cut off mid-way counts as not
+        written (a reply cut off goes back to its queue: it is not in the log)."""
+        if self._writes is None or self._frame_reply is not None:
             return self.cursor.position
         return self._frame_from
+
+    def close(self) -> Position:
+        """Stop writing; return where a reconnect resumes (:attr:`position`)."""
+        self.closed = True
+        self.cursor.close()
+        position = self.position
+        if self._writes is not None and self._frame_reply is not None:
+            self.replies.put_back(self._frame_reply)
+        self._writes = None
+        return position

@@ -1,12 +1,12 @@
 """Kernel WebSockets: ``/api/kernels/{id}/channels``.
 
-Every kernel has one :class:`KernelSockets` hub.  Clients are grouped by
-``session_id`` into :class:`ClientSession` objects, which are the kernel's
-requesters: replies and ``input_request`` go to the session that asked, iopub
-goes to every connection.  A session remembers the last iopub message written
-to it, so a client reconnecting with the same ``session_id`` first receives
-what it missed, once and in order, then live messages.  A client can also ask
-for replay explicitly with ``?since_msg_id=<id of the last iopub message it saw>``.
+Every kernel has one :class:`KernelSockets` hub.  Clients are grouped by ``session_id``
+into :class:`ClientSession` objects, which are the kernel's requesters: replies and
+``input_request`` go to the session that asked, iopub goes to every connection.  A
+session remembers the last iopub message written to it (in the kernel's journal too),
+so a client reconnecting with the same ``session_id`` first receives what it missed,
+once and in order, then live messages; ``?since_msg_id=<id>`` asks for replay after
+the iopub message ``id``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 
 from ..kernel import Kernel, Request
+from ..kernel.journal import persisted_position, position_noter
 from ..kernel.outputlog import Cursor, Gap, Position
 from ..loglimit import LimitedLog
 from ..pacing import ReadPacer, pacer_for
@@ -174,8 +175,8 @@ class KernelSockets:
             old.detach()
         log = self.kernel.output_log
         at = log.position_after(since_msg_id) if since_msg_id else None
-        if at is None and known:
-            at = session.position
+        if at is None:  # an unknown session may be one of the service before (journal)
+            at = session.position if known else persisted_position(self.kernel, session_id)
         self.away.back(session.replies, self.kernel.session)
         session.connection = conn
         session.origin = conn.origin
@@ -250,8 +251,7 @@ class _Factory(WebSocketServerFactory):
 
 
 class _Transport(Protocol):
-    """A connection's TCP (or TLS) transport: a consumer, and a push producer of what
-    the client sends."""
+    """A connection's TCP (or TLS) transport: a consumer, a push producer of requests."""
 
     def write(self, data: bytes) -> None: ...
     def registerProducer(self, producer: IPushProducer, streaming: bool) -> None: ...
@@ -307,7 +307,8 @@ class KernelChannelProtocol(PacedProtocol):
         #: (kept typed once: every frame is written through it).
         self.tcp = cast(_Transport, self.transport)
         framer = self.hub.framers.of(self.v1, self.origin)
-        self.outbox = Outbox(cursor, session.replies, framer, self)
+        noted = position_noter(self.hub.kernel, session.id)
+        self.outbox = Outbox(cursor, session.replies, framer, self, noted=noted)
         try:
             # Under WebSocketResource the HTTP channel is registered as producer.
             self.tcp.unregisterProducer()

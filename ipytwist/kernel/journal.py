@@ -1,0 +1,346 @@
+"""One kernel's journal: its transcript, output log and WebSocket sessions on disk, so
+that a new service restores them after a restart or a SIGKILL of the old one.
+
+Written as they come (:meth:`KernelJournal.follow`), one record each
+(:mod:`.journalfile`): every execute request accepted, every iopub message published
+(with its seq and offset in the output log), every ``input()`` echo, the kernel's
+Jupyter session, the link's safe marks (:meth:`KernelJournal.link_safe`) and each
+WebSocket session's position (:meth:`KernelJournal.note_position`, written before the
+messages it counts leave the process).
+
+Bound: the file never passes :attr:`KernelJournal.limit`, ``JOURNAL_FACTOR`` times the
+transcript's ``max_bytes`` plus the output log's ``max_bytes`` (at least
+``MIN_JOURNAL_BYTES``).  When a record would pass it, the file is first rewritten
+(:meth:`KernelJournal.compact`): a snapshot record (the transcript's state, the
+kernel's session, count, pending requests, link mark and session positions) and the
+newest messages of the output log that fit in half the bound, then appends go on.
+A record that does not fit even then is left out, with a log line (the restored log
+then starts after it).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from base64 import b64decode, b64encode
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from twisted.logger import Logger
+
+from .envelope import Envelope
+from .journalfile import JournalFile, encode, read_records
+from .journalkernel import KernelState, Restored
+from .journalsessions import SessionPositions
+from .journalstate import dump_transcript, load_transcript
+from .outputlog import OutputLog, Position
+from .transcript import Transcript
+
+__all__ = [
+    "JOURNAL_FACTOR",
+    "MIN_JOURNAL_BYTES",
+    "KernelJournal",
+    "Restored",
+    "journal_of",
+    "persisted_position",
+    "position_noter",
+]
+
+JOURNAL_FACTOR = 2
+MIN_JOURNAL_BYTES = 1024 * 1024
+_VERSION = 1
+_log = Logger()
+_journals: weakref.WeakKeyDictionary[object, KernelJournal] = weakref.WeakKeyDictionary()
+
+
+def journal_of(kernel: object) -> KernelJournal | None:
+    """The journal following ``kernel``, if one does."""
+    return _journals.get(kernel)
+
+
+def persisted_position(kernel: object, session_id: str) -> Position | None:
+    """Where the journal of ``kernel`` has the WebSocket session ``session_id``."""
+    journal = _journals.get(kernel)
+    return journal.session_position(session_id) if journal is not None else None
+
+
+def position_noter(kernel: object, session_id: str) -> Callable[[Position], None] | None:
+    """What writes the position of the WebSocket session ``session_id`` in the
+    journal of ``kernel`` (None: no journal)."""
+    journal = _journals.get(kernel)
+    return partial(journal.note_position, session_id) if journal is not None else None
+
+
+def _message_record(env: Envelope) -> list[Any]:
+    """An iopub message as its record keeps it: seq, offset, the message, its buffers
+    apart (base64; None: it had no ``buffers`` key)."""
+    msg = env.msg
+    buffers = msg.get("buffers")
+    coded = [b64encode(bytes(b)).decode("ascii") for b in buffers] if buffers is not None else None
+    return [env.seq, env.offset, {k: v for k, v in msg.items() if k != "buffers"}, coded]
+
+
+class KernelJournal:
+    """The journal of one kernel, in its directory (see the module's docstring)."""
+
+    log = Logger()
+
+    def __init__(self, file: JournalFile, limit: int) -> None:
+        self.file = file
+        #: The most bytes the file holds, at any moment.
+        self.limit = limit
+        self.state = KernelState()
+        self.sessions = SessionPositions()
+        self.closed = False
+        self.failed = False
+        self.skipped = 0
+        self._log: OutputLog | None = None
+        self._publishing = False
+        self._pending: dict[str, Position] = {}
+        self._transcript: Transcript | None = None
+
+    @classmethod
+    def open(
+        cls, directory: str, transcript_bytes: int, log_messages: int, log_bytes: int
+    ) -> KernelJournal:
+        """The journal in ``directory`` (made 0700 by the caller), its file 0600.
+        ``log_messages`` is taken for the interface: the bound is in bytes."""
+        limit = max(MIN_JOURNAL_BYTES, JOURNAL_FACTOR * (transcript_bytes + log_bytes))
+        return cls(JournalFile(directory), limit)
+
+    # -- restore ----------------------------------------------------------------------
+
+    def restore(self, output_log: OutputLog, transcript: Transcript) -> Restored:
+        """Fill ``output_log`` (same seqs and msg_ids; no subscriber or reader is told)
+        and ``transcript`` from the file, up to its first torn or corrupt record (one
+        log line says where)."""
+        records, problem = read_records(self.file.path, self.limit)
+        log_only = 0
+        for i, (kind, payload) in enumerate(records):
+            try:
+                log_only = self._replay(kind, payload, i, log_only, output_log, transcript)
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+                problem = f"record {i} ({kind!r}) is not valid ({type(e).__name__})"
+                break
+        if problem is not None:
+            self.log.warn(
+                "journal {path}: {problem}: restored what came before it",
+                path=self.file.path,
+                problem=problem,
+            )
+        s = self.state
+        running = s.pending.get(s.running) if s.running is not None else None
+        return Restored(s.session, s.count, running, s.link, dict(self.sessions.positions))
+
+    def _replay(
+        self,
+        kind: bytes,
+        data: Any,
+        i: int,
+        log_only: int,
+        output_log: OutputLog,
+        transcript: Transcript,
+    ) -> int:
+        """One record; how many of the records after it only refill the log."""
+        if kind == b"S":
+            if i != 0 or data.get("v") != _VERSION:
+                raise ValueError("a snapshot not first, or of another version")
+            self.state.load(data)
+            self.sessions.load(data["p"])
+            if data["t"] is not None:
+                load_transcript(transcript, data["t"])
+            seq, offset = data["at"]
+            output_log.resume_at((int(seq), int(offset)))
+            return int(data["c"])
+        if kind == b"M":
+            seq, offset, msg, buffers = data
+            if not isinstance(msg.get("header"), dict) or not isinstance(msg.get("content"), dict):
+                raise ValueError("not a message")
+            if buffers is not None:
+                msg["buffers"] = [b64decode(b, validate=True) for b in buffers]
+            env = output_log.load(msg, (int(seq), int(offset)))
+            if log_only:
+                return log_only - 1
+            self.state.iopub(msg)
+            transcript.deliver(env)
+        elif kind == b"R":
+            msg, origin = data
+            self.state.request(msg)
+            transcript.request(msg, str(origin))
+        elif kind == b"I":
+            parent, text = data
+            transcript.stdin(str(parent), str(text))
+        elif kind == b"K":
+            self.state.session = str(data)
+        elif kind == b"L":
+            self.state.link = (str(data[0]), int(data[1]))
+        elif kind == b"P":
+            self.sessions.replay(data)
+        return 0
+
+    # -- follow -----------------------------------------------------------------------
+
+    def follow(self, kernel: Any, output_log: OutputLog, transcript: Transcript) -> None:
+        """Write what ``kernel`` does from now on: the file starts again from a
+        snapshot of ``output_log`` and ``transcript`` as they are now."""
+        self._log, self._transcript = output_log, transcript
+        self.state.session = kernel.session
+        on_request = kernel._on_request
+
+        def request(msg: dict[str, Any], origin: str) -> None:
+            self.request(msg, origin)
+            if on_request is not None:
+                on_request(msg, origin)
+
+        kernel._on_request = request
+        echo = kernel.stdin.echo
+
+        def stdin(parent: str, text: str) -> object:
+            self.echo(parent, text)
+            return echo(parent, text)
+
+        kernel.stdin.echo = stdin
+        # Before the transcript: a rewrite then holds the state before each message.
+        subscribed = output_log.subscriber_count
+        output_log.unsubscribe(transcript)
+        output_log.subscribe(self)
+        if output_log.subscriber_count == subscribed:
+            output_log.subscribe(transcript)
+        _journals[kernel] = self
+        output_log.after_publish = self._published
+        try:
+            self.compact(output_log.end)
+        except OSError as e:
+            self._failed(e)
+
+    def request(self, msg: dict[str, Any], origin: str) -> None:
+        """An execute request the kernel accepted (before the transcript has it)."""
+        if msg.get("header", {}).get("msg_type") != "execute_request":
+            return
+        stored = {k: msg.get(k) for k in ("header", "parent_header", "metadata", "content")}
+        self.state.request(stored)
+        self._write(b"R", [stored, origin])
+
+    def deliver(self, env: Envelope) -> None:
+        """An iopub message published (the output log's Subscriber interface)."""
+        self.state.iopub(env.msg)
+        self._write(b"M", _message_record(env), (env.seq, env.offset))
+        self._publishing = True  # the readers it wakes next: _published
+
+    def echo(self, parent: str, text: str) -> None:
+        """What ``input()`` added to the cell of request ``parent``."""
+        self._write(b"I", [parent, text])
+
+    def note_session(self, session: str) -> None:
+        """The kernel's Jupyter session id is ``session`` from now on."""
+        self.state.session = session
+        self._write(b"K", session)
+
+    def link_safe(self, stream: str, seq: int) -> None:
+        """Every link item of ``stream`` up to ``seq`` is in the journal."""
+        self.state.link = (stream, seq)
+        self._write(b"L", [stream, seq])
+
+    def session_position(self, session_id: str) -> Position | None:
+        """Where the WebSocket session ``session_id`` was (restored or written since)."""
+        return self.sessions.get(session_id)
+
+    def note_position(self, session_id: str, position: Position) -> None:
+        """The session ``session_id`` is about to have been written up to ``position``
+        (its connection wrote to its transport, which sends once the reactor polls).
+        While a message is being published, the positions of every session it wakes are
+        written in one record once they all have it, before publish returns."""
+        if self._publishing:
+            self._pending[session_id] = position
+        elif self.sessions.get(session_id) != position:
+            self.sessions.set(session_id, position)
+            self._write(b"P", self.sessions.record({session_id: position}))
+
+    def _published(self) -> None:
+        """The output log handed a message to every reader (its ``after_publish``)."""
+        self._publishing = False
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            self.sessions.update(pending)
+            self._write(b"P", self.sessions.record(pending))
+
+    # -- the file ---------------------------------------------------------------------
+
+    def _write(self, kind: bytes, payload: Any, before: Position | None = None) -> None:
+        if self.closed or self.failed or self._log is None:
+            return
+        record = encode(kind, payload)
+        try:
+            if self.file.size + len(record) > self.limit:
+                self.compact(before or self._log.end)
+                if kind == b"P":  # the snapshot has the positions (and new numbers)
+                    return
+                if self.file.size + len(record) > self.limit:
+                    self.skipped += 1
+                    if self.skipped == 1 or self.skipped % 1000 == 0:
+                        self.log.warn(
+                            "journal {path}: a record of {n} bytes left out ({k} so far): "
+                            "larger than the journal's room",
+                            path=self.file.path,
+                            n=len(record),
+                            k=self.skipped,
+                        )
+                    return
+            self.file.append(record)
+        except OSError as e:
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        self.failed = True
+        self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
+
+    def compact(self, before: Position) -> None:
+        """Rewrite the file: a snapshot of the state before the message at ``before``
+        (the output log's end when none is being published) and the newest messages
+        before it that fit in half the bound."""
+        assert self._log is not None and self._transcript is not None
+        head: dict[str, Any] = {"v": _VERSION, **self.state.to_json()}
+        head["p"] = self.sessions.snapshot()
+        try:
+            head["t"] = dump_transcript(self._transcript)
+        except ValueError as e:
+            self.log.warn("journal {path}: transcript not kept: {e}", path=self.file.path, e=e)
+            head["t"] = None
+        room = self.limit // 2 - len(encode(b"S", head)) - 64
+        if room < 0:
+            self.log.warn("journal {path}: transcript larger than its room", path=self.file.path)
+            head["t"], room = None, self.limit // 2 - len(encode(b"S", head)) - 64
+        messages: list[bytes] = []
+        at = before
+        for env in reversed(list(self._log.retained())):
+            if env.seq >= before[0]:
+                continue
+            record = encode(b"M", _message_record(env))
+            if len(record) > room:
+                break
+            room -= len(record)
+            messages.append(record)
+            at = (env.seq, env.offset)
+        head["at"], head["c"] = at, len(messages)
+        messages.reverse()
+        self.file.replace([encode(b"S", head), *messages])
+
+    def close(self) -> None:
+        """Write no more (the file stays for the next service)."""
+        if not self.closed:
+            self.closed = True
+            if self._log is not None:
+                self._log.unsubscribe(self)
+                if self._log.after_publish == self._published:
+                    self._log.after_publish = None
+            self.file.close()
+
+    def remove(self) -> None:
+        """Close, and delete the file (the kernel ended on purpose)."""
+        self.close()
+        for path in (self.file.path, self.file.path + ".new"):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass

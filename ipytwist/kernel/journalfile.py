@@ -1,0 +1,118 @@
+"""The journal's file: checked records appended with one ``os.write`` each, read
+back up to the first that is torn or corrupt, and replaced whole by rename.
+
+A record is a 9-byte head (payload length and CRC-32 of kind and payload, both
+big-endian 32-bit, then the kind byte) and its payload, JSON (orjson).  A record is
+written by one ``write(2)`` on a file opened ``O_APPEND``: a SIGKILL of the service
+leaves it whole or torn at the end, never interleaved.  Nothing is fsynced per record
+(the kernel's page cache outlives the process); a rewrite is fsynced before its rename.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from ..wire import json_default
+
+__all__ = ["HEAD", "JournalFile", "encode", "read_records"]
+
+_HEAD = struct.Struct(">IIB")
+#: Bytes of a record's head.
+HEAD = _HEAD.size
+NAME = "journal"
+
+
+def encode(kind: bytes, payload: Any) -> bytes:
+    """One record: head and JSON payload."""
+    body = orjson.dumps(payload, default=json_default)
+    return _HEAD.pack(len(body), zlib.crc32(body, zlib.crc32(kind)), kind[0]) + body
+
+
+def read_records(path: str, limit: int) -> tuple[list[tuple[bytes, Any]], str | None]:
+    """The whole records of the file at ``path``, and why reading stopped early (None:
+    it ended at a record's end).  A record longer than ``limit`` is corrupt."""
+    records: list[tuple[bytes, Any]] = []
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + HEAD + 1)
+    except FileNotFoundError:
+        return records, None
+    except OSError as e:
+        return records, f"unreadable ({e.strerror})"
+    for at, problem, record in _records(data, limit):
+        if problem is not None:
+            return records, f"{problem} at byte {at} of {len(data)}"
+        assert record is not None
+        records.append(record)
+    return records, None
+
+
+def _records(data: bytes, limit: int) -> Iterator[tuple[int, str | None, tuple[bytes, Any] | None]]:
+    at = 0
+    while at < len(data):
+        if len(data) - at < HEAD:
+            yield at, "a torn record", None
+            return
+        size, crc, kind = _HEAD.unpack_from(data, at)
+        if size > limit:
+            yield at, f"a record of {size} bytes (at most {limit})", None
+            return
+        body = data[at + HEAD : at + HEAD + size]
+        if len(body) < size:
+            yield at, "a torn record", None
+            return
+        if zlib.crc32(body, zlib.crc32(bytes([kind]))) != crc:
+            yield at, "a corrupt record", None
+            return
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            yield at, "a record that is not JSON", None
+            return
+        yield at, None, (bytes([kind]), payload)
+        at += HEAD + size
+
+
+class JournalFile:
+    """The append-only file of one kernel's journal, and its size."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, NAME)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.size = os.fstat(self.fd).st_size
+
+    def append(self, record: bytes) -> None:
+        """One record, at the end."""
+        written = os.write(self.fd, record)
+        self.size += written
+        if written != len(record):  # a full disk: the rest never lands mid-file
+            raise OSError(f"journal: short write ({written} of {len(record)} bytes)")
+
+    def replace(self, records: list[bytes]) -> None:
+        """The file becomes ``records``: written beside it, fsynced, renamed over it."""
+        new = self.path + ".new"
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            data = b"".join(records)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(new, self.path)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.size = len(data)
+
+    def close(self) -> None:
+        """No more records."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

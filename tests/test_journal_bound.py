@@ -1,0 +1,116 @@
+"""The journal's bound: pushed far past it by a flood, widget updates and huge
+outputs, its file never holds more than ``limit`` bytes, at any moment, and what it
+restores is still the live transcript (rewritten compactly) and the newest log."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_journal import cell, idle, live, logged, restored
+from test_transcript import iopub
+from test_widget_state import STATE, opened, updated
+
+from ipytwist.kernel import journalfile
+from ipytwist.kernel.journal import KernelJournal
+from ipytwist.kernel.transcript import MIN_BYTES
+
+LOG_BYTES = 256 * 1024
+
+
+@pytest.fixture
+def sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The journal file's size on disk after every append and rewrite (the rewrite's
+    new file too, before its rename)."""
+    seen: list[tuple[str, int]] = []
+    append, replace = journalfile.JournalFile.append, journalfile.JournalFile.replace
+    real_replace = os.replace
+
+    def appended(self: journalfile.JournalFile, record: bytes) -> None:
+        append(self, record)
+        seen.append(("append", os.stat(self.path).st_size))
+
+    def replaced(self: journalfile.JournalFile, records: list[bytes]) -> None:
+        def rename(src: str, dst: str) -> None:
+            seen.append(("new", os.stat(src).st_size))
+            real_replace(src, dst)
+
+        monkeypatch.setattr(journalfile.os, "replace", rename)
+        try:
+            replace(self, records)
+        finally:
+            monkeypatch.setattr(journalfile.os, "replace", real_replace)
+        seen.append(("replace", os.stat(self.path).st_size))
+
+    monkeypatch.setattr(journalfile.JournalFile, "append", appended)
+    monkeypatch.setattr(journalfile.JournalFile, "replace", replaced)
+    return seen
+
+
+def within(journal: KernelJournal, sizes: list[tuple[str, int]], pushed: int) -> None:
+    assert pushed > 10 * journal.limit  # far past it
+    assert max(size for _, size in sizes) <= journal.limit
+    assert max(size for kind, size in sizes if kind != "append") <= journal.limit // 2
+    assert sum(1 for kind, _ in sizes if kind == "replace") >= 10
+
+
+def test_a_flood_stays_within_the_bound_and_restores_the_live_state(
+    tmp_path: Path, sizes: list[tuple[str, int]]
+) -> None:
+    kernel, transcript, log, journal = live(tmp_path, MIN_BYTES, LOG_BYTES)
+    pushed = 0
+    for n in range(1, 41):
+        r = cell(kernel, f"flood({n})", n)
+        for i in range(300):
+            text = f"{n}:{i} " + "x" * 1000 + "\n"
+            kernel.publish(iopub(r, "stream", name="stdout", text=text))
+            pushed += len(text)
+        idle(kernel, r)
+    within(journal, sizes, pushed)
+    journal.close()
+    _, t2, log2 = restored(tmp_path, MIN_BYTES, LOG_BYTES)
+    assert t2.to_json() == transcript.to_json()
+    assert logged(log2) == logged(log)  # the log's bound is below half the journal's
+
+
+def test_widget_updates_stay_within_the_bound(tmp_path: Path, sizes: list[tuple[str, int]]) -> None:
+    kernel, transcript, log, journal = live(tmp_path, MIN_BYTES, LOG_BYTES)
+    r = cell(kernel, "w = IntSlider()", 1)
+    kernel.publish(opened("m1", {**STATE, "value": 0, "raw": b"\x00" * 1000}))
+    pushed = 0
+    for v in range(30_000):
+        kernel.publish(updated("m1", {"value": v, "raw": bytes([v % 256]) * 1000}))
+        pushed += 1000
+    idle(kernel, r)
+    within(journal, sizes, pushed)
+    journal.close()
+    _, t2, log2 = restored(tmp_path, MIN_BYTES, LOG_BYTES)
+    assert t2.to_json() == transcript.to_json()
+    assert t2.to_json()["widgets"]["state"]["m1"]["state"]["value"] == 29_999
+
+
+def test_huge_outputs_are_left_out_with_a_line_and_the_rest_is_kept(
+    tmp_path: Path, sizes: list[tuple[str, int]], caplog: Any
+) -> None:
+    kernel, transcript, log, journal = live(tmp_path, MIN_BYTES, LOG_BYTES)
+    pushed = 0
+    for n in range(1, 13):
+        r = cell(kernel, f"huge({n})", n)
+        text = "y" * journal.limit  # larger than the room a record has
+        kernel.publish(iopub(r, "stream", name="stdout", text=text))
+        big = {"text/html": "<b>" * (journal.limit // 12)}
+        kernel.publish(iopub(r, "display_data", data=big, metadata={}))
+        kernel.publish(iopub(r, "stream", name="stderr", text=f"after {n}\n"))
+        pushed += len(text) + journal.limit // 4
+        idle(kernel, r)
+    within(journal, sizes, pushed)
+    assert journal.skipped >= 12
+    journal.close()
+    got, t2, log2 = restored(tmp_path, MIN_BYTES, LOG_BYTES)
+    assert got.execution_count == 12
+    cells = t2.to_json()["cells"]
+    assert [c["code"] for c in cells] == [c["code"] for c in transcript.to_json()["cells"]]
+    assert cells[-1]["outputs"][-1]["text"] == "after 12\n"
+    assert logged(log2) == logged(log)[-len(logged(log2)) :]
