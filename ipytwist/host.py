@@ -89,7 +89,7 @@ class HostedKernel:
                 directory, config.transcript_bytes, config.replay_messages, config.replay_bytes
             )
             journal.follow(self.kernel, self.kernel.output_log, self.transcript)
-        except OSError as e:
+        except Exception as e:  # the kernel is served all the same
             _log.error("kernel {id}: not journaled: {e}", id=self.id, e=str(e)[:300])
             return
         self.journal = journal

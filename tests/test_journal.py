@@ -305,3 +305,42 @@ def test_positions_of_many_sessions_survive_rewrites_and_take_little_room(tmp_pa
     got, _, log2 = restored(tmp_path)
     assert got.sessions == {t.sid: t.cursor.position for t in tabs[1:]} | {tabs[0].sid: (3, 4)}
     assert got.sessions[tabs[1].sid] == log2.end == log.end
+
+
+def test_a_full_disk_never_stops_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel, transcript, log, journal = live(tmp_path)
+    lines: list[dict[str, Any]] = []
+    from twisted.logger import globalLogPublisher
+
+    globalLogPublisher.addObserver(lines.append)
+    try:
+        r = cell(kernel, "odd", 1)
+
+        def full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("ipytwist.kernel.journalfile.os.write", full)
+        for n in range(3):
+            kernel.publish(iopub(r, "stream", name="stdout", text=f"{n}\n"))
+        kernel.stdin.echo(r["header"]["msg_id"], "answer\n")
+        kernel.request(req("more"))
+    finally:
+        globalLogPublisher.removeObserver(lines.append)
+    assert journal.failed
+    assert transcript.cells[r["header"]["msg_id"]].outputs[-1].to_json()["text"] == "answer\n"
+    assert log.last_seq == len(list(log.retained()))
+    warned = [e for e in lines if "journal" in str(e.get("log_format", ""))]
+    assert len(warned) == 1  # the disk that refused
+
+
+def test_lone_surrogates_and_non_finite_numbers_come_back_as_they_were(tmp_path: Path) -> None:
+    kernel, _, log, journal = live(tmp_path)
+    r = cell(kernel, "ls", 1)
+    kernel.publish(iopub(r, "stream", name="stdout", text="caf\udce9\n"))
+    kernel.publish(iopub(r, "execute_result", data={"text/plain": "nan"}, metadata={"x": 1.5}))
+    journal.close()
+    _, t2, log2 = restored(tmp_path)
+    assert [e.msg["content"] for e in log2.retained()] == [e.msg["content"] for e in log.retained()]
+    assert t2.cells[r["header"]["msg_id"]].outputs[0].to_json()["text"] == "caf\udce9\n"

@@ -211,8 +211,9 @@ class KernelJournal:
         output_log.after_publish = self._published
         try:
             self.compact(output_log.end)
-        except OSError as e:
-            self._failed(e)
+        except Exception as e:
+            self.failed = True
+            self.log.error("journal {path}: not written: {e}", path=self.file.path, e=e)
 
     def request(self, msg: dict[str, Any], origin: str) -> None:
         """An execute request the kernel accepted (before the transcript has it)."""
@@ -268,32 +269,36 @@ class KernelJournal:
     # -- the file ---------------------------------------------------------------------
 
     def _write(self, kind: bytes, payload: Any, before: Position | None = None) -> None:
+        """Append one record (rewriting the file first if it would pass the bound).  No
+        error stops the kernel: a record that cannot be encoded is left out, a file
+        that cannot be written is written no more (a log line each)."""
         if self.closed or self.failed or self._log is None:
             return
-        record = encode(kind, payload)
         try:
+            record = encode(kind, payload)
             if self.file.size + len(record) > self.limit:
                 self.compact(before or self._log.end)
                 if kind == b"P":  # the snapshot has the positions (and new numbers)
                     return
                 if self.file.size + len(record) > self.limit:
-                    self.skipped += 1
-                    if self.skipped == 1 or self.skipped % 1000 == 0:
-                        self.log.warn(
-                            "journal {path}: a record of {n} bytes left out ({k} so far): "
-                            "larger than the journal's room",
-                            path=self.file.path,
-                            n=len(record),
-                            k=self.skipped,
-                        )
+                    self._left_out(f"{len(record)} bytes, larger than the journal's room")
                     return
             self.file.append(record)
-        except OSError as e:
-            self._failed(e)
+        except (TypeError, ValueError) as e:  # orjson's errors: something not JSON
+            self._left_out(f"not encodable ({type(e).__name__})")
+        except Exception as e:
+            self.failed = True
+            self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
 
-    def _failed(self, e: OSError) -> None:
-        self.failed = True
-        self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
+    def _left_out(self, why: str) -> None:
+        self.skipped += 1
+        if self.skipped == 1 or self.skipped % 1000 == 0:
+            self.log.warn(
+                "journal {path}: a record left out ({why}; {k} so far)",
+                path=self.file.path,
+                why=why,
+                k=self.skipped,
+            )
 
     def compact(self, before: Position) -> None:
         """Rewrite the file: a snapshot of the state before the message at ``before``

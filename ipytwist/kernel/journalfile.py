@@ -10,6 +10,7 @@ leaves it whole or torn at the end, never interleaved.  Nothing is fsynced per r
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import zlib
@@ -18,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ..wire import json_default
+from ..wire import dumps, json_default
 
 __all__ = ["HEAD", "JournalFile", "encode", "read_records"]
 
@@ -29,8 +30,12 @@ NAME = "journal"
 
 
 def encode(kind: bytes, payload: Any) -> bytes:
-    """One record: head and JSON payload."""
-    body = orjson.dumps(payload, default=json_default)
+    """One record: head and JSON payload (orjson's; what it refuses, lone surrogates,
+    as the wire writes it)."""
+    try:
+        body = orjson.dumps(payload, default=json_default)
+    except (TypeError, orjson.JSONEncodeError):
+        body = dumps(payload)
     return _HEAD.pack(len(body), zlib.crc32(body, zlib.crc32(kind)), kind[0]) + body
 
 
@@ -73,8 +78,11 @@ def _records(data: bytes, limit: int) -> Iterator[tuple[int, str | None, tuple[b
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            yield at, "a record that is not JSON", None
-            return
+            try:  # NaN, or lone surrogates escaped: as the wire writes them
+                payload = json.loads(body)
+            except (ValueError, RecursionError):
+                yield at, "a record that is not JSON", None
+                return
         yield at, None, (bytes([kind]), payload)
         at += HEAD + size
 
