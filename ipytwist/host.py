@@ -98,10 +98,12 @@ class HostedKernel:
         """The kernel ended on purpose: its journal goes (and its directory, if empty)."""
         if self.journal is not None:
             self.journal.remove()
-            try:
-                os.rmdir(os.path.dirname(self.journal.file.path))
+            directory = os.path.dirname(self.journal.file.path)
+            try:  # and STATE/kernels/, once it holds no kernel
+                os.rmdir(directory)
+                os.rmdir(os.path.dirname(directory))
             except OSError:
-                pass  # other files of the kernel's are there: theirs to remove
+                pass  # other files are there: theirs to remove
 
     def connections(self) -> int:
         """Clients of this kernel on every transport."""
