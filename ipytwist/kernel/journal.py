@@ -25,6 +25,7 @@ import weakref
 from base64 import b64decode, b64encode
 from collections.abc import Callable
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from twisted.logger import Logger
@@ -50,6 +51,7 @@ __all__ = [
 JOURNAL_FACTOR = 2
 MIN_JOURNAL_BYTES = 1024 * 1024
 _VERSION = 1
+_HUGE = 1 << 62
 _log = Logger()
 _journals: weakref.WeakKeyDictionary[object, KernelJournal] = weakref.WeakKeyDictionary()
 
@@ -148,11 +150,14 @@ class KernelJournal:
                 raise ValueError("a snapshot not first, or of another version")
             self.state.load(data)
             self.sessions.load(data["p"])
-            if data["t"] is not None:
-                load_transcript(transcript, data["t"])
             seq, offset = data["at"]
             output_log.resume_at((int(seq), int(offset)))
             return int(data["c"])
+        if kind == b"T":
+            if i != 1:
+                raise ValueError("a transcript's state not after the snapshot")
+            load_transcript(transcript, data)
+            return log_only
         if kind == b"M":
             seq, offset, msg, buffers = data
             if not isinstance(msg.get("header"), dict) or not isinstance(msg.get("content"), dict):
@@ -302,34 +307,36 @@ class KernelJournal:
 
     def compact(self, before: Position) -> None:
         """Rewrite the file: a snapshot of the state before the message at ``before``
-        (the output log's end when none is being published) and the newest messages
-        before it that fit in half the bound."""
+        (the output log's end when none is being published), the transcript's state,
+        and the newest messages before it that fit in half the bound, written one at a
+        time (never all in memory at once)."""
         assert self._log is not None and self._transcript is not None
         head: dict[str, Any] = {"v": _VERSION, **self.state.to_json()}
         head["p"] = self.sessions.snapshot()
+        head["at"], head["c"] = [_HUGE, _HUGE], _HUGE  # the largest the head can be
+        room = self.limit // 2 - len(encode(b"S", head))
+        transcript: list[bytes] = []
         try:
-            head["t"] = dump_transcript(self._transcript)
+            transcript.append(encode(b"T", dump_transcript(self._transcript)))
         except ValueError as e:
             self.log.warn("journal {path}: transcript not kept: {e}", path=self.file.path, e=e)
-            head["t"] = None
-        room = self.limit // 2 - len(encode(b"S", head)) - 64
-        if room < 0:
+        if transcript and len(transcript[0]) > room:
             self.log.warn("journal {path}: transcript larger than its room", path=self.file.path)
-            head["t"], room = None, self.limit // 2 - len(encode(b"S", head)) - 64
-        messages: list[bytes] = []
-        at = before
+            transcript = []
+        room -= sum(map(len, transcript))
+        kept: list[Envelope] = []
         for env in reversed(list(self._log.retained())):
             if env.seq >= before[0]:
                 continue
-            record = encode(b"M", _message_record(env))
-            if len(record) > room:
+            room -= len(encode(b"M", _message_record(env)))
+            if room < 0:
                 break
-            room -= len(record)
-            messages.append(record)
-            at = (env.seq, env.offset)
-        head["at"], head["c"] = at, len(messages)
-        messages.reverse()
-        self.file.replace([encode(b"S", head), *messages])
+            kept.append(env)
+        kept.reverse()
+        head["at"] = (kept[0].seq, kept[0].offset) if kept else before
+        head["c"] = len(kept)
+        messages = (encode(b"M", _message_record(env)) for env in kept)
+        self.file.replace(chain([encode(b"S", head)], transcript, messages))
 
     def close(self) -> None:
         """Write no more (the file stays for the next service)."""

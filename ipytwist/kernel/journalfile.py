@@ -5,7 +5,7 @@ A record is a 9-byte head (payload length and CRC-32 of kind and payload, both
 big-endian 32-bit, then the kind byte) and its payload, JSON (orjson).  A record is
 written by one ``write(2)`` on a file opened ``O_APPEND``: a SIGKILL of the service
 leaves it whole or torn at the end, never interleaved.  Nothing is fsynced per record
-(the kernel's page cache outlives the process); a rewrite is fsynced before its rename.
+(the kernel's page cache outlives the process), nor a rewrite before its rename.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ _HEAD = struct.Struct(">IIB")
 #: Bytes of a record's head.
 HEAD = _HEAD.size
 NAME = "journal"
+_CHUNK = 1 << 20
 
 
 def encode(kind: bytes, payload: Any) -> bytes:
@@ -102,25 +103,37 @@ class JournalFile:
         if written != len(record):  # a full disk: the rest never lands mid-file
             raise OSError(f"journal: short write ({written} of {len(record)} bytes)")
 
-    def replace(self, records: list[bytes]) -> None:
-        """The file becomes ``records``: written beside it, fsynced, renamed over it."""
+    def replace(self, records: Iterable[bytes]) -> None:
+        """The file becomes ``records``: written beside it (a MiB at a time), then
+        renamed over it.  Not fsynced: the file is for a service killed, not a machine
+        that loses power."""
         new = self.path + ".new"
         fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        size = 0
         try:
-            data = b"".join(records)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            pending = bytearray()
+            for record in records:
+                pending += record
+                if len(pending) >= _CHUNK:
+                    size += _write_all(fd, pending)
+                    pending = bytearray()
+            size += _write_all(fd, pending)
         finally:
             os.close(fd)
         os.replace(new, self.path)
         os.close(self.fd)
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        self.size = len(data)
+        self.size = size
 
     def close(self) -> None:
         """No more records."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _write_all(fd: int, data: bytearray) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return len(data)
