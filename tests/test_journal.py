@@ -4,7 +4,6 @@ floods; torn, corrupt and hostile files."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -170,76 +169,6 @@ def test_no_execute_request_while_idle_is_running(tmp_path: Path) -> None:
     journal.close()
     got, _, _ = restored(tmp_path)
     assert got.running is None and got.execution_count == 1
-
-
-def tail_bytes(path: Path, n: int) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) - n])
-
-
-@pytest.mark.parametrize("damage", ["torn", "garbage", "huge length", "flipped bit"])
-def test_a_damaged_journal_restores_what_is_valid_with_one_line(
-    tmp_path: Path, damage: str, caplog: Any
-) -> None:
-    kernel, transcript, log, journal = live(tmp_path)
-    r = cell(kernel, "print(1)", 1, iopub(req("x"), "stream", name="stdout", text="1\n"))
-    before = transcript.to_json()
-    kept = logged(log)
-    kernel.publish(iopub(r, "stream", name="stdout", text="the last\n"))
-    journal.close()
-    path = tmp_path / "journal"
-    size = path.stat().st_size
-    last = _last_record_start(path)
-    if damage == "torn":
-        tail_bytes(path, 3)
-    elif damage == "garbage":
-        with open(path, "ab") as f:
-            f.write(os.urandom(100))
-    elif damage == "huge length":
-        with open(path, "r+b") as f:
-            f.seek(last)
-            f.write(b"\x7f\xff\xff\xff")
-    else:
-        with open(path, "r+b") as f:
-            f.seek(size - 5)
-            byte = f.read(1)
-            f.seek(size - 5)
-            f.write(bytes([byte[0] ^ 1]))
-    lines: list[str] = []
-    from twisted.logger import globalLogPublisher
-
-    globalLogPublisher.addObserver(lines.append)  # type: ignore[arg-type]
-    try:
-        _, t2, log2 = restored(tmp_path)
-    finally:
-        globalLogPublisher.removeObserver(lines.append)  # type: ignore[arg-type]
-    warned = [e for e in lines if "journal" in str(e.get("log_format", ""))]  # type: ignore[attr-defined]
-    if damage == "garbage":
-        assert logged(log2) == logged(log)
-    else:
-        assert logged(log2) == kept
-        assert t2.to_json()["cells"] == before["cells"]
-    assert len(warned) == 1
-
-
-def _last_record_start(path: Path) -> int:
-    data = path.read_bytes()
-    at = last = 0
-    while at < len(data):
-        last = at
-        at += 9 + int.from_bytes(data[at : at + 4], "big")
-    return last
-
-
-def test_a_journal_that_is_not_one_at_all_restores_nothing(tmp_path: Path) -> None:
-    (tmp_path / "journal").write_bytes(b"\x00" * 9 + os.urandom(1000))
-    got, t2, log2 = restored(tmp_path)
-    assert got == Restored() and t2.cells == {} and log2.last_seq == 0
-
-
-def test_an_empty_directory_restores_nothing(tmp_path: Path) -> None:
-    got, t2, log2 = restored(tmp_path)
-    assert got == Restored() and not t2.cells and log2.end == (1, 0)
 
 
 def test_a_message_id_persists_with_its_buffers(tmp_path: Path) -> None:

@@ -52,6 +52,8 @@ JOURNAL_FACTOR = 2
 MIN_JOURNAL_BYTES = 1024 * 1024
 _VERSION = 1
 _HUGE = 1 << 62
+#: What a record of the wrong shape raises as it is replayed.
+_NOT_VALID = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
 _log = Logger()
 _journals: weakref.WeakKeyDictionary[object, KernelJournal] = weakref.WeakKeyDictionary()
 
@@ -122,7 +124,14 @@ class KernelJournal:
         for i, (kind, payload) in enumerate(records):
             try:
                 log_only = self._replay(kind, payload, i, log_only, output_log, transcript)
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+            except (
+                ValueError,
+                TypeError,
+                KeyError,
+                AttributeError,
+                IndexError,
+                RecursionError,
+            ) as e:
                 problem = f"record {i} ({kind!r}) is not valid ({type(e).__name__})"
                 break
         if problem is not None:
