@@ -32,14 +32,14 @@ def sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
         append(self, record)
         seen.append(("append", os.stat(self.path).st_size))
 
-    def replaced(self: journalfile.JournalFile, records: list[bytes]) -> None:
+    def replaced(self: journalfile.JournalFile, records: Any, *copy: Any) -> None:
         def rename(src: str, dst: str) -> None:
             seen.append(("new", os.stat(src).st_size))
             real_replace(src, dst)
 
         monkeypatch.setattr(journalfile.os, "replace", rename)
         try:
-            replace(self, records)
+            replace(self, records, *copy)
         finally:
             monkeypatch.setattr(journalfile.os, "replace", real_replace)
         seen.append(("replace", os.stat(self.path).st_size))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import weakref
 from base64 import b64decode, b64encode
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from itertools import chain
@@ -102,6 +103,8 @@ class KernelJournal:
         self._log: OutputLog | None = None
         self._publishing = False
         self._pending: dict[str, Position] = {}
+        #: The log's messages in the file: (seq, offset in the log, where its record starts).
+        self._in_file: deque[tuple[int, int, int]] = deque()
         self._transcript: Transcript | None = None
 
     @classmethod
@@ -120,18 +123,23 @@ class KernelJournal:
         and ``transcript`` from the file, up to its first torn or corrupt record (one
         log line says where)."""
         records, problem = read_records(self.file.path, self.limit)
-        log_only = 0
-        for i, (kind, payload) in enumerate(records):
+        log_only = 0  # bytes after the snapshot of records that only refill the log
+        for i, (kind, payload, at) in enumerate(records):
             try:
-                log_only = self._replay(kind, payload, i, log_only, output_log, transcript)
-            except (
-                ValueError,
-                TypeError,
-                KeyError,
-                AttributeError,
-                IndexError,
-                RecursionError,
-            ) as e:
+                if kind == b"S":
+                    log_only = self._snapshot(payload, i, output_log)
+                elif kind == b"T":
+                    self._transcript_state(payload, i, transcript)
+                elif i and records[i - 1][0] in (b"S", b"T"):  # where the log-only span starts
+                    log_only += at
+                if kind in (b"S", b"T"):
+                    continue
+                if at < log_only:  # the snapshot has the rest of what they did
+                    if kind == b"M":
+                        self._message(payload, output_log)
+                    continue
+                self._replay(kind, payload, output_log, transcript)
+            except _NOT_VALID as e:
                 problem = f"record {i} ({kind!r}) is not valid ({type(e).__name__})"
                 break
         if problem is not None:
@@ -144,39 +152,37 @@ class KernelJournal:
         running = s.pending.get(s.running) if s.running is not None else None
         return Restored(s.session, s.count, running, s.link, dict(self.sessions.positions))
 
+    def _snapshot(self, data: dict[str, Any], i: int, output_log: OutputLog) -> int:
+        """The snapshot record: the kernel's state, the sessions, where the log starts;
+        how many bytes after it (and the transcript's) only refill the log."""
+        if i != 0 or data.get("v") != _VERSION:
+            raise ValueError("a snapshot not first, or of another version")
+        self.state.load(data)
+        self.sessions.load(data["p"])
+        seq, offset = data["at"]
+        output_log.resume_at((int(seq), int(offset)))
+        return int(data["span"])
+
+    def _transcript_state(self, data: Any, i: int, transcript: Transcript) -> None:
+        if i != 1:
+            raise ValueError("a transcript's state not after the snapshot")
+        load_transcript(transcript, data)
+
+    def _message(self, data: list[Any], output_log: OutputLog) -> Envelope:
+        seq, offset, msg, buffers = data
+        if not isinstance(msg.get("header"), dict) or not isinstance(msg.get("content"), dict):
+            raise ValueError("not a message")
+        if buffers is not None:
+            msg["buffers"] = [b64decode(b, validate=True) for b in buffers]
+        return output_log.load(msg, (int(seq), int(offset)))
+
     def _replay(
-        self,
-        kind: bytes,
-        data: Any,
-        i: int,
-        log_only: int,
-        output_log: OutputLog,
-        transcript: Transcript,
-    ) -> int:
-        """One record; how many of the records after it only refill the log."""
-        if kind == b"S":
-            if i != 0 or data.get("v") != _VERSION:
-                raise ValueError("a snapshot not first, or of another version")
-            self.state.load(data)
-            self.sessions.load(data["p"])
-            seq, offset = data["at"]
-            output_log.resume_at((int(seq), int(offset)))
-            return int(data["c"])
-        if kind == b"T":
-            if i != 1:
-                raise ValueError("a transcript's state not after the snapshot")
-            load_transcript(transcript, data)
-            return log_only
+        self, kind: bytes, data: Any, output_log: OutputLog, transcript: Transcript
+    ) -> None:
+        """One record after the snapshot's log-only span, as it happened."""
         if kind == b"M":
-            seq, offset, msg, buffers = data
-            if not isinstance(msg.get("header"), dict) or not isinstance(msg.get("content"), dict):
-                raise ValueError("not a message")
-            if buffers is not None:
-                msg["buffers"] = [b64decode(b, validate=True) for b in buffers]
-            env = output_log.load(msg, (int(seq), int(offset)))
-            if log_only:
-                return log_only - 1
-            self.state.iopub(msg)
+            env = self._message(data, output_log)
+            self.state.iopub(env.msg)
             transcript.deliver(env)
         elif kind == b"R":
             msg, origin = data
@@ -191,7 +197,6 @@ class KernelJournal:
             self.state.link = (str(data[0]), int(data[1]))
         elif kind == b"P":
             self.sessions.replay(data)
-        return 0
 
     # -- follow -----------------------------------------------------------------------
 
@@ -241,6 +246,10 @@ class KernelJournal:
         """An iopub message published (the output log's Subscriber interface)."""
         self.state.iopub(env.msg)
         self._write(b"M", _message_record(env), (env.seq, env.offset))
+        if self._in_file and self._in_file[-1][0] == env.seq:
+            first = self._log.first_logged_seq if self._log is not None else 0
+            while self._in_file[0][0] < first:  # gone from the log: not copied again
+                self._in_file.popleft()
         self._publishing = True  # the readers it wakes next: _published
 
     def echo(self, parent: str, text: str) -> None:
@@ -297,7 +306,10 @@ class KernelJournal:
                 if self.file.size + len(record) > self.limit:
                     self._left_out(f"{len(record)} bytes, larger than the journal's room")
                     return
+            at = self.file.size
             self.file.append(record)
+            if kind == b"M" and before is not None:
+                self._in_file.append((before[0], before[1], at))
         except (TypeError, ValueError) as e:  # orjson's errors: something not JSON
             self._left_out(f"not encodable ({type(e).__name__})")
         except Exception as e:
@@ -317,12 +329,13 @@ class KernelJournal:
     def compact(self, before: Position) -> None:
         """Rewrite the file: a snapshot of the state before the message at ``before``
         (the output log's end when none is being published), the transcript's state,
-        and the newest messages before it that fit in half the bound, written one at a
-        time (never all in memory at once)."""
+        and the records of the newest messages before it that fit in half the bound.
+        Those already in the file are copied (by the kernel, with the records between
+        them, which the snapshot makes log-only); the others are encoded."""
         assert self._log is not None and self._transcript is not None
         head: dict[str, Any] = {"v": _VERSION, **self.state.to_json()}
         head["p"] = self.sessions.snapshot()
-        head["at"], head["c"] = [_HUGE, _HUGE], _HUGE  # the largest the head can be
+        head["at"], head["span"] = [_HUGE, _HUGE], _HUGE  # the largest the head can be
         room = self.limit // 2 - len(encode(b"S", head))
         transcript: list[bytes] = []
         try:
@@ -333,6 +346,18 @@ class KernelJournal:
             self.log.warn("journal {path}: transcript larger than its room", path=self.file.path)
             transcript = []
         room -= sum(map(len, transcript))
+        start = len(encode(b"S", head)) + sum(map(len, transcript))
+        in_file = self._in_file
+        if in_file and in_file[0][0] <= self._log.first_logged_seq:
+            end = self.file.size
+            while in_file and end - in_file[0][2] > room:
+                in_file.popleft()
+            cut = in_file[0][2] if in_file else end
+            head["at"] = in_file[0][:2] if in_file else before
+            head["span"] = end - cut
+            self._in_file = deque((seq, off, at - cut + start) for seq, off, at in in_file)
+            self.file.replace([encode(b"S", head), *transcript], (cut, end))
+            return
         kept: list[Envelope] = []
         for env in reversed(list(self._log.retained())):
             if env.seq >= before[0]:
@@ -342,10 +367,14 @@ class KernelJournal:
                 break
             kept.append(env)
         kept.reverse()
+        records = [encode(b"M", _message_record(env)) for env in kept]
         head["at"] = (kept[0].seq, kept[0].offset) if kept else before
-        head["c"] = len(kept)
-        messages = (encode(b"M", _message_record(env)) for env in kept)
-        self.file.replace(chain([encode(b"S", head)], transcript, messages))
+        head["span"] = sum(map(len, records))
+        self._in_file = deque()
+        for env, record in zip(kept, records, strict=True):
+            self._in_file.append((env.seq, env.offset, start))
+            start += len(record)
+        self.file.replace(chain([encode(b"S", head)], transcript, records))
 
     def close(self) -> None:
         """Write no more (the file stays for the next service)."""

@@ -40,10 +40,13 @@ def encode(kind: bytes, payload: Any) -> bytes:
     return _HEAD.pack(len(body), zlib.crc32(body, zlib.crc32(kind)), kind[0]) + body
 
 
-def read_records(path: str, limit: int) -> tuple[list[tuple[bytes, Any]], str | None]:
+Record = tuple[bytes, Any, int]  # kind, payload, where it starts in the file
+
+
+def read_records(path: str, limit: int) -> tuple[list[Record], str | None]:
     """The whole records of the file at ``path``, and why reading stopped early (None:
     it ended at a record's end).  A record longer than ``limit`` is corrupt."""
-    records: list[tuple[bytes, Any]] = []
+    records: list[Record] = []
     try:
         with open(path, "rb") as f:
             data = f.read(limit + HEAD + 1)
@@ -55,7 +58,7 @@ def read_records(path: str, limit: int) -> tuple[list[tuple[bytes, Any]], str | 
         if problem is not None:
             return records, f"{problem} at byte {at} of {len(data)}"
         assert record is not None
-        records.append(record)
+        records.append((*record, at))
     return records, None
 
 
@@ -103,10 +106,11 @@ class JournalFile:
         if written != len(record):  # a full disk: the rest never lands mid-file
             raise OSError(f"journal: short write ({written} of {len(record)} bytes)")
 
-    def replace(self, records: Iterable[bytes]) -> None:
-        """The file becomes ``records``: written beside it (a MiB at a time), then
-        renamed over it.  Not fsynced: the file is for a service killed, not a machine
-        that loses power."""
+    def replace(self, records: Iterable[bytes], copy: tuple[int, int] = (0, 0)) -> None:
+        """The file becomes ``records`` and then the bytes ``copy`` (start, end) of the
+        file as it was: written beside it (a MiB at a time; the copy by the kernel),
+        then renamed over it.  Not fsynced: the file is for a service killed, not a
+        machine that loses power."""
         new = self.path + ".new"
         fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         size = 0
@@ -118,6 +122,7 @@ class JournalFile:
                     size += _write_all(fd, pending)
                     pending = bytearray()
             size += _write_all(fd, pending)
+            size += _copy(self.path, fd, *copy)
         finally:
             os.close(fd)
         os.replace(new, self.path)
@@ -137,3 +142,23 @@ def _write_all(fd: int, data: bytearray) -> int:
     while view:
         view = view[os.write(fd, view) :]
     return len(data)
+
+
+def _copy(path: str, fd: int, start: int, end: int) -> int:
+    """Bytes ``start`` to ``end`` of the file at ``path`` appended to ``fd``."""
+    if end <= start:
+        return 0
+    src = os.open(path, os.O_RDONLY)
+    try:
+        at = start
+        while at < end:
+            try:
+                n = os.copy_file_range(src, fd, end - at, at)
+            except OSError:  # not across these file systems: through memory
+                n = _write_all(fd, bytearray(os.pread(src, min(_CHUNK, end - at), at)))
+            if n <= 0:
+                raise OSError(f"journal: {path} ended at byte {at} of {end}")
+            at += n
+    finally:
+        os.close(src)
+    return end - start
