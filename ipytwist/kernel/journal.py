@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from base64 import b64decode, b64encode
+from base64 import b64encode
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -32,10 +32,11 @@ from typing import Any
 from twisted.logger import Logger
 
 from .envelope import Envelope
-from .journalfile import JournalFile, encode, read_records
+from .journalfile import JournalFile, encode
 from .journalkernel import KernelState, Restored
+from .journalrestore import VERSION, Restoring
 from .journalsessions import SessionPositions
-from .journalstate import dump_transcript, load_transcript
+from .journalstate import dump_transcript
 from .outputlog import OutputLog, Position
 from .transcript import Transcript
 
@@ -51,10 +52,7 @@ __all__ = [
 
 JOURNAL_FACTOR = 2
 MIN_JOURNAL_BYTES = 1024 * 1024
-_VERSION = 1
 _HUGE = 1 << 62
-#: What a record of the wrong shape raises as it is replayed.
-_NOT_VALID = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
 _log = Logger()
 _journals: weakref.WeakKeyDictionary[object, KernelJournal] = weakref.WeakKeyDictionary()
 
@@ -86,7 +84,7 @@ def _message_record(env: Envelope) -> list[Any]:
     return [env.seq, env.offset, {k: v for k, v in msg.items() if k != "buffers"}, coded]
 
 
-class KernelJournal:
+class KernelJournal(Restoring):
     """The journal of one kernel, in its directory (see the module's docstring)."""
 
     log = Logger()
@@ -115,88 +113,6 @@ class KernelJournal:
         ``log_messages`` is taken for the interface: the bound is in bytes."""
         limit = max(MIN_JOURNAL_BYTES, JOURNAL_FACTOR * (transcript_bytes + log_bytes))
         return cls(JournalFile(directory), limit)
-
-    # -- restore ----------------------------------------------------------------------
-
-    def restore(self, output_log: OutputLog, transcript: Transcript) -> Restored:
-        """Fill ``output_log`` (same seqs and msg_ids; no subscriber or reader is told)
-        and ``transcript`` from the file, up to its first torn or corrupt record (one
-        log line says where)."""
-        records, problem = read_records(self.file.path, self.limit)
-        log_only = 0  # bytes after the snapshot of records that only refill the log
-        for i, (kind, payload, at) in enumerate(records):
-            try:
-                if kind == b"S":
-                    log_only = self._snapshot(payload, i, output_log)
-                elif kind == b"T":
-                    self._transcript_state(payload, i, transcript)
-                elif i and records[i - 1][0] in (b"S", b"T"):  # where the log-only span starts
-                    log_only += at
-                if kind in (b"S", b"T"):
-                    continue
-                if at < log_only:  # the snapshot has the rest of what they did
-                    if kind == b"M":
-                        self._message(payload, output_log)
-                    continue
-                self._replay(kind, payload, output_log, transcript)
-            except _NOT_VALID as e:
-                problem = f"record {i} ({kind!r}) is not valid ({type(e).__name__})"
-                break
-        if problem is not None:
-            self.log.warn(
-                "journal {path}: {problem}: restored what came before it",
-                path=self.file.path,
-                problem=problem,
-            )
-        s = self.state
-        running = s.pending.get(s.running) if s.running is not None else None
-        return Restored(s.session, s.count, running, s.link, dict(self.sessions.positions))
-
-    def _snapshot(self, data: dict[str, Any], i: int, output_log: OutputLog) -> int:
-        """The snapshot record: the kernel's state, the sessions, where the log starts;
-        how many bytes after it (and the transcript's) only refill the log."""
-        if i != 0 or data.get("v") != _VERSION:
-            raise ValueError("a snapshot not first, or of another version")
-        self.state.load(data)
-        self.sessions.load(data["p"])
-        seq, offset = data["at"]
-        output_log.resume_at((int(seq), int(offset)))
-        return int(data["span"])
-
-    def _transcript_state(self, data: Any, i: int, transcript: Transcript) -> None:
-        if i != 1:
-            raise ValueError("a transcript's state not after the snapshot")
-        load_transcript(transcript, data)
-
-    def _message(self, data: list[Any], output_log: OutputLog) -> Envelope:
-        seq, offset, msg, buffers = data
-        if not isinstance(msg.get("header"), dict) or not isinstance(msg.get("content"), dict):
-            raise ValueError("not a message")
-        if buffers is not None:
-            msg["buffers"] = [b64decode(b, validate=True) for b in buffers]
-        return output_log.load(msg, (int(seq), int(offset)))
-
-    def _replay(
-        self, kind: bytes, data: Any, output_log: OutputLog, transcript: Transcript
-    ) -> None:
-        """One record after the snapshot's log-only span, as it happened."""
-        if kind == b"M":
-            env = self._message(data, output_log)
-            self.state.iopub(env.msg)
-            transcript.deliver(env)
-        elif kind == b"R":
-            msg, origin = data
-            self.state.request(msg)
-            transcript.request(msg, str(origin))
-        elif kind == b"I":
-            parent, text = data
-            transcript.stdin(str(parent), str(text))
-        elif kind == b"K":
-            self.state.session = str(data)
-        elif kind == b"L":
-            self.state.link = (str(data[0]), int(data[1]))
-        elif kind == b"P":
-            self.sessions.replay(data)
 
     # -- follow -----------------------------------------------------------------------
 
@@ -333,7 +249,7 @@ class KernelJournal:
         Those already in the file are copied (by the kernel, with the records between
         them, which the snapshot makes log-only); the others are encoded."""
         assert self._log is not None and self._transcript is not None
-        head: dict[str, Any] = {"v": _VERSION, **self.state.to_json()}
+        head: dict[str, Any] = {"v": VERSION, **self.state.to_json()}
         head["p"] = self.sessions.snapshot()
         head["at"], head["span"] = [_HUGE, _HUGE], _HUGE  # the largest the head can be
         room = self.limit // 2 - len(encode(b"S", head))
