@@ -103,6 +103,8 @@ class KernelJournal(Restoring):
         self._pending: dict[str, Position] = {}
         #: The log's messages in the file: (seq, offset in the log, where its record starts).
         self._in_file: deque[tuple[int, int, int]] = deque()
+        #: A rewrite's cut in the old file and where the copy starts in the new one.
+        self._shift = (0, 0)
         self._transcript: Transcript | None = None
 
     @classmethod
@@ -208,22 +210,30 @@ class KernelJournal(Restoring):
     # -- the file ---------------------------------------------------------------------
 
     def _write(self, kind: bytes, payload: Any, before: Position | None = None) -> None:
-        """Append one record (rewriting the file first if it would pass the bound).  No
-        error stops the kernel: a record that cannot be encoded is left out, a file
-        that cannot be written is written no more (a log line each)."""
+        """Append one record.  Past three quarters of the bound the file is rewritten
+        in a thread (:meth:`compact`), finished once done; a record that would pass
+        the bound waits for it, or rewrites the file there and then.  No error stops
+        the kernel: a record that cannot be encoded is left out, a file that cannot be
+        written is written no more (a log line each)."""
         if self.closed or self.failed or self._log is None:
             return
         try:
             record = encode(kind, payload)
-            if self.file.size + len(record) > self.limit:
+            file = self.file
+            if file.rewriting and (file.rewritten or file.size + len(record) > self.limit):
+                self._finish()
+            if file.size + len(record) > self.limit:
                 self.compact(before or self._log.end)
-                if kind == b"P":  # the snapshot has the positions (and new numbers)
+                if kind == b"P":  # the snapshot has the positions
                     return
-                if self.file.size + len(record) > self.limit:
+                if file.size + len(record) > self.limit:
                     self._left_out(f"{len(record)} bytes, larger than the journal's room")
                     return
-            at = self.file.size
-            self.file.append(record)
+            elif not file.rewriting and file.size + len(record) > self.limit * 3 // 4:
+                if self.compact(before or self._log.end, wait=False) and kind == b"P":
+                    return
+            at = file.size
+            file.append(record)
             if kind == b"M" and before is not None:
                 self._in_file.append((before[0], before[1], at))
         except (TypeError, ValueError) as e:  # orjson's errors: something not JSON
@@ -231,6 +241,12 @@ class KernelJournal(Restoring):
         except Exception as e:
             self.failed = True
             self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
+
+    def _finish(self) -> None:
+        """The rewrite in a thread is done: the file is the new one, offsets shifted."""
+        self.file.finish()
+        cut, start = self._shift
+        self._in_file = deque((seq, off, at - cut + start) for seq, off, at in self._in_file)
 
     def _left_out(self, why: str) -> None:
         self.skipped += 1
@@ -242,27 +258,29 @@ class KernelJournal(Restoring):
                 k=self.skipped,
             )
 
-    def compact(self, before: Position) -> None:
+    def compact(self, before: Position, wait: bool = True) -> bool:
         """Rewrite the file: a snapshot of the state before the message at ``before``
         (the output log's end when none is being published), the transcript's state,
         and the records of the newest messages before it that fit in half the bound.
-        Those already in the file are copied (by the kernel, with the records between
-        them, which the snapshot makes log-only); the others are encoded."""
+        Those already in the file are copied by the kernel (with the records between
+        them, which the snapshot makes log-only), in a thread unless ``wait``; the
+        others are encoded (then always at once).  Whether it began a rewrite."""
         assert self._log is not None and self._transcript is not None
         head: dict[str, Any] = {"v": VERSION, **self.state.to_json()}
         head["p"] = self.sessions.snapshot()
         head["at"], head["span"] = [_HUGE, _HUGE], _HUGE  # the largest the head can be
-        room = self.limit // 2 - len(encode(b"S", head))
+        size = len(encode(b"S", head))  # the head is padded to it
         transcript: list[bytes] = []
         try:
             transcript.append(encode(b"T", dump_transcript(self._transcript)))
         except ValueError as e:
             self.log.warn("journal {path}: transcript not kept: {e}", path=self.file.path, e=e)
+        room = self.limit // 2 - size
         if transcript and len(transcript[0]) > room:
             self.log.warn("journal {path}: transcript larger than its room", path=self.file.path)
             transcript = []
         room -= sum(map(len, transcript))
-        start = len(encode(b"S", head)) + sum(map(len, transcript))
+        start = size + sum(map(len, transcript))
         in_file = self._in_file
         if in_file and in_file[0][0] <= self._log.first_logged_seq:
             end = self.file.size
@@ -271,9 +289,13 @@ class KernelJournal(Restoring):
             cut = in_file[0][2] if in_file else end
             head["at"] = in_file[0][:2] if in_file else before
             head["span"] = end - cut
-            self._in_file = deque((seq, off, at - cut + start) for seq, off, at in in_file)
-            self.file.replace([encode(b"S", head), *transcript], (cut, end))
-            return
+            self._shift = (cut, start)
+            self.file.begin([encode(b"S", head, size), *transcript], (cut, end))
+            if wait:
+                self._finish()
+            return True
+        if not wait:
+            return False
         kept: list[Envelope] = []
         for env in reversed(list(self._log.retained())):
             if env.seq >= before[0]:
@@ -290,7 +312,8 @@ class KernelJournal(Restoring):
         for env, record in zip(kept, records, strict=True):
             self._in_file.append((env.seq, env.offset, start))
             start += len(record)
-        self.file.replace(chain([encode(b"S", head)], transcript, records))
+        self.file.replace(chain([encode(b"S", head, size)], transcript, records))
+        return True
 
     def close(self) -> None:
         """Write no more (the file stays for the next service)."""
@@ -300,7 +323,10 @@ class KernelJournal(Restoring):
                 self._log.unsubscribe(self)
                 if self._log.after_publish == self._published:
                     self._log.after_publish = None
-            self.file.close()
+            try:
+                self.file.close()  # a rewrite begun is finished
+            except OSError as e:
+                self.log.error("journal {path}: not closed: {e}", path=self.file.path, e=e)
 
     def remove(self) -> None:
         """Close, and delete the file (the kernel ended on purpose)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -30,13 +31,15 @@ NAME = "journal"
 _CHUNK = 1 << 20
 
 
-def encode(kind: bytes, payload: Any) -> bytes:
+def encode(kind: bytes, payload: Any, size: int = 0) -> bytes:
     """One record: head and JSON payload (orjson's; what it refuses, lone surrogates,
-    as the wire writes it)."""
+    as the wire writes it), padded with spaces to ``size`` bytes if shorter."""
     try:
         body = orjson.dumps(payload, default=json_default)
     except (TypeError, orjson.JSONEncodeError):
         body = dumps(payload)
+    if HEAD + len(body) < size:
+        body += b" " * (size - HEAD - len(body))
     return _HEAD.pack(len(body), zlib.crc32(body, zlib.crc32(kind)), kind[0]) + body
 
 
@@ -98,6 +101,7 @@ class JournalFile:
         self.path = os.path.join(directory, NAME)
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.size = os.fstat(self.fd).st_size
+        self._rewrite: _Rewrite | None = None
 
     def append(self, record: bytes) -> None:
         """One record, at the end."""
@@ -130,11 +134,72 @@ class JournalFile:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.size = size
 
+    def begin(self, records: list[bytes], copy: tuple[int, int]) -> None:
+        """Start rewriting the file in a thread: ``records``, then the bytes ``copy`` of
+        the file as it is, into ``journal.new``.  Appends go on here meanwhile;
+        :meth:`finish` adds them to the new file and renames it over this one."""
+        fd = os.open(self.path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._rewrite = _Rewrite(fd, copy[1])
+        thread = threading.Thread(
+            target=self._rewrite.run, args=(self.path, records, copy), daemon=True
+        )
+        self._rewrite.thread = thread
+        thread.start()
+
+    @property
+    def rewriting(self) -> bool:
+        """Whether a rewrite was begun and not finished."""
+        return self._rewrite is not None
+
+    @property
+    def rewritten(self) -> bool:
+        """Whether the rewrite's thread is done (:meth:`finish` then waits for nothing)."""
+        return self._rewrite is not None and not self._rewrite.thread.is_alive()
+
+    def finish(self) -> None:
+        """Wait for the rewrite; add what was appended since it began; rename."""
+        rewrite, self._rewrite = self._rewrite, None
+        assert rewrite is not None
+        rewrite.thread.join()
+        try:
+            if rewrite.error is not None:
+                raise rewrite.error
+            size = rewrite.size + _copy(self.path, rewrite.fd, rewrite.end, self.size)
+        except BaseException:
+            os.close(rewrite.fd)
+            os.unlink(self.path + ".new")
+            raise
+        os.close(rewrite.fd)
+        os.replace(self.path + ".new", self.path)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.size = size
+
     def close(self) -> None:
-        """No more records."""
+        """No more records (a rewrite begun is finished first)."""
+        if self._rewrite is not None:
+            self.finish()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class _Rewrite:
+    """A rewrite running in a thread (only system calls: they let the GIL go)."""
+
+    def __init__(self, fd: int, end: int) -> None:
+        self.fd = fd
+        self.end = end  # where the bytes appended since it began start
+        self.size = 0
+        self.error: BaseException | None = None
+        self.thread: threading.Thread
+
+    def run(self, path: str, records: list[bytes], copy: tuple[int, int]) -> None:
+        try:
+            self.size = _write_all(self.fd, bytearray(b"".join(records)))
+            self.size += _copy(path, self.fd, *copy)
+        except BaseException as e:  # told by finish(), in the reactor's thread
+            self.error = e
 
 
 def _write_all(fd: int, data: bytearray) -> int:
