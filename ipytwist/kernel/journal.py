@@ -220,8 +220,9 @@ class KernelJournal(Restoring):
         try:
             record = encode(kind, payload)
             file = self.file
-            if file.rewriting and (file.rewritten or file.size + len(record) > self.limit):
-                self._finish()
+            over = file.size + len(record) > self.limit
+            if file.rewriting and (over or file.rewritten):
+                self._finish(wait=over)
             if file.size + len(record) > self.limit:
                 self.compact(before or self._log.end)
                 if kind == b"P":  # the snapshot has the positions
@@ -242,9 +243,11 @@ class KernelJournal(Restoring):
             self.failed = True
             self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
 
-    def _finish(self) -> None:
-        """The rewrite in a thread is done: the file is the new one, offsets shifted."""
-        self.file.finish()
+    def _finish(self, wait: bool = True) -> None:
+        """The rewrite in a thread is done: the file is the new one, offsets shifted
+        (unless ``wait``, much appended meanwhile is copied by the thread first)."""
+        if not self.file.finish(wait):
+            return
         cut, start = self._shift
         self._in_file = deque((seq, off, at - cut + start) for seq, off, at in self._in_file)
 

@@ -140,9 +140,7 @@ class JournalFile:
         :meth:`finish` adds them to the new file and renames it over this one."""
         fd = os.open(self.path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._rewrite = _Rewrite(fd, copy[1])
-        thread = threading.Thread(
-            target=self._rewrite.run, args=(self.path, records, copy), daemon=True
-        )
+        thread = threading.Thread(target=self._rewrite.run, args=(self.path, records, copy))
         self._rewrite.thread = thread
         thread.start()
 
@@ -156,11 +154,19 @@ class JournalFile:
         """Whether the rewrite's thread is done (:meth:`finish` then waits for nothing)."""
         return self._rewrite is not None and not self._rewrite.thread.is_alive()
 
-    def finish(self) -> None:
-        """Wait for the rewrite; add what was appended since it began; rename."""
-        rewrite, self._rewrite = self._rewrite, None
+    def finish(self, wait: bool = True) -> bool:
+        """Wait for the rewrite; add what was appended since it began; rename.  Unless
+        ``wait``, more than a MiB appended meanwhile goes on in the thread first (then
+        False: not finished yet)."""
+        rewrite = self._rewrite
         assert rewrite is not None
         rewrite.thread.join()
+        if not wait and rewrite.error is None and self.size - rewrite.end > _CHUNK:
+            copy, rewrite.end = (rewrite.end, self.size), self.size
+            rewrite.thread = threading.Thread(target=rewrite.more, args=(self.path, copy))
+            rewrite.thread.start()
+            return False
+        self._rewrite = None
         try:
             if rewrite.error is not None:
                 raise rewrite.error
@@ -171,9 +177,11 @@ class JournalFile:
             raise
         os.close(rewrite.fd)
         os.replace(self.path + ".new", self.path)
-        os.close(self.fd)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        old, self.fd = self.fd, os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        # Its last close frees the old file's blocks: tens of ms for a large one.
+        threading.Thread(target=os.close, args=(old,)).start()
         self.size = size
+        return True
 
     def close(self) -> None:
         """No more records (a rewrite begun is finished first)."""
@@ -199,6 +207,12 @@ class _Rewrite:
             self.size = _write_all(self.fd, bytearray(b"".join(records)))
             self.size += _copy(path, self.fd, *copy)
         except BaseException as e:  # told by finish(), in the reactor's thread
+            self.error = e
+
+    def more(self, path: str, copy: tuple[int, int]) -> None:
+        try:
+            self.size += _copy(path, self.fd, *copy)
+        except BaseException as e:
             self.error = e
 
 
