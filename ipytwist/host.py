@@ -89,7 +89,7 @@ class HostedKernel:
                 directory, config.transcript_bytes, config.replay_messages, config.replay_bytes
             )
             journal.follow(self.kernel, self.kernel.output_log, self.transcript)
-        except OSError as e:
+        except Exception as e:  # the kernel is served all the same
             _log.error("kernel {id}: not journaled: {e}", id=self.id, e=str(e)[:300])
             return
         self.journal = journal
@@ -98,10 +98,12 @@ class HostedKernel:
         """The kernel ended on purpose: its journal goes (and its directory, if empty)."""
         if self.journal is not None:
             self.journal.remove()
-            try:
-                os.rmdir(os.path.dirname(self.journal.file.path))
+            directory = os.path.dirname(self.journal.file.path)
+            try:  # and STATE/kernels/, once it holds no kernel
+                os.rmdir(directory)
+                os.rmdir(os.path.dirname(directory))
             except OSError:
-                pass  # other files of the kernel's are there: theirs to remove
+                pass  # other files are there: theirs to remove
 
     def connections(self) -> int:
         """Clients of this kernel on every transport."""

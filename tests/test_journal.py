@@ -4,7 +4,6 @@ floods; torn, corrupt and hostile files."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -172,76 +171,6 @@ def test_no_execute_request_while_idle_is_running(tmp_path: Path) -> None:
     assert got.running is None and got.execution_count == 1
 
 
-def tail_bytes(path: Path, n: int) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) - n])
-
-
-@pytest.mark.parametrize("damage", ["torn", "garbage", "huge length", "flipped bit"])
-def test_a_damaged_journal_restores_what_is_valid_with_one_line(
-    tmp_path: Path, damage: str, caplog: Any
-) -> None:
-    kernel, transcript, log, journal = live(tmp_path)
-    r = cell(kernel, "print(1)", 1, iopub(req("x"), "stream", name="stdout", text="1\n"))
-    before = transcript.to_json()
-    kept = logged(log)
-    kernel.publish(iopub(r, "stream", name="stdout", text="the last\n"))
-    journal.close()
-    path = tmp_path / "journal"
-    size = path.stat().st_size
-    last = _last_record_start(path)
-    if damage == "torn":
-        tail_bytes(path, 3)
-    elif damage == "garbage":
-        with open(path, "ab") as f:
-            f.write(os.urandom(100))
-    elif damage == "huge length":
-        with open(path, "r+b") as f:
-            f.seek(last)
-            f.write(b"\x7f\xff\xff\xff")
-    else:
-        with open(path, "r+b") as f:
-            f.seek(size - 5)
-            byte = f.read(1)
-            f.seek(size - 5)
-            f.write(bytes([byte[0] ^ 1]))
-    lines: list[str] = []
-    from twisted.logger import globalLogPublisher
-
-    globalLogPublisher.addObserver(lines.append)  # type: ignore[arg-type]
-    try:
-        _, t2, log2 = restored(tmp_path)
-    finally:
-        globalLogPublisher.removeObserver(lines.append)  # type: ignore[arg-type]
-    warned = [e for e in lines if "journal" in str(e.get("log_format", ""))]  # type: ignore[attr-defined]
-    if damage == "garbage":
-        assert logged(log2) == logged(log)
-    else:
-        assert logged(log2) == kept
-        assert t2.to_json()["cells"] == before["cells"]
-    assert len(warned) == 1
-
-
-def _last_record_start(path: Path) -> int:
-    data = path.read_bytes()
-    at = last = 0
-    while at < len(data):
-        last = at
-        at += 9 + int.from_bytes(data[at : at + 4], "big")
-    return last
-
-
-def test_a_journal_that_is_not_one_at_all_restores_nothing(tmp_path: Path) -> None:
-    (tmp_path / "journal").write_bytes(b"\x00" * 9 + os.urandom(1000))
-    got, t2, log2 = restored(tmp_path)
-    assert got == Restored() and t2.cells == {} and log2.last_seq == 0
-
-
-def test_an_empty_directory_restores_nothing(tmp_path: Path) -> None:
-    got, t2, log2 = restored(tmp_path)
-    assert got == Restored() and not t2.cells and log2.end == (1, 0)
-
-
 def test_a_message_id_persists_with_its_buffers(tmp_path: Path) -> None:
     kernel, _, log, journal = live(tmp_path)
     msg = new_message("comm_msg", {"comm_id": "c", "data": {}}, "k", buffers=[b"\xff\x00"])
@@ -305,3 +234,42 @@ def test_positions_of_many_sessions_survive_rewrites_and_take_little_room(tmp_pa
     got, _, log2 = restored(tmp_path)
     assert got.sessions == {t.sid: t.cursor.position for t in tabs[1:]} | {tabs[0].sid: (3, 4)}
     assert got.sessions[tabs[1].sid] == log2.end == log.end
+
+
+def test_a_full_disk_never_stops_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kernel, transcript, log, journal = live(tmp_path)
+    lines: list[dict[str, Any]] = []
+    from twisted.logger import globalLogPublisher
+
+    globalLogPublisher.addObserver(lines.append)
+    try:
+        r = cell(kernel, "odd", 1)
+
+        def full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("ipytwist.kernel.journalfile.os.write", full)
+        for n in range(3):
+            kernel.publish(iopub(r, "stream", name="stdout", text=f"{n}\n"))
+        kernel.stdin.echo(r["header"]["msg_id"], "answer\n")
+        kernel.request(req("more"))
+    finally:
+        globalLogPublisher.removeObserver(lines.append)
+    assert journal.failed
+    assert transcript.cells[r["header"]["msg_id"]].outputs[-1].to_json()["text"] == "answer\n"
+    assert log.last_seq == len(list(log.retained()))
+    warned = [e for e in lines if "journal" in str(e.get("log_format", ""))]
+    assert len(warned) == 1  # the disk that refused
+
+
+def test_lone_surrogates_and_non_finite_numbers_come_back_as_they_were(tmp_path: Path) -> None:
+    kernel, _, log, journal = live(tmp_path)
+    r = cell(kernel, "ls", 1)
+    kernel.publish(iopub(r, "stream", name="stdout", text="caf\udce9\n"))
+    kernel.publish(iopub(r, "execute_result", data={"text/plain": "nan"}, metadata={"x": 1.5}))
+    journal.close()
+    _, t2, log2 = restored(tmp_path)
+    assert [e.msg["content"] for e in log2.retained()] == [e.msg["content"] for e in log.retained()]
+    assert t2.cells[r["header"]["msg_id"]].outputs[0].to_json()["text"] == "caf\udce9\n"

@@ -15,6 +15,7 @@ from test_widget_state import STATE, opened, updated
 
 from ipytwist.kernel import journalfile
 from ipytwist.kernel.journal import KernelJournal
+from ipytwist.kernel.journalfile import read_records
 from ipytwist.kernel.transcript import MIN_BYTES
 
 LOG_BYTES = 256 * 1024
@@ -22,57 +23,70 @@ LOG_BYTES = 256 * 1024
 
 @pytest.fixture
 def sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """The journal file's size on disk after every append and rewrite (the rewrite's
-    new file too, before its rename)."""
+    """The journal file's size on disk after every append and rewrite, and the
+    rewrite's new file (before its rename) with the old one beside it."""
     seen: list[tuple[str, int]] = []
-    append, replace = journalfile.JournalFile.append, journalfile.JournalFile.replace
-    real_replace = os.replace
+    append, real_replace = journalfile.JournalFile.append, os.replace
 
     def appended(self: journalfile.JournalFile, record: bytes) -> None:
         append(self, record)
         seen.append(("append", os.stat(self.path).st_size))
 
-    def replaced(self: journalfile.JournalFile, records: list[bytes]) -> None:
-        def rename(src: str, dst: str) -> None:
-            seen.append(("new", os.stat(src).st_size))
-            real_replace(src, dst)
-
-        monkeypatch.setattr(journalfile.os, "replace", rename)
-        try:
-            replace(self, records)
-        finally:
-            monkeypatch.setattr(journalfile.os, "replace", real_replace)
-        seen.append(("replace", os.stat(self.path).st_size))
+    def rename(src: str, dst: str) -> None:
+        seen.append(("new", os.stat(src).st_size))
+        seen.append(("both", os.stat(src).st_size + os.stat(dst).st_size))
+        real_replace(src, dst)
+        seen.append(("rewritten", os.stat(dst).st_size))
 
     monkeypatch.setattr(journalfile.JournalFile, "append", appended)
-    monkeypatch.setattr(journalfile.JournalFile, "replace", replaced)
+    monkeypatch.setattr(journalfile.os, "replace", rename)
     return seen
 
 
 def within(journal: KernelJournal, sizes: list[tuple[str, int]], pushed: int) -> None:
+    """The file never passed the bound; a rewrite is at most three quarters of it (half,
+    and what was appended while a thread wrote it), and the two files beside each
+    other at most 1.75 times it."""
     assert pushed > 10 * journal.limit  # far past it
-    assert max(size for _, size in sizes) <= journal.limit
-    assert max(size for kind, size in sizes if kind != "append") <= journal.limit // 2
-    assert sum(1 for kind, _ in sizes if kind == "replace") >= 10
+    assert max(size for kind, size in sizes if kind in ("append", "rewritten")) <= journal.limit
+    assert max(size for kind, size in sizes if kind == "new") <= journal.limit * 3 // 4
+    assert max(size for kind, size in sizes if kind == "both") <= journal.limit * 7 // 4
+    assert sum(1 for kind, _ in sizes if kind == "rewritten") >= 10
 
 
+def records_where_the_journal_says(journal: KernelJournal) -> None:
+    """Each message the journal has in its file is where it says (rewrites moved them)."""
+    records, problem = read_records(journal.file.path, journal.limit)
+    starts = {at: (kind, payload) for kind, payload, at in records}
+    assert problem is None and journal._in_file
+    for seq, _, at in journal._in_file:
+        assert starts[at][0] == b"M" and starts[at][1][0] == seq
+
+
+@pytest.mark.parametrize("log_bytes", [LOG_BYTES, 4 * LOG_BYTES])
 def test_a_flood_stays_within_the_bound_and_restores_the_live_state(
-    tmp_path: Path, sizes: list[tuple[str, int]]
+    tmp_path: Path, sizes: list[tuple[str, int]], log_bytes: int
 ) -> None:
-    kernel, transcript, log, journal = live(tmp_path, MIN_BYTES, LOG_BYTES)
+    """With a log that keeps much of the journal's room (4 x), messages are copied by
+    one rewrite after another."""
+    kernel, transcript, log, journal = live(tmp_path, MIN_BYTES, log_bytes)
     pushed = 0
     for n in range(1, 41):
         r = cell(kernel, f"flood({n})", n)
-        for i in range(300):
+        for i in range(300 * log_bytes // LOG_BYTES):
             text = f"{n}:{i} " + "x" * 1000 + "\n"
             kernel.publish(iopub(r, "stream", name="stdout", text=text))
             pushed += len(text)
         idle(kernel, r)
     within(journal, sizes, pushed)
+    if journal.file.rewriting:  # a thread may still be writing it
+        journal._finish()
+    records_where_the_journal_says(journal)
     journal.close()
-    _, t2, log2 = restored(tmp_path, MIN_BYTES, LOG_BYTES)
+    _, t2, log2 = restored(tmp_path, MIN_BYTES, log_bytes)
     assert t2.to_json() == transcript.to_json()
-    assert logged(log2) == logged(log)  # the log's bound is below half the journal's
+    assert logged(log2) == logged(log)[-len(logged(log2)) :]
+    assert len(logged(log2)) >= len(logged(log)) // 2
 
 
 def test_widget_updates_stay_within_the_bound(tmp_path: Path, sizes: list[tuple[str, int]]) -> None:

@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import os
 import weakref
-from base64 import b64decode, b64encode
+from base64 import b64encode
+from collections import deque
 from collections.abc import Callable
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from twisted.logger import Logger
 
 from .envelope import Envelope
-from .journalfile import JournalFile, encode, read_records
+from .journalfile import JournalFile, encode
 from .journalkernel import KernelState, Restored
+from .journalrestore import VERSION, Restoring
 from .journalsessions import SessionPositions
-from .journalstate import dump_transcript, load_transcript
+from .journalstate import dump_transcript
 from .outputlog import OutputLog, Position
 from .transcript import Transcript
 
@@ -49,7 +52,7 @@ __all__ = [
 
 JOURNAL_FACTOR = 2
 MIN_JOURNAL_BYTES = 1024 * 1024
-_VERSION = 1
+_HUGE = 1 << 62
 _log = Logger()
 _journals: weakref.WeakKeyDictionary[object, KernelJournal] = weakref.WeakKeyDictionary()
 
@@ -81,7 +84,7 @@ def _message_record(env: Envelope) -> list[Any]:
     return [env.seq, env.offset, {k: v for k, v in msg.items() if k != "buffers"}, coded]
 
 
-class KernelJournal:
+class KernelJournal(Restoring):
     """The journal of one kernel, in its directory (see the module's docstring)."""
 
     log = Logger()
@@ -98,6 +101,10 @@ class KernelJournal:
         self._log: OutputLog | None = None
         self._publishing = False
         self._pending: dict[str, Position] = {}
+        #: The log's messages in the file: (seq, offset in the log, where its record starts).
+        self._in_file: deque[tuple[int, int, int]] = deque()
+        #: A rewrite's cut in the old file and where the copy starts in the new one.
+        self._shift = (0, 0)
         self._transcript: Transcript | None = None
 
     @classmethod
@@ -108,76 +115,6 @@ class KernelJournal:
         ``log_messages`` is taken for the interface: the bound is in bytes."""
         limit = max(MIN_JOURNAL_BYTES, JOURNAL_FACTOR * (transcript_bytes + log_bytes))
         return cls(JournalFile(directory), limit)
-
-    # -- restore ----------------------------------------------------------------------
-
-    def restore(self, output_log: OutputLog, transcript: Transcript) -> Restored:
-        """Fill ``output_log`` (same seqs and msg_ids; no subscriber or reader is told)
-        and ``transcript`` from the file, up to its first torn or corrupt record (one
-        log line says where)."""
-        records, problem = read_records(self.file.path, self.limit)
-        log_only = 0
-        for i, (kind, payload) in enumerate(records):
-            try:
-                log_only = self._replay(kind, payload, i, log_only, output_log, transcript)
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-                problem = f"record {i} ({kind!r}) is not valid ({type(e).__name__})"
-                break
-        if problem is not None:
-            self.log.warn(
-                "journal {path}: {problem}: restored what came before it",
-                path=self.file.path,
-                problem=problem,
-            )
-        s = self.state
-        running = s.pending.get(s.running) if s.running is not None else None
-        return Restored(s.session, s.count, running, s.link, dict(self.sessions.positions))
-
-    def _replay(
-        self,
-        kind: bytes,
-        data: Any,
-        i: int,
-        log_only: int,
-        output_log: OutputLog,
-        transcript: Transcript,
-    ) -> int:
-        """One record; how many of the records after it only refill the log."""
-        if kind == b"S":
-            if i != 0 or data.get("v") != _VERSION:
-                raise ValueError("a snapshot not first, or of another version")
-            self.state.load(data)
-            self.sessions.load(data["p"])
-            if data["t"] is not None:
-                load_transcript(transcript, data["t"])
-            seq, offset = data["at"]
-            output_log.resume_at((int(seq), int(offset)))
-            return int(data["c"])
-        if kind == b"M":
-            seq, offset, msg, buffers = data
-            if not isinstance(msg.get("header"), dict) or not isinstance(msg.get("content"), dict):
-                raise ValueError("not a message")
-            if buffers is not None:
-                msg["buffers"] = [b64decode(b, validate=True) for b in buffers]
-            env = output_log.load(msg, (int(seq), int(offset)))
-            if log_only:
-                return log_only - 1
-            self.state.iopub(msg)
-            transcript.deliver(env)
-        elif kind == b"R":
-            msg, origin = data
-            self.state.request(msg)
-            transcript.request(msg, str(origin))
-        elif kind == b"I":
-            parent, text = data
-            transcript.stdin(str(parent), str(text))
-        elif kind == b"K":
-            self.state.session = str(data)
-        elif kind == b"L":
-            self.state.link = (str(data[0]), int(data[1]))
-        elif kind == b"P":
-            self.sessions.replay(data)
-        return 0
 
     # -- follow -----------------------------------------------------------------------
 
@@ -211,8 +148,9 @@ class KernelJournal:
         output_log.after_publish = self._published
         try:
             self.compact(output_log.end)
-        except OSError as e:
-            self._failed(e)
+        except Exception as e:
+            self.failed = True
+            self.log.error("journal {path}: not written: {e}", path=self.file.path, e=e)
 
     def request(self, msg: dict[str, Any], origin: str) -> None:
         """An execute request the kernel accepted (before the transcript has it)."""
@@ -226,6 +164,10 @@ class KernelJournal:
         """An iopub message published (the output log's Subscriber interface)."""
         self.state.iopub(env.msg)
         self._write(b"M", _message_record(env), (env.seq, env.offset))
+        if self._in_file and self._in_file[-1][0] == env.seq:
+            first = self._log.first_logged_seq if self._log is not None else 0
+            while self._in_file[0][0] < first:  # gone from the log: not copied again
+                self._in_file.popleft()
         self._publishing = True  # the readers it wakes next: _published
 
     def echo(self, parent: str, text: str) -> None:
@@ -268,63 +210,113 @@ class KernelJournal:
     # -- the file ---------------------------------------------------------------------
 
     def _write(self, kind: bytes, payload: Any, before: Position | None = None) -> None:
+        """Append one record.  Past three quarters of the bound the file is rewritten
+        in a thread (:meth:`compact`), finished once done; a record that would pass
+        the bound waits for it, or rewrites the file there and then.  No error stops
+        the kernel: a record that cannot be encoded is left out, a file that cannot be
+        written is written no more (a log line each)."""
         if self.closed or self.failed or self._log is None:
             return
-        record = encode(kind, payload)
         try:
-            if self.file.size + len(record) > self.limit:
+            record = encode(kind, payload)
+            file = self.file
+            over = file.size + len(record) > self.limit
+            if file.rewriting and (over or file.rewritten):
+                self._finish(wait=over)
+            if file.size + len(record) > self.limit:
                 self.compact(before or self._log.end)
-                if kind == b"P":  # the snapshot has the positions (and new numbers)
+                if kind == b"P":  # the snapshot has the positions
                     return
-                if self.file.size + len(record) > self.limit:
-                    self.skipped += 1
-                    if self.skipped == 1 or self.skipped % 1000 == 0:
-                        self.log.warn(
-                            "journal {path}: a record of {n} bytes left out ({k} so far): "
-                            "larger than the journal's room",
-                            path=self.file.path,
-                            n=len(record),
-                            k=self.skipped,
-                        )
+                if file.size + len(record) > self.limit:
+                    self._left_out(f"{len(record)} bytes, larger than the journal's room")
                     return
-            self.file.append(record)
-        except OSError as e:
-            self._failed(e)
+            elif not file.rewriting and file.size + len(record) > self.limit * 3 // 4:
+                if self.compact(before or self._log.end, wait=False) and kind == b"P":
+                    return
+            at = file.size
+            file.append(record)
+            if kind == b"M" and before is not None:
+                self._in_file.append((before[0], before[1], at))
+        except (TypeError, ValueError) as e:  # orjson's errors: something not JSON
+            self._left_out(f"not encodable ({type(e).__name__})")
+        except Exception as e:
+            self.failed = True
+            self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
 
-    def _failed(self, e: OSError) -> None:
-        self.failed = True
-        self.log.error("journal {path}: not written any more: {e}", path=self.file.path, e=e)
+    def _finish(self, wait: bool = True) -> None:
+        """The rewrite in a thread is done: the file is the new one, offsets shifted
+        (unless ``wait``, much appended meanwhile is copied by the thread first)."""
+        if not self.file.finish(wait):
+            return
+        cut, start = self._shift
+        self._in_file = deque((seq, off, at - cut + start) for seq, off, at in self._in_file)
 
-    def compact(self, before: Position) -> None:
+    def _left_out(self, why: str) -> None:
+        self.skipped += 1
+        if self.skipped == 1 or self.skipped % 1000 == 0:
+            self.log.warn(
+                "journal {path}: a record left out ({why}; {k} so far)",
+                path=self.file.path,
+                why=why,
+                k=self.skipped,
+            )
+
+    def compact(self, before: Position, wait: bool = True) -> bool:
         """Rewrite the file: a snapshot of the state before the message at ``before``
-        (the output log's end when none is being published) and the newest messages
-        before it that fit in half the bound."""
+        (the output log's end when none is being published), the transcript's state,
+        and the records of the newest messages before it that fit in half the bound.
+        Those already in the file are copied by the kernel (with the records between
+        them, which the snapshot makes log-only), in a thread unless ``wait``; the
+        others are encoded (then always at once).  Whether it began a rewrite."""
         assert self._log is not None and self._transcript is not None
-        head: dict[str, Any] = {"v": _VERSION, **self.state.to_json()}
+        head: dict[str, Any] = {"v": VERSION, **self.state.to_json()}
         head["p"] = self.sessions.snapshot()
+        head["at"], head["span"] = [_HUGE, _HUGE], _HUGE  # the largest the head can be
+        size = len(encode(b"S", head))  # the head is padded to it
+        transcript: list[bytes] = []
         try:
-            head["t"] = dump_transcript(self._transcript)
+            transcript.append(encode(b"T", dump_transcript(self._transcript)))
         except ValueError as e:
             self.log.warn("journal {path}: transcript not kept: {e}", path=self.file.path, e=e)
-            head["t"] = None
-        room = self.limit // 2 - len(encode(b"S", head)) - 64
-        if room < 0:
+        room = self.limit // 2 - size
+        if transcript and len(transcript[0]) > room:
             self.log.warn("journal {path}: transcript larger than its room", path=self.file.path)
-            head["t"], room = None, self.limit // 2 - len(encode(b"S", head)) - 64
-        messages: list[bytes] = []
-        at = before
+            transcript = []
+        room -= sum(map(len, transcript))
+        start = size + sum(map(len, transcript))
+        in_file = self._in_file
+        if in_file and in_file[0][0] <= self._log.first_logged_seq:
+            end = self.file.size
+            while in_file and end - in_file[0][2] > room:
+                in_file.popleft()
+            cut = in_file[0][2] if in_file else end
+            head["at"] = in_file[0][:2] if in_file else before
+            head["span"] = end - cut
+            self._shift = (cut, start)
+            self.file.begin([encode(b"S", head, size), *transcript], (cut, end))
+            if wait:
+                self._finish()
+            return True
+        if not wait:
+            return False
+        kept: list[Envelope] = []
         for env in reversed(list(self._log.retained())):
             if env.seq >= before[0]:
                 continue
-            record = encode(b"M", _message_record(env))
-            if len(record) > room:
+            room -= len(encode(b"M", _message_record(env)))
+            if room < 0:
                 break
-            room -= len(record)
-            messages.append(record)
-            at = (env.seq, env.offset)
-        head["at"], head["c"] = at, len(messages)
-        messages.reverse()
-        self.file.replace([encode(b"S", head), *messages])
+            kept.append(env)
+        kept.reverse()
+        records = [encode(b"M", _message_record(env)) for env in kept]
+        head["at"] = (kept[0].seq, kept[0].offset) if kept else before
+        head["span"] = sum(map(len, records))
+        self._in_file = deque()
+        for env, record in zip(kept, records, strict=True):
+            self._in_file.append((env.seq, env.offset, start))
+            start += len(record)
+        self.file.replace(chain([encode(b"S", head, size)], transcript, records))
+        return True
 
     def close(self) -> None:
         """Write no more (the file stays for the next service)."""
@@ -334,7 +326,10 @@ class KernelJournal:
                 self._log.unsubscribe(self)
                 if self._log.after_publish == self._published:
                     self._log.after_publish = None
-            self.file.close()
+            try:
+                self.file.close()  # a rewrite begun is finished
+            except OSError as e:
+                self.log.error("journal {path}: not closed: {e}", path=self.file.path, e=e)
 
     def remove(self) -> None:
         """Close, and delete the file (the kernel ended on purpose)."""

@@ -75,13 +75,18 @@ class SessionPositions:
             for number in numbers:
                 self.set(self._names[int(number)], (int(seq), int(offset)))
 
-    def snapshot(self) -> dict[str, Position]:
-        """Every position, for a snapshot record (a file starts numbering afresh)."""
-        self._numbers, self._names, self._next = {}, {}, 0
-        return dict(self.positions)
+    def snapshot(self) -> dict[str, Any]:
+        """Every position and the numbers given so far, for a snapshot record (the
+        numbering goes on: records written while the file is rewritten are good in
+        the old file and in the new)."""
+        return {"at": self.positions, "num": self._numbers, "next": self._next}
 
     def load(self, data: dict[str, Any]) -> None:
-        """A snapshot record's positions."""
-        self._numbers, self._names, self._next = {}, {}, 0
-        for sid, (seq, offset) in data.items():
-            self.set(str(sid), (int(seq), int(offset)))
+        """A snapshot record's positions and numbers."""
+        self.positions, self._numbers, self._names = {}, {}, {}
+        for sid, (seq, offset) in data["at"].items():
+            self.positions[str(sid)] = (int(seq), int(offset))
+        for sid, number in data["num"].items():
+            self._numbers[str(sid)] = int(number)
+            self._names[int(number)] = str(sid)
+        self._next = int(data["next"])
