@@ -15,17 +15,18 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..framing import FramingError, RecordDecoder, encode_record
+from ..framing import FramingError, RecordDecoder, record_parts
 from ..link.end import LinkEnd
+from ..link.endpoint import LinkClientEndpoint
 from ..link.wire import (
     LINK_WINDOW,
     Frame,
@@ -40,10 +41,12 @@ from ..worker.keeper import (
     DIE_WITH_PARENT_ENV,
     KERNEL_ENV,
     LINK_FD_ENV,
+    LINK_PATH_ENV,
     ORPHAN_ENV,
     SECRET_FD_ENV,
     prepare_link,
 )
+from .pipefeed import PipeFeeder, Writer
 from .process import TOKEN_ENV, Clock, LocalProvisioner, ProcessReactor, describe_exit
 from .supervisor import Provisioner, WorkerListener
 
@@ -75,6 +78,7 @@ class LinkedWorker(Protocol):
         self.ended: Deferred[str] = Deferred()
         self.alive = True
         self.keeper: KeeperProcess | None = None
+        self._feeder: PipeFeeder | None = None
 
     @property
     def pid(self) -> int | None:
@@ -94,7 +98,7 @@ class LinkedWorker(Protocol):
             self.log.error("worker link: {why}; ending the worker", why=str(e))
             self.kill()
             return
-        self._write(b"".join(write))
+        self._write(write)
         for frame in frames:
             self._take(frame)
         # Acks ride on the next request, or go out in a while, or at once past a quarter
@@ -147,20 +151,25 @@ class LinkedWorker(Protocol):
         """The keeper process ended; without an ``EXITED``, so did the interpreter."""
         self._exited(describe_exit(reason))
 
-    def _write(self, data: bytes) -> None:
-        if data and self.transport is not None:
-            self.transport.write(data)
+    def _write(self, data: bytes | list[bytes | memoryview]) -> None:
+        """Everything goes through one feeder, in order: a large request is handed to the
+        transport a piece at a time, never joined (as on the pipes)."""
+        if not data or self.transport is None:
+            return
+        if self._feeder is None:
+            self._feeder = PipeFeeder(cast(Writer, self.transport))
+        self._feeder.write([data] if isinstance(data, bytes) else data)
 
     # -- the Worker interface ---------------------------------------------------
 
     def send(self, record: dict[str, Any]) -> None:
         """A request record for the interpreter (kept until the keeper acks it)."""
         if self.alive:
-            self._write(b"".join(self.end.send(Kind.REQUEST, encode_record(record))))
+            self._write(self.end.send(Kind.REQUEST, tuple(record_parts(record))))
 
     def _control(self, **control: Any) -> None:
         if self.alive:
-            self._write(b"".join(self.end.send(Kind.CONTROL, json_body(control))))
+            self._write(self.end.send(Kind.CONTROL, json_body(control)))
 
     def signal(self, signum: int) -> None:
         """Deliver ``signum`` to the interpreter, through its keeper."""
@@ -252,6 +261,7 @@ class LinkProvisioner:
         env.update(
             {LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r), KERNEL_ENV: kernel_id}
         )
+        env[LINK_PATH_ENV] = path
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
@@ -265,7 +275,7 @@ class LinkProvisioner:
         )
         os.close(r)
         listen.close()
-        connectProtocol(UNIXClientEndpoint(self.reactor, path), worker)
+        connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
         return worker
 
 
