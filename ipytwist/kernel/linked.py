@@ -1,13 +1,14 @@
-"""Workers behind a keeper, over the worker link (docs/durable-kernels.md): a prototype.
+"""Workers behind a keeper, over the worker link (docs/durable-kernels.md).
 
 :class:`LinkProvisioner` starts ``python -m ipytwist.worker`` (which forks its
-keeper) on a Unix socket it binds in its directory, and connects to it; :class:`LinkedWorker` is
-the kernel's :class:`~ipytwist.kernel.supervisor.Worker` on that connection.  The
-keeper has already put output and events in order, so they go to the listener
-as they come.  Chosen with ``IPYTWIST_WORKER_LINK=socket``; pipes stay the
-default.  Not yet: re-adoption, the kernel's record file, a kernel id for the
-handshake (a fresh id per worker for now), acks only once the log has made
-items safe (they are acked as taken).
+keeper) on a Unix socket it binds in its directory, and connects to it;
+:class:`LinkedWorker` is the kernel's :class:`~ipytwist.kernel.supervisor.Worker`
+on that connection.  The keeper has already put output and events in order, so
+they go to the listener as they come.  The service's default;
+``IPYTWIST_WORKER_LINK=pipes`` keeps the pipes (the standalone kernel keeps them
+unless told ``socket``).  Not yet: re-adoption, the kernel's record file, a kernel
+id for the handshake (a fresh id per worker for now), acks only once the log has
+made items safe (they are acked as taken).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from .supervisor import Provisioner, WorkerListener
 
 __all__ = ["LINK_ENV", "LinkProvisioner", "LinkedWorker"]
 
-#: ``socket`` starts workers behind keepers; anything else, the pipes.
+#: ``socket`` starts workers behind keepers (the service's default), ``pipes`` as before.
 LINK_ENV = "IPYTWIST_WORKER_LINK"
 _NAMES = {1: "stdout", 2: "stderr"}
 #: Acks wait this long for a request to ride on, or until this much was read.
@@ -280,11 +281,11 @@ class LinkProvisioner:
 
 
 def choose_provisioner(
-    reactor: ProcessReactor, state_dir: str, durable: bool = True
+    reactor: ProcessReactor, state_dir: str, durable: bool = True, default: str = "socket"
 ) -> Provisioner:
-    """Keepers on sockets in ``STATE/kernels`` if ``IPYTWIST_WORKER_LINK=socket``,
-    else today's pipes (:class:`~ipytwist.kernel.process.LocalProvisioner`).
-    Not ``durable``: the keepers end with this process."""
-    if os.environ.get(LINK_ENV) == "socket":
+    """Keepers on sockets in ``STATE/kernels`` (``IPYTWIST_WORKER_LINK=socket``) or
+    today's pipes (``pipes``, :class:`~ipytwist.kernel.process.LocalProvisioner`); unset,
+    ``default``.  Not ``durable``: the keepers end with this process."""
+    if os.environ.get(LINK_ENV, default) == "socket":
         return LinkProvisioner(reactor, os.path.join(state_dir, "kernels"), durable=durable)
     return LocalProvisioner(reactor)
