@@ -6,6 +6,8 @@ than ``sun_path`` holds."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,21 @@ def test_a_service_on_a_200_byte_state_dir(tmp_path_factory: Any) -> None:
         assert "".join(out) == "42\n"
         sockets = list(Path(svc.state_dir, "kernels").glob("*/link.sock"))
         assert sockets and all(len(os.fsencode(str(s))) > SUN_PATH_MAX for s in sockets)
+
+
+#: What the keeper imports before it forks its interpreter, and what it must not.
+IMPORTS = (
+    "import sys, ipytwist.worker.keepstart\n"
+    "heavy = {'orjson', 'ipytwist.wire', 'uuid', 'datetime', 'twisted', 'IPython'}\n"
+    "print(sorted(heavy & set(sys.modules)))"
+)
+
+
+def test_the_keeper_imports_nothing_heavy_before_the_fork() -> None:
+    """Whatever the keeper imports before the fork stays in its memory for good: not the
+    wire's JSON (orjson, uuid, datetime), Twisted or IPython (the prototype's keeper
+    imported the wire through ``ipytwist.framing``)."""
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out
