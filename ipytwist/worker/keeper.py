@@ -28,21 +28,11 @@ from ..link.unixpath import bind_unix
 from ..link.wire import Frame, Kind, LinkError, encode_frame, json_body
 from ..pipesync import PipeSync
 from . import EVENT_FD, sync_marker
-from .keepio import FrameQueue, RequestFeed, peer_uid
+from .keepio import FrameQueue, RequestFeed, drain, exit_phrase, log, peer_uid, wakeup_pipe
 
-__all__ = [
-    "DEFAULT_ORPHAN_TIMEOUT",
-    "DIE_WITH_PARENT_ENV",
-    "KERNEL_ENV",
-    "KILL_AFTER",
-    "LINK_FD_ENV",
-    "LINK_PATH_ENV",
-    "ORPHAN_ENV",
-    "SECRET_FD_ENV",
-    "Keeper",
-    "exit_phrase",
-    "prepare_link",
-]
+__all__ = ["DEFAULT_ORPHAN_TIMEOUT", "DIE_WITH_PARENT_ENV", "KERNEL_ENV", "KILL_AFTER"]
+__all__ += ["LINK_FD_ENV", "LINK_PATH_ENV", "ORPHAN_ENV", "SECRET_FD_ENV"]
+__all__ += ["Keeper", "prepare_link"]
 
 #: The inherited listening socket's fd, the pipe with the secret, the kernel's id.
 LINK_FD_ENV = "IPYTWIST_LINK_FD"
@@ -61,19 +51,10 @@ _NAMES = {1: "stdout", 2: "stderr"}
 #: After a read of an output pipe, leave it alone this long (``kernel.process``'s pause).
 PIPE_READ_PAUSE = 0.01
 _READ = 1 << 16
+#: An ack of requests rides on the next frame to the service, or goes alone this much later
+#: (an ``ACK`` per request would wake the service once more per request).
+ACK_DELAY = 0.02
 _SHUTDOWN = plain_record({"req": "shutdown"})
-
-
-def exit_phrase(code: int) -> str:
-    """How the interpreter ended, in the words of the kernel's notice (as
-    ``kernel.process.describe_exit`` says it of a worker on pipes)."""
-    if code >= 0:
-        return f"exited with status {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    return f"was killed by signal {-code} ({name})"
 
 
 def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
@@ -85,14 +66,6 @@ def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
     os.write(w, secret)
     os.close(w)
     return listen, r
-
-
-def _log(line: str) -> None:
-    """One line on the keeper's stderr (the service's log while it started the keeper)."""
-    try:
-        os.write(2, f"ipytwist keeper {os.getpid()}: {line}\n".encode())
-    except OSError:
-        pass
 
 
 class Keeper:
@@ -120,6 +93,7 @@ class Keeper:
         self.out = FrameQueue()  # to the service
         self.feed = RequestFeed(req_w)  # requests for the interpreter
         self.uid = os.getuid()
+        self._recv = bytearray(1 << 18)  # (a fresh 256 KiB per recv cost three syscalls)
         self.exited: str | None = None
         #: Ending: the service asked for it (stop, kill), or SIGTERM, or the orphan timeout.
         self.stopping = False
@@ -129,7 +103,12 @@ class Keeper:
         #: When the interpreter's group gets SIGKILL if the interpreter still runs.
         self.kill_at: float | None = None
         self.orphaned_at: float | None = time.monotonic()
+        #: A SIGCHLD came (or none was watched for yet): look whether the interpreter ended.
+        self._child_signalled = True
+        #: When the ack of written requests goes alone, if no frame has taken it by then.
+        self._ack_at: float | None = None
         self._reading = True
+        self._conn_mask = 0
         self._watched: set[int | str] = set()
         #: Output pipes left alone until then, after a read (as ``WorkerProcess`` does).
         self._paused: dict[int, float] = {}
@@ -144,12 +123,13 @@ class Keeper:
         for fd, r in self.readers.items():
             self._watch(fd, r, reading and fd not in self._paused, selectors.EVENT_READ)
         if self.conn is not None:
-            writing = selectors.EVENT_WRITE if self.out else 0
-            self.sel.modify(self.conn, selectors.EVENT_READ | writing, "conn")
+            mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.out else 0)
+            if mask != self._conn_mask:  # (a syscall: not on every turn)
+                self.sel.modify(self.conn, mask, "conn")
+                self._conn_mask = mask
         self._watch("fd3", self.feed.fd, bool(self.feed), selectors.EVENT_WRITE)
         due = [*self._paused.values(), now + 0.5]
-        if self.kill_at is not None:
-            due.append(self.kill_at)
+        due += [at for at in (self.kill_at, self._ack_at) if at is not None]
         return min(due) - now
 
     def _watch(self, key: int | str, fd: int, want: bool, events: int) -> None:
@@ -164,45 +144,63 @@ class Keeper:
         self._send(Kind.OUTPUT, bytes((1 if name == "stdout" else 2,)) + data)
 
     def _read(self, fd: int) -> bytes | None:
-        """One read of one of the interpreter's pipes: None if it is empty (b"" at EOF)."""
+        """One read of one of the interpreter's pipes: None if it is empty.  At EOF (no
+        writer is left: it can never give more) the pipe is closed and forgotten."""
         try:
-            return os.read(self.readers[fd], _READ)
+            data = os.read(self.readers[fd], _READ)
         except BlockingIOError:
             return None
+        if not data:
+            self._forget(fd)
+        return data
+
+    def _forget(self, fd: int) -> None:
+        if fd in self._watched:
+            self.sel.unregister(self.readers[fd])
+            self._watched.discard(fd)
+        os.close(self.readers.pop(fd))
 
     def _drain_output(self, fd: int, bounded: bool) -> None:
-        """Read an output pipe until it is empty, or (``bounded``) the window is full."""
-        while not (bounded and self.link.out.full):
+        """Read an output pipe until it is empty, or (``bounded``) the window is full.  A
+        short read took all there was (a marker is one atomic write, never cut by it)."""
+        while fd in self.readers and not (bounded and self.link.out.full):
             data = self._read(fd)
-            if not data:
-                self.sync.pipe_empty(_NAMES[fd])  # (at EOF too)
+            if data:
+                self.sync.output(_NAMES[fd], data)
+                if bounded:  # let the next writes pile up: fewer, larger frames
+                    self._paused[fd] = time.monotonic() + PIPE_READ_PAUSE
+            if data is None or len(data) < _READ:
+                self.sync.pipe_empty(_NAMES[fd])
                 return
-            self.sync.output(_NAMES[fd], data)
-            if bounded:  # let the next writes pile up: fewer, larger frames
-                self._paused[fd] = time.monotonic() + PIPE_READ_PAUSE
 
     def _pipe_ready(self, fd: int) -> None:
         if fd != EVENT_FD:
             self._drain_output(fd, bounded=True)
             return
-        while not self.link.out.full:  # the window counts what is sent, a read at a time
+        while EVENT_FD in self.readers and not self.link.out.full:  # a read at a time
             data = self._read(EVENT_FD)
-            if not data:
-                return
-            for record in self.splitter.feed(data):
-                for out in _NAMES:  # what the interpreter wrote before this event's marker
-                    self._drain_output(out, bounded=False)
+            for record in self.splitter.feed(data or b""):
+                for out, name in _NAMES.items():  # what was written before its marker
+                    if self.sync.before_next_event(name):
+                        self._drain_output(out, bounded=False)
                 self._send(Kind.EVENT, record)
                 self.sync.event_delivered()
+            if data is None or len(data) < _READ:
+                return
 
     def _reap(self) -> None:
+        """After a SIGCHLD: if the interpreter has ended, send the rest of its output and
+        its end.  SIGKILL to its group if a stop's time is up."""
         if self.exited is not None:
             return
+        if self.kill_at is not None and time.monotonic() >= self.kill_at:
+            self.kill_at = None
+            self._kill_group()  # it did not end in time
+        if not self._child_signalled:
+            return
+        self._child_signalled = False
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
-            if self.kill_at is not None and time.monotonic() >= self.kill_at:
-                self.kill_at = None
-                self._kill_group()  # it did not end in time
             return
         self.link.out.window = 1 << 62  # its last output goes, whatever the window
         self._pipe_ready(EVENT_FD)
@@ -234,12 +232,13 @@ class Keeper:
 
     def _send(self, kind: Kind, body: bytes) -> None:
         self.out.add(self.link.send(kind, body))
+        self._ack_at = None  # the frame carries the ack
 
     def _accept(self) -> None:
         conn, _ = self.listen.accept()
         uid = peer_uid(conn)
         if uid is not None and uid != self.uid:
-            _log(f"refused a connection from uid {uid} (not the kernel's owner)")
+            log(f"refused a connection from uid {uid} (not the kernel's owner)")
             reason = json_body({"reason": "not the kernel's owner"})
             try:
                 conn.setblocking(False)
@@ -254,6 +253,7 @@ class Keeper:
         self.conn = conn
         self.out.add(self.link.connection_made())
         self.sel.register(conn, selectors.EVENT_READ, "conn")
+        self._conn_mask = selectors.EVENT_READ
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -267,7 +267,8 @@ class Keeper:
     def _conn_ready(self) -> None:
         assert self.conn is not None  # (registered only while there is one)
         try:
-            data = self.conn.recv(1 << 18)
+            n = self.conn.recv_into(self._recv)
+            data = bytes(memoryview(self._recv)[:n])
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -325,7 +326,12 @@ class Keeper:
         """Write requests into fd 3 and frames to the service, as far as each takes them;
         ack the requests all written (and the frames that were no request)."""
         self.feed.write()
-        self.out.add(self.link.acknowledge(self.feed.written_before(self.link.inbound.taken)))
+        if self.link.acknowledge(self.feed.written_before(self.link.inbound.taken)):
+            self._ack_at = self._ack_at or time.monotonic() + ACK_DELAY
+        if self._ack_at is not None and time.monotonic() >= self._ack_at:
+            self._ack_at = None
+            if self.link.authenticated:  # (else the next handshake repeats it)
+                self.out.add(encode_frame(Kind.ACK, 0, self.link.safe))
         if self.conn is not None and self.out:
             try:
                 self.out.write(self.conn)
@@ -339,6 +345,7 @@ class Keeper:
         ends the interpreter's whole group (SIGKILL after :data:`KILL_AFTER`), then the
         keeper; so does the orphan timeout."""
         signal.signal(signal.SIGTERM, self._terminated)
+        self._wake_on_signals()
         while not self._done():
             if self.orphaned_at is not None and not self.leaving:
                 if time.monotonic() - self.orphaned_at >= self.orphan_timeout:
@@ -350,6 +357,8 @@ class Keeper:
                     self._conn_ready()
                 elif isinstance(key.data, int):
                     self._pipe_ready(key.data)
+                elif key.data == "signal":
+                    drain(key.fd)
             self._reap()
             self._flush()
         return self.status
@@ -357,12 +366,23 @@ class Keeper:
     def _terminated(self, signum: int, frame: object) -> None:
         self._end(1)
 
+    def _wake_on_signals(self) -> None:
+        """SIGCHLD and SIGTERM wake the loop (through a pipe on the selector), so the
+        interpreter is reaped when it ends and not polled for on every turn."""
+        self.sel.register(wakeup_pipe(), selectors.EVENT_READ, "signal")
+        signal.signal(signal.SIGCHLD, self._child_changed)
+
+    def _child_changed(self, signum: int, frame: object) -> None:
+        self._child_signalled = True
+
     def remove_socket(self) -> None:
-        """The socket file goes with the keeper (no service could reach it any more)."""
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        """The socket file goes with the keeper (no service could reach it any more), and
+        the kernel's directory if nothing else is in it."""
+        for remove, path in ((os.unlink, self.path), (os.rmdir, os.path.dirname(self.path))):
+            try:
+                remove(path)
+            except OSError:
+                pass
 
     def _done(self) -> bool:
         """The interpreter has ended and its end was taken, or the service that asked

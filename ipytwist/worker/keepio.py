@@ -10,15 +10,55 @@ link's kept bodies, as the socket takes them, so the window is held once.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 from collections import deque
 
-__all__ = ["FrameQueue", "RequestFeed", "peer_uid"]
+__all__ = ["FrameQueue", "RequestFeed", "drain", "exit_phrase", "log", "peer_uid", "wakeup_pipe"]
 
 #: Parts gathered into one ``sendmsg`` (far below IOV_MAX).
 _GATHER = 64
 _CRED = struct.Struct("3i")
+
+
+def exit_phrase(code: int) -> str:
+    """How the interpreter ended, in the words of the kernel's notice (as
+    ``kernel.process.describe_exit`` says it of a worker on pipes)."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"was killed by signal {-code} ({name})"
+
+
+def log(line: str) -> None:
+    """One line on the keeper's stderr (the service's log while it started the keeper)."""
+    try:
+        os.write(2, f"ipytwist keeper {os.getpid()}: {line}\n".encode())
+    except OSError:
+        pass
+
+
+def wakeup_pipe() -> int:
+    """The read end of a pipe that every signal with a Python handler writes a byte to
+    (``signal.set_wakeup_fd``): a selector wakes for it."""
+    r, w = os.pipe()
+    for fd in (r, w):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    return r
+
+
+def drain(fd: int) -> None:
+    """Read a non-blocking pipe empty."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def peer_uid(conn: socket.socket) -> int | None:
