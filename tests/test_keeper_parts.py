@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchlib.procs import wait_for
 from benchlib.running import running_service
 from jupyter_client.blocking.client import BlockingKernelClient
 from support.keeperlink import (
@@ -27,7 +28,7 @@ from support.keeperlink import (
 
 from ipytwist.framing import encode_record
 from ipytwist.link.unixpath import SUN_PATH_MAX, bind_unix, connect_unix
-from ipytwist.link.wire import FrameDecoder, Kind, json_body
+from ipytwist.link.wire import LINK_WINDOW, FrameDecoder, Kind, json_body
 from ipytwist.worker.keeper import KILL_AFTER, Keeper
 
 MiB = 1 << 20
@@ -208,3 +209,39 @@ def test_the_keeper_imports_nothing_heavy_before_the_fork() -> None:
         [sys.executable, "-c", IMPORTS], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]", out
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        line = next(line for line in f if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def blocked_writing(pid: int) -> bool:
+    """Whether ``pid`` waits in a write to a full pipe (print blocked)."""
+    with open(f"/proc/{pid}/wchan") as f:
+        return "pipe_write" in f.read()  # (anon_pipe_write on newer kernels)
+
+
+#: 40 MiB of numbered lines.
+FLOOD = "for i in range(400_000):\n    print(str(i).zfill(99))"
+
+
+def test_a_service_that_stops_reading_costs_the_keeper_its_window(keeper) -> None:
+    """The service reads nothing while a cell prints 40 MiB: the keeper holds the window
+    (4 MiB of unacked frames) and no copy of it, then print blocks; once the service
+    reads again, every line comes, in order (before: the frames waiting for the socket
+    were a second copy of the window)."""
+    proc, path = keeper()
+    service = Service(path)
+    service.until(lambda f: event(f).get("ev") == "ready")
+    interpreter = service.end.peer_info["pid"]
+    assert isinstance(interpreter, int)
+    before = rss_mib(proc.pid)
+    service.execute(FLOOD)
+    wait_for(lambda: blocked_writing(interpreter), 60, "print to block")
+    grown = rss_mib(proc.pid) - before
+    assert grown < LINK_WINDOW / MiB + 2, grown
+    frames = service.until(is_reply)
+    lines = stdout(frames).splitlines()
+    assert lines == [str(i).zfill(99) for i in range(400_000)]
