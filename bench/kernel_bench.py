@@ -13,7 +13,11 @@ the kernel.  Metrics:
 4. idle RSS of the kernel process and all its descendants.
 
 Prints a markdown table (ipytwist, ipykernel, ratio) and writes JSON to
-``bench/results/``.  Run ``python bench/kernel_bench.py --help`` for options.
+``bench/results/``.  ipytwist's workers run over pipes here; ``--link`` adds
+``ipytwist-link``, the same kernel with its worker behind a keeper over the worker
+link (docs/durable-kernels.md), taking turns with the others, and a second table:
+the link against the pipes (goals: round trip at most 1.1x, stdout throughput at
+least 0.9x).  Run ``python bench/kernel_bench.py --help`` for options.
 """
 
 from __future__ import annotations
@@ -39,7 +43,15 @@ sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without install
 KERNELS = {
     "ipytwist": [sys.executable, "-m", "ipytwist.kernel", "-f", "{connection_file}"],
     "ipykernel": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    "ipytwist-link": [sys.executable, "-m", "ipytwist.kernel", "-f", "{connection_file}"],
 }
+#: The kernelspecs' environment: ipytwist over pipes, and over the worker link.
+SPEC_ENV = {
+    "ipytwist": {"IPYTWIST_WORKER_LINK": "pipes"},
+    "ipytwist-link": {"IPYTWIST_WORKER_LINK": "socket"},
+}
+#: The link's goals against the pipes (issue 18): the row's label, and the ratio's bound.
+LINK_GOALS = {"round trip `1`, median": ("<=", 1.1), "throughput": (">=", 0.9)}
 
 
 # -- environment ----------------------------------------------------------------
@@ -58,6 +70,7 @@ def prepare_environment() -> str:
                     "display_name": f"Python 3 ({name}, bench)",
                     "language": "python",
                     "interrupt_mode": "signal",
+                    "env": SPEC_ENV.get(name, {}),
                 },
                 f,
             )
@@ -121,19 +134,30 @@ def rows(lines: int) -> list[Row]:
             "{:.3f}",
         ),
         Row("idle RSS, all processes", "MiB", lambda r: r["rss_idle"]["total_mib"], "{:.1f}"),
+        Row("idle PSS, all processes", "MiB", lambda r: r["rss_idle"]["pss_mib"], "{:.1f}"),
         Row("RSS after the stdout test", "MiB", lambda r: r["rss_after"]["total_mib"], "{:.1f}"),
     ]
 
 
-def table(results: dict[str, dict], lines: int) -> str:
+#: The tables printed when both kernels of a pair ran.
+PAIRS = [("ipytwist", "ipykernel"), ("ipytwist-link", "ipytwist")]
+
+
+def table(results: dict[str, dict], lines: int, a_name: str, b_name: str) -> str:
+    """Each metric of ``a_name`` and ``b_name``, and their ratio (with its goal, if any)."""
+    goals = LINK_GOALS if a_name == "ipytwist-link" else {}
     out = [
-        "| metric | unit | ipytwist | ipykernel | ratio (ipytwist/ipykernel) |",
+        f"| metric | unit | {a_name} | {b_name} | ratio ({a_name}/{b_name}) |",
         "|---|---|---:|---:|---:|",
     ]
     for row in rows(lines):
-        a = row.get(results["ipytwist"])
-        b = row.get(results["ipykernel"])
+        a = row.get(results[a_name])
+        b = row.get(results[b_name])
         ratio = f"{a / b:.2f}x" if b else "-"
+        for label, (op, bound) in goals.items():
+            if label in row.label and b:
+                met = a / b <= bound if op == "<=" else a / b >= bound
+                ratio += f" (goal {op} {bound}x: {'met' if met else 'NOT met'})"
         out.append(
             f"| {row.label} | {row.unit} | {row.fmt.format(a)} | {row.fmt.format(b)} | {ratio} |"
         )
@@ -150,13 +174,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--starts", type=int, default=5, help="cold starts per kernel")
     p.add_argument("--settle", type=float, default=1.0, help="idle seconds before reading RSS")
     p.add_argument("--only", choices=sorted(KERNELS), help="measure one kernel only")
+    p.add_argument(
+        "--link",
+        action="store_true",
+        help="ipytwist over the worker link too, against ipytwist over pipes",
+    )
     p.add_argument("--pid-file", help="append every kernel pid here (for cleanup scripts)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     args = p.parse_args(argv)
 
     root = prepare_environment()
     pids = PidLog(args.pid_file)
-    names = [args.only] if args.only else list(KERNELS)
+    names = [args.only] if args.only else ["ipytwist", "ipykernel"]
+    if args.link:
+        names = [n for n in names if n != "ipytwist-link"]
+        names = [*dict.fromkeys(["ipytwist", *names]), "ipytwist-link"]
     results: dict[str, dict[str, Any]] = {n: {} for n in names}
     started = time.perf_counter()
     try:
@@ -190,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "results": results,
     }
-    if len(names) == 2:
-        md = table(results, args.lines)
+    tables = [(a, b) for a, b in PAIRS if a in names and b in names]
+    if tables:
+        md = "\n\n".join(table(results, args.lines, a, b) for a, b in tables)
         print(md)
         report["table"] = md
     else:

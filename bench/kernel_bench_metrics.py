@@ -34,10 +34,23 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *descendants(pid)]
 
 
+def pss_kib(pid: int) -> int:
+    """The proportional set size of ``pid`` (pages shared with N processes count 1/N);
+    0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 def tree_rss(pid: int) -> dict[str, Any]:
+    """RSS of ``pid`` and its descendants (shared pages counted in each), and their PSS
+    (shared pages counted once: the honest sum for a kernel of several processes)."""
     pids = process_tree(pid)
     per = {p: rss_kib(p) for p in pids}
-    return {"pids": pids, "rss_kib": per, "total_mib": sum(per.values()) / 1024}
+    pss = sum(pss_kib(p) for p in pids) / 1024
+    return {"pids": pids, "rss_kib": per, "total_mib": sum(per.values()) / 1024, "pss_mib": pss}
 
 
 # -- driving a kernel -------------------------------------------------------------

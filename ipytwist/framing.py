@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable
 from typing import Any
-
-from .wire import dumps
 
 _LEN = struct.Struct(">I")
 MAX_RECORD_BYTES = 1 << 30
@@ -29,6 +28,26 @@ MAX_BUFFERS = 1 << 12
 
 class FramingError(ValueError):
     pass
+
+
+_dumps: Callable[[Any], bytes] | None = None
+
+
+def dumps(obj: Any) -> bytes:
+    """The wire's JSON encoder, imported on first use: the keeper, forked before it
+    encodes anything, never pays for :mod:`ipytwist.wire` and orjson."""
+    global _dumps
+    if _dumps is None:
+        from .wire import dumps as wire_dumps
+
+        _dumps = wire_dumps
+    return _dumps(obj)
+
+
+def plain_record(obj: dict[str, Any]) -> bytes:
+    """A small record without buffers, encoded by the standard library's JSON."""
+    payload = json.dumps(obj, separators=(",", ":")).encode()
+    return _LEN.pack(len(payload)) + payload
 
 
 def encode_record(obj: dict[str, Any]) -> bytes:

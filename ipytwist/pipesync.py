@@ -87,6 +87,12 @@ class PipeSync:
         """Stream ``name``'s pipe is empty: a partial marker held back was output."""
         self._route(name, self._splitter(name).release_tail())
 
+    def before_next_event(self, name: str) -> bool:
+        """Whether pipe ``name`` may still hold bytes written before the next event: its
+        marker has not been read yet (or there are no markers to tell)."""
+        splitter = self._splitters.get(name)
+        return splitter is None or not self._marker or splitter.seen <= self.events
+
     def event_delivered(self) -> None:
         """One more event is out: release the output written after it."""
         self.events += 1

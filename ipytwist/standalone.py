@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     kernel = Kernel(
         reactor,
         # Pipes, or keepers (IPYTWIST_WORKER_LINK=socket) that end with this process.
-        choose_provisioner(reactor, _link_dir(), durable=False),
+        choose_provisioner(reactor, _link_dir(), durable=False, default="pipes"),
         name=connection.get("kernel_name") or "ipytwist",
         requests_in_flight=lambda: [channels.requests_in_flight()],
         # One client, the one that launched it: its restart restarts, its shutdown ends.

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
 from benchlib.procs import wait_for
+from support.keeperlink import (
+    KERNEL,
+    SECRET,
+    Service,
+    alive,
+    event,
+    is_reply,
+    keeper_fixture,  # noqa: F401 - the fixture `keeper`
+    stdout,
+)
 
-from ipytwist.framing import RecordDecoder, encode_record
-from ipytwist.link.end import LinkEnd
-from ipytwist.link.wire import Frame, Inbound, Kind, json_body, parse_output
+from ipytwist.link.wire import Inbound, Kind, json_body
 from ipytwist.worker.keeper import (
     DIE_WITH_PARENT_ENV,
     KERNEL_ENV,
@@ -25,81 +30,6 @@ from ipytwist.worker.keeper import (
     SECRET_FD_ENV,
     prepare_link,
 )
-
-SECRET = os.urandom(32)
-KERNEL = "kernel-keeper-test"
-
-
-@pytest.fixture
-def keeper(tmp_path: Path) -> Iterator[Callable[[float], tuple[subprocess.Popen[bytes], str]]]:
-    """Start keepers (orphan timeout given) on sockets in ``tmp_path``; end them after."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(orphan_timeout: float = 60.0) -> tuple[subprocess.Popen[bytes], str]:
-        path = str(tmp_path / f"link{len(procs)}.sock")
-        listen, r = prepare_link(path, SECRET)
-        env = {**os.environ, LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r)}
-        env.update({KERNEL_ENV: KERNEL, ORPHAN_ENV: str(orphan_timeout)})
-        env["IPYTHONDIR"] = str(tmp_path / "ipython")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ipytwist.worker"], env=env, pass_fds=(listen.fileno(), r)
-        )
-        os.close(r)
-        listen.close()
-        procs.append(proc)
-        return proc, path
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-class Service:
-    """The service's end, blocking: connects, sends, takes frames and acks them."""
-
-    def __init__(self, path: str, inbound: Inbound | None = None) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(30)
-        self.sock.connect(path)
-        self.end = LinkEnd(False, SECRET, KERNEL, inbound=inbound)
-        self.end.connection_made()
-        self.frames: list[Frame] = []
-
-    def send(self, kind: Kind, body: bytes) -> None:
-        self.sock.sendall(b"".join(self.end.send(kind, body)))
-
-    def execute(self, code: str) -> None:
-        self.send(Kind.REQUEST, encode_record({"req": "execute", "content": {"code": code}}))
-
-    def until(self, done: Callable[[Frame], bool]) -> list[Frame]:
-        """Frames taken (and acked) up to the first for which ``done`` holds."""
-        got: list[Frame] = []
-        while True:
-            data = self.sock.recv(1 << 16)
-            assert data, "the keeper closed the link"
-            write, frames = self.end.data_received(data)
-            self.sock.sendall(b"".join(write))
-            for frame in frames:
-                self.sock.sendall(self.end.acknowledge(frame.seq))
-                got.append(frame)
-                if done(frame):
-                    return got
-
-
-def event(frame: Frame) -> dict[str, object]:
-    (record,) = RecordDecoder().feed(frame.body) if frame.kind is Kind.EVENT else [{}]
-    return record
-
-
-def is_reply(frame: Frame) -> bool:
-    return event(frame).get("ev") == "reply"
-
-
-def stdout(frames: list[Frame]) -> str:
-    out = [parse_output(f) for f in frames if f.kind is Kind.OUTPUT]
-    return b"".join(data for fd, data in out if fd == 1).decode()
 
 
 def test_output_of_every_kind_comes_in_order_with_the_reply_last(keeper) -> None:
@@ -153,15 +83,6 @@ def test_an_orphan_ends_its_group_after_the_timeout(keeper) -> None:
     assert proc.wait(timeout=30) == 1
     assert not alive(sleep_pid)
     assert not os.path.exists(path)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_stopped_keeper_ends_when_its_service_leaves_without_the_last_ack(keeper) -> None:

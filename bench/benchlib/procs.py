@@ -7,7 +7,7 @@ import glob
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -108,6 +108,29 @@ def children(pid: int) -> list[int]:
         except (OSError, ValueError):
             pass
     return out
+
+
+def parent(pid: int) -> int | None:
+    """The parent of ``pid``; None if it is gone."""
+    try:
+        return int(_stat_fields(pid)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def kernel_processes(root: int, workers: Iterable[int]) -> tuple[int, ...]:
+    """``workers`` (interpreters) and, for each one below ``root``, the processes between
+    it and ``root`` (its keeper, over the worker link), sorted: exactly what runs below a
+    service whose kernels are these interpreters."""
+    found: set[int] = set()
+    for pid in workers:
+        chain = [pid]
+        up = parent(pid)
+        while up is not None and up not in (root, 0, 1) and len(chain) < 8:
+            chain.append(up)
+            up = parent(up)
+        found.update(chain if up == root else chain[:1])
+    return tuple(sorted(found))
 
 
 def descendants(pid: int) -> list[int]:

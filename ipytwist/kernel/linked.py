@@ -1,13 +1,14 @@
-"""Workers behind a keeper, over the worker link (docs/durable-kernels.md): a prototype.
+"""Workers behind a keeper, over the worker link (docs/durable-kernels.md).
 
 :class:`LinkProvisioner` starts ``python -m ipytwist.worker`` (which forks its
-keeper) on a Unix socket it binds in its directory, and connects to it; :class:`LinkedWorker` is
-the kernel's :class:`~ipytwist.kernel.supervisor.Worker` on that connection.  The
-keeper has already put output and events in order, so they go to the listener
-as they come.  Chosen with ``IPYTWIST_WORKER_LINK=socket``; pipes stay the
-default.  Not yet: re-adoption, the kernel's record file, a kernel id for the
-handshake (a fresh id per worker for now), acks only once the log has made
-items safe (they are acked as taken).
+keeper) on a Unix socket it binds in its directory, and connects to it;
+:class:`LinkedWorker` is the kernel's :class:`~ipytwist.kernel.supervisor.Worker`
+on that connection.  The keeper has already put output and events in order, so
+they go to the listener as they come.  The service's default;
+``IPYTWIST_WORKER_LINK=pipes`` keeps the pipes (the standalone kernel keeps them
+unless told ``socket``).  Not yet: re-adoption, the kernel's record file, a kernel
+id for the handshake (a fresh id per worker for now), acks only once the log has
+made items safe (they are acked as taken).
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
+from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..framing import FramingError, RecordDecoder, encode_record
+from ..framing import FramingError, RecordDecoder, record_parts
 from ..link.end import LinkEnd
+from ..link.endpoint import LinkClientEndpoint
 from ..link.wire import (
     LINK_WINDOW,
     Frame,
@@ -40,16 +42,18 @@ from ..worker.keeper import (
     DIE_WITH_PARENT_ENV,
     KERNEL_ENV,
     LINK_FD_ENV,
+    LINK_PATH_ENV,
     ORPHAN_ENV,
     SECRET_FD_ENV,
     prepare_link,
 )
+from .pipefeed import PipeFeeder, Writer
 from .process import TOKEN_ENV, Clock, LocalProvisioner, ProcessReactor, describe_exit
 from .supervisor import Provisioner, WorkerListener
 
 __all__ = ["LINK_ENV", "LinkProvisioner", "LinkedWorker"]
 
-#: ``socket`` starts workers behind keepers; anything else, the pipes.
+#: ``socket`` starts workers behind keepers (the service's default), ``pipes`` as before.
 LINK_ENV = "IPYTWIST_WORKER_LINK"
 _NAMES = {1: "stdout", 2: "stderr"}
 #: Acks wait this long for a request to ride on, or until this much was read.
@@ -75,6 +79,7 @@ class LinkedWorker(Protocol):
         self.ended: Deferred[str] = Deferred()
         self.alive = True
         self.keeper: KeeperProcess | None = None
+        self._feeder: PipeFeeder | None = None
 
     @property
     def pid(self) -> int | None:
@@ -94,7 +99,7 @@ class LinkedWorker(Protocol):
             self.log.error("worker link: {why}; ending the worker", why=str(e))
             self.kill()
             return
-        self._write(b"".join(write))
+        self._write(write)
         for frame in frames:
             self._take(frame)
         # Acks ride on the next request, or go out in a while, or at once past a quarter
@@ -147,20 +152,25 @@ class LinkedWorker(Protocol):
         """The keeper process ended; without an ``EXITED``, so did the interpreter."""
         self._exited(describe_exit(reason))
 
-    def _write(self, data: bytes) -> None:
-        if data and self.transport is not None:
-            self.transport.write(data)
+    def _write(self, data: bytes | list[bytes | memoryview]) -> None:
+        """Everything goes through one feeder, in order: a large request is handed to the
+        transport a piece at a time, never joined (as on the pipes)."""
+        if not data or self.transport is None:
+            return
+        if self._feeder is None:
+            self._feeder = PipeFeeder(cast(Writer, self.transport))
+        self._feeder.write([data] if isinstance(data, bytes) else data)
 
     # -- the Worker interface ---------------------------------------------------
 
     def send(self, record: dict[str, Any]) -> None:
         """A request record for the interpreter (kept until the keeper acks it)."""
         if self.alive:
-            self._write(b"".join(self.end.send(Kind.REQUEST, encode_record(record))))
+            self._write(self.end.send(Kind.REQUEST, tuple(record_parts(record))))
 
     def _control(self, **control: Any) -> None:
         if self.alive:
-            self._write(b"".join(self.end.send(Kind.CONTROL, json_body(control))))
+            self._write(self.end.send(Kind.CONTROL, json_body(control)))
 
     def signal(self, signum: int) -> None:
         """Deliver ``signum`` to the interpreter, through its keeper."""
@@ -252,6 +262,7 @@ class LinkProvisioner:
         env.update(
             {LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r), KERNEL_ENV: kernel_id}
         )
+        env[LINK_PATH_ENV] = path
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
@@ -265,16 +276,16 @@ class LinkProvisioner:
         )
         os.close(r)
         listen.close()
-        connectProtocol(UNIXClientEndpoint(self.reactor, path), worker)
+        connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
         return worker
 
 
 def choose_provisioner(
-    reactor: ProcessReactor, state_dir: str, durable: bool = True
+    reactor: ProcessReactor, state_dir: str, durable: bool = True, default: str = "socket"
 ) -> Provisioner:
-    """Keepers on sockets in ``STATE/kernels`` if ``IPYTWIST_WORKER_LINK=socket``,
-    else today's pipes (:class:`~ipytwist.kernel.process.LocalProvisioner`).
-    Not ``durable``: the keepers end with this process."""
-    if os.environ.get(LINK_ENV) == "socket":
+    """Keepers on sockets in ``STATE/kernels`` (``IPYTWIST_WORKER_LINK=socket``) or
+    today's pipes (``pipes``, :class:`~ipytwist.kernel.process.LocalProvisioner`); unset,
+    ``default``.  Not ``durable``: the keepers end with this process."""
+    if os.environ.get(LINK_ENV, default) == "socket":
         return LinkProvisioner(reactor, os.path.join(state_dir, "kernels"), durable=durable)
     return LocalProvisioner(reactor)

@@ -18,12 +18,14 @@ from .shake import DialerHandshake, LinkRefused, ListenerHandshake
 from .wire import (
     DATA_KINDS,
     MAX_FRAME_BYTES,
+    Body,
     Frame,
     FrameDecoder,
     Inbound,
     Kind,
     LinkError,
     Outbound,
+    body_parts,
     encode_frame,
     frame_parts,
 )
@@ -134,13 +136,13 @@ class LinkEnd:
             parts.append(encode_frame(Kind.ACK, 0, self.safe))
         return parts
 
-    def send(self, kind: Kind, body: bytes) -> Parts:
+    def send(self, kind: Kind, body: Body) -> Parts:
         """Number and keep one data frame; its bytes to write now (none while no
         authenticated connection is up: it goes out on the next)."""
         seq = self.out.add(kind, body)
         if not self.authenticated:
             return []
-        return frame_parts(kind, seq, self.safe, [body])
+        return frame_parts(kind, seq, self.safe, body_parts(body))
 
     def acknowledge(self, upto: int) -> bytes:
         """The peer's data up to ``upto`` is safe: an ``ACK`` to write (or nothing)."""

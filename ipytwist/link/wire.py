@@ -22,6 +22,7 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = [
+    "Body",
     "LINK_VERSIONS",
     "LINK_WINDOW",
     "PRE_AUTH_FRAME_BYTES",
@@ -68,6 +69,25 @@ class Kind(IntEnum):
     EXITED = 18
     REQUEST = 32
     CONTROL = 33
+
+
+#: A data frame's body: one string of bytes, or parts to be sent one after the other (a
+#: request with large binary buffers is kept as views of them, never joined).
+Body = bytes | bytearray | tuple[bytes | memoryview, ...]
+
+
+def body_parts(body: Body) -> list[bytes | memoryview]:
+    """A body's parts."""
+    if isinstance(body, tuple):
+        return list(body)
+    return [memoryview(body) if isinstance(body, bytearray) else body]
+
+
+def body_size(body: Body) -> int:
+    """A body's bytes."""
+    if isinstance(body, tuple):
+        return sum(memoryview(p).nbytes for p in body)
+    return len(body)
 
 
 #: The kinds that carry a seq and are kept until acked.
@@ -200,20 +220,20 @@ class Outbound:
         #: The highest seq the peer has acked.
         self.acked = 0
         self.kept_bytes = 0
-        self._kept: deque[tuple[int, Kind, bytes]] = deque()
+        self._kept: deque[tuple[int, Kind, Body]] = deque()
 
     @property
     def full(self) -> bool:
         """At least ``window`` bytes are unacked: produce no more until acks come."""
         return self.kept_bytes >= self.window
 
-    def add(self, kind: Kind, body: bytes) -> int:
+    def add(self, kind: Kind, body: Body) -> int:
         """Number and keep one data frame; its seq."""
         if kind not in DATA_KINDS:
             raise ValueError(f"{kind.name} is not a data frame")
         self.sent += 1
         self._kept.append((self.sent, kind, body))
-        self.kept_bytes += len(body) + _HEAD.size
+        self.kept_bytes += body_size(body) + _HEAD.size
         return self.sent
 
     def ack(self, upto: int) -> None:
@@ -226,9 +246,9 @@ class Outbound:
         kept = self._kept
         while kept and kept[0][0] <= upto:
             _, _, body = kept.popleft()
-            self.kept_bytes -= len(body) + _HEAD.size
+            self.kept_bytes -= body_size(body) + _HEAD.size
 
-    def resume(self, next_seq: int) -> list[tuple[int, Kind, bytes]]:
+    def resume(self, next_seq: int) -> list[tuple[int, Kind, Body]]:
         """A new connection's peer expects ``next_seq``: what to send it again, in order.
 
         Not an ack: the peer has *taken* what comes before ``next_seq`` but may not
@@ -238,9 +258,9 @@ class Outbound:
             raise LinkError(f"peer asks for seq {next_seq}; kept {self.acked + 1} to {self.sent}")
         return [item for item in self._kept if item[0] >= next_seq]
 
-    def frame(self, seq: int, kind: Kind, body: bytes, ack: int) -> list[bytes | memoryview]:
+    def frame(self, seq: int, kind: Kind, body: Body, ack: int) -> list[bytes | memoryview]:
         """A kept frame's parts, carrying the current ``ack``."""
-        return frame_parts(kind, seq, ack, [body])
+        return frame_parts(kind, seq, ack, body_parts(body))
 
 
 class Inbound:

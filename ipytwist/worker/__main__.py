@@ -28,7 +28,7 @@ def _detach() -> None:
 
 
 if os.environ.get("IPYTWIST_LINK_FD"):  # behind a keeper: fork it before IPython loads
-    from .keeper import enter
+    from .keepstart import enter
 
     _status = enter()
     if _status is not None:

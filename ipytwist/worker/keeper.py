@@ -4,16 +4,16 @@ It holds the interpreter's four pipes, as the service's ``WorkerProcess`` does
 for a worker started the old way, and puts its output and events in one order
 (``PipeSync``, the sync markers); it numbers them and keeps them until the
 service acks them (:class:`~ipytwist.link.end.LinkEnd`), so a service may come
-and go.  It listens on the kernel's Unix socket; the service connects.  It is
-the interpreter's parent (forked by ``python -m ipytwist.worker`` before IPython
-loads): signals, stop and kill come as ``CONTROL`` frames.  Unfinished (the
-design's steps): requests a piece at a time, SO_PEERCRED, SIGKILL 2 s after a stop.
+and go.  It listens on the kernel's Unix socket; the service connects (same uid
+only: ``SO_PEERCRED``).  It is the interpreter's parent (forked by
+``python -m ipytwist.worker`` before IPython loads, :mod:`.keepstart`): signals,
+stop and kill come as ``CONTROL`` frames.  Its memory: the window of unacked
+frames (:data:`~ipytwist.link.wire.LINK_WINDOW`, plus the frame that crossed it),
+one read, the event record being read, and the requests not yet in fd 3.
 """
 
 from __future__ import annotations
 
-import fcntl
-import gc
 import json
 import os
 import selectors
@@ -21,76 +21,47 @@ import signal
 import socket
 import time
 
-from ..framing import RecordSplitter, encode_record
+from ..framing import RecordSplitter, plain_record
 from ..link.end import LinkEnd
 from ..link.shake import LinkRefused
-from ..link.wire import Frame, Kind, LinkError, json_body
+from ..link.unixpath import bind_unix
+from ..link.wire import Frame, Kind, LinkError, encode_frame, json_body
 from ..pipesync import PipeSync
-from . import EVENT_FD, REQUEST_FD, SYNC_ENV, sync_marker
+from . import EVENT_FD, sync_marker
+from .keepio import FrameQueue, RequestFeed, drain, exit_phrase, log, peer_uid, wakeup_pipe
+
+__all__ = ["DEFAULT_ORPHAN_TIMEOUT", "DIE_WITH_PARENT_ENV", "KERNEL_ENV", "KILL_AFTER"]
+__all__ += ["LINK_FD_ENV", "LINK_PATH_ENV", "ORPHAN_ENV", "SECRET_FD_ENV"]
+__all__ += ["Keeper", "prepare_link"]
 
 #: The inherited listening socket's fd, the pipe with the secret, the kernel's id.
 LINK_FD_ENV = "IPYTWIST_LINK_FD"
 SECRET_FD_ENV = "IPYTWIST_LINK_SECRET_FD"
 KERNEL_ENV = "IPYTWIST_KERNEL_ID"
+#: The socket's path (removed when the keeper ends; its bound name may be a short alias).
+LINK_PATH_ENV = "IPYTWIST_LINK_PATH"
 #: Seconds without a service after which the keeper ends its interpreter's group.
 ORPHAN_ENV = "IPYTWIST_ORPHAN_TIMEOUT"
 #: "1": the keeper ends with the process that started it (a kernel that is not durable).
 DIE_WITH_PARENT_ENV = "IPYTWIST_KEEPER_DIES_WITH_PARENT"
 DEFAULT_ORPHAN_TIMEOUT = 3600.0
+#: Seconds from a stop's shutdown or a SIGTERM to the SIGKILL of the interpreter's group.
+KILL_AFTER = 2.0
 _NAMES = {1: "stdout", 2: "stderr"}
 #: After a read of an output pipe, leave it alone this long (``kernel.process``'s pause).
 PIPE_READ_PAUSE = 0.01
 _READ = 1 << 16
-
-
-def fork_interpreter(token: str) -> tuple[int, dict[int, int], int]:
-    """Fork the interpreter on new pipes (no exec: one Python start for both); its pid, the
-    read ends of its fds 1, 2 and 4 and the write end of its fd 3; ``(0, {}, -1)`` in it."""
-    req_r, req_w = os.pipe()
-    pipes = {fd: os.pipe() for fd in (1, 2, EVENT_FD)}
-    gc.freeze()  # no collection in either process writes to the pages they share
-    pid = os.fork()
-    if pid == 0:  # the interpreter: its fds as the worker expects them, nothing else
-        try:
-            # Above every target first, so that no dup2 closes a pipe still to be placed.
-            targets = {fd: fcntl.fcntl(w, fcntl.F_DUPFD, 10) for fd, (_, w) in pipes.items()}
-            targets[REQUEST_FD] = fcntl.fcntl(req_r, fcntl.F_DUPFD, 10)
-            targets[0] = os.open(os.devnull, os.O_RDONLY)
-            for fd, source in targets.items():
-                os.dup2(source, fd)
-            os.closerange(EVENT_FD + 1, os.sysconf("SC_OPEN_MAX"))
-            os.environ[SYNC_ENV] = token
-            return 0, {}, -1
-        except BaseException:
-            os._exit(127)
-    os.close(req_r)
-    readers = {}
-    for fd, (r, w) in pipes.items():
-        os.close(w)
-        os.set_blocking(r, False)
-        readers[fd] = r
-    os.set_blocking(req_w, False)
-    return pid, readers, req_w
-
-
-def exit_phrase(code: int) -> str:
-    """How the interpreter ended, in the words of the kernel's notice (as
-    ``kernel.process.describe_exit`` says it of a worker on pipes)."""
-    if code >= 0:
-        return f"exited with status {code}"
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
-    return f"was killed by signal {-code} ({name})"
+#: An ack of requests rides on the next frame to the service, or goes alone this much later
+#: (an ``ACK`` per request would wake the service once more per request).
+ACK_DELAY = 0.02
+_SHUTDOWN = plain_record({"req": "shutdown"})
 
 
 def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
     """What a keeper inherits from whoever starts it: the socket listening at ``path``
-    and the read end of a pipe that holds ``secret`` (never the environment or argv)."""
-    listen = socket.socket(socket.AF_UNIX)
-    listen.bind(path)
-    listen.listen(8)
+    (of any length) and the read end of a pipe that holds ``secret`` (never the
+    environment or argv)."""
+    listen = bind_unix(path)
     r, w = os.pipe()
     os.write(w, secret)
     os.close(w)
@@ -109,8 +80,9 @@ class Keeper:
         interpreter: tuple[str, int, dict[int, int], int],
     ) -> None:
         self.listen = listen
+        self.path = str(listen.getsockname())
         self.orphan_timeout = orphan_timeout
-        token, self.pid, self.readers, self.req_w = interpreter
+        token, self.pid, self.readers, req_w = interpreter
         self.link = LinkEnd(True, secret, kernel_id)
         self.link.info = {"pid": self.pid}
         self.sync = PipeSync(sync_marker(token), self._output)
@@ -118,89 +90,125 @@ class Keeper:
         self.sel = selectors.DefaultSelector()
         self.sel.register(listen, selectors.EVENT_READ, "listen")
         self.conn: socket.socket | None = None
-        self.out = bytearray()  # to the service
-        self.to_fd3 = bytearray()  # requests for the interpreter
+        self.out = FrameQueue()  # to the service
+        self.feed = RequestFeed(req_w)  # requests for the interpreter
+        self.uid = os.getuid()
+        self._recv = bytearray(1 << 18)  # (a fresh 256 KiB per recv cost three syscalls)
         self.exited: str | None = None
-        #: The service asked for the end (stop, kill): no need to wait for it to come back.
+        #: Ending: the service asked for it (stop, kill), or SIGTERM, or the orphan timeout.
         self.stopping = False
+        #: The service will not come back for the end: exit once the interpreter has.
+        self.leaving = False
+        self.status = 0
+        #: When the interpreter's group gets SIGKILL if the interpreter still runs.
+        self.kill_at: float | None = None
         self.orphaned_at: float | None = time.monotonic()
+        #: A SIGCHLD came (or none was watched for yet): look whether the interpreter ended.
+        self._child_signalled = True
+        #: When the ack of written requests goes alone, if no frame has taken it by then.
+        self._ack_at: float | None = None
         self._reading = True
+        self._conn_mask = 0
         self._watched: set[int | str] = set()
         #: Output pipes left alone until then, after a read (as ``WorkerProcess`` does).
         self._paused: dict[int, float] = {}
 
     # -- the interpreter's side ---------------------------------------------
 
-    def _read_pipes(self, on: bool) -> None:
-        """Read the output and event pipes, or leave them to fill (the window is full:
-        print blocks in the interpreter, as under backpressure)."""
-        self._reading = on
-
     def _register(self) -> float:
-        """Watch what there is to watch now; the seconds until a paused pipe resumes."""
+        """Watch what there is to watch now; the seconds until something is due."""
         now = time.monotonic()
         self._paused = {fd: at for fd, at in self._paused.items() if at > now}
+        reading = self._reading and not self.link.out.full
         for fd, r in self.readers.items():
-            want = self._reading and fd not in self._paused
-            if want and fd not in self._watched:
-                self.sel.register(r, selectors.EVENT_READ, fd)
-                self._watched.add(fd)
-            elif not want and fd in self._watched:
-                self.sel.unregister(r)
-                self._watched.discard(fd)
+            self._watch(fd, r, reading and fd not in self._paused, selectors.EVENT_READ)
         if self.conn is not None:
-            writing = selectors.EVENT_WRITE if self.out else 0
-            self.sel.modify(self.conn, selectors.EVENT_READ | writing, "conn")
-        if bool(self.to_fd3) != ("fd3" in self._watched):
-            if self.to_fd3:
-                self.sel.register(self.req_w, selectors.EVENT_WRITE, "fd3")
-                self._watched.add("fd3")
-            else:
-                self.sel.unregister(self.req_w)
-                self._watched.discard("fd3")
-        return min(self._paused.values(), default=now + 0.5) - now
+            mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.out else 0)
+            if mask != self._conn_mask:  # (a syscall: not on every turn)
+                self.sel.modify(self.conn, mask, "conn")
+                self._conn_mask = mask
+        self._watch("fd3", self.feed.fd, bool(self.feed), selectors.EVENT_WRITE)
+        due = [*self._paused.values(), now + 0.5]
+        due += [at for at in (self.kill_at, self._ack_at) if at is not None]
+        return min(due) - now
+
+    def _watch(self, key: int | str, fd: int, want: bool, events: int) -> None:
+        if want and key not in self._watched:
+            self.sel.register(fd, events, key)
+            self._watched.add(key)
+        elif not want and key in self._watched:
+            self.sel.unregister(fd)
+            self._watched.discard(key)
 
     def _output(self, name: str, data: bytes) -> None:
         self._send(Kind.OUTPUT, bytes((1 if name == "stdout" else 2,)) + data)
 
-    def _drain(self, fd: int) -> bytes:
-        """What is waiting on one of the interpreter's pipes (b"" at EOF too)."""
-        chunks: list[bytes] = []
-        while True:
-            try:
-                data = os.read(self.readers[fd], _READ)
-            except BlockingIOError:
-                return b"".join(chunks)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
+    def _read(self, fd: int) -> bytes | None:
+        """One read of one of the interpreter's pipes: None if it is empty.  At EOF (no
+        writer is left: it can never give more) the pipe is closed and forgotten."""
+        try:
+            data = os.read(self.readers[fd], _READ)
+        except BlockingIOError:
+            return None
+        if not data:
+            self._forget(fd)
+        return data
+
+    def _forget(self, fd: int) -> None:
+        if fd in self._watched:
+            self.sel.unregister(self.readers[fd])
+            self._watched.discard(fd)
+        os.close(self.readers.pop(fd))
+
+    def _drain_output(self, fd: int, bounded: bool) -> None:
+        """Read an output pipe until it is empty, or (``bounded``) the window is full.  A
+        short read took all there was (a marker is one atomic write, never cut by it)."""
+        while fd in self.readers and not (bounded and self.link.out.full):
+            data = self._read(fd)
+            if data:
+                self.sync.output(_NAMES[fd], data)
+                if bounded:  # let the next writes pile up: fewer, larger frames
+                    self._paused[fd] = time.monotonic() + PIPE_READ_PAUSE
+            if data is None or len(data) < _READ:
+                self.sync.pipe_empty(_NAMES[fd])
+                return
 
     def _pipe_ready(self, fd: int) -> None:
         if fd != EVENT_FD:
-            data = self._drain(fd)
-            self.sync.output(_NAMES[fd], data)
-            self.sync.pipe_empty(_NAMES[fd])
-            if data:  # let the next writes pile up: fewer, larger frames
-                self._paused[fd] = time.monotonic() + PIPE_READ_PAUSE
+            self._drain_output(fd, bounded=True)
             return
-        for record in self.splitter.feed(self._drain(EVENT_FD)):
-            for out in _NAMES:  # what the interpreter wrote before this event's marker
-                self.sync.output(_NAMES[out], self._drain(out))
-                self.sync.pipe_empty(_NAMES[out])
-            self._send(Kind.EVENT, record)
-            self.sync.event_delivered()
+        while EVENT_FD in self.readers and not self.link.out.full:  # a read at a time
+            data = self._read(EVENT_FD)
+            for record in self.splitter.feed(data or b""):
+                for out, name in _NAMES.items():  # what was written before its marker
+                    if self.sync.before_next_event(name):
+                        self._drain_output(out, bounded=False)
+                self._send(Kind.EVENT, record)
+                self.sync.event_delivered()
+            if data is None or len(data) < _READ:
+                return
 
     def _reap(self) -> None:
+        """After a SIGCHLD: if the interpreter has ended, send the rest of its output and
+        its end.  SIGKILL to its group if a stop's time is up."""
         if self.exited is not None:
             return
+        if self.kill_at is not None and time.monotonic() >= self.kill_at:
+            self.kill_at = None
+            self._kill_group()  # it did not end in time
+        if not self._child_signalled:
+            return
+        self._child_signalled = False
         pid, status = os.waitpid(self.pid, os.WNOHANG)
         if pid == 0:
             return
-        for fd in (EVENT_FD, 1, 2):
-            self._pipe_ready(fd)
+        self.link.out.window = 1 << 62  # its last output goes, whatever the window
+        self._pipe_ready(EVENT_FD)
+        for fd in _NAMES:
+            self._drain_output(fd, bounded=False)
         self.sync.flush()
         self._kill_group()  # user code's children end with their interpreter
-        self._read_pipes(False)
+        self._reading = False
         code = os.waitstatus_to_exitcode(status)
         self.exited = exit_phrase(code)
         self._send(Kind.EXITED, json_body({"description": self.exited, "status": code}))
@@ -211,21 +219,41 @@ class Keeper:
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _end(self, status: int) -> None:
+        """SIGTERM to the interpreter's group, SIGKILL after :data:`KILL_AFTER`; the
+        keeper exits once the interpreter has (with ``status``)."""
+        self.stopping = self.leaving = True
+        self.status = status
+        if self.exited is None:
+            self._kill_group(signal.SIGTERM)
+            self.kill_at = time.monotonic() + KILL_AFTER
+
     # -- the service's side -------------------------------------------------
 
     def _send(self, kind: Kind, body: bytes) -> None:
-        self.out += b"".join(self.link.send(kind, body))
-        if self.link.out.full:
-            self._read_pipes(False)
+        self.out.add(self.link.send(kind, body))
+        self._ack_at = None  # the frame carries the ack
 
     def _accept(self) -> None:
         conn, _ = self.listen.accept()
+        uid = peer_uid(conn)
+        if uid is not None and uid != self.uid:
+            log(f"refused a connection from uid {uid} (not the kernel's owner)")
+            reason = json_body({"reason": "not the kernel's owner"})
+            try:
+                conn.setblocking(False)
+                conn.send(encode_frame(Kind.REFUSE, 0, 0, reason))
+            except OSError:
+                pass
+            conn.close()
+            return
         if self.conn is not None:
             self._drop()  # a new service replaces a hung one
         conn.setblocking(False)
         self.conn = conn
-        self.out = bytearray(self.link.connection_made())
+        self.out.add(self.link.connection_made())
         self.sel.register(conn, selectors.EVENT_READ, "conn")
+        self._conn_mask = selectors.EVENT_READ
 
     def _drop(self) -> None:
         if self.conn is not None:
@@ -239,7 +267,8 @@ class Keeper:
     def _conn_ready(self) -> None:
         assert self.conn is not None  # (registered only while there is one)
         try:
-            data = self.conn.recv(1 << 18)
+            n = self.conn.recv_into(self._recv)
+            data = bytes(memoryview(self._recv)[:n])
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -250,7 +279,7 @@ class Keeper:
         try:
             write, frames = self.link.data_received(data)
         except LinkRefused as e:
-            self.out += e.frame
+            self.out.add(e.frame)
             self._flush()
             self._drop()
             if not e.frame:  # the service refused us: end, with the interpreter's group
@@ -260,26 +289,23 @@ class Keeper:
         except LinkError:
             self._drop()
             return
-        self.out += b"".join(write)
+        self.out.add(write)
         if self.link.authenticated:
             self.orphaned_at = None
         for frame in frames:
             self._handle(frame)
-        if not self.link.out.full and self.exited is None:
-            self._read_pipes(True)
 
     def _handle(self, frame: Frame) -> None:
         if frame.kind is Kind.REQUEST:
-            self.to_fd3 += frame.body
+            self.feed.add(frame.seq, frame.body)
         elif frame.kind is Kind.CONTROL:
             try:
                 control = json.loads(frame.body)
             except ValueError:
                 control = {}
-            self._control(control if isinstance(control, dict) else {})
-        self.out += self.link.acknowledge(frame.seq)
+            self._control(control if isinstance(control, dict) else {}, frame.seq)
 
-    def _control(self, control: dict[str, object]) -> None:
+    def _control(self, control: dict[str, object], seq: int) -> None:
         what = control.get("do")
         signum = control.get("signal")
         if what == "signal" and isinstance(signum, int) and self.exited is None:
@@ -289,39 +315,41 @@ class Keeper:
                 pass
         elif what == "stop":
             self.stopping = True
-            self.to_fd3 += encode_record({"req": "shutdown"})
+            self.feed.add(seq, _SHUTDOWN)
+            if self.kill_at is None:
+                self.kill_at = time.monotonic() + KILL_AFTER
         elif what == "kill":
             self.stopping = True
             self._kill_group()
 
     def _flush(self) -> None:
-        """Write what waits, as far as the socket and the pipe take it."""
+        """Write requests into fd 3 and frames to the service, as far as each takes them;
+        ack the requests all written (and the frames that were no request)."""
+        self.feed.write()
+        if self.link.acknowledge(self.feed.written_before(self.link.inbound.taken)):
+            self._ack_at = self._ack_at or time.monotonic() + ACK_DELAY
+        if self._ack_at is not None and time.monotonic() >= self._ack_at:
+            self._ack_at = None
+            if self.link.authenticated:  # (else the next handshake repeats it)
+                self.out.add(encode_frame(Kind.ACK, 0, self.link.safe))
         if self.conn is not None and self.out:
             try:
-                n = self.conn.send(self.out)
-                del self.out[:n]
-            except (BlockingIOError, InterruptedError):
-                pass
+                self.out.write(self.conn)
             except OSError:
                 self._drop()
-        if self.to_fd3 and self.req_w >= 0:
-            try:
-                n = os.write(self.req_w, self.to_fd3)
-                del self.to_fd3[:n]
-            except BlockingIOError:
-                pass
-            except OSError:
-                self.to_fd3.clear()  # the interpreter is gone; its EXITED follows
 
     # -- the loop -------------------------------------------------------------
 
     def run(self) -> int:
         """Serve until the interpreter has ended and the service took its end.  SIGTERM
-        ends the interpreter's whole group, then the keeper."""
+        ends the interpreter's whole group (SIGKILL after :data:`KILL_AFTER`), then the
+        keeper; so does the orphan timeout."""
         signal.signal(signal.SIGTERM, self._terminated)
+        self._wake_on_signals()
         while not self._done():
-            if self.orphaned_at is not None and self._orphan_expired():
-                return 1
+            if self.orphaned_at is not None and not self.leaving:
+                if time.monotonic() - self.orphaned_at >= self.orphan_timeout:
+                    self._end(1)
             for key, mask in self.sel.select(timeout=max(0.0, self._register())):
                 if key.data == "listen":
                     self._accept()
@@ -329,72 +357,38 @@ class Keeper:
                     self._conn_ready()
                 elif isinstance(key.data, int):
                     self._pipe_ready(key.data)
+                elif key.data == "signal":
+                    drain(key.fd)
             self._reap()
             self._flush()
-        return 0
+        return self.status
 
     def _terminated(self, signum: int, frame: object) -> None:
-        self._kill_group()
-        self.remove_socket()
-        os._exit(1)
+        self._end(1)
+
+    def _wake_on_signals(self) -> None:
+        """SIGCHLD and SIGTERM wake the loop (through a pipe on the selector), so the
+        interpreter is reaped when it ends and not polled for on every turn."""
+        self.sel.register(wakeup_pipe(), selectors.EVENT_READ, "signal")
+        signal.signal(signal.SIGCHLD, self._child_changed)
+
+    def _child_changed(self, signum: int, frame: object) -> None:
+        self._child_signalled = True
 
     def remove_socket(self) -> None:
-        """The socket file goes with the keeper (no service could reach it any more)."""
-        try:
-            os.unlink(self.listen.getsockname())
-        except (OSError, TypeError):
-            pass
+        """The socket file goes with the keeper (no service could reach it any more), and
+        the kernel's directory if nothing else is in it."""
+        for remove, path in ((os.unlink, self.path), (os.rmdir, os.path.dirname(self.path))):
+            try:
+                remove(path)
+            except OSError:
+                pass
 
     def _done(self) -> bool:
         """The interpreter has ended and its end was taken, or the service that asked
-        for the stop has gone (it does not want this kernel back)."""
+        for the stop has gone (it does not want this kernel back), or none is wanted."""
         if self.exited is None:
             return False
-        return self.link.out.acked == self.link.out.sent or (self.stopping and self.conn is None)
-
-    def _orphan_expired(self) -> bool:
-        assert self.orphaned_at is not None
-        if time.monotonic() - self.orphaned_at < self.orphan_timeout:
-            return False
-        self._kill_group(signal.SIGTERM)
-        self._kill_group(signal.SIGKILL)  # (the 2 s of grace is still to come)
-        return True
-
-
-def _die_with_parent() -> None:
-    """PDEATHSIG: the keeper of a kernel that is not durable ends with its parent."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: the keeper's orphan timeout ends it
-
-
-def enter() -> int | None:
-    """``python -m ipytwist.worker`` with :data:`LINK_FD_ENV` set: fork the
-    interpreter before anything heavy is imported; the parent is the keeper and
-    serves (its exit status), the child returns ``None`` and goes on as the worker.
-    The environment says the socket and the secret's pipe."""
-    parent = os.getppid()
-    os.setsid()  # neither the service's death nor its terminal's Ctrl-C reaches us
-    if os.environ.pop(DIE_WITH_PARENT_ENV, "") == "1":
-        _die_with_parent()
-        if os.getppid() != parent:
-            return 1
-    listen = socket.socket(fileno=int(os.environ.pop(LINK_FD_ENV)))
-    secret_fd = int(os.environ.pop(SECRET_FD_ENV))
-    secret = os.read(secret_fd, 64)
-    os.close(secret_fd)
-    kernel_id = os.environ.pop(KERNEL_ENV)
-    timeout = float(os.environ.pop(ORPHAN_ENV, DEFAULT_ORPHAN_TIMEOUT))
-    token = os.urandom(16).hex()
-    pid, readers, req_w = fork_interpreter(token)
-    if pid == 0:
-        listen.detach()  # (closed with the rest above fd 4)
-        return None
-    keeper = Keeper(listen, secret, kernel_id, timeout, (token, pid, readers, req_w))
-    try:
-        return keeper.run()
-    finally:
-        keeper.remove_socket()
+        if self.leaving or (self.stopping and self.conn is None):
+            return True
+        return self.link.out.acked == self.link.out.sent

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from ..procs import descendants, fd_count, rss_mib
+from ..procs import children, descendants, fd_count, rss_mib
 
 #: RSS is sampled this often (the soak takes its "after warm-up" and "end" figures as
 #: medians of the samples of a window before each point).
@@ -20,12 +20,16 @@ class Snapshot:
     """The service process at one moment."""
 
     fds: int
-    procs: tuple[int, ...]
+    procs: tuple[int, ...]  # every process below it
     rss_mib: float
+    #: Its own children: one per kernel (a worker over pipes, a keeper over the link).
+    children: tuple[int, ...] = ()
 
 
 def snapshot(pid: int) -> Snapshot:
-    return Snapshot(fd_count(pid), tuple(descendants(pid)), rss_mib(pid))
+    return Snapshot(
+        fd_count(pid), tuple(descendants(pid)), rss_mib(pid), tuple(sorted(children(pid)))
+    )
 
 
 def median(xs: list[float]) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..messages import is_reply_to, parent_id, stream_text
-from ..procs import descendants, settle
+from ..procs import descendants, kernel_processes, settle
 from ..servers import Service
 from ..wsclient import WSClient
 from .common import Snapshot, snapshot
@@ -139,6 +139,10 @@ class CrashCycles:
     before: Snapshot
     after: Snapshot
     workers: tuple[int, ...]  # the interpreters running after the last cycles
+    #: Those interpreters and their keepers (over the worker link): all that may run below
+    #: the service, before the cycles and after.
+    kernel_procs_before: tuple[int, ...]
+    kernel_procs: tuple[int, ...]
     seconds: float
 
 
@@ -173,21 +177,23 @@ def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
     clients = [WSClient.connect(svc, kid) for kid in kids]
     shares = [cycles // kernels + (i < cycles % kernels) for i in range(kernels)]
 
-    def settled() -> tuple[tuple[int, ...], Snapshot]:
-        """The current workers and, once they are all that runs below it, the service."""
+    def settled() -> tuple[tuple[int, ...], tuple[int, ...], Snapshot]:
+        """The current workers, them and their keepers, and, once those are all that runs
+        below it, the service."""
         workers = tuple(sorted(worker_pid(ws) for ws in clients))
-        settle(lambda: tuple(sorted(descendants(svc.pid))) == workers, 10)
-        return workers, snapshot(svc.pid)
+        expected = kernel_processes(svc.pid, workers)
+        settle(lambda: tuple(sorted(descendants(svc.pid))) == expected, 10)
+        return workers, expected, snapshot(svc.pid)
 
     try:
         with ThreadPoolExecutor(kernels) as pool:
             warm = list(pool.map(_cycle, clients, [CYCLE_WARMUP] * kernels))
             assert not any(f for _, _, f in warm), warm
-            _, before = settled()
+            _, expected_before, before = settled()
             started = time.monotonic()
             runs = list(pool.map(_cycle, clients, shares))
             seconds = time.monotonic() - started
-        workers, after = settled()
+        workers, expected, after = settled()
     finally:
         for ws in clients:
             ws.close()
@@ -201,6 +207,8 @@ def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
         before,
         after,
         workers,
+        expected_before,
+        expected,
         seconds,
     )
 

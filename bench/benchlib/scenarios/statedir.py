@@ -168,8 +168,17 @@ class FullLater:
     posts: list[tuple[int, str]]  # (status, reason/message) of each POST while full
     kernels_listed: int  # GET /api/kernels while full (the one started before)
     workers_after: int  # interpreters alive once the refused POSTs settled
-    files_after: list[str]  # the state directory while full (the filler aside)
+    files_after: list[str]  # the state directory while full (the filler aside), and
+    # what is in its kernels/ (the worker link's directories), as "kernels/<name>"
     after_freeing: int  # a POST once the filler is gone
+
+
+def listing(state_dir: str) -> list[str]:
+    """What a state directory holds, and what its kernels/ holds as "kernels/<name>"."""
+    files = sorted(os.listdir(state_dir))
+    if "kernels" in files:
+        files += [f"kernels/{f}" for f in sorted(os.listdir(os.path.join(state_dir, "kernels")))]
+    return files
 
 
 def full_later(svc: Service, posts: int = 5) -> FullLater:
@@ -185,7 +194,7 @@ def full_later(svc: Service, posts: int = 5) -> FullLater:
     listed = len(svc.request("GET", "/api/kernels"))
     settle(lambda: len(workers(svc)) == 1, 10)
     alive = len(workers(svc))
-    files = sorted(f for f in os.listdir(svc.state_dir) if f != "filler")
+    files = [f for f in listing(svc.state_dir) if f != "filler"]
     os.unlink(filler)
     r = svc.api("POST", "/api/kernels", json={"name": "ipytwist"})
     if r.status_code == 201:
@@ -213,5 +222,5 @@ def full_later_service(tmp: TempFactory) -> tuple[FullLater, str, list[str]]:
             r = full_later(svc)
         finally:
             svc.stop()
-        left = sorted(os.listdir(svc.state_dir))
+        left = listing(svc.state_dir)
     return r, svc.log(), left

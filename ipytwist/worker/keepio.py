@@ -1,0 +1,155 @@
+"""The keeper's writers: requests into the interpreter's fd 3 and frames to the service,
+each a piece at a time, neither copying what it writes (docs/durable-kernels.md).
+
+A comm message with a 16 MiB buffer arrives as one ``REQUEST`` frame; the keeper
+writes it into fd 3 as the pipe takes it, from the frame's own bytes, and takes
+(acks) it only once it is all written.  Frames to the service go out from the
+link's kept bodies, as the socket takes them, so the window is held once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+from collections import deque
+
+__all__ = ["FrameQueue", "RequestFeed", "drain", "exit_phrase", "log", "peer_uid", "wakeup_pipe"]
+
+#: Parts gathered into one ``sendmsg`` (far below IOV_MAX).
+_GATHER = 64
+_CRED = struct.Struct("3i")
+
+
+def exit_phrase(code: int) -> str:
+    """How the interpreter ended, in the words of the kernel's notice (as
+    ``kernel.process.describe_exit`` says it of a worker on pipes)."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"was killed by signal {-code} ({name})"
+
+
+def log(line: str) -> None:
+    """One line on the keeper's stderr (the service's log while it started the keeper)."""
+    try:
+        os.write(2, f"ipytwist keeper {os.getpid()}: {line}\n".encode())
+    except OSError:
+        pass
+
+
+def wakeup_pipe() -> int:
+    """The read end of a pipe that every signal with a Python handler writes a byte to
+    (``signal.set_wakeup_fd``): a selector wakes for it."""
+    r, w = os.pipe()
+    for fd in (r, w):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    return r
+
+
+def drain(fd: int) -> None:
+    """Read a non-blocking pipe empty."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def peer_uid(conn: socket.socket) -> int | None:
+    """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``);
+    None where the system does not say."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    _, uid, _ = _CRED.unpack(conn.getsockopt(socket.SOL_SOCKET, option, _CRED.size))
+    return int(uid)
+
+
+def _consume(parts: deque[memoryview], n: int) -> None:
+    """Drop the first ``n`` bytes of ``parts``."""
+    while n:
+        head = parts[0]
+        if n >= len(head):
+            parts.popleft()
+            n -= len(head)
+        else:
+            parts[0] = head[n:]
+            n = 0
+
+
+class FrameQueue:
+    """Frames waiting for the service's socket, as views of their parts."""
+
+    def __init__(self) -> None:
+        self.parts: deque[memoryview] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def add(self, parts: list[bytes | memoryview] | bytes) -> None:
+        """Queue ``parts`` (or one string of bytes) after what waits."""
+        for part in [parts] if isinstance(parts, bytes) else parts:
+            if len(part):
+                self.parts.append(memoryview(part).cast("B"))
+
+    def clear(self) -> None:
+        """The connection is gone: what waits goes out again from the link's kept frames."""
+        self.parts.clear()
+
+    def write(self, conn: socket.socket) -> None:
+        """Send what the socket takes now; :class:`OSError` if the connection broke."""
+        parts = self.parts
+        while parts:
+            batch = [parts[i] for i in range(min(len(parts), _GATHER))]
+            try:
+                n = conn.sendmsg(batch)
+            except (BlockingIOError, InterruptedError):
+                return
+            _consume(parts, n)
+            if n < sum(len(p) for p in batch):
+                return  # the socket is full
+
+
+class RequestFeed:
+    """Request records for fd 3: each kept as a view of its frame's body, with its seq,
+    and written as the pipe takes it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._items: deque[tuple[int, memoryview]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def add(self, seq: int, body: bytes | bytearray) -> None:
+        """Queue the request of frame ``seq`` (an empty one is written at once)."""
+        if body:
+            self._items.append((seq, memoryview(body).cast("B")))
+
+    def written_before(self, taken: int) -> int:
+        """The highest seq (of ``taken`` so far) whose request, and every earlier one's, is
+        all written: what the keeper may ack."""
+        return self._items[0][0] - 1 if self._items else taken
+
+    def write(self) -> None:
+        """Write what the pipe takes; the interpreter gone (EPIPE), drop everything."""
+        items = self._items
+        while items:
+            seq, view = items[0]
+            try:
+                n = os.write(self.fd, view)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                items.clear()  # no reader any more; the interpreter's end follows
+                return
+            if n < len(view):
+                items[0] = (seq, view[n:])
+                return
+            items.popleft()
