@@ -8,6 +8,7 @@ and transcript, attached to every transport of the service (see
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -20,12 +21,18 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from . import __version__
 from .config import Config
 from .kernel import Kernel, OutputLog
+from .kernel.adopt import KernelLink, adopt
+from .kernel.journal import KernelJournal
+from .kernel.linked import LinkProvisioner
+from .kernel.record import kernel_dir, make_kernel_dir, records, remove_kernel_dir
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
 from .kernelspec import KERNEL_NAME, kernel_json
+from .link.wire import LINK_VERSIONS
 from .transport import Attachments, Transport
 
 __all__ = [
@@ -65,6 +72,8 @@ class HostedKernel:
         self.transcript = transcript
         #: The kernel on each transport, by transport name ("zmq", "websocket").
         self.attachments = attachments
+        #: A durable kernel's: its directory, its link to its keepers, its journal.
+        self.durable: Durable | None = None
 
     @property
     def id(self) -> str:
@@ -86,6 +95,15 @@ class HostedKernel:
         }
 
 
+class Durable:
+    """What a durable kernel has beside it (docs/durable-kernels.md)."""
+
+    def __init__(self, directory: str, link: KernelLink, journal: KernelJournal) -> None:
+        self.directory = directory
+        self.link = link
+        self.journal = journal
+
+
 class KernelHost(Service):
     """Registry and supervisor of the hosted kernels (a Twisted service)."""
 
@@ -105,6 +123,8 @@ class KernelHost(Service):
         #: Starts the kernels' workers through ``provisioner`` (local processes:
         #: kernel.LocalProvisioner), at most ``max_starting`` at once (0: no limit).
         self.starts = StartLimit(provisioner, config.max_starting or 1 << 30)
+        #: Keepers on sockets: kernels are durable (a directory each) and re-adopted.
+        self.links = provisioner if isinstance(provisioner, LinkProvisioner) else None
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
         self._cull_loop: LoopingCall | None = None
@@ -117,6 +137,8 @@ class KernelHost(Service):
         os.makedirs(self.config.state_dir, mode=0o700, exist_ok=True)
         for transport in self.transports:
             transport.start()
+        if self.links is not None:
+            self._adopt_all()
         if self.config.cull_idle > 0:
             self._cull_loop = LoopingCall(self.cull)
             self._cull_loop.clock = self.reactor
@@ -128,6 +150,8 @@ class KernelHost(Service):
         Service.stopService(self)
         if self._cull_loop is not None and self._cull_loop.running:
             self._cull_loop.stop()
+        if self.config.keep_kernels:
+            self._leave_kernels()
         everything = list(self.kernels.values()) + self._spare
         self._spare = []
         ds = [self._dispose(hk) for hk in everything]
@@ -211,15 +235,18 @@ class KernelHost(Service):
                 self.log.info("culling idle kernel {id}", id=hk.id)
                 self.shutdown_kernel(hk.id)
 
-    def _new(self, start: bool = True) -> HostedKernel:
+    def _new(self, start: bool = True, record: dict[str, Any] | None = None) -> HostedKernel:
+        """A kernel (``record``: one an earlier service left, to re-adopt)."""
         c = self.config
-        kernel_id = str(uuid.uuid4())
+        kernel_id = str(record["kernel_id"]) if record else str(uuid.uuid4())
         output_log = OutputLog(c.replay_messages, c.replay_bytes)
         transcript = Transcript(max_bytes=c.transcript_bytes)
         attachments = Attachments()
+        durable = self._durable(kernel_id, record)
         kernel = Kernel(
             self.reactor,
-            self.starts,
+            self.starts.via(durable.link) if durable else self.starts,
+            session=str(record["session"]) if record else uuid.uuid4().hex,
             kernel_id=kernel_id,
             name=KERNEL_NAME,
             output_log=output_log,
@@ -232,9 +259,39 @@ class KernelHost(Service):
         )
         output_log.subscribe(transcript)
         kernel.stdin.echo = transcript.stdin
+        hk = HostedKernel(kernel, transcript, attachments)
+        if durable is not None:
+            hk.durable = durable
+            durable.link.settled = lambda: not kernel.output_pending
+            durable.link.on_safe = durable.journal.link_safe
+            if record is None:
+                make_kernel_dir(durable.directory, self._record(kernel, durable.link))
+                durable.journal.follow(kernel, output_log, transcript)
         if start:
             kernel.start()
-        return HostedKernel(kernel, transcript, attachments)
+        return hk
+
+    def _durable(self, kernel_id: str, record: dict[str, Any] | None) -> Durable | None:
+        if self.links is None:
+            return None
+        c = self.config
+        directory = kernel_dir(c.state_dir, kernel_id)
+        secret = bytes.fromhex(record["secret"]) if record else secrets.token_bytes(32)
+        link = KernelLink(self.links, directory, kernel_id, secret)
+        journal = KernelJournal.open(
+            directory, c.transcript_bytes, c.replay_messages, c.replay_bytes
+        )
+        return Durable(directory, link, journal)
+
+    @staticmethod
+    def _record(kernel: Kernel, link: KernelLink) -> dict[str, Any]:
+        return {
+            "kernel_id": kernel.id,
+            "session": kernel.session,
+            "secret": link.secret.hex(),
+            "version": __version__,
+            "link_versions": list(LINK_VERSIONS),
+        }
 
     def _client_shutdown(self, kernel_id: str, restart: bool) -> Any:
         """A client asked the kernel to shut down, or to restart.  The kernel is shared:
@@ -271,8 +328,68 @@ class KernelHost(Service):
         def cleanup(result: Any) -> Any:
             if isinstance(result, Failure):
                 self.log.failure("kernel {id}: shutdown failed", result, id=hk.id)
+            if hk.durable is not None:  # ended on purpose: nothing of it stays
+                hk.durable.journal.remove()
+                remove_kernel_dir(hk.durable.directory)
             hk.attachments.close(hk.id)
             return None
 
         d.addBoth(cleanup)
         return d
+
+    # -- durable kernels ------------------------------------------------------
+
+    def _leave_kernels(self) -> None:
+        """--keep-kernels: the durable kernels go on without this service (their links
+        close; their records, journals and connection files stay)."""
+        for kernel_id, hk in list(self.kernels.items()):
+            if hk.durable is None:
+                continue
+            del self.kernels[kernel_id]
+            hk.durable.link.detach()
+            hk.durable.journal.close()
+            hk.attachments.close(kernel_id)
+        self.log.info("leaving the kernels running (--keep-kernels)")
+
+    def _adopt_all(self) -> None:
+        """Re-adopt every kernel an earlier service left running (its directory)."""
+        for directory, record in records(self.config.state_dir):
+            name = os.path.basename(directory)
+            try:
+                if record is None or record.get("kernel_id") != name:
+                    raise ValueError("no readable kernel.json")
+                self._adopt(record)
+            except Exception as e:
+                self.log.warn("kernel {id} not re-adopted: {why}", id=name, why=str(e)[:200])
+                remove_kernel_dir(directory)
+
+    def _adopt(self, record: dict[str, Any]) -> None:
+        hk = self._new(start=False, record=record)
+        assert hk.durable is not None  # (only with links)
+        journal = hk.durable.journal
+        restored = journal.restore(hk.kernel.output_log, hk.transcript)
+        journal.follow(hk.kernel, hk.kernel.output_log, hk.transcript)
+        try:
+            for transport in self.transports:
+                hk.attachments.add(transport.name, transport.attach(hk.kernel))
+        except Exception:
+            hk.attachments.close(hk.id)
+            raise
+        d = adopt(hk.kernel, hk.durable.link, restored)
+        d.addCallbacks(lambda info: self._adopted(hk, info), lambda f: self._orphan_gone(hk, f))
+
+    def _adopted(self, hk: HostedKernel, info: dict[str, Any]) -> None:
+        self.kernels[hk.id] = hk
+        self.log.info(
+            "re-adopted kernel {id} (interpreter pid {pid})", id=hk.id, pid=info.get("pid")
+        )
+
+    def _orphan_gone(self, hk: HostedKernel, why: Failure) -> None:
+        assert hk.durable is not None
+        self.log.warn(
+            "kernel {id} not re-adopted: {why}", id=hk.id, why=why.getErrorMessage()[:200]
+        )
+        hk.kernel.shutdown()
+        hk.durable.journal.remove()
+        remove_kernel_dir(hk.durable.directory)
+        hk.attachments.close(hk.id)

@@ -7,8 +7,7 @@ service acks them (:class:`~ipytwist.link.end.LinkEnd`), so a service may come
 and go.  It listens on the kernel's Unix socket; the service connects.  It is
 the interpreter's parent (forked by ``python -m ipytwist.worker`` before IPython
 loads): signals, stop and kill come as ``CONTROL`` frames.  Unfinished (the
-design's steps): requests a piece at a time, SO_PEERCRED, SIGKILL 2 s after a stop.
-"""
+design's steps): requests a piece at a time, SO_PEERCRED, SIGKILL 2 s after a stop."""
 
 from __future__ import annotations
 
@@ -112,7 +111,8 @@ class Keeper:
         self.orphan_timeout = orphan_timeout
         token, self.pid, self.readers, self.req_w = interpreter
         self.link = LinkEnd(True, secret, kernel_id)
-        self.link.info = {"pid": self.pid}
+        self.link.info = {"pid": self.pid, "keeper": os.getpid()}
+        self._ino = os.stat(listen.getsockname()).st_ino  # a later keeper may take the path
         self.sync = PipeSync(sync_marker(token), self._output)
         self.splitter = RecordSplitter()
         self.sel = selectors.DefaultSelector()
@@ -121,8 +121,7 @@ class Keeper:
         self.out = bytearray()  # to the service
         self.to_fd3 = bytearray()  # requests for the interpreter
         self.exited: str | None = None
-        #: The service asked for the end (stop, kill): no need to wait for it to come back.
-        self.stopping = False
+        self.stopping = False  # the service asked for the end: do not wait for it back
         self.orphaned_at: float | None = time.monotonic()
         self._reading = True
         self._watched: set[int | str] = set()
@@ -341,7 +340,8 @@ class Keeper:
     def remove_socket(self) -> None:
         """The socket file goes with the keeper (no service could reach it any more)."""
         try:
-            os.unlink(self.listen.getsockname())
+            if os.stat(path := self.listen.getsockname()).st_ino == self._ino:  # still ours
+                os.unlink(path)
         except (OSError, TypeError):
             pass
 

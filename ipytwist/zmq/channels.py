@@ -131,9 +131,14 @@ class ZmqChannels:
         iopub = self.sockets["iopub"].zmq
         iopub.set(zmq.XPUB_VERBOSE, 1)
         iopub.set(zmq.SNDHWM, IOPUB_HWM)
-        for name, sock in self.sockets.items():
-            key = "hb_port" if name == "hb" else f"{name}_port"
-            self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
+        try:
+            for name, sock in self.sockets.items():
+                key = "hb_port" if name == "hb" else f"{name}_port"
+                self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
+        except zmq.ZMQError:  # a port given is taken: none of these sockets stays
+            for sock in self.sockets.values():
+                sock.shutdown()
+            raise
         kernel.output_log.subscribe(self)
         #: When a client last showed it is there (a request, a subscription, a ping).
         self.last_seen = -1.0
