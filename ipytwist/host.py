@@ -346,6 +346,7 @@ class KernelHost(Service):
             if hk.durable is None:
                 continue
             del self.kernels[kernel_id]
+            hk.kernel.flush_output()  # all published: the link's items are safe
             hk.durable.link.detach()
             hk.durable.journal.close()
             hk.attachments.close(kernel_id)

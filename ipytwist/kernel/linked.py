@@ -100,8 +100,9 @@ class LinkedWorker(Protocol):
         self.keeper: KeeperProcess | None = None
         #: Whether everything taken so far has been published (none pending in the kernel).
         self.settled: Callable[[], bool] = always
-        #: Told ``(keeper's stream, seq)`` once every item up to seq is acked as safe.
+        #: Told ``(keeper's stream, seq)`` once every item up to seq is published.
         self.on_safe: Callable[[str, int], None] = nowhere
+        self._told = self.end.inbound.taken  # (a journal's position is safe already)
 
     @property
     def pid(self) -> int | None:
@@ -122,9 +123,11 @@ class LinkedWorker(Protocol):
             return
         self._write(b"".join(write))
         if self.end.authenticated and not self.linked.called:
+            self._told = min(self._told, self.end.inbound.taken)  # (another stream: 0)
             self.linked.callback(dict(self.end.peer_info))
         for frame in frames:
             self._take(frame)
+        self._tell_safe()
         # Acks ride on the next request, or go out in a while, or at once past a quarter
         # of the window: an ack per read would wake the keeper once per read.
         self._unacked += len(data)
@@ -145,15 +148,19 @@ class LinkedWorker(Protocol):
         if self.keeper is not None:
             self.keeper.kill()
 
-    def _settle(self) -> bytes:
-        """What is taken is safe once it is all published: the journal is told first,
-        then the ``ACK`` to write goes back (the keeper may forget what is acked, so
-        the journal must never be behind an ack)."""
+    def _tell_safe(self) -> None:
+        """What is taken is safe once it is all published: the journal is told at once
+        (so a new service resumes right after it, with no repeat)."""
         taken = self.end.inbound.taken
-        if taken <= self.end.safe or not self.settled():
-            return b""
-        self.on_safe(self.end.inbound.stream, taken)
-        return self.end.acknowledge(taken)
+        if taken > self._told and self.settled():
+            self.on_safe(self.end.inbound.stream, taken)
+            self._told = taken
+
+    def _settle(self) -> bytes:
+        """The ``ACK`` to write for what is safe: never beyond what the journal was told
+        (the keeper forgets what is acked)."""
+        self._tell_safe()
+        return self.end.acknowledge(self._told) if self._told > self.end.safe else b""
 
     def _send_ack(self) -> None:
         if self._ack_call is not None and self._ack_call.active():
@@ -161,7 +168,7 @@ class LinkedWorker(Protocol):
         self._ack_call = None
         self._unacked = 0
         self._write(self._settle())
-        if self.end.inbound.taken > self.end.safe:  # not settled yet: look again soon
+        if self.end.inbound.taken > self._told:  # not settled yet: look again soon
             self._ack_call = self.clock.callLater(ACK_DELAY, self._send_ack)
 
     def _take(self, frame: Frame) -> None:
@@ -211,6 +218,7 @@ class LinkedWorker(Protocol):
     def detach(self) -> None:
         """Close the link, leaving the keeper and its interpreter running."""
         self.detached = True
+        self._write(self._settle())
         if self.transport is not None:
             self.transport.loseConnection()
 

@@ -34,3 +34,7 @@ class Resumable:
     def output_pending(self) -> bool:
         """Output of the worker not yet published (the coalescer holds it)."""
         return self._output.pending
+
+    def flush_output(self) -> None:
+        """Publish what the coalescer holds now (the service leaves the kernel)."""
+        self._output.flush()
