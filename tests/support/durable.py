@@ -44,6 +44,13 @@ class DurableService(Service):
         self.token = self.info["token"]
         return True
 
+    def stop(self) -> int | None:
+        """Stopped (if it still runs); its log must show no unhandled error or traceback."""
+        code = super().stop()
+        for marker in ("Unhandled Error", "Traceback (most recent call last)"):
+            assert marker not in self.log(), f"{marker!r} in {self.log_path}"
+        return code
+
     def again(self, *extra: str) -> DurableService:
         """A new service on the same directory (this one has ended)."""
         return DurableService(self.base_dir, *(extra or self.extra)).start()
