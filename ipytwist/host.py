@@ -21,18 +21,16 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from . import __version__
 from .config import Config
 from .kernel import Kernel, OutputLog
-from .kernel.adopt import KernelLink, adopt
+from .kernel.adopt import Durable, KernelLink, adopt
 from .kernel.journal import KernelJournal
 from .kernel.linked import LinkProvisioner
-from .kernel.record import kernel_dir, make_kernel_dir, records, remove_kernel_dir
+from .kernel.record import kernel_dir, make_kernel_dir, new_record, records, remove_kernel_dir
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
 from .kernelspec import KERNEL_NAME, kernel_json
-from .link.wire import LINK_VERSIONS
 from .transport import Attachments, Transport
 
 __all__ = [
@@ -93,15 +91,6 @@ class HostedKernel:
             "execution_state": self.kernel.execution_state,
             "connections": self.connections(),
         }
-
-
-class Durable:
-    """What a durable kernel has beside it (docs/durable-kernels.md)."""
-
-    def __init__(self, directory: str, link: KernelLink, journal: KernelJournal) -> None:
-        self.directory = directory
-        self.link = link
-        self.journal = journal
 
 
 class KernelHost(Service):
@@ -242,11 +231,12 @@ class KernelHost(Service):
         output_log = OutputLog(c.replay_messages, c.replay_bytes)
         transcript = Transcript(max_bytes=c.transcript_bytes)
         attachments = Attachments()
-        durable = self._durable(kernel_id, record)
+        session = str(record["session"]) if record else uuid.uuid4().hex
+        durable = self._durable(kernel_id, session, record)
         kernel = Kernel(
             self.reactor,
             self.starts.via(durable.link) if durable else self.starts,
-            session=str(record["session"]) if record else uuid.uuid4().hex,
+            session=session,
             kernel_id=kernel_id,
             name=KERNEL_NAME,
             output_log=output_log,
@@ -265,33 +255,28 @@ class KernelHost(Service):
             durable.link.settled = lambda: not kernel.output_pending
             durable.link.on_safe = durable.journal.link_safe
             if record is None:
-                make_kernel_dir(durable.directory, self._record(kernel, durable.link))
                 durable.journal.follow(kernel, output_log, transcript)
         if start:
             kernel.start()
         return hk
 
-    def _durable(self, kernel_id: str, record: dict[str, Any] | None) -> Durable | None:
+    def _durable(
+        self, kernel_id: str, session: str, record: dict[str, Any] | None
+    ) -> Durable | None:
+        """A durable kernel's directory (made, with its first record, for a new one),
+        link and journal; None if kernels are not durable (pipes)."""
         if self.links is None:
             return None
         c = self.config
         directory = kernel_dir(c.state_dir, kernel_id)
         secret = bytes.fromhex(record["secret"]) if record else secrets.token_bytes(32)
+        if record is None:
+            make_kernel_dir(directory, new_record(kernel_id, session, secret))
         link = KernelLink(self.links, directory, kernel_id, secret)
         journal = KernelJournal.open(
             directory, c.transcript_bytes, c.replay_messages, c.replay_bytes
         )
         return Durable(directory, link, journal)
-
-    @staticmethod
-    def _record(kernel: Kernel, link: KernelLink) -> dict[str, Any]:
-        return {
-            "kernel_id": kernel.id,
-            "session": kernel.session,
-            "secret": link.secret.hex(),
-            "version": __version__,
-            "link_versions": list(LINK_VERSIONS),
-        }
 
     def _client_shutdown(self, kernel_id: str, restart: bool) -> Any:
         """A client asked the kernel to shut down, or to restart.  The kernel is shared:

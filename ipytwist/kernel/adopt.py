@@ -23,13 +23,13 @@ from twisted.logger import Logger
 from ..link.wire import Inbound
 from ..wire import Message
 from .core import Kernel
-from .journal import Restored
+from .journal import KernelJournal, Restored
 from .linked import LinkedWorker, LinkProvisioner, always, nowhere
 from .record import update_record
 from .requests import Request
 from .supervisor import WorkerListener
 
-__all__ = ["KernelLink", "NoRequester", "adopt"]
+__all__ = ["Durable", "KernelLink", "NoRequester", "adopt"]
 
 
 class NoRequester:
@@ -95,6 +95,15 @@ class KernelLink:
         """The service leaves: close the link, the keeper and its interpreter go on."""
         if self.worker is not None:
             self.worker.detach()
+
+
+class Durable:
+    """What a durable kernel has beside it: its directory, its link, its journal."""
+
+    def __init__(self, directory: str, link: KernelLink, journal: KernelJournal) -> None:
+        self.directory = directory
+        self.link = link
+        self.journal = journal
 
 
 def running_request(restored: Restored) -> Request | None:

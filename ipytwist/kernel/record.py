@@ -17,11 +17,15 @@ import os
 import shutil
 from typing import Any
 
+from .. import __version__
+from ..link.wire import LINK_VERSIONS
+
 __all__ = [
     "RECORD_NAME",
     "kernel_dir",
     "kernels_dir",
     "make_kernel_dir",
+    "new_record",
     "read_record",
     "records",
     "remove_kernel_dir",
@@ -39,6 +43,17 @@ def kernels_dir(state_dir: str) -> str:
 def kernel_dir(state_dir: str, kernel_id: str) -> str:
     """One kernel's directory."""
     return os.path.join(kernels_dir(state_dir), kernel_id)
+
+
+def new_record(kernel_id: str, session: str, secret: bytes) -> dict[str, Any]:
+    """A new durable kernel's first record (its link and ZeroMQ ports are added)."""
+    return {
+        "kernel_id": kernel_id,
+        "session": session,
+        "secret": secret.hex(),
+        "version": __version__,
+        "link_versions": list(LINK_VERSIONS),
+    }
 
 
 def make_kernel_dir(directory: str, record: dict[str, Any]) -> None:
