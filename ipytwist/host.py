@@ -26,7 +26,14 @@ from .kernel import Kernel, OutputLog
 from .kernel.adopt import Durable, KernelLink, adopt
 from .kernel.journal import KernelJournal
 from .kernel.linked import LinkProvisioner
-from .kernel.record import kernel_dir, make_kernel_dir, new_record, records, remove_kernel_dir
+from .kernel.record import (
+    kernel_dir,
+    kernels_dir,
+    make_kernel_dir,
+    new_record,
+    records,
+    remove_kernel_dir,
+)
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
@@ -148,6 +155,10 @@ class KernelHost(Service):
         d: Deferred[Any] = DeferredList(ds, consumeErrors=True)
 
         def stop_transports(_: object) -> None:
+            try:  # empty once every kernel ended (none kept)
+                os.rmdir(kernels_dir(self.config.state_dir))
+            except OSError:
+                pass
             for transport in self.transports:
                 try:
                     transport.stop()
@@ -175,18 +186,23 @@ class KernelHost(Service):
         if limit and len(self.kernels) >= limit:
             raise ResourceLimit(f"at most {limit} kernels may run")
         spare = bool(self._spare)
-        hk = self._spare.pop(0) if spare else self._new(start=False)
+        hk = None
         try:
+            hk = self._spare.pop(0) if spare else self._new(start=False)
             for transport in self.transports:
                 hk.attachments.add(transport.name, transport.attach(hk.kernel))
             if not spare:
                 hk.kernel.start()
         except Exception as e:
             # Registered only once served everywhere.  A new kernel has not started its
-            # interpreter yet; a warm one goes back to the pool as it was.
-            hk.attachments.close(hk.id)
-            if spare:
+            # interpreter yet (nothing of it stays); a warm one goes back to the pool.
+            if hk is not None and spare:
+                hk.attachments.close(hk.id)
                 self._spare.insert(0, hk)
+            elif hk is not None:
+                if hk.durable is not None:
+                    remove_kernel_dir(hk.durable.directory)
+                hk.attachments.close(hk.id)
             self.log.error("kernel not started: {why}", why=str(e)[:300])
             raise KernelNotStarted(str(e)[:300]) from None
         self.kernels[hk.id] = hk

@@ -60,7 +60,11 @@ def make_kernel_dir(directory: str, record: dict[str, Any]) -> None:
     """Make the kernel's directory (0700) and its first record."""
     os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    _write(directory, record)
+    try:
+        _write(directory, record)
+    except OSError:
+        remove_kernel_dir(directory)  # (the disk is full): nothing half-made stays
+        raise
 
 
 def read_record(directory: str) -> dict[str, Any] | None:
