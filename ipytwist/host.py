@@ -269,6 +269,7 @@ class KernelHost(Service):
         if durable is not None:
             hk.durable = durable
             durable.link.settled = lambda: not kernel.output_pending
+            durable.link.publish = kernel.flush_output
             durable.link.on_safe = durable.journal.link_safe
             if record is None:
                 durable.journal.follow(kernel, output_log, transcript)

@@ -24,7 +24,7 @@ from ..link.wire import Inbound
 from ..wire import Message
 from .core import Kernel
 from .journal import KernelJournal, Restored
-from .linked import LinkedWorker, LinkProvisioner, always, nowhere
+from .linked import LinkedWorker, LinkProvisioner, always, nothing, nowhere
 from .record import update_record
 from .requests import Request
 from .supervisor import WorkerListener
@@ -61,6 +61,7 @@ class KernelLink:
         self.secret = secret
         self.path = os.path.join(directory, "link.sock")
         self.settled: Callable[[], bool] = always
+        self.publish: Callable[[], None] = nothing
         self.on_safe: Callable[[str, int], None] = nowhere
         #: The worker on the link now.
         self.worker: LinkedWorker | None = None
@@ -87,6 +88,7 @@ class KernelLink:
 
     def _hooked(self, worker: LinkedWorker) -> LinkedWorker:
         worker.settled = lambda: self.settled()
+        worker.publish = lambda: self.publish()
         worker.on_safe = lambda stream, seq: self.on_safe(stream, seq)
         self.worker = worker
         return worker

@@ -72,6 +72,10 @@ def nowhere(stream: str, seq: int) -> None:
     """Safe items told to no one (no journal)."""
 
 
+def nothing() -> None:
+    """Nothing held to publish."""
+
+
 class LinkedWorker(Protocol):
     """The service's end of one keeper's link."""
 
@@ -100,6 +104,9 @@ class LinkedWorker(Protocol):
         self.keeper: KeeperProcess | None = None
         #: Whether everything taken so far has been published (none pending in the kernel).
         self.settled: Callable[[], bool] = always
+        #: Publishes what the kernel holds now (before an ack: under a steady flood the
+        #: coalescer is seldom empty when looked at, and acks must not wait for that).
+        self.publish: Callable[[], None] = nothing
         #: Told ``(keeper's stream, seq)`` once every item up to seq is published.
         self.on_safe: Callable[[str, int], None] = nowhere
         self._told = self.end.inbound.taken  # (a journal's position is safe already)
@@ -167,6 +174,7 @@ class LinkedWorker(Protocol):
             self._ack_call.cancel()
         self._ack_call = None
         self._unacked = 0
+        self.publish()
         self._write(self._settle())
         if self.end.inbound.taken > self._told:  # not settled yet: look again soon
             self._ack_call = self.clock.callLater(ACK_DELAY, self._send_ack)

@@ -99,6 +99,25 @@ def test_an_item_is_acked_only_once_published_and_the_journal_was_told_first() -
     assert acked(keeper, transport) == 1
 
 
+def test_a_steady_flood_is_acked_although_output_is_always_pending_when_read() -> None:
+    """Each read leaves output in the coalescer; the ack timer publishes it, then acks
+    (waiting for an empty coalescer would starve the acks: the window fills, print
+    blocks)."""
+    clock, pending = Clock(), [False]
+    worker = LinkedWorker(Listener(), SECRET, KID, clock)
+    worker.settled = lambda: not pending[0]
+    worker.publish = lambda: pending.__setitem__(0, False)
+    transport = StringTransport()
+    worker.makeConnection(transport)
+    keeper = LinkEnd(True, SECRET, KID)
+    shake(worker, keeper, transport)
+    for _ in range(10):
+        worker.dataReceived(b"".join(keeper.send(Kind.OUTPUT, b"".join(output_body(1, b"x")))))
+        pending[0] = True  # (the coalescer holds what was just read)
+        clock.advance(ACK_DELAY / 2)
+    assert acked(keeper, transport) >= 8
+
+
 def test_a_keeper_of_another_version_is_refused_and_told_so() -> None:
     """One log line; the keeper gets a REFUSE (it then ends with its group); no handshake."""
     worker = LinkedWorker(Listener(), SECRET, KID, Clock())
