@@ -120,3 +120,35 @@ def test_a_taken_port_gives_fresh_ports_and_a_rewritten_connection_file() -> Non
             svc.stop()
             if again is not None:
                 again.stop()
+
+
+def test_an_adopted_kernel_is_interrupted_and_deleted_through_its_link() -> None:
+    """The new service is not the keeper's parent: an interrupt and a DELETE go over the
+    link (CONTROL frames); the keeper, its interpreter and user code's sleep end, and
+    the kernel's directory and connection file go."""
+    with durable_base() as base:
+        svc = DurableService(base).start()
+        again = None
+        try:
+            kid = svc.start_kernel()
+            pids = _pids(svc, kid)
+            svc.kill()
+            again = svc.again()
+            again.listed(kid)
+            ws = WSClient.connect(again, kid)
+            try:
+                msg_id = ws.execute_request("import time\ntime.sleep(60)")
+                ws.until(lambda m: m["msg_type"] == "execute_input")
+                again.request("POST", f"/api/kernels/{kid}/interrupt")
+                reply, _ = ws.finish(msg_id, timeout=30)
+            finally:
+                ws.close()
+            assert reply["content"]["ename"] == "KeyboardInterrupt"
+            again.delete_kernel(kid)
+            wait_for(lambda: not any(map(pid_alive, pids)), 30, "the kernel's processes to end")
+            assert not os.path.exists(again.kernel_dir(kid))
+            assert not os.path.exists(again.connection_file(kid))
+        finally:
+            svc.stop()
+            if again is not None:
+                again.stop()
