@@ -8,7 +8,6 @@ and transcript, attached to every transport of the service (see
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,17 +22,9 @@ from twisted.python.failure import Failure
 
 from .config import Config
 from .kernel import Kernel, OutputLog
-from .kernel.adopt import Durable, KernelLink, adopt
-from .kernel.journal import KernelJournal
+from .kernel.adopt import Durable, Record, adopt, open_durable
 from .kernel.linked import LinkProvisioner
-from .kernel.record import (
-    kernel_dir,
-    kernels_dir,
-    make_kernel_dir,
-    new_record,
-    records,
-    remove_kernel_dir,
-)
+from .kernel.record import kernels_dir, records, remove_kernel_dir, update_record
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
@@ -189,6 +180,8 @@ class KernelHost(Service):
         hk = None
         try:
             hk = self._spare.pop(0) if spare else self._new(start=False)
+            if spare and hk.durable is not None:  # a user's kernel from now on
+                update_record(hk.durable.directory, spare=False)
             for transport in self.transports:
                 hk.attachments.add(transport.name, transport.attach(hk.kernel))
             if not spare:
@@ -240,7 +233,7 @@ class KernelHost(Service):
                 self.log.info("culling idle kernel {id}", id=hk.id)
                 self.shutdown_kernel(hk.id)
 
-    def _new(self, start: bool = True, record: dict[str, Any] | None = None) -> HostedKernel:
+    def _new(self, start: bool = True, record: Record | None = None) -> HostedKernel:
         """A kernel (``record``: one an earlier service left, to re-adopt)."""
         c = self.config
         kernel_id = str(record["kernel_id"]) if record else str(uuid.uuid4())
@@ -248,7 +241,7 @@ class KernelHost(Service):
         transcript = Transcript(max_bytes=c.transcript_bytes)
         attachments = Attachments()
         session = str(record["session"]) if record else uuid.uuid4().hex
-        durable = self._durable(kernel_id, session, record)
+        durable = self._durable(kernel_id, session, record, start)
         kernel = Kernel(
             self.reactor,
             self.starts.via(durable.link) if durable else self.starts,
@@ -278,22 +271,13 @@ class KernelHost(Service):
         return hk
 
     def _durable(
-        self, kernel_id: str, session: str, record: dict[str, Any] | None
+        self, kernel_id: str, session: str, record: Record | None, spare: bool
     ) -> Durable | None:
-        """A durable kernel's directory (made, with its first record, for a new one),
-        link and journal; None if kernels are not durable (pipes)."""
         if self.links is None:
-            return None
+            return None  # pipes: the kernel ends with the service
         c = self.config
-        directory = kernel_dir(c.state_dir, kernel_id)
-        secret = bytes.fromhex(record["secret"]) if record else secrets.token_bytes(32)
-        if record is None:
-            make_kernel_dir(directory, new_record(kernel_id, session, secret))
-        link = KernelLink(self.links, directory, kernel_id, secret)
-        journal = KernelJournal.open(
-            directory, c.transcript_bytes, c.replay_messages, c.replay_bytes
-        )
-        return Durable(directory, link, journal)
+        bounds = (c.transcript_bytes, c.replay_messages, c.replay_bytes)
+        return open_durable(self.links, c.state_dir, (kernel_id, session, spare), record, bounds)
 
     def _client_shutdown(self, kernel_id: str, restart: bool) -> Any:
         """A client asked the kernel to shut down, or to restart.  The kernel is shared:
@@ -366,7 +350,7 @@ class KernelHost(Service):
                 self.log.warn("kernel {id} not re-adopted: {why}", id=name, why=str(e)[:200])
                 remove_kernel_dir(directory)
 
-    def _adopt(self, record: dict[str, Any]) -> None:
+    def _adopt(self, record: Record) -> None:
         hk = self._new(start=False, record=record)
         assert hk.durable is not None  # (only with links)
         journal = hk.durable.journal
@@ -378,10 +362,14 @@ class KernelHost(Service):
         except Exception:
             hk.attachments.close(hk.id)
             raise
+        spare = bool(record.get("spare"))
         d = adopt(hk.kernel, hk.durable.link, restored)
-        d.addCallbacks(lambda info: self._adopted(hk, info), lambda f: self._orphan_gone(hk, f))
+        d.addCallbacks(lambda i: self._adopted(hk, i, spare), lambda f: self._orphan_gone(hk, f))
 
-    def _adopted(self, hk: HostedKernel, info: dict[str, Any]) -> None:
+    def _adopted(self, hk: HostedKernel, info: dict[str, Any], spare: bool) -> None:
+        if spare:  # no one's kernel yet: it ends (the pool is filled anew)
+            self._dispose(hk)
+            return
         self.kernels[hk.id] = hk
         self.log.info(
             "re-adopted kernel {id} (interpreter pid {pid})", id=hk.id, pid=info.get("pid")

@@ -152,3 +152,27 @@ def test_an_adopted_kernel_is_interrupted_and_deleted_through_its_link() -> None
             svc.stop()
             if again is not None:
                 again.stop()
+
+
+def test_a_warm_spare_left_behind_ends_and_is_not_listed() -> None:
+    """A kernel of the warm pool is no one's: the next service ends it (a user's kernel
+    taken from the pool is re-adopted)."""
+    with durable_base() as base:
+        svc = DurableService(base, "--prespawn", "1").start()
+        again = None
+        try:
+            kid = svc.start_kernel()  # the spare, made a user's kernel
+            top = os.path.join(svc.state_dir, "kernels")
+            spare = wait_for(lambda: [d for d in os.listdir(top) if d != kid], 60, "a new spare")
+            spare_keeper = wait_for(lambda: svc.record(spare[0]).get("keeper_pid"), 60, "its pid")
+            _pids(svc, kid)
+            svc.kill()
+            again = svc.again("--prespawn", "0")
+            again.listed(kid)
+            wait_for(lambda: not pid_alive(spare_keeper), 30, "the spare's end")
+            assert [m["id"] for m in again.request("GET", "/api/kernels")] == [kid]
+            assert not os.path.exists(again.kernel_dir(spare[0]))
+        finally:
+            svc.stop()
+            if again is not None:
+                again.stop()

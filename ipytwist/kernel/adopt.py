@@ -13,6 +13,7 @@ its execution count goes on; the keeper resends what the journal does not hold.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -25,11 +26,14 @@ from ..wire import Message
 from .core import Kernel
 from .journal import KernelJournal, Restored
 from .linked import LinkedWorker, LinkProvisioner, always, nothing, nowhere
-from .record import update_record
+from .record import kernel_dir, make_kernel_dir, new_record, update_record
 from .requests import Request
 from .supervisor import WorkerListener
 
-__all__ = ["Durable", "KernelLink", "NoRequester", "adopt"]
+__all__ = ["Durable", "KernelLink", "NoRequester", "Record", "adopt", "open_durable"]
+
+#: A kernel's record (``kernel.json``, :mod:`.record`).
+Record = dict[str, Any]
 
 
 class NoRequester:
@@ -106,6 +110,26 @@ class Durable:
         self.directory = directory
         self.link = link
         self.journal = journal
+
+
+def open_durable(
+    links: LinkProvisioner,
+    state_dir: str,
+    kernel: tuple[str, str, bool],
+    record: Record | None,
+    bounds: tuple[int, int, int],
+) -> Durable:
+    """A durable kernel's directory, link and journal: an earlier service's ``record``,
+    or for a new ``kernel`` (id, session, whether it is a spare of the warm pool) a new
+    directory and record.  ``bounds``: the journal's (transcript bytes, log messages,
+    log bytes)."""
+    kernel_id, session, spare = kernel
+    directory = kernel_dir(state_dir, kernel_id)
+    secret = bytes.fromhex(record["secret"]) if record else secrets.token_bytes(32)
+    if record is None:
+        make_kernel_dir(directory, {**new_record(kernel_id, session, secret), "spare": spare})
+    journal = KernelJournal.open(directory, *bounds)
+    return Durable(directory, KernelLink(links, directory, kernel_id, secret), journal)
 
 
 def running_request(restored: Restored) -> Request | None:
