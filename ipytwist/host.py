@@ -266,6 +266,7 @@ class KernelHost(Service):
             durable.link.on_safe = durable.journal.link_safe
             if record is None:
                 durable.journal.follow(kernel, output_log, transcript)
+                output_log.subscribe(durable.link)  # after the journal
         if start:
             kernel.start()
         return hk
@@ -356,6 +357,7 @@ class KernelHost(Service):
         journal = hk.durable.journal
         restored = journal.restore(hk.kernel.output_log, hk.transcript)
         journal.follow(hk.kernel, hk.kernel.output_log, hk.transcript)
+        hk.kernel.output_log.subscribe(hk.durable.link)  # after the journal
         try:
             for transport in self.transports:
                 hk.attachments.add(transport.name, transport.attach(hk.kernel))

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from ..link.wire import Inbound
 from ..wire import Message
 from .core import Kernel
+from .envelope import Envelope
 from .journal import KernelJournal, Restored
 from .linked import LinkedWorker, LinkProvisioner, always, nothing, nowhere
 from .record import kernel_dir, make_kernel_dir, new_record, update_record
@@ -96,6 +97,12 @@ class KernelLink:
         worker.on_safe = lambda stream, seq: self.on_safe(stream, seq)
         self.worker = worker
         return worker
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Subscribed to the kernel's output log after its journal: once a message is
+        published (and journaled), what the worker handed over may be safe."""
+        if self.worker is not None:
+            self.worker.tell_safe()
 
     def detach(self) -> None:
         """The service leaves: close the link, the keeper and its interpreter go on."""

@@ -110,6 +110,8 @@ class LinkedWorker(Protocol):
         #: Told ``(keeper's stream, seq)`` once every item up to seq is published.
         self.on_safe: Callable[[str, int], None] = nowhere
         self._told = self.end.inbound.taken  # (a journal's position is safe already)
+        #: The last item handed to the kernel (a batch is taken whole, then handed over).
+        self._handed = self.end.inbound.taken
 
     @property
     def pid(self) -> int | None:
@@ -131,10 +133,12 @@ class LinkedWorker(Protocol):
         self._write(b"".join(write))
         if self.end.authenticated and not self.linked.called:
             self._told = min(self._told, self.end.inbound.taken)  # (another stream: 0)
+            self._handed = min(self._handed, self.end.inbound.taken)
             self.linked.callback(dict(self.end.peer_info))
         for frame in frames:
             self._take(frame)
-        self._tell_safe()
+            self._handed = frame.seq
+        self.tell_safe()
         # Acks ride on the next request, or go out in a while, or at once past a quarter
         # of the window: an ack per read would wake the keeper once per read.
         self._unacked += len(data)
@@ -155,18 +159,19 @@ class LinkedWorker(Protocol):
         if self.keeper is not None:
             self.keeper.kill()
 
-    def _tell_safe(self) -> None:
-        """What is taken is safe once it is all published: the journal is told at once
-        (so a new service resumes right after it, with no repeat)."""
-        taken = self.end.inbound.taken
-        if taken > self._told and self.settled():
-            self.on_safe(self.end.inbound.stream, taken)
-            self._told = taken
+    def tell_safe(self) -> None:
+        """What was handed to the kernel is safe once it is all published (called as
+        the kernel publishes, and after each read): the journal is told at once, so a
+        new service resumes right after it, with no repeat."""
+        handed = self._handed
+        if handed > self._told and self.settled():
+            self.on_safe(self.end.inbound.stream, handed)
+            self._told = handed
 
     def _settle(self) -> bytes:
         """The ``ACK`` to write for what is safe: never beyond what the journal was told
         (the keeper forgets what is acked)."""
-        self._tell_safe()
+        self.tell_safe()
         return self.end.acknowledge(self._told) if self._told > self.end.safe else b""
 
     def _send_ack(self) -> None:

@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 
+from ipytwist.framing import encode_record
 from ipytwist.kernel import Kernel
 from ipytwist.kernel.adopt import adopt
 from ipytwist.kernel.journal import Restored
@@ -116,6 +117,41 @@ def test_a_steady_flood_is_acked_although_output_is_always_pending_when_read() -
         pending[0] = True  # (the coalescer holds what was just read)
         clock.advance(ACK_DELAY / 2)
     assert acked(keeper, transport) >= 8
+
+
+def test_the_journal_is_told_as_soon_as_the_kernel_publishes_not_at_the_next_ack() -> None:
+    """A line printed, then the service killed before its ack timer: the journal must
+    already know the line is published (else the next service gets it again)."""
+    clock, told = Clock(), []
+    transport = StringTransport()
+    keeper = LinkEnd(True, SECRET, KID)
+    workers: list[LinkedWorker] = []
+
+    class Links:
+        def start(self, listener: Any) -> LinkedWorker:
+            worker = LinkedWorker(listener, SECRET, KID, clock)
+            worker.settled = lambda: not kernel.output_pending
+            worker.on_safe = lambda stream, seq: told.append(seq)
+            workers.append(worker)
+            return worker
+
+    class Teller:
+        def deliver(self, envelope: Any) -> None:
+            workers[0].tell_safe()
+
+    kernel = Kernel(clock, Links(), kernel_id="k")
+    kernel.output_log.subscribe(Teller())
+    kernel.start()
+    (worker,) = workers
+    worker.makeConnection(transport)
+    shake(worker, keeper, transport)
+    worker.dataReceived(b"".join(keeper.send(Kind.EVENT, encode_record({"ev": "ready"}))))
+    assert told == [1]
+    worker.dataReceived(b"".join(keeper.send(Kind.OUTPUT, b"".join(output_body(1, b"hi\n")))))
+    assert told == [1]  # in the coalescer: not published yet
+    clock.advance(0)  # the coalescer publishes at the end of the reactor's turn
+    assert told == [1, 2]
+    assert acked(keeper, transport) < 2  # the ack itself waits for its timer
 
 
 def test_a_keeper_of_another_version_is_refused_and_told_so() -> None:
