@@ -71,9 +71,12 @@ def start_kernels(svc: Service, n: int) -> list[str]:
 def keepers(state_dir: str) -> list[int]:
     pids = []
     top = os.path.join(state_dir, "kernels")
-    for name in os.listdir(top):
-        with open(os.path.join(top, name, "kernel.json")) as f:
-            pids.append(json.load(f)["keeper_pid"])
+    for name in os.listdir(top) if os.path.isdir(top) else []:
+        try:
+            with open(os.path.join(top, name, "kernel.json")) as f:
+                pids.append(json.load(f)["keeper_pid"])
+        except (OSError, ValueError, KeyError):
+            continue
     return pids
 
 
