@@ -219,7 +219,13 @@ def test_an_adopted_kernel_is_busy_with_the_running_cell_then_goes_on(running) -
     iopub = Iopub()
     kernel.output_log.subscribe(iopub)
     link = FakeLink()
-    restored = Restored("old-session", 7, running, ("keeper-stream", 3))
+    restored = Restored(
+        session="old-session",
+        execution_count=7,
+        running=running,
+        link=("keeper-stream", 3),
+        sessions={},
+    )
     d = adopt(kernel, link, restored)  # type: ignore[arg-type]  # (a fake link)
     assert link.inbound is not None and link.inbound.taken == 3
     assert kernel.execution_state == "busy" and kernel.session == "old-session"
@@ -241,7 +247,8 @@ def test_an_adopted_kernel_is_busy_with_the_running_cell_then_goes_on(running) -
 def test_an_adopted_kernel_with_nothing_running_is_idle_once_reached() -> None:
     kernel = Kernel(Clock(), FakeProvisioner(), kernel_id="k", session="s")
     link = FakeLink()
-    adopt(kernel, link, Restored("s", 3))  # type: ignore[arg-type]  # (a fake link)
+    restored = Restored(session="s", execution_count=3, running=None, link=None, sessions={})
+    adopt(kernel, link, restored)  # type: ignore[arg-type]  # (a fake link)
     assert kernel.execution_state == "starting"
     link.worker.linked.callback({"pid": 4242})
     assert kernel.execution_state == "idle" and kernel.execution_count == 3
