@@ -78,9 +78,10 @@ def read_record(directory: str) -> dict[str, Any] | None:
 
 
 def update_record(directory: str, **fields: Any) -> None:
-    """Set ``fields`` in the record, if the kernel has a directory (else nothing)."""
+    """Set ``fields`` in the record, if the kernel has a directory (else nothing; nor
+    when they are set already, as when a kernel is re-adopted on its own ports)."""
     record = read_record(directory)
-    if record is None:
+    if record is None or all(record.get(k) == v for k, v in fields.items()):
         return
     record.update(fields)
     _write(directory, record)
