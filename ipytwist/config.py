@@ -10,13 +10,16 @@ from .kernel.outputlog import DEFAULT_LOG_BYTES, DEFAULT_LOG_MESSAGES
 from .kernel.transcript import DEFAULT_MAX_BYTES as DEFAULT_TRANSCRIPT_BYTES
 from .wire import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["HEADER_TIMEOUT", "MAX_STARTING", "Config"]
+__all__ = ["HEADER_TIMEOUT", "MAX_STARTING", "ORPHAN_TIMEOUT", "Config"]
 
 #: Seconds a client has to send a request's headers (slowloris defence).
 HEADER_TIMEOUT = 10.0
 #: Interpreters started at once: one per core this process may run on.  Each spends
 #: its start importing IPython on a whole core; more at once only slow the service.
 MAX_STARTING = max(1, len(os.sched_getaffinity(0)))
+#: An hour: a supervised service is back within seconds; one that is not back within
+#: an hour is not coming.
+ORPHAN_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,7 @@ class Config:
     allow_origins: tuple[str, ...] = ()
     #: Seconds a client has to send a request's headers (slowloris defence).
     header_timeout: float = HEADER_TIMEOUT
+    #: SIGTERM leaves the kernels' interpreters running for the next service.
+    keep_kernels: bool = False
+    #: Seconds a kernel's keeper waits for a service before it ends its interpreter.
+    orphan_timeout: float = ORPHAN_TIMEOUT

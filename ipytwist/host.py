@@ -22,7 +22,9 @@ from twisted.python.failure import Failure
 
 from .config import Config
 from .kernel import Kernel, OutputLog
-from .kernel.journal import KernelJournal
+from .kernel.adopt import Durable, Record, adopt, open_durable
+from .kernel.linked import LinkProvisioner
+from .kernel.record import kernels_dir, records, remove_kernel_dir, update_record
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner
 from .kernel.transcript import Transcript
@@ -57,9 +59,6 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-_log = Logger()
-
-
 class HostedKernel:
     """A kernel plus what the service keeps beside it."""
 
@@ -69,41 +68,13 @@ class HostedKernel:
         self.transcript = transcript
         #: The kernel on each transport, by transport name ("zmq", "websocket").
         self.attachments = attachments
-        #: Its transcript, log and sessions on disk, once it is served (:meth:`follow`).
-        self.journal: KernelJournal | None = None
+        #: A durable kernel's: its directory, its link to its keepers, its journal.
+        self.durable: Durable | None = None
 
     @property
     def id(self) -> str:
         """The hosted kernel's id."""
         return self.kernel.id
-
-    def follow(self, config: Config) -> None:
-        """Journal the kernel in ``STATE/kernels/<id>/`` from now on (what it did
-        before is in the journal's first snapshot).  A disk that refuses: a log line,
-        and the kernel is served without one."""
-        directory = os.path.join(config.state_dir, "kernels", self.id)
-        try:
-            os.makedirs(os.path.dirname(directory), mode=0o700, exist_ok=True)
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-            journal = KernelJournal.open(
-                directory, config.transcript_bytes, config.replay_messages, config.replay_bytes
-            )
-            journal.follow(self.kernel, self.kernel.output_log, self.transcript)
-        except Exception as e:  # the kernel is served all the same
-            _log.error("kernel {id}: not journaled: {e}", id=self.id, e=str(e)[:300])
-            return
-        self.journal = journal
-
-    def forget(self) -> None:
-        """The kernel ended on purpose: its journal goes (and its directory, if empty)."""
-        if self.journal is not None:
-            self.journal.remove()
-            directory = os.path.dirname(self.journal.file.path)
-            try:  # and STATE/kernels/, once it holds no kernel
-                os.rmdir(directory)
-                os.rmdir(os.path.dirname(directory))
-            except OSError:
-                pass  # other files are there: theirs to remove
 
     def connections(self) -> int:
         """Clients of this kernel on every transport."""
@@ -139,6 +110,8 @@ class KernelHost(Service):
         #: Starts the kernels' workers through ``provisioner`` (local processes:
         #: kernel.LocalProvisioner), at most ``max_starting`` at once (0: no limit).
         self.starts = StartLimit(provisioner, config.max_starting or 1 << 30)
+        #: Keepers on sockets: kernels are durable (a directory each) and re-adopted.
+        self.links = provisioner if isinstance(provisioner, LinkProvisioner) else None
         self.kernels: dict[str, HostedKernel] = {}
         self._spare: list[HostedKernel] = []
         self._cull_loop: LoopingCall | None = None
@@ -151,6 +124,8 @@ class KernelHost(Service):
         os.makedirs(self.config.state_dir, mode=0o700, exist_ok=True)
         for transport in self.transports:
             transport.start()
+        if self.links is not None:
+            self._adopt_all()
         if self.config.cull_idle > 0:
             self._cull_loop = LoopingCall(self.cull)
             self._cull_loop.clock = self.reactor
@@ -162,6 +137,8 @@ class KernelHost(Service):
         Service.stopService(self)
         if self._cull_loop is not None and self._cull_loop.running:
             self._cull_loop.stop()
+        if self.config.keep_kernels:
+            self._leave_kernels()
         everything = list(self.kernels.values()) + self._spare
         self._spare = []
         ds = [self._dispose(hk) for hk in everything]
@@ -169,6 +146,10 @@ class KernelHost(Service):
         d: Deferred[Any] = DeferredList(ds, consumeErrors=True)
 
         def stop_transports(_: object) -> None:
+            try:  # empty once every kernel ended (none kept)
+                os.rmdir(kernels_dir(self.config.state_dir))
+            except OSError:
+                pass
             for transport in self.transports:
                 try:
                     transport.stop()
@@ -196,22 +177,28 @@ class KernelHost(Service):
         if limit and len(self.kernels) >= limit:
             raise ResourceLimit(f"at most {limit} kernels may run")
         spare = bool(self._spare)
-        hk = self._spare.pop(0) if spare else self._new(start=False)
+        hk = None
         try:
+            hk = self._spare.pop(0) if spare else self._new(start=False)
+            if spare and hk.durable is not None:  # a user's kernel from now on
+                update_record(hk.durable.directory, spare=False)
             for transport in self.transports:
                 hk.attachments.add(transport.name, transport.attach(hk.kernel))
             if not spare:
                 hk.kernel.start()
         except Exception as e:
             # Registered only once served everywhere.  A new kernel has not started its
-            # interpreter yet; a warm one goes back to the pool as it was.
-            hk.attachments.close(hk.id)
-            if spare:
+            # interpreter yet (nothing of it stays); a warm one goes back to the pool.
+            if hk is not None and spare:
+                hk.attachments.close(hk.id)
                 self._spare.insert(0, hk)
+            elif hk is not None:
+                if hk.durable is not None:
+                    remove_kernel_dir(hk.durable.directory)
+                hk.attachments.close(hk.id)
             self.log.error("kernel not started: {why}", why=str(e)[:300])
             raise KernelNotStarted(str(e)[:300]) from None
         self.kernels[hk.id] = hk
-        hk.follow(self.config)
         self.log.info("started kernel {id}", id=hk.id)
         self.reactor.callLater(0, self._fill_spares)
         return hk
@@ -246,15 +233,19 @@ class KernelHost(Service):
                 self.log.info("culling idle kernel {id}", id=hk.id)
                 self.shutdown_kernel(hk.id)
 
-    def _new(self, start: bool = True) -> HostedKernel:
+    def _new(self, start: bool = True, record: Record | None = None) -> HostedKernel:
+        """A kernel (``record``: one an earlier service left, to re-adopt)."""
         c = self.config
-        kernel_id = str(uuid.uuid4())
+        kernel_id = str(record["kernel_id"]) if record else str(uuid.uuid4())
         output_log = OutputLog(c.replay_messages, c.replay_bytes)
         transcript = Transcript(max_bytes=c.transcript_bytes)
         attachments = Attachments()
+        session = str(record["session"]) if record else uuid.uuid4().hex
+        durable = self._durable(kernel_id, session, record, start)
         kernel = Kernel(
             self.reactor,
-            self.starts,
+            self.starts.via(durable.link) if durable else self.starts,
+            session=session,
             kernel_id=kernel_id,
             name=KERNEL_NAME,
             output_log=output_log,
@@ -267,9 +258,27 @@ class KernelHost(Service):
         )
         output_log.subscribe(transcript)
         kernel.stdin.echo = transcript.stdin
+        hk = HostedKernel(kernel, transcript, attachments)
+        if durable is not None:
+            hk.durable = durable
+            durable.link.settled = lambda: not kernel.output_pending
+            durable.link.publish = kernel.flush_output
+            durable.link.on_safe = durable.journal.link_safe
+            if record is None:
+                durable.journal.follow(kernel, output_log, transcript)
+                output_log.subscribe(durable.link)  # after the journal
         if start:
             kernel.start()
-        return HostedKernel(kernel, transcript, attachments)
+        return hk
+
+    def _durable(
+        self, kernel_id: str, session: str, record: Record | None, spare: bool
+    ) -> Durable | None:
+        if self.links is None:
+            return None  # pipes: the kernel ends with the service
+        c = self.config
+        bounds = (c.transcript_bytes, c.replay_messages, c.replay_bytes)
+        return open_durable(self.links, c.state_dir, (kernel_id, session, spare), record, bounds)
 
     def _client_shutdown(self, kernel_id: str, restart: bool) -> Any:
         """A client asked the kernel to shut down, or to restart.  The kernel is shared:
@@ -306,9 +315,74 @@ class KernelHost(Service):
         def cleanup(result: Any) -> Any:
             if isinstance(result, Failure):
                 self.log.failure("kernel {id}: shutdown failed", result, id=hk.id)
+            if hk.durable is not None:  # ended on purpose: nothing of it stays
+                hk.durable.journal.remove()
+                remove_kernel_dir(hk.durable.directory)
             hk.attachments.close(hk.id)
-            hk.forget()
             return None
 
         d.addBoth(cleanup)
         return d
+
+    # -- durable kernels ------------------------------------------------------
+
+    def _leave_kernels(self) -> None:
+        """--keep-kernels: the durable kernels go on without this service (their links
+        close; their records, journals and connection files stay)."""
+        for kernel_id, hk in list(self.kernels.items()):
+            if hk.durable is None:
+                continue
+            del self.kernels[kernel_id]
+            hk.kernel.flush_output()  # all published: the link's items are safe
+            hk.durable.link.detach()
+            hk.durable.journal.close()
+            hk.attachments.close(kernel_id)
+        self.log.info("leaving the kernels running (--keep-kernels)")
+
+    def _adopt_all(self) -> None:
+        """Re-adopt every kernel an earlier service left running (its directory)."""
+        for directory, record in records(self.config.state_dir):
+            name = os.path.basename(directory)
+            try:
+                if record is None or record.get("kernel_id") != name:
+                    raise ValueError("no readable kernel.json")
+                self._adopt(record)
+            except Exception as e:
+                self.log.warn("kernel {id} not re-adopted: {why}", id=name, why=str(e)[:200])
+                remove_kernel_dir(directory)
+
+    def _adopt(self, record: Record) -> None:
+        hk = self._new(start=False, record=record)
+        assert hk.durable is not None  # (only with links)
+        journal = hk.durable.journal
+        restored = journal.restore(hk.kernel.output_log, hk.transcript)
+        journal.follow(hk.kernel, hk.kernel.output_log, hk.transcript)
+        hk.kernel.output_log.subscribe(hk.durable.link)  # after the journal
+        try:
+            for transport in self.transports:
+                hk.attachments.add(transport.name, transport.attach(hk.kernel))
+        except Exception:
+            hk.attachments.close(hk.id)
+            raise
+        spare = bool(record.get("spare"))
+        d = adopt(hk.kernel, hk.durable.link, restored)
+        d.addCallbacks(lambda i: self._adopted(hk, i, spare), lambda f: self._orphan_gone(hk, f))
+
+    def _adopted(self, hk: HostedKernel, info: dict[str, Any], spare: bool) -> None:
+        if spare:  # no one's kernel yet: it ends (the pool is filled anew)
+            self._dispose(hk)
+            return
+        self.kernels[hk.id] = hk
+        self.log.info(
+            "re-adopted kernel {id} (interpreter pid {pid})", id=hk.id, pid=info.get("pid")
+        )
+
+    def _orphan_gone(self, hk: HostedKernel, why: Failure) -> None:
+        assert hk.durable is not None
+        self.log.warn(
+            "kernel {id} not re-adopted: {why}", id=hk.id, why=why.getErrorMessage()[:200]
+        )
+        hk.kernel.shutdown()
+        hk.durable.journal.remove()
+        remove_kernel_dir(hk.durable.directory)
+        hk.attachments.close(hk.id)

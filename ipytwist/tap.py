@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 log = Logger()
 
 
+_ORPHAN_HELP = "Seconds a kernel with no service waits for the next, then ends with its children."
+
+
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = "Host IPython kernels for Jupyter clients over ZeroMQ, REST and WebSocket."
@@ -50,6 +53,7 @@ class Options(usage.Options):
             "A client's shutdown_request ends (with restart: restarts) a hosted kernel "
             "for everyone (default: it is answered and the kernel is left as it is).",
         ],
+        ["keep-kernels", None, "SIGTERM leaves the kernels running for the next start."],
     ]
     optParameters = [
         [
@@ -123,6 +127,7 @@ class Options(usage.Options):
             "Seconds a client has to send a request's headers.",
             float,
         ],
+        ["orphan-timeout", None, Config.orphan_timeout, _ORPHAN_HELP, float],
         [
             "max-message-bytes",
             None,
@@ -148,8 +153,9 @@ class Options(usage.Options):
         for key in ("max-kernels", "prespawn", "cull-idle", "max-starting"):
             if self[key] < 0:
                 raise usage.UsageError(f"--{key} must be >= 0")
-        if self["header-timeout"] <= 0:
-            raise usage.UsageError("--header-timeout must be > 0")
+        for key in ("header-timeout", "orphan-timeout"):
+            if self[key] <= 0:
+                raise usage.UsageError(f"--{key} must be > 0")
         for key in ("replay-messages", "replay-bytes", "transcript-bytes", "max-message-bytes"):
             if self[key] < 1:
                 raise usage.UsageError(f"--{key} must be >= 1")
@@ -173,6 +179,8 @@ class Options(usage.Options):
             max_message_bytes=self["max-message-bytes"],
             allow_origins=tuple(self["allow-origin"]),
             header_timeout=self["header-timeout"],
+            keep_kernels=bool(self["keep-kernels"]),
+            orphan_timeout=self["orphan-timeout"],
         )
 
 
@@ -364,7 +372,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     host = KernelHost(
         reactor,
         config,
-        provisioner=choose_provisioner(reactor, options["state-dir"]),
+        provisioner=choose_provisioner(reactor, config.state_dir, config.orphan_timeout),
         transports=[ZmqTransport(reactor, config), sockets],
     )
     _child(host, top)  # started first, stopped last

@@ -31,6 +31,7 @@ from .publish import Publisher
 from .queue import RequestQueue
 from .replies import aborted_content, static_reply
 from .requests import WORKER_REQUESTS, Request, Requester, is_execute, worker_record, worker_runner
+from .resume import Resumable
 from .state import ExecutionState, State
 from .stdin import InputRouter
 from .supervisor import Provisioner, Worker, WorkerSupervisor
@@ -38,7 +39,7 @@ from .supervisor import Provisioner, Worker, WorkerSupervisor
 __all__ = ["Kernel"]
 
 
-class Kernel:
+class Kernel(Resumable):
     """Request queue, busy/idle, parent headers, output fan-out, interrupt, restart."""
 
     log = Logger()
@@ -56,11 +57,12 @@ class Kernel:
         on_request: Callable[[Message, str], None] | None = None,
         on_shutdown_request: Callable[[bool], object] | None = None,
         debug_connect: Connect | None = None,
+        session: str | None = None,
     ) -> None:
         self.reactor = reactor
         self.id = kernel_id or str(uuid.uuid4())
         self.name = name
-        self.session = uuid.uuid4().hex
+        self.session = session or uuid.uuid4().hex
         #: Requests ignored for what they are: a few lines at a time, then a summary.
         self.rejects = LimitedLog(self.log, reactor)
         self.output_log = output_log or OutputLog()

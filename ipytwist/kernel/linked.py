@@ -6,9 +6,11 @@ keeper) on a Unix socket it binds in its directory, and connects to it;
 on that connection.  The keeper has already put output and events in order, so
 they go to the listener as they come.  The service's default;
 ``IPYTWIST_WORKER_LINK=pipes`` keeps the pipes (the standalone kernel keeps them
-unless told ``socket``).  Not yet: re-adoption, the kernel's record file, a kernel
-id for the handshake (a fresh id per worker for now), acks only once the log has
-made items safe (they are acked as taken).
+unless told ``socket``).  A hosted kernel's link is a :class:`KernelLink`: the
+kernel's own id, socket and secret (its record, :mod:`.record`), its keeper
+started anew at each restart of the interpreter, or re-adopted by a new service.
+An item from the keeper is acked only once it is *settled* (the kernel has
+published everything it produced) and then told as safe (the journal holds it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
@@ -28,12 +31,13 @@ from twisted.python.failure import Failure
 from ..framing import FramingError, RecordDecoder, record_parts
 from ..link.end import LinkEnd
 from ..link.endpoint import LinkClientEndpoint
+from ..link.shake import LinkRefused
 from ..link.wire import (
     LINK_WINDOW,
     Frame,
+    Inbound,
     Kind,
     LinkError,
-    encode_frame,
     json_body,
     parse_json_body,
     parse_output,
@@ -59,8 +63,21 @@ _NAMES = {1: "stdout", 2: "stderr"}
 #: Acks wait this long for a request to ride on, or until this much was read.
 ACK_DELAY = 0.02
 ACK_BYTES = LINK_WINDOW // 4
-#: No service re-adopts a keeper yet, so an orphan has nothing to wait for: it ends soon.
-PROTOTYPE_ORPHAN = 5.0
+#: Seconds a keeper with no service waits for one before it ends its interpreter.
+DEFAULT_ORPHAN_TIMEOUT = 3600.0
+
+
+def always() -> bool:
+    """Settled, always (a worker whose output no one waits to publish)."""
+    return True
+
+
+def nowhere(stream: str, seq: int) -> None:
+    """Safe items told to no one (no journal)."""
+
+
+def nothing() -> None:
+    """Nothing held to publish."""
 
 
 class LinkedWorker(Protocol):
@@ -69,17 +86,37 @@ class LinkedWorker(Protocol):
     log = Logger()
 
     def __init__(
-        self, listener: WorkerListener, secret: bytes, kernel_id: str, clock: Clock
+        self,
+        listener: WorkerListener,
+        secret: bytes,
+        kernel_id: str,
+        clock: Clock,
+        inbound: Inbound | None = None,
     ) -> None:
         self.listener = listener
         self.clock = clock
         self._unacked = 0
         self._ack_call: IDelayedCall | None = None
-        self.end = LinkEnd(False, secret, kernel_id)
+        self.end = LinkEnd(False, secret, kernel_id, inbound=inbound)
         self.ended: Deferred[str] = Deferred()
+        #: Fires with what the keeper said of itself once the handshake is done; fails
+        #: if the link never gets that far.
+        self.linked: Deferred[dict[str, object]] = Deferred()
         self.alive = True
+        #: The service leaves this keeper running (--keep-kernels): its link just closes.
+        self.detached = False
         self.keeper: KeeperProcess | None = None
         self._feeder: PipeFeeder | None = None
+        #: Whether everything taken so far has been published (none pending in the kernel).
+        self.settled: Callable[[], bool] = always
+        #: Publishes what the kernel holds now (before an ack: under a steady flood the
+        #: coalescer is seldom empty when looked at, and acks must not wait for that).
+        self.publish: Callable[[], None] = nothing
+        #: Told ``(keeper's stream, seq)`` once every item up to seq is published.
+        self.on_safe: Callable[[str, int], None] = nowhere
+        self._told = self.end.inbound.taken  # (a journal's position is safe already)
+        #: The last item handed to the kernel (a batch is taken whole, then handed over).
+        self._handed = self.end.inbound.taken
 
     @property
     def pid(self) -> int | None:
@@ -96,28 +133,61 @@ class LinkedWorker(Protocol):
         try:
             write, frames = self.end.data_received(data)
         except LinkError as e:
-            self.log.error("worker link: {why}; ending the worker", why=str(e))
-            self.kill()
+            self._refused(e)
             return
         self._write(write)
+        if self.end.authenticated and not self.linked.called:
+            self._told = min(self._told, self.end.inbound.taken)  # (another stream: 0)
+            self._handed = min(self._handed, self.end.inbound.taken)
+            self.linked.callback(dict(self.end.peer_info))
         for frame in frames:
             self._take(frame)
+            self._handed = frame.seq
+        self.tell_safe()
         # Acks ride on the next request, or go out in a while, or at once past a quarter
         # of the window: an ack per read would wake the keeper once per read.
-        self.end.acknowledge(self.end.inbound.taken)
         self._unacked += len(data)
         if self._unacked >= ACK_BYTES:
             self._send_ack()
-        elif self._ack_call is None:
+        elif self._ack_call is None and self.end.inbound.taken > self.end.safe:
             self._ack_call = self.clock.callLater(ACK_DELAY, self._send_ack)
+
+    def _refused(self, e: LinkError) -> None:
+        """A failed handshake or a broken link: one line; a keeper that cannot be
+        served (another version) gets a ``REFUSE``, which ends it and its group."""
+        self.log.error("worker link of kernel {id}: {why}", id=self.end.kernel_id, why=str(e))
+        if isinstance(e, LinkRefused) and e.frame:
+            self._write(e.frame)
+        self.unreached(Failure(e))
+        if self.transport is not None:
+            self.transport.loseConnection()
+        if self.keeper is not None:
+            self.keeper.kill()
+
+    def tell_safe(self) -> None:
+        """What was handed to the kernel is safe once it is all published (called as
+        the kernel publishes, and after each read): the journal is told at once, so a
+        new service resumes right after it, with no repeat."""
+        handed = self._handed
+        if handed > self._told and self.settled():
+            self.on_safe(self.end.inbound.stream, handed)
+            self._told = handed
+
+    def _settle(self) -> bytes:
+        """The ``ACK`` to write for what is safe: never beyond what the journal was told
+        (the keeper forgets what is acked)."""
+        self.tell_safe()
+        return self.end.acknowledge(self._told) if self._told > self.end.safe else b""
 
     def _send_ack(self) -> None:
         if self._ack_call is not None and self._ack_call.active():
             self._ack_call.cancel()
         self._ack_call = None
         self._unacked = 0
-        if self.end.authenticated:
-            self._write(encode_frame(Kind.ACK, 0, self.end.safe))
+        self.publish()
+        self._write(self._settle())
+        if self.end.inbound.taken > self._told:  # not settled yet: look again soon
+            self._ack_call = self.clock.callLater(ACK_DELAY, self._send_ack)
 
     def _take(self, frame: Frame) -> None:
         if frame.kind is Kind.OUTPUT:
@@ -145,8 +215,30 @@ class LinkedWorker(Protocol):
         self.ended.callback(description)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        """Twisted: the link is gone (the keeper ended, or will be found by its end)."""
+        """Twisted: the link is gone.  A keeper this service started is then found by
+        its end; one it adopted ended with its interpreter (it never drops a service)."""
         self.end.connection_lost()
+        if self._ack_call is not None and self._ack_call.active():
+            self._ack_call.cancel()
+        self._ack_call = None
+        if not self.linked.called:
+            self.unreached(reason or Failure(LinkError("the link closed")))
+        elif self.keeper is None and not self.detached:
+            self._exited("ended (its keeper closed the link)")
+
+    def unreached(self, why: Failure) -> None:
+        """The keeper was never reached (its socket is gone, refused, or it hung up).
+        One this service started is then found by its end; an adopted one is not there."""
+        if not self.linked.called:
+            self.alive = self.alive and self.keeper is not None
+            self.linked.errback(why)
+
+    def detach(self) -> None:
+        """Close the link, leaving the keeper and its interpreter running."""
+        self.detached = True
+        self._write(self._settle())
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def keeper_ended(self, reason: Failure) -> None:
         """The keeper process ended; without an ``EXITED``, so did the interpreter."""
@@ -166,6 +258,7 @@ class LinkedWorker(Protocol):
     def send(self, record: dict[str, Any]) -> None:
         """A request record for the interpreter (kept until the keeper acks it)."""
         if self.alive:
+            self._settle()  # the ack rides on the request (its frame is not needed)
             self._write(self.end.send(Kind.REQUEST, tuple(record_parts(record))))
 
     def _control(self, **control: Any) -> None:
@@ -240,7 +333,7 @@ class LinkProvisioner:
         self,
         reactor: ProcessReactor,
         directory: str,
-        orphan_timeout: float = PROTOTYPE_ORPHAN,
+        orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
         durable: bool = True,
     ) -> None:
         self.reactor = reactor
@@ -250,13 +343,23 @@ class LinkProvisioner:
         self.durable = durable
 
     def start(self, listener: WorkerListener) -> LinkedWorker:
-        """Bind the socket, start the keeper on it, connect."""
+        """A worker of its own (a fresh id, socket and secret), not recorded."""
         kernel_id = secrets.token_hex(8)
-        secret = secrets.token_bytes(32)
         path = os.path.join(self.directory, kernel_id, "link.sock")
         os.makedirs(os.path.dirname(path), mode=0o700)
+        return self.spawn(listener, path, secrets.token_bytes(32), kernel_id)
+
+    def spawn(
+        self, listener: WorkerListener, path: str, secret: bytes, kernel_id: str
+    ) -> LinkedWorker:
+        """Bind the socket (a stale one goes first), start the keeper on it, connect."""
+        try:
+            os.unlink(path)  # a keeper before this one (a restart), gone or going
+        except FileNotFoundError:
+            pass
         listen, r = prepare_link(path, secret)
         worker = LinkedWorker(listener, secret, kernel_id, self.reactor)
+        worker.linked.addErrback(lambda _: None)  # its keeper's end reports it
         keeper = worker.keeper = KeeperProcess(worker)
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
         env.update(
@@ -281,11 +384,17 @@ class LinkProvisioner:
 
 
 def choose_provisioner(
-    reactor: ProcessReactor, state_dir: str, durable: bool = True, default: str = "socket"
+    reactor: ProcessReactor,
+    state_dir: str,
+    orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
+    durable: bool = True,
+    default: str = "socket",
 ) -> Provisioner:
     """Keepers on sockets in ``STATE/kernels`` (``IPYTWIST_WORKER_LINK=socket``) or
     today's pipes (``pipes``, :class:`~ipytwist.kernel.process.LocalProvisioner`); unset,
     ``default``.  Not ``durable``: the keepers end with this process."""
     if os.environ.get(LINK_ENV, default) == "socket":
-        return LinkProvisioner(reactor, os.path.join(state_dir, "kernels"), durable=durable)
+        return LinkProvisioner(
+            reactor, os.path.join(state_dir, "kernels"), orphan_timeout, durable=durable
+        )
     return LocalProvisioner(reactor)

@@ -59,6 +59,11 @@ class OutputCoalescer:
             delay = max(0.0, self._last_flush + self.interval - self.clock.seconds())
             self._call = self.clock.callLater(delay, self._timed_flush)
 
+    @property
+    def pending(self) -> bool:
+        """Whether output is collected and not yet emitted."""
+        return bool(self._parts)
+
     def _timed_flush(self) -> None:
         self._call = None
         self.flush()

@@ -33,9 +33,13 @@ class QueuedWorker:
     its place to the next worker in the queue.
     """
 
-    def __init__(self, limit: StartLimit, listener: WorkerListener) -> None:
+    def __init__(
+        self, limit: StartLimit, listener: WorkerListener, provisioner: Provisioner | None = None
+    ) -> None:
         self.limit = limit
         self.listener = listener
+        #: What starts it (None: the limit's own provisioner).
+        self.provisioner = provisioner
         #: The started worker, once it is this one's turn.
         self.started: Worker | None = None
         self._output_paused = False
@@ -47,7 +51,7 @@ class QueuedWorker:
 
     def launch(self, provisioner: Provisioner) -> None:
         """Its turn: start the worker (it starts with the output gate's state)."""
-        self.started = provisioner.start(self)
+        self.started = (self.provisioner or provisioner).start(self)
         if self._output_paused:
             self.started.pause_output()
 
@@ -124,10 +128,16 @@ class StartLimit:
         #: Workers started in all (a figure for the operator and the tests).
         self.started = 0
 
-    def start(self, listener: WorkerListener) -> QueuedWorker:
+    def via(self, provisioner: Provisioner) -> Provisioner:
+        """A provisioner whose workers ``provisioner`` starts, in this limit's turn."""
+        return _Via(self, provisioner)
+
+    def start(
+        self, listener: WorkerListener, provisioner: Provisioner | None = None
+    ) -> QueuedWorker:
         """A worker for ``listener``: started now if fewer than ``limit`` are starting,
         else when its turn comes.  Starting it now may raise, as the provisioner does."""
-        worker = QueuedWorker(self, listener)
+        worker = QueuedWorker(self, listener, provisioner)
         if len(self.starting) < self.limit and not self.waiting:
             self.starting.append(worker)
             try:
@@ -163,3 +173,15 @@ class StartLimit:
     def _launch(self, worker: QueuedWorker) -> None:
         self.started += 1
         worker.launch(self.provisioner)
+
+
+class _Via:
+    """:meth:`StartLimit.via`: another provisioner's workers, in the limit's turn."""
+
+    def __init__(self, limit: StartLimit, provisioner: Provisioner) -> None:
+        self.limit = limit
+        self.provisioner = provisioner
+
+    def start(self, listener: WorkerListener) -> QueuedWorker:
+        """A worker for ``listener``, started by the given provisioner in its turn."""
+        return self.limit.start(listener, self.provisioner)

@@ -168,6 +168,20 @@ class WorkerSupervisor:
         self.worker = link.worker = self.provisioner.start(link)
         self.gate.attach(self.worker)
 
+    def adopt(self, make: Callable[[WorkerListener], Worker]) -> Worker:
+        """Take on a worker that runs already (``make`` connects to it, given the
+        listener); it is ready once :meth:`adopted` is called."""
+        self.ready = False
+        link = _Link(self)
+        self.worker = link.worker = make(link)
+        self.gate.attach(self.worker)
+        return self.worker
+
+    def adopted(self) -> None:
+        """The adopted worker is reached: it can run code."""
+        if self.worker is not None and not self.ready:
+            self._ready()
+
     def when_ready(self) -> Deferred[None]:
         """Fires once the current worker can run code."""
         if self.ready:

@@ -80,11 +80,14 @@ class Keeper:
         interpreter: tuple[str, int, dict[int, int], int],
     ) -> None:
         self.listen = listen
-        self.path = str(listen.getsockname())
+        self.path = ""
+        #: The socket file's inode: a later keeper of the kernel may take its path.
+        self.inode: int | None = None
+        self.at(str(listen.getsockname()))
         self.orphan_timeout = orphan_timeout
         token, self.pid, self.readers, req_w = interpreter
         self.link = LinkEnd(True, secret, kernel_id)
-        self.link.info = {"pid": self.pid}
+        self.link.info = {"pid": self.pid, "keeper": os.getpid()}
         self.sync = PipeSync(sync_marker(token), self._output)
         self.splitter = RecordSplitter()
         self.sel = selectors.DefaultSelector()
@@ -375,14 +378,28 @@ class Keeper:
     def _child_changed(self, signum: int, frame: object) -> None:
         self._child_signalled = True
 
+    def at(self, path: str) -> None:
+        """The socket file is ``path`` (its real path, when the socket was bound through
+        a directory's descriptor)."""
+        self.path = path
+        try:
+            self.inode = os.stat(path).st_ino
+        except OSError:
+            self.inode = None
+
     def remove_socket(self) -> None:
-        """The socket file goes with the keeper (no service could reach it any more), and
-        the kernel's directory if nothing else is in it."""
-        for remove, path in ((os.unlink, self.path), (os.rmdir, os.path.dirname(self.path))):
-            try:
-                remove(path)
-            except OSError:
-                pass
+        """The socket file goes with the keeper (no service could reach it any more),
+        unless a later keeper of the kernel took its path; and the kernel's directory
+        if nothing else is in it."""
+        try:
+            if self.inode is not None and os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        try:
+            os.rmdir(os.path.dirname(self.path))
+        except OSError:
+            pass
 
     def _done(self) -> bool:
         """The interpreter has ended and its end was taken, or the service that asked

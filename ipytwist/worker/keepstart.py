@@ -102,7 +102,8 @@ def enter() -> int | None:
         listen.detach()  # (closed with the rest above fd 4)
         return None
     keeper = Keeper(listen, secret, kernel_id, timeout, (token, pid, readers, req_w))
-    keeper.path = path or keeper.path
+    if path:
+        keeper.at(path)
     try:
         return keeper.run()
     finally:

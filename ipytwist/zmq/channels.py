@@ -35,6 +35,21 @@ PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port
 #: (ZeroMQ's default, as with ipykernel).  Stream messages are at most 64 Ki chars.
 IOPUB_HWM = 1000
 
+
+def _kernel_ports() -> tuple[int, int]:
+    """Where a kernel's ports are picked: below the range the system gives outgoing
+    connections, so that none of them holds a kernel's port when a new service binds it
+    again (re-adoption); ZeroMQ's own range where that range is unknown or too low."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            start = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152, 65536
+    return (start - 10_000, start) if start > 11_024 else (49152, 65536)
+
+
+#: The range a kernel's ports are picked from (see _kernel_ports).
+KERNEL_PORTS = _kernel_ports()
 #: A ZeroMQ client not heard from (heartbeat, request) for this long is gone.
 CLIENT_GONE_AFTER = 30.0
 
@@ -131,9 +146,14 @@ class ZmqChannels:
         iopub = self.sockets["iopub"].zmq
         iopub.set(zmq.XPUB_VERBOSE, 1)
         iopub.set(zmq.SNDHWM, IOPUB_HWM)
-        for name, sock in self.sockets.items():
-            key = "hb_port" if name == "hb" else f"{name}_port"
-            self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
+        try:
+            for name, sock in self.sockets.items():
+                key = "hb_port" if name == "hb" else f"{name}_port"
+                self.connection[key] = self._bind(sock, int(connection.get(key) or 0))
+        except zmq.ZMQError:  # a port given is taken: none of these sockets stays
+            for sock in self.sockets.values():
+                sock.shutdown()
+            raise
         kernel.output_log.subscribe(self)
         #: When a client last showed it is there (a request, a subscription, a ping).
         self.last_seen = -1.0
@@ -148,7 +168,8 @@ class ZmqChannels:
             sock.zmq.bind(f"ipc://{ip}-{port}")
             return port
         if port <= 0:
-            return int(sock.zmq.bind_to_random_port(f"tcp://{ip}"))
+            low, high = KERNEL_PORTS
+            return int(sock.zmq.bind_to_random_port(f"tcp://{ip}", low, high))
         sock.zmq.bind(f"tcp://{ip}:{port}")
         return port
 
