@@ -24,11 +24,21 @@ import time
 from ..framing import RecordSplitter, plain_record
 from ..link.end import LinkEnd
 from ..link.shake import LinkRefused
-from ..link.unixpath import bind_unix
 from ..link.wire import Frame, Kind, LinkError, encode_frame, json_body
 from ..pipesync import PipeSync
 from . import EVENT_FD, sync_marker
-from .keepio import FrameQueue, RequestFeed, drain, exit_phrase, log, peer_uid, wakeup_pipe
+from .keepio import (
+    FrameQueue,
+    RequestFeed,
+    drain,
+    exit_phrase,
+    inode_of,
+    log,
+    peer_uid,
+    prepare_link,
+    remove_socket_file,
+    wakeup_pipe,
+)
 
 __all__ = ["DEFAULT_ORPHAN_TIMEOUT", "DIE_WITH_PARENT_ENV", "KERNEL_ENV", "KILL_AFTER"]
 __all__ += ["LINK_FD_ENV", "LINK_PATH_ENV", "ORPHAN_ENV", "SECRET_FD_ENV"]
@@ -55,17 +65,6 @@ _READ = 1 << 16
 #: (an ``ACK`` per request would wake the service once more per request).
 ACK_DELAY = 0.02
 _SHUTDOWN = plain_record({"req": "shutdown"})
-
-
-def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
-    """What a keeper inherits from whoever starts it: the socket listening at ``path``
-    (of any length) and the read end of a pipe that holds ``secret`` (never the
-    environment or argv)."""
-    listen = bind_unix(path)
-    r, w = os.pipe()
-    os.write(w, secret)
-    os.close(w)
-    return listen, r
 
 
 class Keeper:
@@ -379,27 +378,14 @@ class Keeper:
         self._child_signalled = True
 
     def at(self, path: str) -> None:
-        """The socket file is ``path`` (its real path, when the socket was bound through
-        a directory's descriptor)."""
-        self.path = path
-        try:
-            self.inode = os.stat(path).st_ino
-        except OSError:
-            self.inode = None
+        """The socket file is ``path`` (its real path, when bound through a directory's
+        descriptor)."""
+        self.path, self.inode = path, inode_of(path)
 
     def remove_socket(self) -> None:
-        """The socket file goes with the keeper (no service could reach it any more),
-        unless a later keeper of the kernel took its path; and the kernel's directory
-        if nothing else is in it."""
-        try:
-            if self.inode is not None and os.stat(self.path).st_ino == self.inode:
-                os.unlink(self.path)
-        except OSError:
-            pass
-        try:
-            os.rmdir(os.path.dirname(self.path))
-        except OSError:
-            pass
+        """The socket file goes with the keeper, unless a later keeper of the kernel took
+        its path; and the kernel's directory if nothing else is in it."""
+        remove_socket_file(self.path, self.inode)
 
     def _done(self) -> bool:
         """The interpreter has ended and its end was taken, or the service that asked

@@ -15,7 +15,10 @@ import socket
 import struct
 from collections import deque
 
-__all__ = ["FrameQueue", "RequestFeed", "drain", "exit_phrase", "log", "peer_uid", "wakeup_pipe"]
+from ..link.unixpath import bind_unix
+
+__all__ = ["FrameQueue", "RequestFeed", "drain", "exit_phrase", "log", "peer_uid", "prepare_link"]
+__all__ += ["inode_of", "remove_socket_file", "wakeup_pipe"]
 
 #: Parts gathered into one ``sendmsg`` (far below IOV_MAX).
 _GATHER = 64
@@ -153,3 +156,36 @@ class RequestFeed:
                 items[0] = (seq, view[n:])
                 return
             items.popleft()
+
+
+def prepare_link(path: str, secret: bytes) -> tuple[socket.socket, int]:
+    """What a keeper inherits from whoever starts it: the socket listening at ``path``
+    (of any length) and the read end of a pipe that holds ``secret`` (never the
+    environment or argv)."""
+    listen = bind_unix(path)
+    r, w = os.pipe()
+    os.write(w, secret)
+    os.close(w)
+    return listen, r
+
+
+def inode_of(path: str) -> int | None:
+    """The inode of the file at ``path``, if there is one."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def remove_socket_file(path: str, inode: int | None) -> None:
+    """Remove the socket file at ``path`` if it is still ``inode`` (a later keeper of the
+    kernel may have taken the path), then its directory if nothing else is in it."""
+    if inode is not None and inode_of(path) == inode:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass

@@ -50,7 +50,18 @@ class Listener:
         pass
 
 
-class Recording(StringTransport):
+class Taking(StringTransport):
+    """A transport whose peer takes everything at once: the link's pull producer (its
+    feeder) is asked on until it has nothing left, as Twisted asks it each time its
+    buffer is written."""
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        super().registerProducer(producer, streaming)
+        while self.producer is producer:
+            producer.resumeProducing()
+
+
+class Recording(Taking):
     """Writes, in one list with the journal's calls (their order matters)."""
 
     def __init__(self, events: list[Any]) -> None:
@@ -108,7 +119,7 @@ def test_a_steady_flood_is_acked_although_output_is_always_pending_when_read() -
     worker = LinkedWorker(Listener(), SECRET, KID, clock)
     worker.settled = lambda: not pending[0]
     worker.publish = lambda: pending.__setitem__(0, False)
-    transport = StringTransport()
+    transport = Taking()
     worker.makeConnection(transport)
     keeper = LinkEnd(True, SECRET, KID)
     shake(worker, keeper, transport)
@@ -123,7 +134,7 @@ def test_the_journal_is_told_as_soon_as_the_kernel_publishes_not_at_the_next_ack
     """A line printed, then the service killed before its ack timer: the journal must
     already know the line is published (else the next service gets it again)."""
     clock, told = Clock(), []
-    transport = StringTransport()
+    transport = Taking()
     keeper = LinkEnd(True, SECRET, KID)
     workers: list[LinkedWorker] = []
 
@@ -159,7 +170,7 @@ def test_a_keeper_of_another_version_is_refused_and_told_so() -> None:
     worker = LinkedWorker(Listener(), SECRET, KID, Clock())
     failures: list[Any] = []
     worker.linked.addErrback(failures.append)
-    transport = StringTransport()
+    transport = Taking()
     worker.makeConnection(transport)
     hello = {"proto": PROTO, "versions": [99], "nonce": "n" * 32, "kernel_id": KID}
     hello.update(stream="keeper-stream", info={})
@@ -182,7 +193,7 @@ def test_a_new_service_resumes_right_after_what_the_journal_holds() -> None:
     keeper = LinkEnd(True, SECRET, KID, outbound=out, stream="keeper-stream")
     listener = Listener()
     worker = LinkedWorker(listener, SECRET, KID, Clock(), Inbound("keeper-stream", 3))
-    transport = StringTransport()
+    transport = Taking()
     worker.makeConnection(transport)
     shake(worker, keeper, transport)
     assert listener.output == [b"4\n", b"5\n"]

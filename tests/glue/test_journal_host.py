@@ -1,5 +1,5 @@
-"""The host journals every kernel it serves (in process): where, with which modes,
-removed when the kernel ends on purpose; a WebSocket session of a SIGKILLed service,
+"""The host journals every durable kernel (in process, its keepers faked): where, with
+which modes, removed when the kernel ends on purpose; a WebSocket session of a SIGKILLed service,
 reconnecting to a new service that restored the kernel's journal, gets every message
 once, in order, none repeated."""
 
@@ -15,6 +15,26 @@ from test_websocket_inprocess import Socket
 
 from ipytwist.kernel.journal import KernelJournal
 from ipytwist.wire import new_message
+
+
+class FakeLinks:
+    """The host's link provisioner, its keepers faked: a kernel's worker is the fake
+    provisioner's (the socket path and secret are the kernel's record's)."""
+
+    def __init__(self, env: HostEnv) -> None:
+        self.provisioner = env.provisioner
+        self.reactor = env.clock
+
+    def spawn(self, listener: Any, path: str, secret: bytes, kernel_id: str) -> Any:
+        worker = self.provisioner.start(listener)
+        worker.keeper = None
+        return worker
+
+
+def durable_env(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[HostEnv, Any]:
+    env, _, site = make_site_env(tmp_path, monkeypatch)
+    env.host.links = FakeLinks(env)  # type: ignore[assignment]  # (a stand-in)
+    return env, site
 
 
 def kernel_dir(env: HostEnv, kernel_id: str) -> str:
@@ -34,13 +54,14 @@ def lines(ws: Socket) -> list[str]:
 def test_a_served_kernel_is_journaled_0600_in_its_0700_directory_and_delete_removes_it(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, _, site = make_site_env(tmp_path, monkeypatch)
+    env, site = durable_env(tmp_path, monkeypatch)
     hk = env.start_kernel()
     directory = kernel_dir(env, hk.id)
     path = os.path.join(directory, "journal")
     assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(os.path.dirname(directory)).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.join(directory, "kernel.json")).st_mode) == 0o600
     before = os.stat(path).st_size
     line(hk, 1)
     assert os.stat(path).st_size > before  # written as it comes
@@ -48,26 +69,10 @@ def test_a_served_kernel_is_journaled_0600_in_its_0700_directory_and_delete_remo
     assert not os.path.exists(directory)
 
 
-def test_a_kernel_directory_made_by_another_part_is_used_and_left_with_its_files(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env, _, site = make_site_env(tmp_path, monkeypatch)
-    hk = env.host._new(start=False)
-    directory = kernel_dir(env, hk.id)
-    os.makedirs(directory, mode=0o700)
-    with open(os.path.join(directory, "kernel.json"), "w") as f:
-        f.write("{}")
-    env.host._spare.append(hk)
-    served = env.start_kernel()
-    assert served is hk and os.path.exists(os.path.join(directory, "journal"))
-    env.host.shutdown_kernel(hk.id)
-    assert os.listdir(directory) == ["kernel.json"]
-
-
 def test_a_session_reconnecting_to_the_next_service_gets_each_message_once_in_order(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env, _, site = make_site_env(tmp_path, monkeypatch)
+    env, site = durable_env(tmp_path, monkeypatch)
     hk = env.start_kernel()
     path = f"/api/kernels/{hk.id}/channels?session_id=tab"
     tab = Socket(Browser(site), path)
@@ -83,10 +88,10 @@ def test_a_session_reconnecting_to_the_next_service_gets_each_message_once_in_or
         line(hk, n)
     assert lines(tab)[-1] == "line 5\n"
     # SIGKILL: nothing more is written; the next service restores the journal.
-    env2, _, site2 = make_site_env(tmp_path / "next", monkeypatch)
+    env2, site2 = durable_env(tmp_path / "next", monkeypatch)
     hk2 = env2.start_kernel()
-    assert hk2.journal is not None
-    hk2.journal.close()
+    assert hk2.durable is not None
+    hk2.durable.journal.close()
     journal = KernelJournal.open(kernel_dir(env, hk.id), 1 << 20, 10_000, 1 << 20)
     restored = journal.restore(hk2.kernel.output_log, hk2.transcript)
     journal.follow(hk2.kernel, hk2.kernel.output_log, hk2.transcript)
