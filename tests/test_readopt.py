@@ -15,13 +15,10 @@ from benchlib.messages import iopub_of, stream_text
 from benchlib.procs import pid_alive, wait_for
 from benchlib.wsclient import WSClient
 from jupyter_client import BlockingKernelClient
-from support.durable import JOURNAL_IS_STAND_IN, DurableService, durable_base
+from support.durable import DurableService, durable_base
 
 LOOP = "import time\nfor i in range(60):\n    print(f'line {i}', flush=True)\n    time.sleep(0.1)\n"
 LINES = "".join(f"line {i}\n" for i in range(60))
-needs_journal = pytest.mark.xfail(
-    JOURNAL_IS_STAND_IN, reason="needs the journal (persisted log and transcript)", strict=True
-)
 
 
 def _client(svc: DurableService, kernel_id: str) -> BlockingKernelClient:
@@ -130,7 +127,6 @@ def test_the_running_cell_goes_on(restarted) -> None:
     assert not [m for m in restarted["after"] if m["msg_type"] == "execute_reply"]
 
 
-@needs_journal
 def test_a_websocket_reconnecting_with_its_session_gets_every_line_once_in_order(
     restarted,
 ) -> None:
@@ -139,7 +135,6 @@ def test_a_websocket_reconnecting_with_its_session_gets_every_line_once_in_order
     assert got == LINES
 
 
-@needs_journal
 def test_the_transcript_holds_the_cells_from_before(restarted) -> None:
     second, kid = restarted["second"], restarted["kid"]
     notebook = second.request("GET", f"/api/kernels/{kid}/transcript.ipynb")

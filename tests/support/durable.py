@@ -16,12 +16,6 @@ from typing import Any
 from benchlib.procs import pid_alive, wait_for
 from benchlib.servers import Service, checkout_env
 
-from ipytwist.kernel import journal
-
-#: The journal is the stand-in (no output log, transcript or session positions kept):
-#: what needs the real one is expected to fail until it is merged.
-JOURNAL_IS_STAND_IN = "STAND-IN" in (journal.__doc__ or "")
-
 
 class DurableService(Service):
     """A service on keepers (``IPYTWIST_WORKER_LINK=socket``) whose token is the one
