@@ -244,6 +244,10 @@ class Service(ServerProcess):
             self.state_dir,
             "--token",
             self.token,
+            # A run that SIGKILLs a service and starts none after it leaves its kernels
+            # behind: they end within a minute, not the default hour (a given one wins).
+            "--orphan-timeout",
+            "60",
             *self.extra,
         ]
 
