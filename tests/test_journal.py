@@ -247,10 +247,11 @@ def test_a_full_disk_never_stops_the_kernel(
     try:
         r = cell(kernel, "odd", 1)
 
-        def full(fd: int, data: bytes) -> int:
+        def full(fd: int, data: Any) -> int:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr("ipytwist.kernel.journalfile.os.write", full)
+        monkeypatch.setattr("ipytwist.kernel.journalfile.os.writev", full)
         for n in range(3):
             kernel.publish(iopub(r, "stream", name="stdout", text=f"{n}\n"))
         kernel.stdin.echo(r["header"]["msg_id"], "answer\n")

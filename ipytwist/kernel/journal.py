@@ -32,7 +32,7 @@ from typing import Any
 from twisted.logger import Logger
 
 from .envelope import Envelope
-from .journalfile import JournalFile, encode
+from .journalfile import JournalFile, encode, encode_parts
 from .journalkernel import KernelState, Restored
 from .journalrestore import VERSION, Restoring
 from .journalsessions import SessionPositions
@@ -218,23 +218,24 @@ class KernelJournal(Restoring):
         if self.closed or self.failed or self._log is None:
             return
         try:
-            record = encode(kind, payload)
+            head, body = encode_parts(kind, payload)
+            size = len(head) + len(body)
             file = self.file
-            over = file.size + len(record) > self.limit
+            over = file.size + size > self.limit
             if file.rewriting and (over or file.rewritten):
                 self._finish(wait=over)
-            if file.size + len(record) > self.limit:
+            if file.size + size > self.limit:
                 self.compact(before or self._log.end)
                 if kind == b"P":  # the snapshot has the positions
                     return
-                if file.size + len(record) > self.limit:
-                    self._left_out(f"{len(record)} bytes, larger than the journal's room")
+                if file.size + size > self.limit:
+                    self._left_out(f"{size} bytes, larger than the journal's room")
                     return
-            elif not file.rewriting and file.size + len(record) > self.limit * 3 // 4:
+            elif not file.rewriting and file.size + size > self.limit * 3 // 4:
                 if self.compact(before or self._log.end, wait=False) and kind == b"P":
                     return
             at = file.size
-            file.append(record)
+            file.append((head, body))
             if kind == b"M" and before is not None:
                 self._in_file.append((before[0], before[1], at))
         except (TypeError, ValueError) as e:  # orjson's errors: something not JSON

@@ -34,13 +34,19 @@ _CHUNK = 1 << 20
 def encode(kind: bytes, payload: Any, size: int = 0) -> bytes:
     """One record: head and JSON payload (orjson's; what it refuses, lone surrogates,
     as the wire writes it), padded with spaces to ``size`` bytes if shorter."""
+    return b"".join(encode_parts(kind, payload, size))
+
+
+def encode_parts(kind: bytes, payload: Any, size: int = 0) -> tuple[bytes, bytes]:
+    """:func:`encode`'s record as its head and its body, never joined (a 40 MiB image's
+    record would be copied once more)."""
     try:
         body = orjson.dumps(payload, default=json_default)
     except (TypeError, orjson.JSONEncodeError):
         body = dumps(payload)
     if HEAD + len(body) < size:
         body += b" " * (size - HEAD - len(body))
-    return _HEAD.pack(len(body), zlib.crc32(body, zlib.crc32(kind)), kind[0]) + body
+    return _HEAD.pack(len(body), zlib.crc32(body, zlib.crc32(kind)), kind[0]), body
 
 
 Record = tuple[bytes, Any, int]  # kind, payload, where it starts in the file
@@ -103,12 +109,14 @@ class JournalFile:
         self.size = os.fstat(self.fd).st_size
         self._rewrite: _Rewrite | None = None
 
-    def append(self, record: bytes) -> None:
-        """One record, at the end."""
-        written = os.write(self.fd, record)
+    def append(self, record: bytes | tuple[bytes, bytes]) -> None:
+        """One record (or its head and body), at the end."""
+        parts = (record,) if isinstance(record, bytes) else record
+        want = sum(len(p) for p in parts)
+        written = os.writev(self.fd, parts)
         self.size += written
-        if written != len(record):  # a full disk: the rest never lands mid-file
-            raise OSError(f"journal: short write ({written} of {len(record)} bytes)")
+        if written != want:  # a full disk: the rest never lands mid-file
+            raise OSError(f"journal: short write ({written} of {want} bytes)")
 
     def replace(self, records: Iterable[bytes], copy: tuple[int, int] = (0, 0)) -> None:
         """The file becomes ``records`` and then the bytes ``copy`` (start, end) of the
