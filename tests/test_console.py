@@ -103,7 +103,7 @@ def test_attaching_to_a_used_kernel_prompts_its_next_count(
 def test_output_streams_while_the_cell_runs(svc: Service, home: str, kernel_id: str) -> None:
     c = attach(svc, home, kernel_id)
     t0 = time.monotonic()
-    c.run("import time; [print('tick', i, flush=True) or time.sleep(1) for i in range(3)]")
+    c.run("import time; [print('tick', i, flush=True) or time.sleep(0.6) for i in range(3)]")
     c.p.expect("tick 0")
     first = time.monotonic() - t0
     c.p.expect("tick 2")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -116,14 +117,19 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
+def _session_on(name: str) -> dict[str, Any]:
+    with running_kernel(name) as (km, kc):
+        forget_arrived(kc)
+        return session(kc, ours=name == "ipytwist")
+
+
 @pytest.fixture(scope="module")
 def sessions() -> Iterator[dict[str, dict[str, Any]]]:
-    out = {}
-    for name in ("ipytwist", "ipykernel-ref"):
-        with running_kernel(name) as (km, kc):
-            forget_arrived(kc)
-            out[name] = session(kc, ours=name == "ipytwist")
-    yield out
+    """The sequence on ipytwist and on ipykernel, both at once (each a kernel process and
+    a client of its own: neither sees the other)."""
+    names = ("ipytwist", "ipykernel-ref")
+    with ThreadPoolExecutor(len(names)) as pool:
+        yield dict(zip(names, pool.map(_session_on, names), strict=True))
 
 
 def test_kernel_info_offers_the_debugger() -> None:

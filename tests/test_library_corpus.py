@@ -24,7 +24,7 @@ from benchlib.nbcompare import (
     report,
     stored_widget_state,
 )
-from benchlib.nbrun import execute
+from benchlib.nbrun import execute_on
 from support.library_corpus import CELLS
 
 #: label -> kernelspec (tests/conftest.py installs both; ipykernel-ref is ipykernel's
@@ -34,10 +34,9 @@ KERNELS = {"ipykernel": "ipykernel-ref", "ipytwist": "ipytwist"}
 
 @pytest.fixture(scope="module")
 def executed() -> dict[str, nbformat.NotebookNode]:
-    """The corpus, executed once on each kernel with its widget state stored."""
-    return {
-        label: execute(CELLS, kernel, store_widget_state=True) for label, kernel in KERNELS.items()
-    }
+    """The corpus, executed once on each kernel (both at once) with its widget state
+    stored."""
+    return execute_on(CELLS, KERNELS, store_widget_state=True)
 
 
 def test_same_outputs_and_widget_state_as_ipykernel(

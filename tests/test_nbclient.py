@@ -13,7 +13,7 @@ from typing import Any
 import nbformat
 import pytest
 from benchlib.nbcompare import is_png_base64
-from benchlib.nbrun import execute
+from benchlib.nbrun import execute_on
 
 KERNELS = ("ipytwist", "ipykernel-ref")
 
@@ -64,8 +64,8 @@ FD_OUTPUT_CELLS = {"os-system"}
 
 @pytest.fixture(scope="module")
 def executed() -> dict[str, nbformat.NotebookNode]:
-    """The notebook, executed once under each kernel."""
-    return {kernel: execute(CELLS, kernel) for kernel in KERNELS}
+    """The notebook, executed once under each kernel (both at once)."""
+    return execute_on(CELLS, {kernel: kernel for kernel in KERNELS})
 
 
 def _text(value: Any) -> str:

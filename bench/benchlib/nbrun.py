@@ -6,7 +6,8 @@ their notebooks through these, and compare the results with :mod:`benchlib.nbcom
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Mapping, Sequence
 
 import nbformat
 from nbclient import NotebookClient
@@ -19,20 +20,37 @@ def notebook_of(cells: Sequence[tuple[str, str]]) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(
-    cells: Sequence[tuple[str, str]], kernel_name: str, *, store_widget_state: bool = False
-) -> nbformat.NotebookNode:
-    """The notebook of ``cells`` executed on ``kernel_name`` (errors kept as outputs, a
-    minute per cell at most), checked to be a valid notebook."""
-    nb = notebook_of(cells)
-    client = NotebookClient(
-        nb,
+def _client(
+    cells: Sequence[tuple[str, str]], kernel_name: str, store_widget_state: bool
+) -> NotebookClient:
+    """A client of a new notebook of ``cells`` on ``kernel_name`` (errors kept as outputs,
+    a minute per cell at most)."""
+    return NotebookClient(
+        notebook_of(cells),
         kernel_name=kernel_name,
         timeout=60,
         startup_timeout=60,
         allow_errors=True,
         store_widget_state=store_widget_state,
     )
-    client.execute()
-    nbformat.validate(nb)
-    return nb
+
+
+def execute_on(
+    cells: Sequence[tuple[str, str]],
+    kernels: Mapping[str, str],
+    *,
+    store_widget_state: bool = False,
+) -> dict[str, nbformat.NotebookNode]:
+    """The notebook of ``cells`` executed as :func:`execute` does on each kernelspec of
+    ``kernels`` (label: kernelspec), all at once (each kernel runs in a process of its
+    own, one notebook each; the kernels' outputs do not depend on what the others do):
+    label -> its executed notebook."""
+    clients = {label: _client(cells, k, store_widget_state) for label, k in kernels.items()}
+
+    async def run_all() -> None:
+        await asyncio.gather(*(c.async_execute() for c in clients.values()))
+
+    asyncio.run(run_all())
+    for c in clients.values():
+        nbformat.validate(c.nb)
+    return {label: c.nb for label, c in clients.items()}

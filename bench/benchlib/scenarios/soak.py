@@ -150,7 +150,9 @@ class _Soak:
                         self.errors.add("inspect", f"len not found: {content}")
                     else:
                         self.ok("inspect", p)
-            await asyncio.sleep(rng.uniform(0, 2 * SOAK_THINK_SECONDS))
+            think = rng.uniform(0, 2 * SOAK_THINK_SECONDS)
+            if time.monotonic() + think < self.stop_at:  # no pause past the end
+                await asyncio.sleep(think)
 
     async def prefill(self, c: AsyncKernelClient, rng: random.Random) -> None:
         """Fill the kernel's output log and transcript with cells like the workload's,
@@ -255,8 +257,7 @@ class _Soak:
             )
         finally:
             await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-            for kid in kids:
-                await asyncio.to_thread(self.svc.delete_kernel, kid)
+            await asyncio.gather(*(asyncio.to_thread(self.svc.delete_kernel, k) for k in kids))
 
 
 def soak(
