@@ -115,19 +115,12 @@ class RecordDecoder:
     def _next(self) -> Any:
         """The first whole record in the buffer, taken out of it; None if none is whole."""
         buf = self._buf
-        if len(buf) < 4:
+        extent = self.first_extent()
+        if extent is None:
             return None
-        (n,) = _LEN.unpack_from(buf, 0)
-        has_buffers, n = bool(n & _HAS_BUFFERS), n & ~_HAS_BUFFERS
-        if n > self.max_record_bytes:
-            raise FramingError(f"record of {n} bytes is too large")
-        sizes = self._buffer_sizes(4 + n) if has_buffers else []
-        if sizes is None:
-            return None
+        n, sizes, has_buffers = extent
         start = 4 + n + (4 + 4 * len(sizes) if has_buffers else 0)
         end = start + sum(sizes)
-        if len(buf) < end:
-            return None
         with memoryview(buf) as view:
             with view[4 : 4 + n] as record:
                 try:
@@ -148,6 +141,22 @@ class RecordDecoder:
                 raise FramingError("record is not accepted: buffers without an object")
             obj["buffers"] = buffers
         return obj
+
+    def first_extent(self) -> tuple[int, list[int], bool] | None:
+        """The first record's JSON length, its buffers' sizes and whether it has any,
+        once it is whole in the buffer."""
+        buf = self._buf
+        if len(buf) < 4:
+            return None
+        (n,) = _LEN.unpack_from(buf, 0)
+        has_buffers, n = bool(n & _HAS_BUFFERS), n & ~_HAS_BUFFERS
+        if n > self.max_record_bytes:
+            raise FramingError(f"record of {n} bytes is too large")
+        sizes = self._buffer_sizes(4 + n) if has_buffers else []
+        if sizes is None:
+            return None
+        end = 4 + n + (4 + 4 * len(sizes) if has_buffers else 0) + sum(sizes)
+        return (n, sizes, has_buffers) if len(buf) >= end else None
 
     def _buffer_sizes(self, at: int) -> list[int] | None:
         """The sizes of the buffers whose count starts at ``at``, once they are in."""
@@ -183,15 +192,8 @@ class RecordSplitter:
 
     def _end(self) -> int | None:
         """Where the first record ends, once it is whole."""
-        decoder, buf = self._decoder, self._decoder._buf
-        if len(buf) < 4:
+        extent = self._decoder.first_extent()
+        if extent is None:
             return None
-        (n,) = _LEN.unpack_from(buf, 0)
-        has_buffers, n = bool(n & _HAS_BUFFERS), n & ~_HAS_BUFFERS
-        if n > decoder.max_record_bytes:
-            raise FramingError(f"record of {n} bytes is too large")
-        sizes = decoder._buffer_sizes(4 + n) if has_buffers else []
-        if sizes is None:
-            return None
-        end = 4 + n + (4 + 4 * len(sizes) if has_buffers else 0) + sum(sizes)
-        return end if len(buf) >= end else None
+        n, sizes, has_buffers = extent
+        return 4 + n + (4 + 4 * len(sizes) if has_buffers else 0) + sum(sizes)
