@@ -4,13 +4,14 @@ restores is still the live transcript (rewritten compactly) and the newest log."
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_journal import cell, idle, live, logged, restored
-from test_transcript import iopub
+from test_transcript import iopub, req
 from test_widget_state import STATE, opened, updated
 
 from ipytwist.kernel import journalfile
@@ -128,3 +129,19 @@ def test_huge_outputs_are_left_out_with_a_line_and_the_rest_is_kept(
     assert [c["code"] for c in cells] == [c["code"] for c in transcript.to_json()["cells"]]
     assert cells[-1]["outputs"][-1]["text"] == "after 12\n"
     assert logged(log2) == logged(log)[-len(logged(log2)) :]
+
+
+def test_a_storm_of_large_requests_keeps_no_code_in_the_kernel_state(tmp_path: Path) -> None:
+    """100 requests of 1 MiB accepted and not finished (a ZeroMQ storm): the state each
+    snapshot holds keeps their headers, not their code, and silent ones leave their code
+    out of the file too (the transcript has no silent cells)."""
+    kernel, transcript, log, journal = live(tmp_path)
+    code = "#" + "x" * (1 << 20)
+    for _ in range(50):
+        kernel.request(req(code, silent=True))
+    size = os.path.getsize(journal.file.path)
+    assert size < 1 << 20, size
+    for _ in range(50):
+        kernel.request(req(code))
+    state = json.dumps(journal.state.to_json())
+    assert len(journal.state.pending) == 100 and len(state) < 100_000, len(state)

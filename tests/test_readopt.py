@@ -108,6 +108,11 @@ def test_a_client_on_the_old_connection_file_goes_on(restarted) -> None:
         if msg["msg_type"] == "stream":
             out.append(msg["content"]["text"])
 
+    # As after any restart of a kernel, the client first waits until the kernel
+    # answers: ZeroMQ does not promise delivery across its peer's reconnect (a request
+    # sent before it noticed that the old service closed is lost with that connection;
+    # wait_for_ready asks again until it hears back).
+    kc.wait_for_ready(timeout=60)
     try:
         reply = kc.execute_interactive("print(x)", timeout=60, output_hook=hook)
     except TimeoutError:  # (seen once under load: the log says what the service saw)

@@ -157,8 +157,12 @@ class KernelJournal(Restoring):
         if msg.get("header", {}).get("msg_type") != "execute_request":
             return
         stored = {k: msg.get(k) for k in ("header", "parent_header", "metadata", "content")}
-        self.state.request(stored)
-        self._write(b"R", [stored, origin])
+        content = stored["content"] if isinstance(stored["content"], dict) else {}
+        # The kernel's state keeps no code (a storm of 1 MiB requests made each snapshot
+        # 100 MiB); the record keeps it for the transcript, which has no silent cells.
+        bare = {k: v for k, v in content.items() if k != "code"}
+        self.state.request({**stored, "content": bare})
+        self._write(b"R", [{**stored, "content": bare} if bare.get("silent") else stored, origin])
 
     def deliver(self, env: Envelope) -> None:
         """An iopub message published (the output log's Subscriber interface)."""
