@@ -76,7 +76,10 @@ def test_interrupt_and_restart_with_a_slider_alive(svc: Service) -> None:
         v1.until(lambda m: 99 in slider_values([m], sid))
         zmq_until(kc, lambda m: 99 in slider_values([m], sid))
         update = {"method": "update", "state": {"value": 77}, "buffer_paths": []}
-        v1.send("shell", "comm_msg", {"comm_id": sid, "data": update})
+        sent = v1.send("shell", "comm_msg", {"comm_id": sid, "data": update})
+        # Handled (busy/idle around it) before another connection's cell: two
+        # connections' messages have no order between them.
+        v1.until(lambda m: is_status(m, "idle") and m["parent_header"].get("msg_id") == sent)
         reply, got = legacy.execute("print(s.value)")
         assert [m["content"]["text"] for m in got if m["msg_type"] == "stream"] == ["77\n"]
 
