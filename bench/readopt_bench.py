@@ -19,13 +19,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import tempfile
 import time
 from typing import Any
 
 import zmq
-from benchlib.procs import pid_alive, wait_for
+from benchlib.procs import end_keepers, wait_for
 from benchlib.servers import Service, checkout_env
 from jupyter_client.session import Session
 
@@ -68,18 +67,6 @@ def start_kernels(svc: Service, n: int) -> list[str]:
     return ids
 
 
-def keepers(state_dir: str) -> list[int]:
-    pids = []
-    top = os.path.join(state_dir, "kernels")
-    for name in os.listdir(top) if os.path.isdir(top) else []:
-        try:
-            with open(os.path.join(top, name, "kernel.json")) as f:
-                pids.append(json.load(f)["keeper_pid"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return pids
-
-
 def readopt(base: str, n: int) -> dict[str, float]:
     env = checkout_env(os.path.join(base, "ipython"))
     env["IPYTWIST_WORKER_LINK"] = "socket"
@@ -115,9 +102,7 @@ def readopt(base: str, n: int) -> dict[str, float]:
         for svc in (first, second):
             if svc is not None:
                 svc.stop()
-        for pid in keepers(os.path.join(base, "state")):
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGTERM)
+        end_keepers(os.path.join(base, "state"))
 
 
 def main() -> None:

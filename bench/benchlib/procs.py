@@ -4,6 +4,7 @@ polling until something holds."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import signal
 import time
@@ -156,3 +157,29 @@ def kill_leftovers(pids: dict[int, str | None]) -> list[int]:
             except ProcessLookupError:
                 pass
     return killed
+
+
+def keeper_pids(state_dir: str) -> list[int]:
+    """The keepers the kernels' records (``kernels/*/kernel.json``) in ``state_dir`` name."""
+    pids = []
+    top = os.path.join(state_dir, "kernels")
+    for name in os.listdir(top) if os.path.isdir(top) else []:
+        try:
+            with open(os.path.join(top, name, "kernel.json")) as f:
+                pid = json.load(f).get("keeper_pid")
+        except (OSError, ValueError):
+            continue
+        if isinstance(pid, int):
+            pids.append(pid)
+    return pids
+
+
+def end_keepers(state_dir: str) -> None:
+    """SIGTERM every keeper still alive that a record in ``state_dir`` names (each ends
+    its interpreter's group): what a run leaves behind."""
+    for pid in keeper_pids(state_dir):
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from benchlib.procs import pid_alive, wait_for
+from benchlib.procs import end_keepers, wait_for
 from benchlib.servers import Service, checkout_env
 
 
@@ -81,21 +81,6 @@ class DurableService(Service):
         return found
 
 
-def keeper_pids(state_dir: str) -> list[int]:
-    """The keepers the kernels' records name."""
-    pids = []
-    top = os.path.join(state_dir, "kernels")
-    for name in os.listdir(top) if os.path.isdir(top) else []:
-        try:
-            with open(os.path.join(top, name, "kernel.json")) as f:
-                pid = json.load(f).get("keeper_pid")
-        except (OSError, ValueError):
-            continue
-        if isinstance(pid, int):
-            pids.append(pid)
-    return pids
-
-
 @contextmanager
 def durable_base() -> Iterator[str]:
     """A short directory (a socket's path holds 107 bytes) for services and their
@@ -104,10 +89,5 @@ def durable_base() -> Iterator[str]:
     try:
         yield base
     finally:
-        for pid in keeper_pids(os.path.join(base, "state")):
-            if pid_alive(pid):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        end_keepers(os.path.join(base, "state"))
         shutil.rmtree(base, ignore_errors=True)
