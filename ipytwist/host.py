@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from .config import Config
 from .kernel import Kernel, OutputLog
 from .kernel.adopt import Durable, Record, adopt, open_durable
-from .kernel.linked import LinkProvisioner
+from .kernel.linkspawn import LinkProvisioner
 from .kernel.record import kernels_dir, records, remove_kernel_dir, update_record
 from .kernel.startlimit import StartLimit
 from .kernel.supervisor import Provisioner

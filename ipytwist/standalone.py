@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     from .kernel import Kernel
-    from .kernel.linked import choose_provisioner
+    from .kernel.linkspawn import choose_provisioner
 
     predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(args.log_level))
     globalLogBeginner.beginLoggingTo(

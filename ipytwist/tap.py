@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 
 from .config import Config
 from .host import KernelHost
-from .kernel.linked import choose_provisioner
+from .kernel.linkspawn import choose_provisioner
 from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from benchlib.procs import wait_for
 from support.keeperlink import (
     KERNEL,
@@ -21,6 +22,8 @@ from support.keeperlink import (
     stdout,
 )
 
+from ipytwist.framing import encode_record
+from ipytwist.link.shake import LinkRefused
 from ipytwist.link.wire import Inbound, Kind, json_body
 from ipytwist.worker.keeper import (
     DIE_WITH_PARENT_ENV,
@@ -151,3 +154,21 @@ def test_a_standalone_kernels_keeper_ends_with_its_parent(tmp_path: Path) -> Non
         parent.wait()
         if alive(pids[0]):
             os.kill(pids[0], signal.SIGTERM)  # (it ends the interpreter's group)
+
+
+def test_the_keeper_hands_its_request_pipe_to_an_authenticated_service_only(keeper) -> None:
+    """A request written straight into the pipe it hands over is answered like one
+    through the keeper; a peer that fails the handshake gets no descriptor."""
+    _, path = keeper()
+    stranger = Service(path, secret=b"x" * 32)
+    with pytest.raises(LinkRefused):
+        stranger.until(lambda f: True)
+    assert stranger.fds == []
+    service = Service(path)
+    service.execute("1")
+    service.until(is_reply)  # (the PIPE frame came before the reply)
+    assert service.end.pipe_offered and len(service.fds) == 1
+    code = "print('straight in')"
+    os.write(service.fds[0], encode_record({"req": "execute", "content": {"code": code}}))
+    assert stdout(service.until(is_reply)) == "straight in\n"
+    os.close(service.fds[0])

@@ -179,3 +179,39 @@ def test_an_ack_lost_with_a_connection_is_repeated_on_the_next() -> None:
     pair.connect()
     pair.settle()
     assert pair.keeper.out.kept_bytes == 0
+
+
+def _shaken(keeper_versions: tuple[int, ...]) -> tuple[LinkEnd, LinkEnd]:
+    """A keeper speaking ``keeper_versions`` and a service, after their handshake."""
+    keeper = LinkEnd(True, SECRET, KERNEL, versions=keeper_versions)
+    service = LinkEnd(False, SECRET, KERNEL)
+    service.connection_made()
+    to_keeper, _ = service.data_received(keeper.connection_made())
+    welcome, _ = keeper.data_received(b"".join(to_keeper))
+    service.data_received(b"".join(welcome))
+    assert keeper.authenticated and service.authenticated
+    return keeper, service
+
+
+def test_the_request_pipe_is_offered_from_version_2() -> None:
+    """A ``PIPE`` frame tells the service the descriptor that came with it is the
+    interpreter's request pipe; the version the handshake chose is known to both."""
+    keeper, service = _shaken((1, 2))
+    assert keeper.version == service.version == 2
+    assert not service.pipe_offered
+    assert service.data_received(encode_frame(Kind.PIPE, 0, 0)) == ([], [])
+    assert service.pipe_offered
+    service.connection_made()  # a new connection: nothing offered on it yet
+    assert not service.pipe_offered
+
+
+def test_a_pipe_frame_is_refused_on_version_1_and_by_the_keeper() -> None:
+    """A keeper of version 1 has no ``PIPE`` to send: one is a broken link; and a
+    service never offers the keeper anything."""
+    keeper, service = _shaken((1,))
+    assert service.version == 1
+    with pytest.raises(LinkError, match="PIPE frame after the handshake"):
+        service.data_received(encode_frame(Kind.PIPE, 0, 0))
+    keeper, service = _shaken((1, 2))
+    with pytest.raises(LinkError, match="PIPE frame after the handshake"):
+        keeper.data_received(encode_frame(Kind.PIPE, 0, 0))

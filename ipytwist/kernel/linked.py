@@ -1,7 +1,7 @@
 """Workers behind a keeper, over the worker link (docs/durable-kernels.md).
 
-:class:`LinkProvisioner` starts ``python -m ipytwist.worker`` (which forks its
-keeper) on a Unix socket it binds in its directory, and connects to it;
+:class:`~.linkspawn.LinkProvisioner` starts ``python -m ipytwist.worker`` (which
+forks its keeper) on a Unix socket it binds in its directory, and connects to it;
 :class:`LinkedWorker` is the kernel's :class:`~ipytwist.kernel.supervisor.Worker`
 on that connection.  The keeper has already put output and events in order, so
 they go to the listener as they come.  The service's default;
@@ -15,22 +15,24 @@ published everything it produced) and then told as safe (the journal holds it).
 
 from __future__ import annotations
 
-import os
-import secrets
-import sys
+import typing
 from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import connectProtocol
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.protocol import ProcessProtocol, Protocol
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IFileDescriptorReceiver,
+    IPushProducer,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ..framing import FramingError, RecordDecoder, record_parts
 from ..link.end import LinkEnd
-from ..link.endpoint import LinkClientEndpoint
 from ..link.shake import LinkRefused
 from ..link.wire import (
     LINK_WINDOW,
@@ -42,29 +44,29 @@ from ..link.wire import (
     parse_json_body,
     parse_output,
 )
-from ..worker.keeper import (
-    DIE_WITH_PARENT_ENV,
-    KERNEL_ENV,
-    LINK_FD_ENV,
-    LINK_PATH_ENV,
-    ORPHAN_ENV,
-    SECRET_FD_ENV,
-    prepare_link,
-)
+from .directpipe import ATOMIC_BYTES, DirectPipe
 from .pipefeed import PipeFeeder, Writer
-from .process import TOKEN_ENV, Clock, LocalProvisioner, ProcessReactor, describe_exit
-from .supervisor import Provisioner, WorkerListener
+from .process import Clock, describe_exit
+from .supervisor import WorkerListener
 
-__all__ = ["LINK_ENV", "LinkProvisioner", "LinkedWorker"]
 
-#: ``socket`` starts workers behind keepers (the service's default), ``pipes`` as before.
-LINK_ENV = "IPYTWIST_WORKER_LINK"
+class Keeper(typing.Protocol):
+    """The keeper as this service's child (``linkspawn.KeeperProcess``)."""
+
+    @property
+    def pid(self) -> int | None:
+        """The keeper's pid (None once it has ended)."""
+
+    def kill(self) -> None:
+        """SIGTERM to the keeper."""
+
+
+__all__ = ["LinkedWorker"]
+
 _NAMES = {1: "stdout", 2: "stderr"}
 #: Acks wait this long for a request to ride on, or until this much was read.
 ACK_DELAY = 0.02
 ACK_BYTES = LINK_WINDOW // 4
-#: Seconds a keeper with no service waits for one before it ends its interpreter.
-DEFAULT_ORPHAN_TIMEOUT = 3600.0
 
 
 def always() -> bool:
@@ -80,6 +82,7 @@ def nothing() -> None:
     """Nothing held to publish."""
 
 
+@implementer(IFileDescriptorReceiver)
 class LinkedWorker(Protocol):
     """The service's end of one keeper's link."""
 
@@ -105,8 +108,10 @@ class LinkedWorker(Protocol):
         self.alive = True
         #: The service leaves this keeper running (--keep-kernels): its link just closes.
         self.detached = False
-        self.keeper: KeeperProcess | None = None
+        self.keeper: Keeper | None = None
         self._feeder: PipeFeeder | None = None
+        #: The interpreter's request pipe, once the keeper has handed it over.
+        self.direct = DirectPipe()
         #: Whether everything taken so far has been published (none pending in the kernel).
         self.settled: Callable[[], bool] = always
         #: Publishes what the kernel holds now (before an ack: under a steady flood the
@@ -136,6 +141,8 @@ class LinkedWorker(Protocol):
             self._refused(e)
             return
         self._write(write)
+        if self.end.pipe_offered and self.direct.fd is None:
+            self.direct.claim()
         if self.end.authenticated and not self.linked.called:
             self._told = min(self._told, self.end.inbound.taken)  # (another stream: 0)
             self._handed = min(self._handed, self.end.inbound.taken)
@@ -218,6 +225,7 @@ class LinkedWorker(Protocol):
         """Twisted: the link is gone.  A keeper this service started is then found by
         its end; one it adopted ended with its interpreter (it never drops a service)."""
         self.end.connection_lost()
+        self.direct.close()
         if self._ack_call is not None and self._ack_call.active():
             self._ack_call.cancel()
         self._ack_call = None
@@ -255,11 +263,28 @@ class LinkedWorker(Protocol):
 
     # -- the Worker interface ---------------------------------------------------
 
+    def fileDescriptorReceived(self, descriptor: int) -> None:
+        """Twisted: a descriptor came on the link (the request pipe, with ``PIPE``)."""
+        self.direct.received(descriptor)
+
     def send(self, record: dict[str, Any]) -> None:
-        """A request record for the interpreter (kept until the keeper acks it)."""
-        if self.alive:
-            self._settle()  # the ack rides on the request (its frame is not needed)
-            self._write(self.end.send(Kind.REQUEST, tuple(record_parts(record))))
+        """A request record for the interpreter: a small one straight into its pipe while
+        the keeper has written every request before it (and taken every control); else
+        through the keeper, kept until it acks it."""
+        if not self.alive:
+            return
+        parts = tuple(record_parts(record))
+        out = self.end.out
+        if (
+            self.direct.fd is not None
+            and self.end.authenticated
+            and out.acked == out.sent
+            and sum(len(p) for p in parts) <= ATOMIC_BYTES
+            and self.direct.write(b"".join(parts))
+        ):
+            return
+        self._settle()  # the ack rides on the request (its frame is not needed)
+        self._write(self.end.send(Kind.REQUEST, parts))
 
     def _control(self, **control: Any) -> None:
         if self.alive:
@@ -300,101 +325,3 @@ class LinkedWorker(Protocol):
         """Read the link again."""
         if IPushProducer.providedBy(self.transport):
             self.transport.resumeProducing()
-
-
-class KeeperProcess(ProcessProtocol):
-    """The keeper as the service's child (while the service that started it lives)."""
-
-    def __init__(self, worker: LinkedWorker) -> None:
-        self.worker = worker
-
-    def connectionMade(self) -> None:
-        """Twisted: started; its stdin is not used."""
-        if self.transport is not None:
-            self.transport.closeStdin()
-
-    def kill(self) -> None:
-        """SIGTERM to the keeper: it SIGKILLs the interpreter's group, then exits."""
-        try:
-            if self.transport is not None:
-                self.transport.signalProcess("TERM")
-        except Exception:  # gone already: nothing to kill
-            pass
-
-    def processEnded(self, reason: Failure) -> None:
-        """Twisted: the keeper is gone."""
-        self.worker.keeper_ended(reason)
-
-
-class LinkProvisioner:
-    """Start workers behind keepers, each on a socket in ``directory``."""
-
-    def __init__(
-        self,
-        reactor: ProcessReactor,
-        directory: str,
-        orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
-        durable: bool = True,
-    ) -> None:
-        self.reactor = reactor
-        self.directory = directory
-        self.orphan_timeout = orphan_timeout
-        #: False: each keeper ends with this process (PDEATHSIG), no orphan timeout.
-        self.durable = durable
-
-    def start(self, listener: WorkerListener) -> LinkedWorker:
-        """A worker of its own (a fresh id, socket and secret), not recorded."""
-        kernel_id = secrets.token_hex(8)
-        path = os.path.join(self.directory, kernel_id, "link.sock")
-        os.makedirs(os.path.dirname(path), mode=0o700)
-        return self.spawn(listener, path, secrets.token_bytes(32), kernel_id)
-
-    def spawn(
-        self, listener: WorkerListener, path: str, secret: bytes, kernel_id: str
-    ) -> LinkedWorker:
-        """Bind the socket (a stale one goes first), start the keeper on it, connect."""
-        try:
-            os.unlink(path)  # a keeper before this one (a restart), gone or going
-        except FileNotFoundError:
-            pass
-        listen, r = prepare_link(path, secret)
-        worker = LinkedWorker(listener, secret, kernel_id, self.reactor)
-        worker.linked.addErrback(lambda _: None)  # its keeper's end reports it
-        keeper = worker.keeper = KeeperProcess(worker)
-        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-        env.update(
-            {LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r), KERNEL_ENV: kernel_id}
-        )
-        env[LINK_PATH_ENV] = path
-        env.setdefault("PYTHONIOENCODING", "utf-8")
-        env[ORPHAN_ENV] = str(self.orphan_timeout)
-        if not self.durable:
-            env[DIE_WITH_PARENT_ENV] = "1"
-        self.reactor.spawnProcess(
-            keeper,
-            sys.executable,
-            [sys.executable, "-m", "ipytwist.worker"],
-            env=env,
-            childFDs={0: "w", 1: 1, 2: 2, listen.fileno(): listen.fileno(), r: r},
-        )
-        os.close(r)
-        listen.close()
-        connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
-        return worker
-
-
-def choose_provisioner(
-    reactor: ProcessReactor,
-    state_dir: str,
-    orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
-    durable: bool = True,
-    default: str = "socket",
-) -> Provisioner:
-    """Keepers on sockets in ``STATE/kernels`` (``IPYTWIST_WORKER_LINK=socket``) or
-    today's pipes (``pipes``, :class:`~ipytwist.kernel.process.LocalProvisioner`); unset,
-    ``default``.  Not ``durable``: the keepers end with this process."""
-    if os.environ.get(LINK_ENV, default) == "socket":
-        return LinkProvisioner(
-            reactor, os.path.join(state_dir, "kernels"), orphan_timeout, durable=durable
-        )
-    return LocalProvisioner(reactor)

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from .shake import DialerHandshake, LinkRefused, ListenerHandshake
 from .wire import (
     DATA_KINDS,
+    LINK_VERSIONS,
     MAX_FRAME_BYTES,
+    PIPE_VERSION,
     Body,
     Frame,
     FrameDecoder,
@@ -51,6 +53,7 @@ class LinkEnd:
         inbound: Inbound | None = None,
         stream: str = "",
         nonce: Callable[[], str] = _nonce,
+        versions: tuple[int, ...] = LINK_VERSIONS,
     ) -> None:
         self.listener = listener
         self.secret, self.kernel_id = secret, kernel_id
@@ -59,6 +62,7 @@ class LinkEnd:
         self.inbound = inbound or Inbound()
         self.stream = stream or nonce()
         self._nonce = nonce
+        self.versions = versions
         #: The peer's data made safe so far (what the next frame acks).
         self.safe = self.inbound.taken
         self.info: dict[str, object] = {}
@@ -66,6 +70,10 @@ class LinkEnd:
         self._shake: ListenerHandshake | DialerHandshake | None = None
         self._decoder = FrameDecoder()
         self.connected = False
+        #: The version the current connection's handshake chose (0 before one is done).
+        self.version = 0
+        #: The keeper sent a ``PIPE`` frame on this connection (its fd came with it).
+        self.pipe_offered = False
 
     @property
     def authenticated(self) -> bool:
@@ -76,15 +84,16 @@ class LinkEnd:
         """A new connection: what to write first (the keeper's ``HELLO``)."""
         self.connected = True
         self._decoder = FrameDecoder()
+        self.version, self.pipe_offered = 0, False
         if self.listener:
             shake = ListenerHandshake(
-                self.secret, self.kernel_id, self._nonce(), self.stream, self.inbound
+                self.secret, self.kernel_id, self._nonce(), self.stream, self.inbound, self.versions
             )
             shake.info = self.info
             self._shake = shake
             return shake.hello()
         self._shake = DialerHandshake(
-            self.secret, self.kernel_id, self._nonce(), self.stream, self.inbound
+            self.secret, self.kernel_id, self._nonce(), self.stream, self.inbound, self.versions
         )
         return b""
 
@@ -106,6 +115,9 @@ class LinkEnd:
                 continue
             if frame.kind is Kind.REFUSE:
                 raise LinkRefused("refused by the peer")
+            if frame.kind is Kind.PIPE and not self.listener and self.version >= PIPE_VERSION:
+                self.pipe_offered = True
+                continue
             if frame.kind not in DATA_KINDS and frame.kind is not Kind.ACK:
                 raise LinkError(f"{frame.kind.name} frame after the handshake")
             self.out.ack(frame.ack)
@@ -125,6 +137,7 @@ class LinkEnd:
             resumed = done
             self.peer_info = resumed.info
         self._shake = None
+        self.version = resumed.version
         self._decoder.max_frame_bytes = MAX_FRAME_BYTES
         if self.inbound.taken < self.safe:
             self.safe = self.inbound.taken  # a new peer stream: nothing of it is safe yet

@@ -25,6 +25,7 @@ __all__ = [
     "Body",
     "LINK_VERSIONS",
     "LINK_WINDOW",
+    "PIPE_VERSION",
     "PRE_AUTH_FRAME_BYTES",
     "Frame",
     "FrameDecoder",
@@ -40,8 +41,11 @@ __all__ = [
     "parse_output",
 ]
 
-#: The link versions this code speaks.
-LINK_VERSIONS = (1,)
+#: The link versions this code speaks.  2: the keeper gives the service the write end of
+#: the interpreter's request pipe (a ``PIPE`` frame), for small requests written straight in.
+LINK_VERSIONS = (1, 2)
+#: The first version with ``PIPE``.
+PIPE_VERSION = 2
 #: The protocol's name, in ``HELLO``: anything else on the socket is not a keeper.
 PROTO = "ipytwist-link"
 #: Most bytes of unacked data frames a sender keeps before it stops producing.
@@ -64,6 +68,9 @@ class Kind(IntEnum):
     WELCOME = 3
     REFUSE = 4
     ACK = 5
+    #: The keeper to the service (version 2): the interpreter's request pipe, as
+    #: ``SCM_RIGHTS`` on this frame's bytes.
+    PIPE = 6
     EVENT = 16
     OUTPUT = 17
     EXITED = 18

@@ -24,7 +24,7 @@ import time
 from ..framing import RecordSplitter, plain_record
 from ..link.end import LinkEnd
 from ..link.shake import LinkRefused
-from ..link.wire import Frame, Kind, LinkError, encode_frame, json_body
+from ..link.wire import PIPE_VERSION, Frame, Kind, LinkError, encode_frame, json_body
 from ..pipesync import PipeSync
 from . import EVENT_FD, sync_marker
 from .keepio import (
@@ -278,6 +278,7 @@ class Keeper:
         if not data:
             self._drop()
             return
+        shaking = not self.link.authenticated
         try:
             write, frames = self.link.data_received(data)
         except LinkRefused as e:
@@ -294,6 +295,8 @@ class Keeper:
         self.out.add(write)
         if self.link.authenticated:
             self.orphaned_at = None
+            if shaking and self.link.version >= PIPE_VERSION and self.exited is None:
+                self.out.add_with_fd(encode_frame(Kind.PIPE, 0, 0), self.feed.fd)
         for frame in frames:
             self._handle(frame)
 

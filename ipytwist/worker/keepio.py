@@ -87,10 +87,13 @@ def _consume(parts: deque[memoryview], n: int) -> None:
 
 
 class FrameQueue:
-    """Frames waiting for the service's socket, as views of their parts."""
+    """Frames waiting for the service's socket, as views of their parts (a part may carry
+    a descriptor, sent with its first byte)."""
 
     def __init__(self) -> None:
         self.parts: deque[memoryview] = deque()
+        #: Descriptors to send, by the ``id`` of the part they go with (while queued).
+        self._fds: dict[int, int] = {}
 
     def __bool__(self) -> bool:
         return bool(self.parts)
@@ -101,19 +104,43 @@ class FrameQueue:
             if len(part):
                 self.parts.append(memoryview(part).cast("B"))
 
+    def add_with_fd(self, data: bytes, fd: int) -> None:
+        """Queue ``data`` (not empty), with a copy of descriptor ``fd`` on its first byte."""
+        view = memoryview(data).cast("B")
+        self.parts.append(view)
+        self._fds[id(view)] = fd
+
     def clear(self) -> None:
         """The connection is gone: what waits goes out again from the link's kept frames."""
         self.parts.clear()
+        self._fds.clear()
+
+    def _batch(self) -> tuple[list[memoryview], list[tuple[int, int, bytes]]]:
+        """The parts of the next ``sendmsg``: up to the next one with a descriptor, which
+        leads a batch of its own (with its ``SCM_RIGHTS``)."""
+        parts = self.parts
+        fd = self._fds.get(id(parts[0]))
+        if fd is not None:
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
+            return [parts[0]], rights
+        batch = []
+        for i in range(min(len(parts), _GATHER)):
+            if i and self._fds and id(parts[i]) in self._fds:
+                break
+            batch.append(parts[i])
+        return batch, []
 
     def write(self, conn: socket.socket) -> None:
         """Send what the socket takes now; :class:`OSError` if the connection broke."""
         parts = self.parts
         while parts:
-            batch = [parts[i] for i in range(min(len(parts), _GATHER))]
+            batch, rights = self._batch()
             try:
-                n = conn.sendmsg(batch)
+                n = conn.sendmsg(batch, rights)
             except (BlockingIOError, InterruptedError):
                 return
+            if rights:
+                self._fds.pop(id(parts[0]), None)  # (it went with the first byte)
             _consume(parts, n)
             if n < sum(len(p) for p in batch):
                 return  # the socket is full

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from support.fakes import FakeProvisioner, FakeWorker, Iopub
 from support.fakes import Requester as Client
+from support.linkglue import KID, SECRET, Listener, Recording, Taking, acked, shake
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs
 
 from ipytwist.framing import encode_record
@@ -31,60 +31,6 @@ from ipytwist.link.wire import (
     output_body,
 )
 from ipytwist.wire import new_message
-
-SECRET = b"s" * 32
-KID = "kernel-1"
-
-
-class Listener:
-    def __init__(self) -> None:
-        self.output: list[bytes] = []
-
-    def worker_output(self, name: str, data: bytes) -> None:
-        self.output.append(data)
-
-    def worker_event(self, event: dict[str, Any]) -> None:
-        pass
-
-    def worker_exited(self, worker: Any, description: str) -> None:
-        pass
-
-
-class Taking(StringTransport):
-    """A transport whose peer takes everything at once: the link's pull producer (its
-    feeder) is asked on until it has nothing left, as Twisted asks it each time its
-    buffer is written."""
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        super().registerProducer(producer, streaming)
-        while self.producer is producer:
-            producer.resumeProducing()
-
-
-class Recording(Taking):
-    """Writes, in one list with the journal's calls (their order matters)."""
-
-    def __init__(self, events: list[Any]) -> None:
-        super().__init__()
-        self.events = events
-
-    def write(self, data: bytes) -> None:
-        self.events.append(("write", data))
-        super().write(data)
-
-
-def shake(worker: LinkedWorker, keeper: LinkEnd, transport: StringTransport) -> None:
-    """The handshake between the two ends, through the transport."""
-    worker.dataReceived(keeper.connection_made())
-    write, _ = keeper.data_received(transport.value())
-    transport.clear()
-    worker.dataReceived(b"".join(write))
-
-
-def acked(keeper: LinkEnd, transport: StringTransport) -> int:
-    keeper.data_received(transport.value())
-    transport.clear()
-    return keeper.out.acked
 
 
 def test_an_item_is_acked_only_once_published_and_the_journal_was_told_first() -> None:

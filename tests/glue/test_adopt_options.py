@@ -12,7 +12,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
 from ipytwist.host import KernelHost
-from ipytwist.kernel.linked import LINK_ENV, LinkProvisioner
+from ipytwist.kernel.linkspawn import LINK_ENV, LinkProvisioner
 from ipytwist.tap import Options, makeService
 
 

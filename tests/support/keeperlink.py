@@ -3,7 +3,9 @@ stand-in for the service (tests/test_keeper*.py)."""
 
 from __future__ import annotations
 
+import array
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -63,11 +65,13 @@ def keeper_fixture(tmp_path: Path) -> Iterator[Start]:
 class Service:
     """The service's end, blocking: connects, sends, takes frames and acks them."""
 
-    def __init__(self, path: str, inbound: Inbound | None = None) -> None:
+    def __init__(self, path: str, inbound: Inbound | None = None, secret: bytes = SECRET) -> None:
         self.sock = connect_unix(path, timeout=30)
-        self.end = LinkEnd(False, SECRET, KERNEL, inbound=inbound)
+        self.end = LinkEnd(False, secret, KERNEL, inbound=inbound)
         self.end.connection_made()
         self.frames: list[Frame] = []
+        #: Descriptors the keeper sent (its request pipe, with ``PIPE``).
+        self.fds: list[int] = []
 
     def send(self, kind: Kind, body: bytes) -> None:
         self.sock.sendall(b"".join(self.end.send(kind, body)))
@@ -86,7 +90,9 @@ class Service:
         """Frames taken (and acked) up to the first for which ``done`` holds."""
         got: list[Frame] = []
         while True:
-            data = self.sock.recv(1 << 16)
+            data, ancillary, _, _ = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(16))
+            for _, _, cdata in ancillary:
+                self.fds.extend(array.array("i", cdata))
             assert data, "the keeper closed the link"
             write, frames = self.end.data_received(data)
             if write:
