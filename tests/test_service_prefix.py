@@ -9,11 +9,14 @@ import json
 import re
 import sys
 import uuid
+from contextlib import closing
 from typing import Any
 
 import pexpect
 import pytest
 import requests
+from benchlib.servers import JupyterServer
+from benchlib.wsclient import WSClient
 from support.console import console_env
 from support.prefix import BASE, PrefixedService, prefixed_service_fixture
 from websockets.sync.client import connect
@@ -110,3 +113,29 @@ def test_the_console_given_the_prefixed_url(svc: PrefixedService, tmp_path: Any)
             assert c.exitstatus == 0, args
     finally:
         svc.delete_kernel(kid)
+
+
+def test_jupyter_servers_gateway_client_at_the_prefixed_url(
+    svc: PrefixedService, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """JupyterLab's back end with ``--gateway-url`` naming the prefix: its kernels are
+    ours, and a cell runs through its kernel WebSocket."""
+    js = JupyterServer(
+        str(tmp_path_factory.mktemp("prefix-gateway")),
+        f"--gateway-url={svc.url}/",
+        f"--GatewayClient.auth_token={svc.token}",
+    )
+    try:
+        js.start()
+        r = js.api("POST", "/api/kernels", json={"name": "ipytwist"}, timeout=60)
+        assert r.status_code == 201, r.text
+        kid = r.json()["id"]
+        assert kid in [k["id"] for k in svc.api("GET", "/api/kernels").json()]
+        with closing(WSClient.connect(js, kid, timeout=30)) as chan:
+            reply, got = chan.execute("print(6 * 7)", timeout=60)
+        assert reply["content"]["status"] == "ok"
+        streams = [m["content"]["text"] for m in got if m["msg_type"] == "stream"]
+        assert "".join(streams) == "42\n"
+        assert js.api("DELETE", f"/api/kernels/{kid}", timeout=60).status_code == 204
+    finally:
+        js.stop()
