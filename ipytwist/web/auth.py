@@ -6,10 +6,13 @@ import fnmatch
 import hmac
 import secrets
 from collections import OrderedDict
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
+
+from .forwarded import TrustedProxies
 
 COOKIE_NAME = "ipytwist-login"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -67,11 +70,17 @@ class Authenticator:
     """Checks requests against the service token and issued login cookies."""
 
     def __init__(
-        self, token: str, clock: IReactorTime, allow_origins: list[str] | None = None
+        self,
+        token: str,
+        clock: IReactorTime,
+        allow_origins: list[str] | None = None,
+        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.token = token
         self.clock = clock
         self.allow_origins = list(allow_origins or [])
+        #: Whose X-Forwarded-* are believed (ServiceRoot applies them first).
+        self.proxies = TrustedProxies(trusted_proxies, clock)
         self.limiter = FailureLimiter(clock)
         self._logins: OrderedDict[str, float] = OrderedDict()
 
@@ -155,9 +164,16 @@ class Authenticator:
         return self._origin_matches(origin, request)
 
     def _origin_matches(self, origin: str, request: Request) -> bool:
+        # The scheme and host as the client used them (behind a trusted proxy: as it says).
         host = _header(request, b"host")
-        netloc = urlsplit(origin).netloc
-        if host and netloc and hmac.compare_digest(netloc.lower(), host.lower()):
+        parts = urlsplit(origin)
+        scheme = "https" if request.isSecure() else "http"
+        if (
+            host
+            and parts.netloc
+            and parts.scheme.lower() == scheme
+            and hmac.compare_digest(parts.netloc.lower(), host.lower())
+        ):
             return True
         return any(fnmatch.fnmatchcase(origin, pat) for pat in self.allow_origins)
 

@@ -37,6 +37,7 @@ class ServiceRoot(Resource):
 
     def render(self, request: Any) -> Any:
         """Twisted: answer a request; the root routes every path itself."""
+        self.auth.proxies.apply(request)  # behind a trusted proxy: the client's request
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"referrer-policy", b"same-origin")
         parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
