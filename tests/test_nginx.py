@@ -9,6 +9,7 @@ Clients nginx tells apart connect from different loopback addresses (127.0.0.2,
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +25,9 @@ from support.console import console_env
 from support.nginx import Nginx, nginx_in_front
 from support.service import service_fixture
 
-#: The prefix nginx serves ipytwist under. "/" until the service has --base-url; then
-#: "/ipytwist/" (docs/nginx.conf's own) and ``BASE_URL`` below.
-PREFIX = "/"
+#: The prefix nginx serves ipytwist under (docs/nginx.conf's own; "/" works too), and
+#: the service's --base-url for it.
+PREFIX = "/ipytwist/"
 BASE_URL: tuple[str, ...] = () if PREFIX == "/" else ("--base-url", PREFIX)
 
 svc = service_fixture("nginx", "--trusted-proxy", "127.0.0.1", *BASE_URL, *WARM_POOL)
@@ -40,6 +41,12 @@ def front(svc: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
 
 def auth(svc: Service, token: str | None = None) -> dict[str, str]:
     return {"Authorization": f"token {svc.token if token is None else token}"}
+
+
+def start_kernel(front: Nginx, svc: Service) -> str:
+    code, _, body = front.request("POST", "api/kernels", auth(svc), b"{}")
+    assert code == 201, body
+    return str(json.loads(body)["id"])
 
 
 def bad_logins(front: Nginx, svc: Service, source: str, n: int, **headers: str) -> list[int]:
@@ -60,19 +67,18 @@ def test_pages_and_rest_through_nginx(svc: Service, front: Nginx) -> None:
     assert code == 200 and b"<html" in body
     assert f"wss://127.0.0.1:{front.port}" in (r.getheader("content-security-policy") or "")
     assert front.request("GET", "static/style.css")[0] == 200
-    code, _, body = front.request("POST", "api/kernels", auth(svc), b"{}")
-    assert code == 201
+    kernel = start_kernel(front, svc)
     code, _, listed = front.request("GET", "api/kernels", auth(svc))
-    assert code == 200 and body.split(b'"id": ')[1][:38] in listed
+    assert code == 200 and kernel in [k["id"] for k in json.loads(listed)]
+    assert front.request("DELETE", f"api/kernels/{kernel}", auth(svc))[0] == 204
     # Nothing the service answers names the address nginx reached it at.
     for path in ("", "kernels/nope", "api/nope"):
         code, r, body = front.request("GET", path)
         assert f":{svc.port}".encode() not in body + str(r.getheaders()).encode()
 
 
-def test_a_cell_over_the_websocket_through_nginx(
-    svc: Service, front: Nginx, kernel_id: str
-) -> None:
+def test_a_cell_over_the_websocket_through_nginx(svc: Service, front: Nginx) -> None:
+    kernel_id = start_kernel(front, svc)
     through: Any = front  # (a Service's WebSocket address, through nginx)
     through.token = svc.token
     ws = WSClient.connect(
@@ -91,6 +97,7 @@ def test_a_cell_over_the_websocket_through_nginx(
             through, kernel_id, origin="https://evil.example", sslopt={"ca_certs": str(front.cert)}
         )
     assert refused.value.status_code == 403
+    assert front.request("DELETE", f"api/kernels/{kernel_id}", auth(svc))[0] == 204
 
 
 def test_the_console_through_nginx(svc: Service, front: Nginx, tmp_path: Path) -> None:
@@ -135,8 +142,7 @@ def test_without_trusted_proxy_nginx_is_the_client(
             assert bad_logins(front, alone, "127.0.0.3", 1) == [429]
             code, r, _ = front.request("GET", f"?token={alone.token}", source="127.0.0.4")
             assert code == 302 and "; Secure" not in (r.getheader("set-cookie") or "")
-            code, _, body = front.request("POST", "api/kernels", auth(alone), b"{}")
-            kernel = body.split(b'"id": "')[1].split(b'"')[0].decode()
+            kernel = start_kernel(front, alone)
             through: Any = front
             through.token = alone.token
             # The page's origin is not the host and scheme nginx connected with.

@@ -14,10 +14,12 @@ from support.browser import TIMEOUT_MS, last_cell, run
 from support.nginx import Nginx, nginx_in_front
 from support.service import service_fixture
 
-#: As in tests/test_nginx.py: "/ipytwist/" and --base-url once the service has it.
-PREFIX = "/"
+#: As in tests/test_nginx.py: docs/nginx.conf's prefix, the service's --base-url.
+PREFIX = "/ipytwist/"
 
-svc = service_fixture("browser-nginx", "--trusted-proxy", "127.0.0.1", *WARM_POOL)
+svc = service_fixture(
+    "browser-nginx", "--trusted-proxy", "127.0.0.1", "--base-url", PREFIX, *WARM_POOL
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,4 +48,8 @@ def test_the_page_through_nginx_logs_in_starts_a_kernel_and_runs_a_cell(
     run(page, "print(6*7*1000)")
     expect(last_cell(page).locator(".output-stream")).to_have_text("42000")
     assert errors == []
-    svc.delete_kernel(page.url.rsplit("/", 1)[1])
+    kernel = page.url.rsplit("/", 1)[1]
+    assert (
+        front.request("DELETE", f"api/kernels/{kernel}", {"Authorization": f"token {svc.token}"})[0]
+        == 204
+    )

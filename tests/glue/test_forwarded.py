@@ -24,7 +24,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 def proxied_site(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, *trusted: str) -> Browser:
     env: HostEnv = make_host(tmp_path, monkeypatch)
-    auth = Authenticator(TOKEN, env.clock, None, trusted)
+    auth = Authenticator(TOKEN, env.clock, None, trusted_proxies=trusted)
     return Browser(make_site(env.host, auth, env.clock, env.sockets))
 
 
