@@ -350,9 +350,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     _child(host, top)  # started first, stopped last
     # Until the token file is read, a token no one knows (nothing listens before).
     token = given or secrets.token_hex(32)
-    auth = Authenticator(
-        token, reactor, list(config.allow_origins), config.base_url, config.trusted_proxies
-    )
+    auth = Authenticator(token, reactor, list(config.allow_origins), config.base_url)
     site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)

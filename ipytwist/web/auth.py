@@ -6,13 +6,11 @@ import fnmatch
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
-from .forwarded import TrustedProxies
 from .prefix import under_prefix
 
 COOKIE_NAME = "ipytwist-login"
@@ -76,7 +74,6 @@ class Authenticator:
         clock: IReactorTime,
         allow_origins: list[str] | None = None,
         cookie_path: str = "/",
-        trusted_proxies: Iterable[str] = (),
     ) -> None:
         self.token = token
         #: The login cookie's Path: the service's base URL (services under other
@@ -84,8 +81,6 @@ class Authenticator:
         self.cookie_path = cookie_path
         self.clock = clock
         self.allow_origins = list(allow_origins or [])
-        #: Whose X-Forwarded-* are believed (ServiceRoot applies them first).
-        self.proxies = TrustedProxies(trusted_proxies, clock)
         self.limiter = FailureLimiter(clock)
         self._logins: OrderedDict[str, float] = OrderedDict()
 

@@ -23,8 +23,8 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def proxied_site(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, *trusted: str) -> Browser:
-    env: HostEnv = make_host(tmp_path, monkeypatch)
-    auth = Authenticator(TOKEN, env.clock, None, trusted_proxies=trusted)
+    env: HostEnv = make_host(tmp_path, monkeypatch, trusted_proxies=trusted)
+    auth = Authenticator(TOKEN, env.clock)
     return Browser(make_site(env.host, auth, env.clock, env.sockets))
 
 
