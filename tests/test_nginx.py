@@ -124,7 +124,8 @@ def test_the_console_through_nginx(svc: Service, front: Nginx, tmp_path: Path) -
 def test_the_rate_limit_sees_the_client_behind_a_trusted_nginx(svc: Service, front: Nginx) -> None:
     assert bad_logins(front, svc, "127.0.0.2", 10) == [401] * 9 + [429]
     # The same client, whatever it claims in front of what nginx appends.
-    assert bad_logins(front, svc, "127.0.0.2", 1, **{"X-Forwarded-For": "192.0.2.9"}) == [429]
+    for claim in ("192.0.2.9", "not-an-address", "127.0.0.3"):
+        assert bad_logins(front, svc, "127.0.0.2", 1, **{"X-Forwarded-For": claim}) == [429]
     # Another client behind the same nginx is not locked out; a valid token always passes.
     assert bad_logins(front, svc, "127.0.0.3", 1) == [401]
     assert front.request("GET", "api/kernels", auth(svc), source="127.0.0.2")[0] == 200

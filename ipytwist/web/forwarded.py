@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,29 +101,30 @@ def _check(proto: str | None, host: str | None) -> tuple[str | None, str | None]
     return proto, host
 
 
-def x_forwarded(headers: Any) -> list[Hop]:
-    """The hops ``X-Forwarded-For/-Proto/-Host`` describe (the scheme and host: the
-    nearest proxy's word, on its hop)."""
-    raw = headers.getRawHeaders(b"x-forwarded-for")
-    entries = b",".join(raw).decode("latin-1").split(",") if raw else []
-    hops = []
-    for entry in entries:
-        address = _address(entry)
-        if address is None:
-            raise Malformed("for")
-        hops.append(Hop(address))
+def x_forwarded(headers: Any) -> Iterator[Hop]:
+    """The hops ``X-Forwarded-For/-Proto/-Host`` describe, nearest first (the scheme
+    and host: the nearest proxy's word, on its hop); each address read only when the
+    walk reaches it."""
     proto, host = _check(
         _last(headers.getRawHeaders(b"x-forwarded-proto")),
         _last(headers.getRawHeaders(b"x-forwarded-host")),
     )
-    last = hops.pop() if hops else Hop(None)  # (no address: a scheme or host alone)
-    return [*hops, Hop(last.address, proto, host)]
+    raw = headers.getRawHeaders(b"x-forwarded-for")
+    entries = b",".join(raw).decode("latin-1").split(",") if raw else []
+    if not entries:
+        yield Hop(None, proto, host)  # (no address: a scheme or host alone)
+    for n, entry in enumerate(reversed(entries)):
+        address = _address(entry)
+        if address is None:
+            raise Malformed("for")
+        yield Hop(address, proto, host) if n == 0 else Hop(address)
 
 
-def forwarded(headers: Any) -> list[Hop]:
-    """The hops the standard ``Forwarded`` header (RFC 7239) describes."""
-    hops = []
-    for element in b",".join(headers.getRawHeaders(b"forwarded")).decode("latin-1").split(","):
+def forwarded(headers: Any) -> Iterator[Hop]:
+    """The hops the standard ``Forwarded`` header (RFC 7239) describes, nearest first;
+    each element read only when the walk reaches it."""
+    elements = b",".join(headers.getRawHeaders(b"forwarded")).decode("latin-1").split(",")
+    for element in reversed(elements):
         pairs: dict[str, str] = {}
         for part in element.split(";"):
             match = _PAIR.fullmatch(part)
@@ -134,8 +135,7 @@ def forwarded(headers: Any) -> list[Hop]:
                 value = re.sub(r"\\(.)", r"\1", value[1:-1])
             pairs[match.group(1).lower()] = value
         proto, host = _check(pairs.get("proto"), pairs.get("host"))
-        hops.append(Hop(_address(pairs["for"]) if "for" in pairs else None, proto, host))
-    return hops
+        yield Hop(_address(pairs["for"]) if "for" in pairs else None, proto, host)
 
 
 class TrustedProxies:
@@ -153,14 +153,18 @@ class TrustedProxies:
         """Whether ``address`` is one of the trusted proxies."""
         return address is not None and any(address in net for net in self.networks)
 
-    def hops(self, request: Any) -> list[Hop]:
-        """What the request's forwarding headers say (empty: nothing, or unreadable)."""
+    def hops(self, request: Any) -> Iterator[Hop]:
+        """What the request's forwarding headers say, nearest hop first (nothing: no
+        such header); a malformed value ends them, with one line (rate-limited)."""
         headers = request.requestHeaders
+        if any(headers.hasHeader(b"x-forwarded-" + h) for h in (b"for", b"proto", b"host")):
+            walk = x_forwarded(headers)
+        elif headers.hasHeader(b"forwarded"):
+            walk = forwarded(headers)
+        else:
+            return
         try:
-            if any(headers.hasHeader(b"x-forwarded-" + h) for h in (b"for", b"proto", b"host")):
-                return x_forwarded(headers)
-            if headers.hasHeader(b"forwarded"):
-                return forwarded(headers)
+            yield from walk
         except Malformed as e:
             self.bad.warn(
                 "ignored a malformed forwarding header ({what}) from proxy {peer}",
@@ -168,7 +172,6 @@ class TrustedProxies:
                 what=str(e),
                 peer=getattr(request.getClientAddress(), "host", "?"),
             )
-        return []
 
     def apply(self, request: Any) -> None:
         """Make ``request`` the client's, as the trusted proxies in front of it say; a
@@ -180,7 +183,7 @@ class TrustedProxies:
             return
         client: Address = peer
         proto, host = None, None
-        for hop in reversed(self.hops(request)):
+        for hop in self.hops(request):  # walked from the nearest proxy
             proto, host = hop.proto or proto, hop.host or host
             if hop.address is None:
                 break  # (none, ``unknown``, or hidden): the last proxy is all we know

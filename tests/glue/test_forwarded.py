@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from glue_fakes import TOKEN, Browser, HostEnv, make_host
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.usage import UsageError
 from twisted.web.http import Request
@@ -176,8 +177,6 @@ def request_from(peer: str, **headers: str) -> Request:
 
 
 def test_the_standard_forwarded_header_and_ipv6(events: list[dict[str, Any]]) -> None:
-    from twisted.internet.task import Clock
-
     proxies = TrustedProxies(["::1", "127.0.0.0/8"], Clock())
     r = request_from("::1", Forwarded='for="[2001:db8::1]:4711";proto=https;host="lab.example.org"')
     proxies.apply(r)
@@ -211,3 +210,20 @@ def test_the_option_takes_addresses_and_networks() -> None:
     for bad in ("localhost", "10.0.0.0/33", "", "1.2.3.4.5"):
         with pytest.raises(UsageError, match="--trusted-proxy"):
             trusted_proxy_option(bad)
+
+
+def test_what_a_client_writes_beyond_itself_is_never_read(events: list[dict[str, Any]]) -> None:
+    """A malformed value left of the client (the client's own writing) changes nothing
+    and is not even logged; one between trusted proxies ends the walk at the last."""
+    proxies = TrustedProxies(["127.0.0.1", "10.0.0.0/8"], Clock())
+    r = request_from("127.0.0.1", X_Forwarded_For="SECRET, [nonsense, 198.51.100.1, 10.0.0.2")
+    proxies.apply(r)
+    assert r.getClientAddress().host == "198.51.100.1" and not events
+    r = request_from("127.0.0.1", X_Forwarded_For="198.51.100.1, SECRET, 10.0.0.2")
+    proxies.apply(r)
+    assert r.getClientAddress().host == "10.0.0.2"
+    r = request_from("127.0.0.1", Forwarded="for=SECRET;;, for=198.51.100.1;proto=https")
+    proxies.apply(r)
+    assert r.getClientAddress().host == "198.51.100.1" and r.isSecure()
+    lines = [formatEvent(e) for e in events]
+    assert len(lines) == 1 and "SECRET" not in lines[0] and "(for)" in lines[0]
