@@ -8,8 +8,10 @@ policy). The proxy says so in ``X-Forwarded-For`` (walked from the right: the fi
 address that is not itself a trusted proxy is the client), ``X-Forwarded-Proto`` and
 ``X-Forwarded-Host``; or, when it sends no ``X-Forwarded-For``, in the standard
 ``Forwarded`` header (``for=``, ``proto=``, ``host=``).  Nothing is trusted by default,
-and these headers from anyone else change nothing.  A malformed value is ignored
-(rate-limited, one line, never the value).
+and these headers from anyone else change nothing.  The headers are read from the
+nearest proxy outwards, only as far as the walk goes: what the client wrote beyond its
+own address is never parsed; a malformed value met before it ends the walk (one line,
+rate-limited, never the value).
 """
 
 from __future__ import annotations
