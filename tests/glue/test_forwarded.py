@@ -16,6 +16,7 @@ from twisted.python.usage import UsageError
 from twisted.web.http import Request
 from twisted.web.test.requesthelper import DummyChannel
 
+from ipytwist.tap import Options
 from ipytwist.web.auth import Authenticator
 from ipytwist.web.forwarded import TrustedProxies, trusted_proxy_option
 from ipytwist.web.site import make_site
@@ -227,3 +228,15 @@ def test_what_a_client_writes_beyond_itself_is_never_read(events: list[dict[str,
     assert r.getClientAddress().host == "198.51.100.1" and r.isSecure()
     lines = [formatEvent(e) for e in events]
     assert len(lines) == 1 and "SECRET" not in lines[0] and "(for)" in lines[0]
+
+
+def test_twistd_takes_the_option_repeated(tmp_path: Any) -> None:
+    options = Options()
+    given = ["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"]
+    options.parseOptions([*given, "--state-dir", str(tmp_path)])
+    assert options.config().trusted_proxies == ("10.0.0.0/8", "::1/128")
+    default = Options()
+    default.parseOptions(["--state-dir", str(tmp_path)])
+    assert default.config().trusted_proxies == ()  # nothing trusted by default
+    with pytest.raises(UsageError, match="--trusted-proxy: 'proxy.example' is not an IP"):
+        Options().parseOptions(["--trusted-proxy", "proxy.example"])
