@@ -6,7 +6,7 @@ looks at it: its client address (the login rate limit, the access log), its sche
 (``Secure`` cookies, same-origin checks) and its host (same-origin checks, the page's
 policy). The proxy says so in ``X-Forwarded-For`` (walked from the right: the first
 address that is not itself a trusted proxy is the client), ``X-Forwarded-Proto`` and
-``X-Forwarded-Host``; or, when it sends no ``X-Forwarded-For``, in the standard
+``X-Forwarded-Host``; or, when it sends none of these, in the standard
 ``Forwarded`` header (``for=``, ``proto=``, ``host=``).  Nothing is trusted by default,
 and these headers from anyone else change nothing.  The headers are read from the
 nearest proxy outwards, only as far as the walk goes: what the client wrote beyond its
@@ -148,9 +148,6 @@ class TrustedProxies:
         self.networks = [parse_network(n) for n in networks]
         self.bad = LimitedLog(log, clock)
 
-    def __bool__(self) -> bool:
-        return bool(self.networks)
-
     def trusts(self, address: Address | None) -> bool:
         """Whether ``address`` is one of the trusted proxies."""
         return address is not None and any(address in net for net in self.networks)
@@ -212,5 +209,5 @@ def _set_host(request: Any, proto: str | None, host: str | None) -> None:
         name, _, digits = host.rpartition(":")
         port = int(digits)
     if not name:  # (no usable Host: the address the request came in on)
-        name, port = getattr(request.getHost(), "host", "localhost"), port
+        name = getattr(request.getHost(), "host", "localhost")
     request.setHost(name.encode("ascii"), port, ssl=secure)
