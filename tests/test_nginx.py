@@ -35,7 +35,7 @@ svc = service_fixture("nginx", "--trusted-proxy", "127.0.0.1", *BASE_URL, *WARM_
 
 @pytest.fixture(scope="module")
 def front(svc: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    with nginx_in_front(tmp_path_factory.mktemp("nginx"), svc.port, PREFIX) as proxy:
+    with nginx_in_front(tmp_path_factory.mktemp("nginx"), svc.port, PREFIX, svc.token) as proxy:
         yield proxy
 
 
@@ -137,7 +137,7 @@ def test_without_trusted_proxy_nginx_is_the_client(
 ) -> None:
     with running_service(tmp_path_factory, "nginx-untrusted", *BASE_URL) as alone:
         tmp = tmp_path_factory.mktemp("nginx-untrusted")
-        with nginx_in_front(tmp, alone.port, PREFIX) as front:
+        with nginx_in_front(tmp, alone.port, PREFIX, alone.token) as front:
             assert bad_logins(front, alone, "127.0.0.2", 10) == [401] * 9 + [429]
             # Every client behind nginx shares its address, and its lockout.
             assert bad_logins(front, alone, "127.0.0.3", 1) == [429]

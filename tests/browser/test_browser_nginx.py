@@ -24,7 +24,7 @@ svc = service_fixture(
 
 @pytest.fixture(scope="module")
 def front(svc: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    with nginx_in_front(tmp_path_factory.mktemp("nginx"), svc.port, PREFIX) as proxy:
+    with nginx_in_front(tmp_path_factory.mktemp("nginx"), svc.port, PREFIX, svc.token) as proxy:
         yield proxy
 
 

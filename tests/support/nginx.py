@@ -61,6 +61,7 @@ def site_config(port: int, upstream: int, cert: Path, key: Path, prefix: str) ->
         ("server 127.0.0.1:8888;", f"server 127.0.0.1:{upstream};"),
         ("/etc/ssl/certs/lab.example.org.pem", str(cert)),
         ("/etc/ssl/private/lab.example.org.key", str(key)),
+        ("/var/log/nginx/ipytwist.access.log", str(cert.parent / "ipytwist.access.log")),
         (f"location {DOC_PREFIX} ", f"location {prefix} "),
     ]:
         assert old in text, f"docs/nginx.conf no longer has {old!r}"
@@ -122,9 +123,10 @@ def _listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> bool:
 
 
 @contextmanager
-def nginx_in_front(tmp: Path, upstream: int, prefix: str) -> Iterator[Nginx]:
+def nginx_in_front(tmp: Path, upstream: int, prefix: str, secret: str) -> Iterator[Nginx]:
     """nginx (no daemon, everything under ``tmp``) in front of 127.0.0.1:``upstream``;
-    stopped after (SIGQUIT, then SIGKILL to its process group)."""
+    stopped after (SIGQUIT, then SIGKILL to its process group), when its logs must
+    have seen requests and hold no ``secret``."""
     need_nginx()
     key, cert = self_signed(tmp)
     port = free_port()
@@ -151,3 +153,8 @@ def nginx_in_front(tmp: Path, upstream: int, prefix: str) -> Iterator[Nginx]:
         except ProcessLookupError:
             pass
         proc.wait()
+    logged = (tmp / "ipytwist.access.log").read_text()
+    assert logged.count("\n") > 1 and "?" not in logged, logged[-2000:]
+    for name in ("ipytwist.access.log", "access.log", "error.log", "nginx.out"):
+        path = tmp / name
+        assert not path.exists() or secret not in path.read_text(), f"{secret!r} in {path}"
