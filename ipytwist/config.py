@@ -40,6 +40,8 @@ class Config:
     #: The largest message accepted from a client, on ZeroMQ and WebSocket alike.
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     allow_origins: tuple[str, ...] = ()
+    #: Reverse proxies (addresses, CIDR networks) whose X-Forwarded-* are believed.
+    trusted_proxies: tuple[str, ...] = ()
     #: Seconds a client has to send a request's headers (slowloris defence).
     header_timeout: float = HEADER_TIMEOUT
     #: SIGTERM leaves the kernels' interpreters running for the next service.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import ipaddress
 import os
 import secrets
 import stat
@@ -17,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from .announce import announce, warn_if_exposed
 from .config import Config
 from .host import KernelHost
 from .kernel.linkspawn import choose_provisioner
@@ -27,6 +27,7 @@ from .statedir import ExitStatus as _ExitStatus
 from .statedir import StateDirLock, StateDirTree
 from .tokenfile import load_or_make_token
 from .web.auth import Authenticator
+from .web.forwarded import trusted_proxy_option
 from .web.prefix import normalise_base_url
 from .web.site import make_site
 from .web.transport import WebSocketTransport
@@ -141,10 +142,16 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["allow-origin"] = []
+        self["trusted-proxy"] = []
 
     def opt_allow_origin(self, pattern: str) -> None:
         """Also accept WebSocket Origins matching this glob pattern (repeatable)."""
         self["allow-origin"].append(pattern)
+
+    def opt_trusted_proxy(self, address: str) -> None:
+        """Believe X-Forwarded-For/-Proto/-Host (or Forwarded) from this IP address or
+        CIDR network only (repeatable; default: from no one)."""
+        self["trusted-proxy"].append(trusted_proxy_option(address))
 
     def postOptions(self) -> None:
         if not self["token"]:
@@ -183,18 +190,12 @@ class Options(usage.Options):
             transcript_bytes=self["transcript-bytes"],
             max_message_bytes=self["max-message-bytes"],
             allow_origins=tuple(self["allow-origin"]),
+            trusted_proxies=tuple(self["trusted-proxy"]),
             header_timeout=self["header-timeout"],
             keep_kernels=bool(self["keep-kernels"]),
             orphan_timeout=self["orphan-timeout"],
             base_url=self["base-url"],
         )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def check_state_dir(path: str) -> None:
@@ -279,12 +280,7 @@ class _Listening(StreamServerEndpointService):
             port=addr.port,
             what=" (every interface)" if everywhere else "",
         )
-        if not self.tls and (everywhere or not _is_loopback(bound)):
-            log.warn(
-                "WARNING: ipytwist is reachable from other machines over plain HTTP: the "
-                "token and all code and output cross the network unencrypted. Listen on "
-                "interface=127.0.0.1, or use an ssl: endpoint."
-            )
+        warn_if_exposed(bound, everywhere, self.tls)
         log.info("state directory: {dir}", dir=self.state_dir)
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         info = {
@@ -300,8 +296,7 @@ class _Listening(StreamServerEndpointService):
             log.critical("ipytwist cannot write {path}: {why}", path=self.info_path, why=e)
             self.exit_status.fail(1)
             return port
-        log.info("ipytwist is serving at {base}/", base=base)
-        log.info("Open {base}/?token={token}", base=base, token=self.token)
+        announce(base + "/", self.token, self.info_path)  # (the token: masked in the log)
         return port
 
     def stopService(self) -> Deferred[None] | None:

@@ -135,9 +135,12 @@ def test_the_access_log_never_shows_a_token() -> None:
     request.clientproto = b"HTTP/1.1"
     request.code = 200
     request.sentLength = 0
+    request.requestHeaders.setRawHeaders(b"referer", [b"http://h/?token=" + TOKEN.encode()])
+    request.requestHeaders.setRawHeaders(b"user-agent", [b"agent-with-token=kept"])
     line = access_log_line("[ts]", request)
     assert TOKEN not in line
     assert "token=[redacted]&y=2" in line and "x=1" in line
+    assert '"http://h/?token=[redacted]" "agent-with-token=kept"' in line
 
 
 def test_login_redirects_stay_on_this_site() -> None:

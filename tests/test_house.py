@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "private": 0,
     "statedir": 0,  # the state directory: its lock, and the service tree that holds it
     "tokenfile": 0,  # the token kept in the state directory
+    "announce": 0,  # what the service says when it listens (the token masked)
     "kernelspec": 0,
     "transport": 3,  # the seam between the host and its transports (knows the kernel)
     "worker": 1,  # the child process: IPython, no Jupyter messages

@@ -164,9 +164,16 @@ class Authenticator:
         return self._origin_matches(origin, request)
 
     def _origin_matches(self, origin: str, request: Request) -> bool:
+        # The scheme and host as the client used them (behind a trusted proxy: as it says).
         host = _header(request, b"host")
-        netloc = urlsplit(origin).netloc
-        if host and netloc and hmac.compare_digest(netloc.lower(), host.lower()):
+        parts = urlsplit(origin)
+        scheme = "https" if request.isSecure() else "http"
+        if (
+            host
+            and parts.netloc
+            and parts.scheme.lower() == scheme
+            and hmac.compare_digest(parts.netloc.lower(), host.lower())
+        ):
             return True
         return any(fnmatch.fnmatchcase(origin, pat) for pat in self.allow_origins)
 

@@ -45,11 +45,18 @@ def redact_uri(uri: bytes) -> bytes:
 
 
 class _Redacted:
-    """A request as the access log sees it: the same, but for its URI."""
+    """A request as the access log sees it: the same, but for its URI and Referer."""
 
     def __init__(self, request: Any) -> None:
         self._request = request
         self.uri = redact_uri(request.uri)
+
+    def getHeader(self, name: bytes) -> bytes | None:
+        """The request's header ``name``; a token in a Referer's URL redacted."""
+        value: bytes | None = self._request.getHeader(name)
+        if value is not None and name.lower() == b"referer":
+            return redact_uri(value)
+        return value
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._request, name)

@@ -71,7 +71,8 @@ _LOGIN = """<main class="login">
 <input id="token" type="password" name="token" autocomplete="current-password" required autofocus>
 <button type="submit" class="primary">Log in</button>
 </form>
-<p class="hint">The service prints its address with the token when it starts.</p>
+<p class="hint">The token is in the service's <code>server.json</code> (in its state
+directory); started in a terminal, the service prints its address with the token.</p>
 </main>"""
 
 _HOME = """<header class="topbar">

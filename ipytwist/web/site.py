@@ -14,6 +14,7 @@ from twisted.web.server import Site
 from ..host import KernelHost
 from .assets import StaticFiles
 from .auth import STATE_CHANGING, Authenticator, client_address, safe_next
+from .forwarded import TrustedProxies
 from .guard import GuardedSite
 from .pages import Pages
 from .prefix import prefix_segments
@@ -33,6 +34,8 @@ class ServiceRoot(Resource):
         self.auth = auth
         self.sockets = sockets
         self.api = KernelsApi(host)
+        #: Whose X-Forwarded-* are believed (--trusted-proxy): applied to each request first.
+        self.proxies = TrustedProxies(host.config.trusted_proxies, auth.clock)
         self.base = host.config.base_url
         self.prefix = prefix_segments(self.base)
         self.static = StaticFiles(base=self.base)
@@ -40,6 +43,7 @@ class ServiceRoot(Resource):
 
     def render(self, request: Any) -> Any:
         """Twisted: answer a request; the root routes every path itself."""
+        self.proxies.apply(request)  # behind a trusted proxy: the client's request
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"referrer-policy", b"same-origin")
         n = len(self.prefix)
