@@ -8,6 +8,7 @@ import secrets
 from collections import OrderedDict
 from urllib.parse import urlsplit
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
@@ -108,8 +109,9 @@ class Authenticator:
                 expires = exp
         return expires is not None and expires > self.clock.seconds()
 
-    def authenticate(self, request: Request) -> str:
-        """How the request is authenticated ("header", "param", "cookie"), or ""."""
+    def authenticate(self, request: Request) -> str | Deferred[str]:
+        """How the request is authenticated ("header", "param", "cookie"), or "" (a
+        Deferred of it from an authenticator that must ask elsewhere: the hub's)."""
         token, via = self.token_from(request)
         if token:
             if self.token_ok(token):
