@@ -46,3 +46,6 @@ class Config:
     keep_kernels: bool = False
     #: Seconds a kernel's keeper waits for a service before it ends its interpreter.
     orphan_timeout: float = ORPHAN_TIMEOUT
+    #: The URL prefix every page, asset, API route and cookie lives under ("/" or
+    #: "/user/alice/": starts and ends with "/", see ``web.prefix``).
+    base_url: str = "/"

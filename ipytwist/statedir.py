@@ -20,13 +20,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorCore
 
-__all__ = ["LOCK_NAME", "StateDirError", "StateDirLock", "StateDirTree"]
+__all__ = ["LOCK_NAME", "ExitStatus", "StateDirError", "StateDirLock", "StateDirTree"]
 
 #: The lock file in the state directory.
 LOCK_NAME = "ipytwist.lock"
@@ -177,3 +180,34 @@ class StateDirTree(MultiService):
             return result
 
         return d.addBoth(release)
+
+
+class ExitStatus(Service):
+    """A clean shutdown on SIGTERM exits 0, as supervisors expect of a stopped service.
+
+    twistd re-raises the signal that stopped the reactor (the process would end
+    "killed by SIGTERM"); once every service has stopped, forget it.
+    """
+
+    def __init__(self, reactor: IReactorCore) -> None:
+        self.reactor = reactor
+        self.code = 0
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.reactor.addSystemEventTrigger("after", "shutdown", self._clear)
+
+    def fail(self, code: int) -> None:
+        """Stop the service; the process exits with ``code`` once everything has stopped."""
+        self.code = code
+        self.reactor.callWhenRunning(self.reactor.stop)
+
+    def _clear(self) -> None:
+        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
+            # twistd re-raises the signal kept in this private attribute of the reactor.
+            self.reactor._exitSignal = None  # type: ignore[attr-defined]  # no public API
+        if self.code:
+            # twistd has no exit status of its own to give: leave with ours.
+            for file in (sys.stdout, sys.stderr):
+                file.flush()
+            os._exit(self.code)

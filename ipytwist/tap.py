@@ -6,16 +6,13 @@ import gc
 import ipaddress
 import os
 import secrets
-import signal
 import stat
-import sys
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -26,9 +23,11 @@ from .kernel.linkspawn import choose_provisioner
 from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json
+from .statedir import ExitStatus as _ExitStatus
 from .statedir import StateDirLock, StateDirTree
 from .tokenfile import load_or_make_token
 from .web.auth import Authenticator
+from .web.prefix import normalise_base_url
 from .web.site import make_site
 from .web.transport import WebSocketTransport
 from .zmq import ZmqTransport
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
 log = Logger()
 
 
+_BASE_URL_HELP = "URL prefix everything is served under, e.g. /user/alice/ (a plain path)."
 _ORPHAN_HELP = "Seconds a kernel with no service waits for the next, then ends with its children."
 
 
@@ -128,6 +128,7 @@ class Options(usage.Options):
             float,
         ],
         ["orphan-timeout", None, Config.orphan_timeout, _ORPHAN_HELP, float],
+        ["base-url", None, Config.base_url, _BASE_URL_HELP],
         [
             "max-message-bytes",
             None,
@@ -162,6 +163,10 @@ class Options(usage.Options):
         if self["transcript-bytes"] < MIN_TRANSCRIPT_BYTES:
             raise usage.UsageError(f"--transcript-bytes must be >= {MIN_TRANSCRIPT_BYTES}")
         check_endpoint(self["listen"])
+        try:
+            self["base-url"] = normalise_base_url(self["base-url"])
+        except ValueError as e:
+            raise usage.UsageError(f"--base-url: {e}") from None
         check_state_dir(self["state-dir"])
 
     def config(self) -> Config:
@@ -181,6 +186,7 @@ class Options(usage.Options):
             header_timeout=self["header-timeout"],
             keep_kernels=bool(self["keep-kernels"]),
             orphan_timeout=self["orphan-timeout"],
+            base_url=self["base-url"],
         )
 
 
@@ -230,6 +236,7 @@ class _Listening(StreamServerEndpointService):
         *,
         description: str = "",
         exit_status: _ExitStatus,
+        base_url: str = "/",
     ):
         StreamServerEndpointService.__init__(self, endpoint, factory)
         self.description = description
@@ -237,6 +244,7 @@ class _Listening(StreamServerEndpointService):
         self.token = token
         self.state_dir = state_dir
         self.tls = tls
+        self.base_url = base_url
         self.info_path = os.path.join(state_dir, "server.json")
 
     def privilegedStartService(self) -> None:
@@ -264,7 +272,7 @@ class _Listening(StreamServerEndpointService):
         host = "127.0.0.1" if everywhere else bound
         if ":" in host:
             host = f"[{host}]"
-        base = f"{'https' if self.tls else 'http'}://{host}:{addr.port}"
+        base = f"{'https' if self.tls else 'http'}://{host}:{addr.port}{self.base_url[:-1]}"
         log.info(
             "listening on {bound} port {port}{what}",
             bound=bound or "*",
@@ -303,37 +311,6 @@ class _Listening(StreamServerEndpointService):
             pass
         stopped: Deferred[None] | None = StreamServerEndpointService.stopService(self)
         return stopped
-
-
-class _ExitStatus(Service):
-    """A clean shutdown on SIGTERM exits 0, as supervisors expect of a stopped service.
-
-    twistd re-raises the signal that stopped the reactor (the process would end
-    "killed by SIGTERM"); once every service has stopped, forget it.
-    """
-
-    def __init__(self, reactor: IReactorCore) -> None:
-        self.reactor = reactor
-        self.code = 0
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self.reactor.addSystemEventTrigger("after", "shutdown", self._clear)
-
-    def fail(self, code: int) -> None:
-        """Stop the service; the process exits with ``code`` once everything has stopped."""
-        self.code = code
-        self.reactor.callWhenRunning(self.reactor.stop)
-
-    def _clear(self) -> None:
-        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
-            # twistd re-raises the signal kept in this private attribute of the reactor.
-            self.reactor._exitSignal = None  # type: ignore[attr-defined]  # no public API
-        if self.code:
-            # twistd has no exit status of its own to give: leave with ours.
-            for file in (sys.stdout, sys.stderr):
-                file.flush()
-            os._exit(self.code)
 
 
 def _child(service: IService, parent: MultiService) -> None:
@@ -378,7 +355,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     _child(host, top)  # started first, stopped last
     # Until the token file is read, a token no one knows (nothing listens before).
     token = given or secrets.token_hex(32)
-    auth = Authenticator(token, reactor, list(config.allow_origins))
+    auth = Authenticator(token, reactor, list(config.allow_origins), config.base_url)
     site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)
@@ -390,6 +367,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
         tls=listen.startswith(("ssl:", "tls:")),
         description=listen,
         exit_status=exit_status,
+        base_url=config.base_url,
     )
     _child(listening, top)
     # What is made so far lives as long as the service (modules, classes, the service

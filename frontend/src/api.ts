@@ -1,6 +1,8 @@
 // The REST calls of the pages (the login cookie authenticates them; a same-origin fetch
 // sends Origin, which the service requires of cookie-authenticated changes).
 
+import { baseUrl } from "./base";
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -43,11 +45,12 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
   return (await response.json()) as T;
 }
 
-export const kernelPath = (id: string): string => `/api/kernels/${encodeURIComponent(id)}`;
+export const kernelPath = (id: string): string =>
+  `${baseUrl()}api/kernels/${encodeURIComponent(id)}`;
 
-export const listKernels = (): Promise<KernelModel[]> => call("GET", "/api/kernels");
+export const listKernels = (): Promise<KernelModel[]> => call("GET", `${baseUrl()}api/kernels`);
 export const getKernel = (id: string): Promise<KernelModel> => call("GET", kernelPath(id));
-export const newKernel = (): Promise<KernelModel> => call("POST", "/api/kernels", {});
+export const newKernel = (): Promise<KernelModel> => call("POST", `${baseUrl()}api/kernels`, {});
 export const interruptKernel = (id: string): Promise<void> => call("POST", `${kernelPath(id)}/interrupt`);
 export const restartKernel = (id: string): Promise<KernelModel> => call("POST", `${kernelPath(id)}/restart`);
 export const shutdownKernel = (id: string): Promise<void> => call("DELETE", kernelPath(id));
@@ -55,4 +58,4 @@ export const clearTranscript = (id: string): Promise<void> => call("DELETE", `${
 
 /** Where to log in again, coming back to this page. */
 export const loginUrl = (): string =>
-  `/login?${new URLSearchParams({ next: location.pathname })}`;
+  `${baseUrl()}login?${new URLSearchParams({ next: location.pathname })}`;

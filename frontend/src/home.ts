@@ -10,6 +10,7 @@ import {
   restartKernel,
   shutdownKernel,
 } from "./api";
+import { baseUrl } from "./base";
 
 const POLL_MS = 5000;
 
@@ -69,7 +70,7 @@ function row(k: KernelModel): HTMLTableRowElement {
   tr.dataset.kernelId = k.id;
   const name = document.createElement("td");
   const link = document.createElement("a");
-  link.href = `/kernels/${k.id}`;
+  link.href = `${baseUrl()}kernels/${k.id}`;
   const code = document.createElement("code");
   code.textContent = short;
   link.append(code);
@@ -92,7 +93,7 @@ function row(k: KernelModel): HTMLTableRowElement {
   actionsCell.append(actions);
   const open = document.createElement("a");
   open.className = "button primary";
-  open.href = `/kernels/${k.id}`;
+  open.href = `${baseUrl()}kernels/${k.id}`;
   open.textContent = "Open";
   open.setAttribute("aria-label", `Open kernel ${short}`);
   actions.append(
@@ -148,7 +149,7 @@ byId("new-kernel").addEventListener("click", async () => {
   say("Starting a kernel…");
   try {
     const k = await newKernel();
-    location.href = `/kernels/${k.id}`;
+    location.href = `${baseUrl()}kernels/${k.id}`;
   } catch (e) {
     failed(e);
   }

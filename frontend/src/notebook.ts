@@ -11,6 +11,7 @@ import {
   loginUrl,
   restartKernel,
 } from "./api";
+import { baseUrl } from "./base";
 import { type CompleteReply, InputEditor } from "./editor";
 import { InputHistory } from "./history";
 import { afterTranscript } from "./merge";
@@ -323,7 +324,7 @@ class NotebookPage {
       window.clearTimeout(this.poller);
       this.socket.stop();
       const link = document.createElement("a");
-      link.href = "/";
+      link.href = baseUrl();
       link.textContent = "The running kernels";
       this.say("This kernel has been shut down.", link);
       this.showState();

@@ -1,6 +1,7 @@
 // The kernel WebSocket: one session id for the page's lifetime, replay from the last
 // iopub message seen, and reconnection (the service replays what was missed).
 
+import { baseUrl } from "./base";
 import { type Message, decodeBinaryFrame, encodeBinaryFrame, makeMessage, uuid } from "./protocol";
 
 export type SocketState = "connecting" | "open" | "reconnecting" | "closed";
@@ -36,7 +37,7 @@ export class KernelSocket {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
     const params = new URLSearchParams({ session_id: this.sessionId });
     if (this.lastSeen) params.set("since_msg_id", this.lastSeen);
-    return `${proto}//${location.host}/api/kernels/${this.kernelId}/channels?${params}`;
+    return `${proto}//${location.host}${baseUrl()}api/kernels/${this.kernelId}/channels?${params}`;
   }
 
   connect(): void {

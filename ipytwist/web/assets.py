@@ -69,16 +69,17 @@ def package_static() -> Traversable:
 
 
 class StaticFiles:
-    """``/static/<name>``: only the files found at start, nothing else on disk."""
+    """``<base>static/<name>``: only the files found at start, nothing else on disk."""
 
-    def __init__(self, folder: Traversable | None = None) -> None:
+    def __init__(self, folder: Traversable | None = None, base: str = "/") -> None:
+        self.base = base
         folder = folder if folder is not None else package_static()
         self.assets = _walk(folder) if folder.is_dir() else {}
 
     def url(self, name: str) -> str:
         """The address of ``name`` at its current version (cacheable for good)."""
         asset = self.assets.get(name)
-        return f"/static/{name}" + (f"?v={asset.version}" if asset else "")
+        return f"{self.base}static/{name}" + (f"?v={asset.version}" if asset else "")
 
     def render(self, request: Request, parts: list[str]) -> bytes:
         """Serve ``parts`` (the path below ``/static/``); GET and HEAD only."""

@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
+from .prefix import under_prefix
+
 COOKIE_NAME = "ipytwist-login"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 MAX_FAILURES = 10
@@ -68,9 +70,16 @@ class Authenticator:
     """Checks requests against the service token and issued login cookies."""
 
     def __init__(
-        self, token: str, clock: IReactorTime, allow_origins: list[str] | None = None
+        self,
+        token: str,
+        clock: IReactorTime,
+        allow_origins: list[str] | None = None,
+        cookie_path: str = "/",
     ) -> None:
         self.token = token
+        #: The login cookie's Path: the service's base URL (services under other
+        #: prefixes of the same host never see it).
+        self.cookie_path = cookie_path
         self.clock = clock
         self.allow_origins = list(allow_origins or [])
         self.limiter = FailureLimiter(clock)
@@ -129,7 +138,7 @@ class Authenticator:
         request.addCookie(
             COOKIE_NAME.encode(),
             value.encode(),
-            path=b"/",
+            path=self.cookie_path.encode(),
             max_age=str(COOKIE_MAX_AGE).encode(),
             httpOnly=True,
             secure=bool(request.isSecure()),
@@ -164,19 +173,20 @@ class Authenticator:
         return any(fnmatch.fnmatchcase(origin, pat) for pat in self.allow_origins)
 
 
-def safe_next(target: str) -> str:
-    """A same-site path to go to after login; anything else (``//host``, ``/\\host``,
-    a scheme, control characters) becomes ``/``."""
+def safe_next(target: str, base: str = "/") -> str:
+    """A path below ``base`` (the service's prefix) to go to after login; anything else
+    (``//host``, ``/\\host``, a scheme, control characters, another prefix, a dot
+    segment climbing out) becomes ``base``."""
     if (
         not target.startswith("/")
         or target[1:2] in ("/", "\\")
         or "\\" in target
         or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target)
     ):
-        return "/"
+        return base
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return "/"
+    if parts.scheme or parts.netloc or not under_prefix(parts.path, base):
+        return base
     return target
 
 

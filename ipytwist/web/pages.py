@@ -65,7 +65,7 @@ _PAGE = """<!doctype html>
 
 _LOGIN = """<main class="login">
 <h1><span class="brand">ipytwist</span></h1>
-{message}<form method="post" action="/login" class="login-form">
+{message}<form method="post" action="{base}login" class="login-form">
 <input type="hidden" name="next" value="{next}">
 <label for="token">Token</label>
 <input id="token" type="password" name="token" autocomplete="current-password" required autofocus>
@@ -75,7 +75,7 @@ _LOGIN = """<main class="login">
 </main>"""
 
 _HOME = """<header class="topbar">
-<a class="brand" href="/">ipytwist</a>
+<a class="brand" href="{base}">ipytwist</a>
 <h1 class="title">Kernels</h1>
 <nav class="toolbar" aria-label="Kernels">
 <button type="button" id="new-kernel" class="primary">New</button>
@@ -100,7 +100,7 @@ same interpreter, and the notebook page shows the cells they run.</p>
 </main>"""
 
 _NOTEBOOK = """<header class="topbar">
-<a class="brand" href="/">ipytwist</a>
+<a class="brand" href="{base}">ipytwist</a>
 <h1 class="title">Kernel <code>{short}</code></h1>
 <div class="kernel-status">
 <span id="kernel-state" class="state" data-state="unknown">\
@@ -110,7 +110,7 @@ _NOTEBOOK = """<header class="topbar">
 <nav class="toolbar" aria-label="Kernel">
 <button type="button" id="interrupt">Interrupt</button>
 <button type="button" id="restart">Restart</button>
-<a id="download" class="button" href="/api/kernels/{id}/transcript.ipynb"
+<a id="download" class="button" href="{base}api/kernels/{id}/transcript.ipynb"
  download>Download .ipynb</a>
 <button type="button" id="clear" aria-label="Clear transcript">\
 Clear<span class="wide-only"> transcript</span></button>
@@ -138,7 +138,7 @@ Clear<span class="wide-only"> transcript</span></button>
 _NOT_FOUND = """<main class="login">
 <h1><span class="brand">ipytwist</span></h1>
 <p>{message}</p>
-<p><a href="/">The running kernels</a></p>
+<p><a href="{base}">The running kernels</a></p>
 </main>"""
 
 
@@ -155,6 +155,7 @@ class Pages:
     def __init__(self, host: KernelHost, static: StaticFiles) -> None:
         self.host = host
         self.static = static
+        self.base = host.config.base_url
 
     def _page(
         self,
@@ -175,9 +176,9 @@ class Pages:
         tag = ""
         if script:
             tag = f'\n<script src="{html.escape(self.static.url(script))}" defer></script>'
-        attrs = "".join(
-            f' data-{name}="{html.escape(value)}"' for name, value in (data or {}).items()
-        )
+        # Every page tells its script the base URL its REST, WebSocket and links live under.
+        data = {"base-url": self.base, **(data or {})}
+        attrs = "".join(f' data-{name}="{html.escape(value)}"' for name, value in data.items())
         return _PAGE.format(
             title=html.escape(title),
             favicon=html.escape(self.static.url("favicon.svg")),
@@ -188,26 +189,31 @@ class Pages:
             body=body,
         ).encode()
 
+    @property
+    def _base(self) -> str:
+        """The base URL, escaped for HTML."""
+        return html.escape(self.base)
+
     def login(self, request: Request, next_path: str, message: str = "", code: int = 200) -> bytes:
         """The login page, with why the last try failed and where to go next."""
         note = f'<p class="error" role="alert">{html.escape(message)}</p>\n' if message else ""
-        body = _LOGIN.format(message=note, next=html.escape(next_path))
+        body = _LOGIN.format(message=note, next=html.escape(next_path), base=self._base)
         return self._page(request, "login", "ipytwist: log in", body, code=code, forms=True)
 
     def home(self, request: Request) -> bytes:
         """The home page: the running kernels."""
-        return self._page(request, "home", "ipytwist", _HOME, "home.js")
+        return self._page(request, "home", "ipytwist", _HOME.format(base=self._base), "home.js")
 
     def notebook(self, request: Request, kernel_id: str) -> bytes:
         """One kernel's notebook page (a 404 page if there is no such kernel)."""
         kid = _kernel_id(kernel_id)
         if kid is None or self.host.get(kid) is None:
             return self.not_found(request, "There is no such kernel: it may have been shut down.")
-        body = _NOTEBOOK.format(id=kid, short=kid[:8])
+        body = _NOTEBOOK.format(id=kid, short=kid[:8], base=self._base)
         title = f"ipytwist: kernel {kid[:8]}"
         return self._page(request, "notebook", title, body, "notebook.js", {"kernel-id": kid})
 
     def not_found(self, request: Request, message: str = "There is no such page.") -> bytes:
         """A 404 page saying ``message``."""
-        body = _NOT_FOUND.format(message=html.escape(message))
+        body = _NOT_FOUND.format(message=html.escape(message), base=self._base)
         return self._page(request, "not-found", "ipytwist: not found", body, code=404)

@@ -207,7 +207,7 @@ class KernelsApi:
             raise ApiError(403, "Resource Limit", str(e)) from None
         except KernelNotStarted as e:
             raise ApiError(500, "Internal Server Error", f"kernel not started: {e}") from None
-        request.setHeader(b"location", f"/api/kernels/{hk.id}".encode())
+        request.setHeader(b"location", f"{self.host.config.base_url}api/kernels/{hk.id}".encode())
         return write_json(request, 201, hk.model())
 
     def _delete(self, request: Request, hk: HostedKernel) -> bytes | int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote_to_bytes, urlencode, urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.interfaces import IReactorTime
@@ -16,6 +16,7 @@ from .assets import StaticFiles
 from .auth import STATE_CHANGING, Authenticator, client_address, safe_next
 from .guard import GuardedSite
 from .pages import Pages
+from .prefix import prefix_segments
 from .rest import ApiError, KernelsApi, error_body, write_json
 from .transport import WebSocketTransport
 
@@ -32,14 +33,22 @@ class ServiceRoot(Resource):
         self.auth = auth
         self.sockets = sockets
         self.api = KernelsApi(host)
-        self.static = StaticFiles()
+        self.base = host.config.base_url
+        self.prefix = prefix_segments(self.base)
+        self.static = StaticFiles(base=self.base)
         self.pages = Pages(host, self.static)
 
     def render(self, request: Any) -> Any:
         """Twisted: answer a request; the root routes every path itself."""
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"referrer-policy", b"same-origin")
-        parts = [p.decode("utf-8", "replace") for p in request.postpath if p]
+        n = len(self.prefix)
+        if request.postpath[:n] != self.prefix:
+            return self._outside(request)
+        if n and len(request.postpath) == n:  # the prefix without its last "/"
+            request.redirect(self.base.encode())
+            return b""
+        parts = [p.decode("utf-8", "replace") for p in request.postpath[n:] if p]
         if parts == ["login"]:
             return self._login(request)
         if parts[:1] == ["static"]:  # the bundled scripts and styles: public
@@ -55,7 +64,8 @@ class ServiceRoot(Resource):
                 return error_body(
                     request, ApiError(401, "Unauthorized", "a valid token is required")
                 )
-            request.redirect(b"/login?" + urlencode({"next": request.path.decode()}).encode())
+            nxt = urlencode({"next": request.path.decode("utf-8", "replace")})
+            request.redirect(f"{self.base}login?{nxt}".encode())
             return b""
         if (
             via == "cookie"
@@ -66,7 +76,7 @@ class ServiceRoot(Resource):
         if via == "param" and not is_api and request.method == b"GET":
             # ?token= logs the browser in, then the token leaves the address bar.
             self.auth.issue_cookie(request)
-            request.redirect(safe_next(request.path.decode("utf-8", "replace")).encode())
+            request.redirect(safe_next(request.path.decode("utf-8", "replace"), self.base).encode())
             return b""
         if is_api:
             if len(parts) == 4 and parts[1] == "kernels" and parts[3] == "channels":
@@ -77,6 +87,12 @@ class ServiceRoot(Resource):
         if len(parts) == 2 and parts[0] == "kernels":
             return self.pages.notebook(request, parts[1])
         return self.pages.not_found(request)
+
+    def _outside(self, request: Any) -> Any:
+        """A path outside the prefix: never served (a JSON 404 for an API-looking one)."""
+        if b"api" in request.postpath:
+            return error_body(request, ApiError(404, "Not Found", "not under this base URL"))
+        return self.pages.not_found(request, "There is nothing here: ipytwist is elsewhere.")
 
     def _websocket(self, request: Any, kernel_id: str) -> Any:
         if not self.auth.origin_allowed(request):
@@ -101,7 +117,7 @@ class ServiceRoot(Resource):
         if request.method == b"POST":
             who = client_address(request)
             token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
-            nxt = safe_next((request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace"))
+            nxt = self._next(request)
             if token and self.auth.token_ok(token):
                 self.auth.issue_cookie(request)
                 if b"json" in (request.getHeader(b"accept") or b""):
@@ -114,17 +130,22 @@ class ServiceRoot(Resource):
             self.auth.limiter.fail(who)
             self.log.info("failed login from {who}", who=who)
             return self.pages.login(request, nxt, "Invalid token.", code=401)
-        nxt = safe_next((request.args.get(b"next") or [b"/"])[0].decode("utf-8", "replace"))
-        return self.pages.login(request, nxt)
+        return self.pages.login(request, self._next(request))
+
+    def _next(self, request: Any) -> str:
+        """Where the login form goes next: a path below the prefix."""
+        target = (request.args.get(b"next") or [self.base.encode()])[0]
+        return safe_next(target.decode("utf-8", "replace"), self.base)
 
 
-def credentials_in_headers(auth: Authenticator) -> Any:
+def credentials_in_headers(auth: Authenticator, base: str = "/") -> Any:
     """Whether a request may send a body, judged before its body is read: the login
-    form, or a valid token (header or URL) or login cookie."""
+    form (below the prefix ``base``), or a valid token (header or URL) or login cookie."""
+    login = unquote_to_bytes(base + "login")
 
     def check(request: Any, path: bytes) -> bool:
         parts = urlsplit(path)
-        if parts.path == b"/login":
+        if unquote_to_bytes(parts.path) == login:
             return True
         token, via = auth.token_from(request, parse_qs(parts.query))
         if token:
@@ -141,7 +162,7 @@ def make_site(
     of the host's transports)."""
     site = GuardedSite(
         ServiceRoot(host, auth, sockets),
-        credentials_in_headers(auth),
+        credentials_in_headers(auth, host.config.base_url),
         reactor,
         header_timeout=host.config.header_timeout,
     )

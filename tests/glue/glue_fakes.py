@@ -151,6 +151,12 @@ def parse_response(raw: bytes) -> Response | None:
     return Response(code, headers, rest[:length], len(rest) >= length)
 
 
+def login_cookie(response: Response) -> str:
+    """The login cookie a response sets (its Set-Cookie header, attributes and all)."""
+    (cookie,) = [c for c in response.headers.get("set-cookie", []) if c.startswith("ipytwist-")]
+    return cookie
+
+
 class Browser:
     """Sends requests to a site over fresh in-memory connections, one per request."""
 
@@ -202,6 +208,6 @@ def make_site_env(
     **kw: Any,
 ) -> tuple[HostEnv, Authenticator, Any]:
     env = make_host(tmp_path, monkeypatch, **kw)
-    auth = Authenticator(TOKEN, env.clock, allow_origins)
+    auth = Authenticator(TOKEN, env.clock, allow_origins, env.host.config.base_url)
     site = make_site(env.host, auth, env.clock, env.sockets)
     return env, auth, site

@@ -13,6 +13,7 @@ from glue_fakes import (
     TOKEN,
     Browser,
     HostEnv,
+    login_cookie,
     make_site_env,
 )
 from support.json_errors import assert_json_error
@@ -53,11 +54,6 @@ def test_a_page_without_credentials_redirects_to_login(web: tuple[HostEnv, Brows
     assert r.header("location") == "/login?next=" + quote("/kernels/abc", safe="")
     login = browser.request("GET", "/login?next=/kernels/abc", token=None)
     assert login.code == 200 and b"<form" in login.body
-
-
-def login_cookie(response: Any) -> str:
-    (cookie,) = [c for c in response.headers.get("set-cookie", []) if c.startswith("ipytwist-")]
-    return cookie
 
 
 def test_token_in_a_page_url_sets_the_login_cookie_and_redirects_without_it(

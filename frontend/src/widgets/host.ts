@@ -3,6 +3,7 @@
 // the comm messages that arrive meanwhile, and draws each widget view: a "widget
 // loading" placeholder until its model exists, its text/plain if the model never comes.
 
+import { baseUrl } from "../base";
 import type { Message } from "../protocol";
 import { type PageLink, WIDGET_VIEW_MIME, type WidgetBundle, type WidgetRuntime, type WidgetState } from "./runtime";
 
@@ -24,7 +25,7 @@ export function widgetModelId(data: Record<string, unknown>): string | null {
 }
 
 /** Adds widgets.js and widgets.css to the page; resolves once the script has run. */
-export function loadBundle(base = "/static/"): Promise<WidgetBundle> {
+export function loadBundle(base = `${baseUrl()}static/`): Promise<WidgetBundle> {
   const css = document.createElement("link");
   css.rel = "stylesheet";
   css.href = `${base}widgets.css`;
