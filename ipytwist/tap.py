@@ -356,6 +356,12 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     # Until the token file is read, a token no one knows (nothing listens before).
     token = given or secrets.token_hex(32)
     auth = Authenticator(token, reactor, list(config.allow_origins), config.base_url)
+    if options.get("hub") is not None:  # `ipytwist singleuser`: JupyterHub admits
+        from .hub.compose import hub_parts
+
+        auth, reporter = hub_parts(options["hub"], reactor, host, list(config.allow_origins))
+        if reporter is not None:
+            _child(reporter, top)
     site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)

@@ -23,6 +23,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ..loglimit import LimitedLog
 from ..web.auth import Authenticator, client_address, safe_next
+from ..web.site import deliver
 from .api import HubApi, HubError
 from .env import HubEnv
 from .scopes import grants_access
@@ -95,7 +96,7 @@ class HubAuthenticator(Authenticator):
         allow_origins: list[str] | None = None,
     ) -> None:
         # No token of our own: none compares equal to this one, made and forgotten.
-        super().__init__(secrets.token_hex(32), clock, allow_origins)
+        super().__init__(secrets.token_hex(32), clock, allow_origins, env.prefix)
         self.env = env
         self.api = api
         self.cache = TokenCache(clock)
@@ -180,7 +181,7 @@ class HubAuthenticator(Authenticator):
         it was going under a state that its cookie must match on the way back."""
         now = self.clock.seconds()
         state = secrets.token_urlsafe(24)
-        self._states[state] = (now + STATE_SECONDS, safe_next(next_path))
+        self._states[state] = (now + STATE_SECONDS, safe_next(next_path, self.env.prefix))
         while len(self._states) > STATE_SIZE:
             self._states.popitem(last=False)
         request.addCookie(
@@ -202,6 +203,15 @@ class HubAuthenticator(Authenticator):
         )
         request.redirect(f"{self.env.authorize_url}?{query}".encode())
         return b""
+
+    def own_page(self, request: Request, parts: list[str]) -> Any:
+        """The OAuth callback, and ``login``: the hub's login (through its OAuth)."""
+        if "/".join(parts) == self.env.callback_path[len(self.env.prefix) :].strip("/"):
+            return self.oauth_callback(request)
+        if parts == ["login"]:
+            target = (request.args.get(b"next") or [self.env.prefix.encode()])[0]
+            return self.send_to_login(request, target.decode("utf-8", "replace"))
+        return None
 
     def take_state(self, request: Request) -> str | None:
         """The next path of the callback's state, if it is known, unexpired and the
@@ -226,29 +236,28 @@ class HubAuthenticator(Authenticator):
         d = self.api.token_for_code(code, self.env.client_id, self.env.redirect_uri)
         d.addCallback(self.api.user_for_token)
 
-        def finish(user: dict[str, Any]) -> None:
+        def finish(user: dict[str, Any]) -> bytes:
             if not self.admits(user):
                 name = str(user.get("name", "?"))[:64]
                 self.refusals.warn(
                     "refused an OAuth login of {name}: no access", "scope", name=name
                 )
-                _finish(request, _plain(request, 403, "You have no access to this server."))
-                return
+                return _plain(request, 403, "You have no access to this server.")
             request.addCookie(
                 STATE_COOKIE.encode(), b"", path=self.env.prefix.encode(), max_age=b"0"
             )
             self.issue_cookie(request)
             request.redirect(nxt.encode())
-            _finish(request, b"")
+            return b""
 
-        def failed(failure: Failure) -> None:
+        def failed(failure: Failure) -> bytes:
             failure.trap(HubError)
             self.refusals.warn(
                 "OAuth login failed: {why}", "hub", why=failure.getErrorMessage()[:200]
             )
-            _finish(request, _plain(request, 502, "The hub did not complete the login."))
+            return _plain(request, 502, "The hub did not complete the login.")
 
-        d.addCallbacks(finish, failed)
+        d.addCallbacks(finish, failed).addBoth(deliver, request)
         return NOT_DONE_YET
 
 
@@ -264,10 +273,3 @@ def _plain(request: Request, code: int, text: str) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     return text.encode() + b"\n"
-
-
-def _finish(request: Request, body: bytes) -> None:
-    if request.finished or getattr(request, "_disconnected", False):
-        return
-    request.write(body)
-    request.finish()

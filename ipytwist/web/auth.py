@@ -6,7 +6,8 @@ import fnmatch
 import hmac
 import secrets
 from collections import OrderedDict
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -128,6 +129,23 @@ class Authenticator:
             self.limiter.fail(client_address(request))
             return ""
         return "cookie" if self.cookie_ok(request) else ""
+
+    def plausible(self, candidate: str) -> bool:
+        """Whether a request with ``candidate`` may send its body (read before the
+        request is whole): here, the token itself."""
+        return self.token_ok(candidate)
+
+    def send_to_login(self, request: Request, next_path: str) -> bytes:
+        """Send a browser without credentials to log in, then on to ``next_path``."""
+        query = urlencode({"next": next_path})
+        request.redirect(f"{self.cookie_path}login?{query}".encode())
+        return b""
+
+    def own_page(self, request: Request, parts: list[str]) -> Any:
+        """The answer to a page this authenticator serves itself (the path's ``parts``
+        below the prefix), or None: the standalone one has none (its login page is the
+        site's)."""
+        return None
 
     def issue_cookie(self, request: Request) -> None:
         """Log the request's client in: a new login cookie on the response."""
