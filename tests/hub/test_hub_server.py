@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 from benchlib.procs import pid_alive, wait_for
-from benchlib.wsclient import WSClient
 from support.hub import JupyterHubProcess, UserServer
 
 
@@ -45,12 +44,7 @@ def test_a_cell_runs_over_the_kernel_websocket_through_the_proxy(
     started = alice.api("POST", "api/kernels", json={"name": "ipytwist"})
     assert started.status_code == 201, started.text
     kid = started.json()["id"]
-    ws = WSClient.connect(alice, kid)  # type: ignore[arg-type]  # any object with token and ws_url
-    try:
-        ws.kernel_info()
-        reply, messages = ws.execute("import os; print(os.environ['JUPYTERHUB_USER'], 6 * 7)")
-    finally:
-        ws.ws.close()
+    reply, messages = alice.run_cell(kid, "import os; print(os.environ['JUPYTERHUB_USER'], 6 * 7)")
     assert reply["content"]["status"] == "ok"
     text = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
     assert text == "alice 42\n"
@@ -98,12 +92,7 @@ def test_a_browser_without_credentials_is_sent_to_the_hubs_oauth(alice: UserServ
 def test_the_hub_sees_alices_activity(hub: JupyterHubProcess, alice: UserServer) -> None:
     kid = alice.api("POST", "api/kernels", json={}).json()["id"]
     before = hub.server("alice")["last_activity"]
-    ws = WSClient.connect(alice, kid)  # type: ignore[arg-type]  # token and ws_url
-    try:
-        ws.kernel_info()
-        reply, _ = ws.execute("import time; time.sleep(1.5); 1")
-    finally:
-        ws.ws.close()
+    reply, _ = alice.run_cell(kid, "import time; time.sleep(1.5); 1")
     assert reply["content"]["status"] == "ok"
     moved = wait_for(
         lambda: (now := hub.server("alice")["last_activity"]) > before and now,

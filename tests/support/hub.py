@@ -16,6 +16,7 @@ from typing import Any
 import requests
 from benchlib.procs import end_keepers, pid_alive, wait_for
 from benchlib.servers import ServerProcess, free_port
+from benchlib.wsclient import WSClient
 
 BIN = os.path.dirname(sys.executable)
 #: Seconds between the server's activity reports in the tests (the hub's default is 300).
@@ -167,6 +168,21 @@ class UserServer:
         query = "&".join(f"{k}={v}" for k, v in params.items() if v is not None)
         ws = self.base.replace("http://", "ws://", 1)
         return f"{ws}api/kernels/{kernel_id}/channels" + ("?" + query if query else "")
+
+    def connect(self, kernel_id: str) -> WSClient:
+        """A kernel WebSocket through the hub's proxy, with the user's token, once the
+        kernel answers."""
+        ws = WSClient.connect(self, kernel_id)  # type: ignore[arg-type]  # token and ws_url
+        ws.kernel_info()
+        return ws
+
+    def run_cell(self, kernel_id: str, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run ``code`` over a kernel WebSocket: its execute_reply and messages."""
+        ws = self.connect(kernel_id)
+        try:
+            return ws.execute(code)
+        finally:
+            ws.ws.close()
 
     def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
         """A REST call through the proxy with ``token`` (default: the user's)."""

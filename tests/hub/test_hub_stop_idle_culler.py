@@ -1,6 +1,7 @@
 """jupyterhub-idle-culler against ipytwist's activity reports: a server whose kernel
 runs a long cell is not culled while the cell runs (a running cell is activity), then,
-idle, it is.  (After test_hub_stop.py: the culler looks at every user's server.)"""
+idle, it is.  (It runs after test_hub_stop.py, by its name: the culler looks at every
+server, alice's too.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import sys
 import time
 
 from benchlib.procs import pid_alive, wait_for
-from benchlib.wsclient import WSClient
 from support.hub import JupyterHubProcess, UserServer
 
 #: The culler's idle timeout and period, in seconds (its least: whole seconds).
@@ -23,8 +23,7 @@ def test_a_running_cell_keeps_the_server_and_idle_gets_it_culled(hub: JupyterHub
     bob = UserServer(hub, "bob", hub.user_token("bob"))
     pid = hub.server("bob")["state"]["pid"]
     kid = bob.api("POST", "api/kernels", json={}).json()["id"]
-    ws = WSClient.connect(bob, kid)  # type: ignore[arg-type]  # token and ws_url
-    ws.kernel_info()
+    ws = bob.connect(kid)
     cell = 3 * TIMEOUT  # seconds of a silent cell: only "busy" says it is active
     asked = ws.execute_request(f"import time; time.sleep({cell})")
     culler = subprocess.Popen(
