@@ -101,8 +101,10 @@ class HubAuthenticator(Authenticator):
         self.api = api
         self.cache = TokenCache(clock)
         self.refusals = LimitedLog(log, clock)
-        self._lookups: dict[str, Deferred[bool]] = {}
+        self._lookups: dict[str, Deferred[bool | None]] = {}
         self._states: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        #: Each login cookie's hub token, checked again once the cache forgets it.
+        self._login_tokens: OrderedDict[str, str] = OrderedDict()
 
     # -- tokens ---------------------------------------------------------------
 
@@ -116,15 +118,37 @@ class HubAuthenticator(Authenticator):
         return self.cache.get(candidate) is not False
 
     def authenticate(self, request: Request) -> str | Deferred[str]:
-        """As the standalone's, but an unknown token is looked up at the hub first."""
+        """As the standalone's, but an unknown token is looked up at the hub first, and
+        a login cookie holds only while the hub token it was issued for does."""
         token, via = self.token_from(request)
         if not token:
-            return "cookie" if self.cookie_ok(request) else ""
+            return self._login(request)
         known = self.cache.get(token)
         who = client_address(request)
         if known is None and not self.limiter.blocked(who):
-            return self.lookup(token).addCallback(lambda ok: self._counted(ok, via, who))
+            return self.lookup(token).addCallback(lambda ok: self._counted(ok is True, via, who))
         return self._counted(bool(known), via, who)
+
+    def _login(self, request: Request) -> str | Deferred[str]:
+        """A login cookie's verdict: its token's, asked again of the hub once the cache
+        forgets it; while the hub cannot answer, a login it admitted stays."""
+        login = self.login_of(request)
+        token = self._login_tokens.get(login) if login is not None else None
+        if token is None:
+            return ""
+        known = self.cache.get(token)
+        if known is not None:
+            return "cookie" if known else ""
+        return self.lookup(token).addCallback(lambda ok: "cookie" if ok is not False else "")
+
+    def issue_cookie(self, request: Request, token: str = "") -> str:
+        """A login cookie, tied to the hub token (``token``, else the request's) that
+        logged the browser in."""
+        value = super().issue_cookie(request)
+        self._login_tokens[value] = token or self.token_from(request)[0]
+        while len(self._login_tokens) > 10_000:  # as many as logins are kept
+            self._login_tokens.popitem(last=False)
+        return value
 
     def _counted(self, admitted: bool, via: str, who: str) -> str:
         if admitted:
@@ -132,21 +156,21 @@ class HubAuthenticator(Authenticator):
         self.limiter.fail(who)
         return ""
 
-    def lookup(self, token: str) -> Deferred[bool]:
+    def lookup(self, token: str) -> Deferred[bool | None]:
         """Ask the hub whether ``token`` holds this server's scope (one lookup per
-        token at a time; a hub that fails to answer refuses it, uncached)."""
+        token at a time); None: the hub could not say (nothing is cached)."""
         key = _key(token)
         pending = self._lookups.get(key)
         if pending is None:
             if len(self._lookups) >= MAX_LOOKUPS:
-                self.refusals.warn("refused a token: too many lookups at the hub", "busy")
-                return succeed(False)
+                self.refusals.warn("could not check a token: too many lookups at the hub", "busy")
+                return succeed(None)
             pending = self.api.user_for_token(token).addCallbacks(
                 lambda user: self._judged(token, user), self._hub_failed
             )
             self._lookups[key] = pending
             pending.addBoth(self._forget_lookup, key)
-        relay: Deferred[bool] = Deferred()
+        relay: Deferred[bool | None] = Deferred()
         pending.addBoth(_relay, relay)
         return relay
 
@@ -169,10 +193,10 @@ class HubAuthenticator(Authenticator):
             return False
         return grants_access(scopes, self.env.user, self.env.server_name, self.env.access_scopes)
 
-    def _hub_failed(self, failure: Failure) -> bool:
+    def _hub_failed(self, failure: Failure) -> None:
         failure.trap(HubError)
-        self.refusals.warn("refused a token: {why}", "hub", why=failure.getErrorMessage()[:200])
-        return False
+        why = failure.getErrorMessage()[:200]
+        self.refusals.warn("could not check a token at the hub: {why}", "hub", why=why)
 
     # -- browsers: the hub's OAuth --------------------------------------------------
 
@@ -213,6 +237,10 @@ class HubAuthenticator(Authenticator):
             return self.send_to_login(request, target.decode("utf-8", "replace"))
         return None
 
+    def _holder(self, token: str) -> Deferred[tuple[str, dict[str, Any]]]:
+        """``(token, the hub's model of its holder)``."""
+        return self.api.user_for_token(token).addCallback(lambda user: (token, user))
+
     def take_state(self, request: Request) -> str | None:
         """The next path of the callback's state, if it is known, unexpired and the
         browser's state cookie matches it (else None: a forged or replayed callback)."""
@@ -234,9 +262,11 @@ class HubAuthenticator(Authenticator):
             self.refusals.warn("refused an OAuth callback: state or code missing or wrong", "oauth")
             return _plain(request, 400, "OAuth state mismatch: log in again.")
         d = self.api.token_for_code(code, self.env.client_id, self.env.redirect_uri)
-        d.addCallback(self.api.user_for_token)
+        d.addCallback(self._holder)
 
-        def finish(user: dict[str, Any]) -> bytes:
+        def finish(answer: tuple[str, dict[str, Any]]) -> bytes:
+            token, user = answer
+            self.cache.put(token, self.admits(user))
             if not self.admits(user):
                 name = str(user.get("name", "?"))[:64]
                 self.refusals.warn(
@@ -246,7 +276,7 @@ class HubAuthenticator(Authenticator):
             request.addCookie(
                 STATE_COOKIE.encode(), b"", path=self.env.prefix.encode(), max_age=b"0"
             )
-            self.issue_cookie(request)
+            self.issue_cookie(request, token)
             request.redirect(nxt.encode())
             return b""
 
@@ -261,11 +291,11 @@ class HubAuthenticator(Authenticator):
         return NOT_DONE_YET
 
 
-def _relay(result: object, relay: Deferred[bool]) -> object:
+def _relay(result: object, relay: Deferred[bool | None]) -> object:
     if isinstance(result, Failure):
         relay.errback(result)
     else:
-        relay.callback(bool(result))
+        relay.callback(result if isinstance(result, bool) else None)
     return result
 
 

@@ -109,15 +109,19 @@ class Authenticator:
 
     def cookie_ok(self, request: Request) -> bool:
         """Whether the request carries an unexpired login cookie issued here."""
+        return self.login_of(request) is not None
+
+    def login_of(self, request: Request) -> str | None:
+        """The unexpired login cookie issued here that the request carries, or None."""
         value = request.getCookie(COOKIE_NAME.encode())
         if not value:
-            return False
-        expires = None
+            return None
+        found, expires = None, 0.0
         for known, exp in self._logins.items():  # constant-time per entry
             # bytes: any cookie value compares (str would refuse non-ASCII with a 500)
             if hmac.compare_digest(known.encode(), value):
-                expires = exp
-        return expires is not None and expires > self.clock.seconds()
+                found, expires = known, exp
+        return found if expires > self.clock.seconds() else None
 
     def authenticate(self, request: Request) -> str | Deferred[str]:
         """How the request is authenticated ("header", "param", "cookie"), or "" (a
@@ -147,8 +151,8 @@ class Authenticator:
         site's)."""
         return None
 
-    def issue_cookie(self, request: Request) -> None:
-        """Log the request's client in: a new login cookie on the response."""
+    def issue_cookie(self, request: Request) -> str:
+        """Log the request's client in: a new login cookie on the response (its value)."""
         value = secrets.token_urlsafe(32)
         self._logins[value] = self.clock.seconds() + COOKIE_MAX_AGE
         while len(self._logins) > 10_000:
@@ -162,6 +166,7 @@ class Authenticator:
             secure=bool(request.isSecure()),
             sameSite="strict",
         )
+        return value
 
     # -- origins --------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from glue_fakes import Browser, HostEnv, make_host
-from hubfakes import ADMIN, ALICE, API, BOB, FakeHub, hub_env
+from hubfakes import ADMIN, ALICE, API, BOB, USERS, FakeHub, hub_env
 from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
 
@@ -72,7 +72,7 @@ def test_a_misbehaving_hub_refuses_with_one_line_and_the_site_serves_on(
         _, transport = browser.send("GET", PREFIX + "api/kernels", token=ALICE)
         env.clock.advance(TIMEOUT)
     assert transport.value().startswith(b"HTTP/1.1 401 ")
-    lines = [e for e in events if "refused a token" in str(e.get("log_format"))]
+    lines = [e for e in events if "could not check a token" in str(e.get("log_format"))]
     assert len(lines) == 1 and said in lines[0]["why"]
     assert ALICE not in repr(events) and "server-api-token" not in repr(events)
     hub.override = None  # the hub is back: nothing was cached from its failure
@@ -204,3 +204,49 @@ def test_next_paths_stay_under_the_prefix(hub_site: Any) -> None:
     hub.codes["the-code"] = ALICE
     done = callback(browser, state, cookie.split(";")[0])
     assert done.code == 302 and done.header("location") == PREFIX
+
+
+# -- login cookies follow their tokens -----------------------------------------------------
+
+
+def oauth_login(browser: Browser, hub: FakeHub, token: str = ALICE) -> str:
+    """Log in through the OAuth callback; the login cookie (``name=value``)."""
+    state, cookie = start_login(browser)
+    hub.codes["the-code"] = token
+    r = callback(browser, state, cookie)
+    assert r.code == 302
+    (login,) = [c for c in r.headers["set-cookie"] if c.startswith("ipytwist-login=")]
+    return login.split(";")[0]
+
+
+def test_a_login_cookie_holds_only_while_its_token_does(hub_site: Any) -> None:
+    env, hub, browser = hub_site
+    for login in (oauth_login(browser, hub), None):
+        hub.users[ALICE] = dict(USERS[ALICE])
+        if login is None:  # the same through ?token= on a page
+            r = get(browser, f"?token={ALICE}")
+            assert r.code == 302 and r.header("location") == PREFIX
+            login = [c for c in r.headers["set-cookie"] if c.startswith("ipytwist-login=")][0]
+            login = login.split(";")[0]
+        assert get(browser, "api/kernels", headers={"Cookie": login}).code == 200
+        asked = hub.user_calls()
+        env.clock.advance(CACHE_SECONDS - 1)
+        assert get(browser, "api/kernels", headers={"Cookie": login}).code == 200
+        assert hub.user_calls() == asked  # cached
+        env.clock.advance(1)
+        hub.users.pop(ALICE)  # the hub revoked the token (or alice's access)
+        assert get(browser, "api/kernels", headers={"Cookie": login}).code == 401
+        page = get(browser, "kernels/abc", headers={"Cookie": login})
+        assert page.code == 302 and "/hub/api/oauth2/authorize" in page.header("location")
+        env.clock.advance(CACHE_SECONDS)
+
+
+def test_while_the_hub_is_down_a_login_stays_and_new_tokens_are_refused(hub_site: Any) -> None:
+    env, hub, browser = hub_site
+    login = oauth_login(browser, hub)
+    env.clock.advance(CACHE_SECONDS)
+    hub.override = lambda method, url: (503, b"restarting")
+    assert get(browser, "api/kernels", headers={"Cookie": login}).code == 200
+    assert get(browser, "api/kernels", ALICE).code == 401  # a token alone: not known now
+    hub.override = None
+    assert get(browser, "api/kernels", ALICE).code == 200
