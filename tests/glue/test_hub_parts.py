@@ -11,9 +11,10 @@ from hubfakes import ALICE, API, BOB, ENVIRON, FakeHub, hub_env
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
 
 from ipytwist.hub.activity import ActivityReporter
-from ipytwist.hub.api import TIMEOUT, HubApi, HubError
+from ipytwist.hub.api import TIMEOUT, HubApi, HubError, _Bounded
 from ipytwist.hub.auth import CACHE_SECONDS, CACHE_SIZE, TokenCache
 from ipytwist.hub.env import HubEnv, HubEnvError
 from ipytwist.hub.scopes import grants_access
@@ -217,3 +218,26 @@ def test_a_failed_report_is_one_line_and_retried(tmp_path: Any, monkeypatch: Any
     env.clock.advance(10)
     assert len(hub.activity) == 1
     reporter.stopService()
+
+
+def test_an_answer_past_the_limit_is_given_up_on() -> None:
+    class Body:
+        stopped = False
+
+        def stopProducing(self) -> None:
+            self.stopped = True
+
+    got: Deferred[bytes] = Deferred()
+    reader = _Bounded(got, limit=10)
+    body = Body()
+    reader.makeConnection(body)  # type: ignore[arg-type]  # the response body's producer
+    reader.dataReceived(b"12345")
+    reader.dataReceived(b"678901")  # 11 bytes: past the limit
+    assert body.stopped and "longer than 10 bytes" in failed_with(got)
+    reader.connectionLost(Failure(ResponseDone()))  # nothing more happens
+    whole: Deferred[bytes] = Deferred()
+    ok = _Bounded(whole, limit=10)
+    ok.makeConnection(Body())  # type: ignore[arg-type]  # as above
+    ok.dataReceived(b"0123456789")
+    ok.connectionLost(Failure(ResponseDone()))
+    assert whole.result == b"0123456789"
