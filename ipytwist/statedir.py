@@ -13,6 +13,7 @@ lock a new file while a second still waits on the old one.)
 Holding it also proves the directory writable: the service writes its pid into
 the lock file and a page into a file it then removes, so a read-only or full
 directory stops the service at once, with one line, rather than half-starting.
+:class:`ExitStatus`, the exit code of the service tree a refusal stops, lives here too.
 """
 
 from __future__ import annotations

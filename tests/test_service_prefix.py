@@ -19,6 +19,7 @@ from benchlib.servers import JupyterServer
 from benchlib.wsclient import WSClient
 from support.console import console_env
 from support.prefix import BASE, PrefixedService, prefixed_service_fixture
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 svc = prefixed_service_fixture()
@@ -70,6 +71,19 @@ def test_nothing_outside_the_prefix_is_served(svc: PrefixedService, path: str) -
         assert r.status_code == 404, (method, path, r.status_code)
         assert "set-cookie" not in r.headers
     assert svc.api("GET", "/api/kernels").json() == before
+
+
+def test_a_kernel_websocket_outside_the_prefix_is_refused(svc: PrefixedService) -> None:
+    kid = svc.start_kernel()
+    try:
+        for path in (f"/api/kernels/{kid}/channels", f"/user/bob/api/kernels/{kid}/channels"):
+            url = f"ws://127.0.0.1:{svc.port}{path}?session_id=out"
+            with pytest.raises(InvalidStatus) as refused:
+                connect(url, additional_headers=svc.headers(), open_timeout=30)
+            assert refused.value.response.status_code == 404, path
+        assert ws_execute(svc, kid, "print('inside')") == "inside\n"
+    finally:
+        svc.delete_kernel(kid)
 
 
 def test_the_pages_log_in_and_load_their_assets_below_the_prefix(svc: PrefixedService) -> None:

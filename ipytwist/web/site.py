@@ -48,7 +48,8 @@ class ServiceRoot(Resource):
         if request.postpath[:n] != self.prefix:
             return self._outside(request)
         if n and len(request.postpath) == n:  # the prefix without its last "/"
-            request.redirect(self.base.encode())
+            query = request.uri.partition(b"?")[2]
+            request.redirect(self.base.encode() + (b"?" + query if query else b""))
             return b""
         parts = [p.decode("utf-8", "replace") for p in request.postpath[n:] if p]
         own = self.auth.own_page(request, parts)  # the hub's OAuth callback

@@ -75,6 +75,8 @@ def test_the_prefix_without_its_slash_redirects_to_it(alice: tuple[HostEnv, Brow
     _, browser = alice
     r = browser.request("GET", BASE.rstrip("/"), token=None)
     assert r.code == 302 and r.header("location") == BASE
+    r = browser.request("GET", BASE.rstrip("/") + f"?token={TOKEN}", token=None)
+    assert r.code == 302 and r.header("location") == f"{BASE}?token={TOKEN}"
 
 
 def test_login_redirects_and_the_cookie_stay_below_the_prefix(
