@@ -4,6 +4,7 @@ log line each, the site serving on), and the OAuth login with its state (CSRF) c
 
 from __future__ import annotations
 
+import io
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -250,3 +251,19 @@ def test_while_the_hub_is_down_a_login_stays_and_new_tokens_are_refused(hub_site
     assert get(browser, "api/kernels", ALICE).code == 401  # a token alone: not known now
     hub.override = None
     assert get(browser, "api/kernels", ALICE).code == 200
+
+
+def test_the_access_log_shows_no_oauth_code(hub_site: Any) -> None:
+    env, hub, browser = hub_site
+    state, cookie = start_login(browser)
+    hub.codes["secret-code-1"] = ALICE
+    lines: list[str] = []
+    site = browser.site
+    site._logFormatter, formatter = (
+        lambda ts, request: lines.append(formatter(ts, request)) or "",
+        site._logFormatter,
+    )
+    site.logFile = io.StringIO()  # the access log, written through the formatter
+    assert callback(browser, state, cookie, code="secret-code-1").code == 302
+    (line,) = lines
+    assert "oauth_callback?code=[redacted]&state=" in line and "secret-code-1" not in line
