@@ -126,7 +126,7 @@ class HubAuthenticator(Authenticator):
         known = self.cache.get(token)
         who = client_address(request)
         if known is None and not self.limiter.blocked(who):
-            return self.lookup(token).addCallback(lambda ok: self._counted(ok is True, via, who))
+            return self.lookup(token).addCallback(lambda ok: self._counted(ok, via, who))
         return self._counted(bool(known), via, who)
 
     def _login(self, request: Request) -> str | Deferred[str]:
@@ -150,10 +150,13 @@ class HubAuthenticator(Authenticator):
             self._login_tokens.popitem(last=False)
         return value
 
-    def _counted(self, admitted: bool, via: str, who: str) -> str:
+    def _counted(self, admitted: bool | None, via: str, who: str) -> str:
+        """``via`` if admitted; a refusal counts against the client's address (not the
+        hub's failure to answer: None)."""
         if admitted:
             return via
-        self.limiter.fail(who)
+        if admitted is False:
+            self.limiter.fail(who)
         return ""
 
     def lookup(self, token: str) -> Deferred[bool | None]:
