@@ -33,14 +33,18 @@ class HubEnv:
     activity_url: str = ""
     activity_interval: float = 300.0
     hub_prefix: str = "/hub/"  # where the browser finds the hub: JUPYTERHUB_BASE_URL + hub/
+    #: The hub's host for browsers when it is not this server's (subdomains):
+    #: ``https://hub.example.org``, from JUPYTERHUB_HOST; "" (the same host) by default.
+    hub_host: str = ""
     access_scopes: frozenset[str] = frozenset()
     #: Where to listen, from JUPYTERHUB_SERVICE_URL (a Twisted endpoint description).
     listen: str = "tcp:8888:interface=127.0.0.1"
 
     @property
     def authorize_url(self) -> str:
-        """The hub's OAuth authorization page, as the browser reaches it (a path)."""
-        return self.hub_prefix + "api/oauth2/authorize"
+        """The hub's OAuth authorization page, as the browser reaches it (a path, or a
+        URL on the hub's own host)."""
+        return self.hub_host + self.hub_prefix + "api/oauth2/authorize"
 
     @property
     def callback_path(self) -> str:
@@ -91,6 +95,7 @@ class HubEnv:
             activity_url=environ.get("JUPYTERHUB_ACTIVITY_URL", ""),
             activity_interval=max(1.0, interval),
             hub_prefix=base + "hub/",
+            hub_host=(environ.get("JUPYTERHUB_HOST") or "").rstrip("/"),
             access_scopes=frozenset(scopes),
             listen=listen_endpoint(environ.get("JUPYTERHUB_SERVICE_URL", "")),
         )

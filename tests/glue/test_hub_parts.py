@@ -43,6 +43,8 @@ def test_the_environment_is_read_as_the_hub_gives_it() -> None:
     assert named.authorize_url == "/jh/hub/api/oauth2/authorize"
     assert named.prefix == "/jh/user/alice/lab/" and named.server_name == "lab"
     assert named.activity_interval == 1.0  # at most once a second
+    elsewhere = hub_env(JUPYTERHUB_HOST="https://hub.example.org/")  # a hub on its own host
+    assert elsewhere.authorize_url == "https://hub.example.org/hub/api/oauth2/authorize"
 
 
 @pytest.mark.parametrize(
