@@ -20,6 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     from .console import cli
 
     cli.add_commands(sub)
+    su = sub.add_parser(
+        "singleuser",
+        help="run as JupyterHub's single-user server (a hub's spawner runs it)",
+    )
+    su.add_argument("options", nargs="*", help="options of twistd ipytwist")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["singleuser"] and not {"-h", "--help"} & set(argv[1:2]):
+        from . import singleuser  # every argument after it is the service's
+
+        return singleuser.run(argv[1:])
     args = p.parse_args(argv)
     if args.command in ("console", "kernels"):
         return cli.run(args)

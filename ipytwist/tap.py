@@ -312,6 +312,22 @@ def _child(service: IService, parent: MultiService) -> None:
     service.setServiceParent(parent)
 
 
+def _authenticator(
+    options: Options, token: str, reactor: Reactor, host: KernelHost, top: MultiService
+) -> Authenticator:
+    """The service token's authenticator; under JupyterHub (``ipytwist singleuser`` sets
+    ``options["hub"]``) the hub's, with its activity reports in the tree."""
+    config = host.config
+    if options.get("hub") is None:
+        return Authenticator(token, reactor, list(config.allow_origins), config.base_url)
+    from .hub.compose import hub_parts
+
+    auth, reporter = hub_parts(options["hub"], reactor, host, list(config.allow_origins))
+    if reporter is not None:
+        _child(reporter, top)
+    return auth
+
+
 def makeService(options: Options, reactor: Reactor | None = None) -> MultiService:
     """The service tree of ``twistd ipytwist``: the one place that composes it."""
     if reactor is None:
@@ -350,7 +366,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     _child(host, top)  # started first, stopped last
     # Until the token file is read, a token no one knows (nothing listens before).
     token = given or secrets.token_hex(32)
-    auth = Authenticator(token, reactor, list(config.allow_origins), config.base_url)
+    auth = _authenticator(options, token, reactor, host, top)
     site = make_site(host, auth, reactor, sockets)
     listen = options["listen"]
     endpoint = serverFromString(reactor, listen)

@@ -50,9 +50,11 @@ LAYERS: dict[str, int] = {
     "zmq": 4,  # transports
     "host": 4,
     "web": 5,  # the site needs the host
+    "hub": 5,  # JupyterHub's auth (a web authenticator) and activity reports (the host's)
     # composition roots and clients
     "tap": 6,
     "standalone": 6,
+    "singleuser": 6,  # `ipytwist singleuser`: twistd ipytwist with the hub's environment
     "console": 6,
     "__main__": 6,
     "__init__": 0,  # the package: __version__, and lazy exports that import nothing

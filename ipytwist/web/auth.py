@@ -6,8 +6,10 @@ import fnmatch
 import hmac
 import secrets
 from collections import OrderedDict
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.server import Request
 
@@ -107,18 +109,23 @@ class Authenticator:
 
     def cookie_ok(self, request: Request) -> bool:
         """Whether the request carries an unexpired login cookie issued here."""
+        return self.login_of(request) is not None
+
+    def login_of(self, request: Request) -> str | None:
+        """The unexpired login cookie issued here that the request carries, or None."""
         value = request.getCookie(COOKIE_NAME.encode())
         if not value:
-            return False
-        expires = None
+            return None
+        found, expires = None, 0.0
         for known, exp in self._logins.items():  # constant-time per entry
             # bytes: any cookie value compares (str would refuse non-ASCII with a 500)
             if hmac.compare_digest(known.encode(), value):
-                expires = exp
-        return expires is not None and expires > self.clock.seconds()
+                found, expires = known, exp
+        return found if expires > self.clock.seconds() else None
 
-    def authenticate(self, request: Request) -> str:
-        """How the request is authenticated ("header", "param", "cookie"), or ""."""
+    def authenticate(self, request: Request) -> str | Deferred[str]:
+        """How the request is authenticated ("header", "param", "cookie"), or "" (a
+        Deferred of it from an authenticator that must ask elsewhere: the hub's)."""
         token, via = self.token_from(request)
         if token:
             if self.token_ok(token):
@@ -127,8 +134,25 @@ class Authenticator:
             return ""
         return "cookie" if self.cookie_ok(request) else ""
 
-    def issue_cookie(self, request: Request) -> None:
-        """Log the request's client in: a new login cookie on the response."""
+    def plausible(self, candidate: str) -> bool:
+        """Whether a request with ``candidate`` may send its body (read before the
+        request is whole): here, the token itself."""
+        return self.token_ok(candidate)
+
+    def send_to_login(self, request: Request, next_path: str) -> bytes:
+        """Send a browser without credentials to log in, then on to ``next_path``."""
+        query = urlencode({"next": next_path})
+        request.redirect(f"{self.cookie_path}login?{query}".encode())
+        return b""
+
+    def own_page(self, request: Request, parts: list[str]) -> Any:
+        """The answer to a page this authenticator serves itself (the path's ``parts``
+        below the prefix), or None: the standalone one has none (its login page is the
+        site's)."""
+        return None
+
+    def issue_cookie(self, request: Request) -> str:
+        """Log the request's client in: a new login cookie on the response (its value)."""
         value = secrets.token_urlsafe(32)
         self._logins[value] = self.clock.seconds() + COOKIE_MAX_AGE
         while len(self._logins) > 10_000:
@@ -142,6 +166,7 @@ class Authenticator:
             secure=bool(request.isSecure()),
             sameSite="strict",
         )
+        return value
 
     # -- origins --------------------------------------------------------------
 

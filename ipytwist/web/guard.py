@@ -34,13 +34,15 @@ MAX_BODY_BYTES = 64 * 1024
 HEADER_TIMEOUT = DEFAULT_HEADER_TIMEOUT
 TOO_LARGE = (413, "Payload Too Large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
 
-_TOKEN_IN_URI = re.compile(rb"((?:^|[?&])token=)[^&#]*", re.IGNORECASE)
+#: A token in a URL, or the OAuth code JupyterHub sends to ``oauth_callback`` (a
+#: credential until it is traded for a token).
+_TOKEN_IN_URI = re.compile(rb"((?:^|[?&])(?:token|code)=)[^&#]*", re.IGNORECASE)
 
 log = Logger()
 
 
 def redact_uri(uri: bytes) -> bytes:
-    """``uri`` with the value of every ``token`` query parameter replaced."""
+    """``uri`` with the value of every ``token`` and ``code`` query parameter replaced."""
     return _TOKEN_IN_URI.sub(rb"\1[redacted]", uri)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
 from autobahn.twisted.resource import WebSocketResource
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
 
 from ..host import KernelHost
 from .assets import StaticFiles
@@ -54,11 +56,23 @@ class ServiceRoot(Resource):
             request.redirect(self.base.encode() + (b"?" + query if query else b""))
             return b""
         parts = [p.decode("utf-8", "replace") for p in request.postpath[n:] if p]
+        own = self.auth.own_page(request, parts)  # the hub's OAuth callback
+        if own is not None:
+            return own
         if parts == ["login"]:
             return self._login(request)
         if parts[:1] == ["static"]:  # the bundled scripts and styles: public
             return self.static.render(request, parts[1:])
         via = self.auth.authenticate(request)
+        if isinstance(via, Deferred):  # the authenticator asks elsewhere (the hub) first
+            via.addCallback(lambda via: self._authorized(request, parts, via))
+            via.addBoth(deliver, request)
+            return NOT_DONE_YET
+        return self._authorized(request, parts, via)
+
+    def _authorized(self, request: Any, parts: list[str], via: str) -> Any:
+        """The answer to a request under the prefix, once ``via`` says how (if at all)
+        it is authenticated."""
         is_api = parts[:1] == ["api"]
         if not via:
             # Only failures are rate-limited: a valid credential always passes.
@@ -69,9 +83,7 @@ class ServiceRoot(Resource):
                 return error_body(
                     request, ApiError(401, "Unauthorized", "a valid token is required")
                 )
-            nxt = urlencode({"next": request.path.decode("utf-8", "replace")})
-            request.redirect(f"{self.base}login?{nxt}".encode())
-            return b""
+            return self.auth.send_to_login(request, request.path.decode("utf-8", "replace"))
         if (
             via == "cookie"
             and request.method in STATE_CHANGING
@@ -143,6 +155,19 @@ class ServiceRoot(Resource):
         return safe_next(target.decode("utf-8", "replace"), self.base)
 
 
+def deliver(result: Any, request: Any) -> None:
+    """Write an answer rendered later (``NOT_DONE_YET``: it writes itself) and finish,
+    unless the client has gone; a failure is a 500 and one log line."""
+    if isinstance(result, Failure):
+        ServiceRoot.log.error("request failed: {why}", why=result.getErrorMessage()[:200])
+        request.setResponseCode(500)
+        result = b""
+    if result is NOT_DONE_YET or request.finished or getattr(request, "_disconnected", False):
+        return
+    request.write(result)
+    request.finish()
+
+
 def credentials_in_headers(auth: Authenticator, base: str = "/") -> Any:
     """Whether a request may send a body, judged before its body is read: the login
     form (below the prefix ``base``), or a valid token (header or URL) or login cookie."""
@@ -154,7 +179,7 @@ def credentials_in_headers(auth: Authenticator, base: str = "/") -> Any:
             return True
         token, via = auth.token_from(request, parse_qs(parts.query))
         if token:
-            return auth.token_ok(token)
+            return auth.plausible(token)
         return auth.cookie_ok(request)
 
     return check
