@@ -3,6 +3,7 @@ in a real worker."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from support.worker_proc import run_cells
@@ -32,6 +33,8 @@ class FakeShell:
         self.cut_short = False
         self.last_error: dict[str, Any] | None = None
         self.payloads = self  # WorkerShell.payloads: IPython's payload manager
+        self.ast_node_interactivity = "last_expr"
+        self.events = SimpleNamespace(callbacks={})
 
     def run_cell(self, code: str, store_history: bool, silent: bool) -> Any:
         if store_history:

@@ -73,6 +73,21 @@ class Interrupts:
             self._pending = False
 
 
+def _writev(fd: int, parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    """One ``writev`` of ``parts`` (the reader wakes once); what it did not take."""
+    try:
+        n = os.writev(fd, parts)
+    except (BlockingIOError, InterruptedError):
+        return parts
+    rest = list(parts)
+    while rest and n >= len(rest[0]):
+        n -= len(rest[0])
+        del rest[0]
+    if rest and n:
+        rest[0] = memoryview(rest[0])[n:]
+    return rest
+
+
 class WorkerLink:
     """Blocking reads of request records, atomic writes of event records."""
 
@@ -99,6 +114,9 @@ class WorkerLink:
         self._decoder = RecordDecoder()
         self._queue: deque[dict[str, Any]] = deque()
         self._write_lock = threading.Lock()
+        #: Keep a cell's result to go out with the next event (set around a cell).
+        self.hold_result = False
+        self._held: list[bytes | memoryview] = []
 
     def read(self) -> dict[str, Any] | None:
         """The next request record, or None when the kernel has gone away."""
@@ -128,15 +146,32 @@ class WorkerLink:
             self._queue.extendleft(reversed(kept))
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Send one event, after everything user code already wrote to stdout/stderr."""
+        """Send one event, after everything user code already wrote to stdout/stderr.
+
+        While :attr:`hold_result` is set, a cell's ``execute_result`` is kept and goes
+        out with the next event (the reply, as a rule) in one write: the reader wakes
+        once for both.  The caller sets it only when nothing of user code can run
+        between the result and the reply (see ``requests.may_hold_result``)."""
         self.before_emit()
         parts = after_release(self.on_memory_error, record_parts, event)  # nothing written yet
         with self.interrupts.held(), self._write_lock:
-            if self.sync_marker:
-                for fd in self.sync_fds:
-                    try:
-                        os.write(fd, self.sync_marker)
-                    except OSError:
-                        pass  # user code closed or replaced the file
+            if self.hold_result and not self._held and event.get("ev") == "execute_result":
+                self._held = parts
+                return
+            held, self._held = self._held, []
+            self._write_markers(2 if held else 1)
+            parts = _writev(self.write_fd, held + parts) if held else parts
             while parts:
                 parts = write_parts(self.write_fd, parts)
+
+    def _write_markers(self, events: int) -> None:
+        """One sync marker per event about to be written, on each output fd (at once:
+        nothing can come between two events written together)."""
+        if not self.sync_marker:
+            return
+        markers = self.sync_marker * events
+        for fd in self.sync_fds:
+            try:
+                os.write(fd, markers)
+            except OSError:
+                pass  # user code closed or replaced the file

@@ -26,6 +26,23 @@ def _error_content(exc: BaseException) -> Content:
     return error_content(name, str(exc), [f"{name}: {exc}"])
 
 
+#: The displays of a cell's last expression only: no user code runs after its result.
+_LAST_ONLY = ("last_expr", "last", "last_expr_or_assign")
+
+
+def may_hold_result(shell: Any, expressions: dict[str, Any]) -> bool:
+    """Whether a cell's result may wait for its reply (one write, one wakeup of the
+    reader for both): only if no user code can run between them (and print meanwhile):
+    its last expression is the only one displayed, no ``post_execute`` or
+    ``post_run_cell`` hook is registered, and no user expressions are asked for."""
+    callbacks = shell.events.callbacks
+    return (
+        shell.ast_node_interactivity in _LAST_ONLY
+        and not expressions
+        and not (callbacks.get("post_execute") or callbacks.get("post_run_cell"))
+    )
+
+
 class RequestHandlers:
     """One method per request kind; each returns the reply content."""
 
@@ -102,6 +119,7 @@ class RequestHandlers:
         saved = builtins.input, getpass.getpass
         builtins.input, getpass.getpass = self.raw_input, self.getpass
         try:
+            self.link.hold_result = may_hold_result(shell, expressions)
             with self.interrupts.user_code():
                 result = shell.run_cell(code, store_history=store_history, silent=silent)
             error = result.error_before_exec or result.error_in_exec
@@ -109,6 +127,7 @@ class RequestHandlers:
             shell.showtraceback((type(e), e, None))
             error = e
         finally:
+            self.link.hold_result = False
             builtins.input, getpass.getpass = saved
             self._allow_stdin = False
         if isinstance(error, KeyboardInterrupt) and store_history and not silent:
