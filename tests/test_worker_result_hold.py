@@ -117,3 +117,18 @@ def test_what_user_code_prints_after_the_result_comes_after_it(kc: Any) -> None:
         assert order(kc, cell) == ["result", "after"]
     finally:
         kc.execute_interactive("get_ipython().ast_node_interactivity = 'last_expr'")
+
+
+def test_the_order_holds_after_a_cell_closed_fd_1(kc: Any) -> None:
+    """A cell that closes fd 1 misses its markers there; they are paid once the pipe is
+    restored, so the next cells keep their order (before, the reader's count stayed
+    behind for good and output came as it was read: here the hook's line before the
+    result)."""
+    kc.execute_interactive("import os; os.close(1)", timeout=30)
+    hook = "_hook = lambda result: print('hook')\n"
+    kc.execute_interactive(hook + "get_ipython().events.register('post_run_cell', _hook)")
+    try:
+        for _ in range(3):
+            assert order(kc, "1") == ["result", "hook"]
+    finally:
+        kc.execute_interactive("get_ipython().events.unregister('post_run_cell', _hook)")

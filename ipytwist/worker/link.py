@@ -13,6 +13,7 @@ from typing import Any
 
 from ..framing import RecordDecoder, record_parts, write_parts
 from .reserve import after_release
+from .stdio import identity
 
 
 class Interrupts:
@@ -117,6 +118,10 @@ class WorkerLink:
         #: Keep a cell's result to go out with the next event (set around a cell).
         self.hold_result = False
         self._held: list[bytes | memoryview] = []
+        #: The output pipes (what fds 1 and 2 are when the link is made), and the markers
+        #: owed on each while user code has them closed or pointing elsewhere.
+        self._pipes = {fd: identity(fd) for fd in sync_fds}
+        self._owed: dict[int, int] = {}
 
     def read(self) -> dict[str, Any] | None:
         """The next request record, or None when the kernel has gone away."""
@@ -166,12 +171,28 @@ class WorkerLink:
 
     def _write_markers(self, events: int) -> None:
         """One sync marker per event about to be written, on each output fd (at once:
-        nothing can come between two events written together)."""
+        nothing can come between two events written together).  While user code has
+        closed an fd or put another file there, its markers are owed, never written into
+        the user's file; :meth:`catch_up` pays them once the pipe is back (the reader
+        counts markers against events: one missed would spoil the order for good)."""
         if not self.sync_marker:
             return
-        markers = self.sync_marker * events
         for fd in self.sync_fds:
-            try:
-                os.write(fd, markers)
-            except OSError:
-                pass  # user code closed or replaced the file
+            self._owed[fd] = self._owed.get(fd, 0) + events
+            self._pay(fd)
+
+    def catch_up(self) -> None:
+        """Write the markers owed on each output fd that is the pipe again (call after
+        the files are restored, before user code writes)."""
+        for fd, owed in list(self._owed.items()):
+            if owed:
+                self._pay(fd)
+
+    def _pay(self, fd: int) -> None:
+        if identity(fd) != self._pipes.get(fd):
+            return  # closed, or another file: owed until the pipe is back
+        try:
+            os.write(fd, self.sync_marker * self._owed[fd])
+        except OSError:
+            return
+        self._owed[fd] = 0

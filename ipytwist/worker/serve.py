@@ -81,6 +81,7 @@ def serve() -> int:
         if rec is None or rec.get("req") == "shutdown":
             break
         after_release(reserve.release, _begin, std, shell, rec)
+        link.catch_up()  # markers missed while a cell had fd 1 or 2 closed or replaced
         busy.set()
         try:
             with terminal.of(rec):

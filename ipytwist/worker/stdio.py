@@ -25,7 +25,8 @@ def _text_file(fd: int) -> io.TextIOWrapper:
     )
 
 
-def _identity(fd: int) -> tuple[int, int] | None:
+def identity(fd: int) -> tuple[int, int] | None:
+    """What file ``fd`` is (device, inode), or None if it is closed."""
     try:
         st = os.fstat(fd)
     except OSError:
@@ -39,7 +40,7 @@ class StdFiles:
     def __init__(self, c_flush: Callable[[], object] = lambda: None) -> None:
         self.c_flush = c_flush
         self._saved = {fd: os.dup(fd) for fd in (1, 2)}  # not inherited by children
-        self._pipes = {fd: _identity(fd) for fd in (1, 2)}
+        self._pipes = {fd: identity(fd) for fd in (1, 2)}
         self.out = _text_file(1)
         self.err = _text_file(2)
         self.install()
@@ -62,7 +63,7 @@ class StdFiles:
     def restore(self) -> None:
         """Undo what the last cell did to fds 1 and 2 and to sys.stdout/stderr."""
         for fd in (1, 2):
-            if _identity(fd) != self._pipes[fd]:
+            if identity(fd) != self._pipes[fd]:
                 os.dup2(self._saved[fd], fd)
         if self.out.closed:
             self.out = _text_file(1)
