@@ -78,6 +78,8 @@ class KernelLink:
         worker = self._hooked(self.links.spawn(listener, self.path, self.secret, self.kernel_id))
         keeper = worker.keeper.pid if worker.keeper is not None else None
         update_record(self.directory, keeper_pid=keeper)
+        if keeper is None:  # forked by the fork server: its handshake says its pid
+            worker.linked.addCallback(self._adopted)
         return worker
 
     def adopt(self, listener: WorkerListener, inbound: Inbound) -> LinkedWorker:

@@ -21,6 +21,7 @@ from ..worker.keeper import (
     SECRET_FD_ENV,
     prepare_link,
 )
+from .forkclient import ForkServer, fork_server_wanted
 from .linked import LinkedWorker
 from .process import TOKEN_ENV, LocalProvisioner, ProcessReactor
 from .supervisor import Provisioner, WorkerListener
@@ -72,8 +73,11 @@ class LinkProvisioner:
         directory: str,
         orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
         durable: bool = True,
+        forks: ForkServer | None = None,
     ) -> None:
         self.reactor = reactor
+        #: Keepers forked by this server when it takes them (prototype, off by default).
+        self.forks = forks
         self.directory = directory
         self.orphan_timeout = orphan_timeout
         #: False: each keeper ends with this process (PDEATHSIG), no orphan timeout.
@@ -97,7 +101,6 @@ class LinkProvisioner:
         listen, r = prepare_link(path, secret)
         worker = LinkedWorker(listener, secret, kernel_id, self.reactor)
         worker.linked.addErrback(lambda _: None)  # its keeper's end reports it
-        keeper = worker.keeper = KeeperProcess(worker)
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
         env.update(
             {LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r), KERNEL_ENV: kernel_id}
@@ -107,17 +110,23 @@ class LinkProvisioner:
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
             env[DIE_WITH_PARENT_ENV] = "1"
+        if self.forks is None or not self.forks.fork(env, listen.fileno(), r):
+            self._exec(worker, env, listen.fileno(), r)
+        os.close(r)
+        listen.close()
+        connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
+        return worker
+
+    def _exec(self, worker: LinkedWorker, env: dict[str, str], listen: int, r: int) -> None:
+        """The keeper as this service's child, in a new Python (not forked)."""
+        keeper = worker.keeper = KeeperProcess(worker)
         self.reactor.spawnProcess(
             keeper,
             sys.executable,
             [sys.executable, "-m", "ipytwist.worker"],
             env=env,
-            childFDs={0: "w", 1: 1, 2: 2, listen.fileno(): listen.fileno(), r: r},
+            childFDs={0: "w", 1: 1, 2: 2, listen: listen, r: r},
         )
-        os.close(r)
-        listen.close()
-        connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
-        return worker
 
 
 def choose_provisioner(
@@ -131,7 +140,7 @@ def choose_provisioner(
     today's pipes (``pipes``, :class:`~ipytwist.kernel.process.LocalProvisioner`); unset,
     ``default``.  Not ``durable``: the keepers end with this process."""
     if os.environ.get(LINK_ENV, default) == "socket":
-        return LinkProvisioner(
-            reactor, os.path.join(state_dir, "kernels"), orphan_timeout, durable=durable
-        )
+        forks = ForkServer(reactor) if fork_server_wanted() else None
+        directory = os.path.join(state_dir, "kernels")
+        return LinkProvisioner(reactor, directory, orphan_timeout, durable, forks)
     return LocalProvisioner(reactor)

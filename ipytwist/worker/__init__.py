@@ -25,3 +25,26 @@ def sync_marker(token: str) -> bytes:
     and events in the order they happened.  One small write, so it is atomic.
     """
     return b"\x00ipytwist-sync:" + token.encode("ascii") + b"\x00"
+
+
+def detach() -> None:
+    """Own process group (a Ctrl-C to the kernel's group reaches the worker only through
+    the kernel), and die with the parent if it is killed outright."""
+    import os
+    import sys
+
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # no prctl here: the parent check below still ends an orphan at start
+    if os.getppid() != parent:
+        os._exit(1)

@@ -1,0 +1,162 @@
+"""A fork server (prototype, issue 20): :func:`main`, started by the service, imports
+IPython and the worker's modules once, freezes them for the collector, then forks a
+keeper for each request the service sends; the keeper forks the interpreter as
+``python -m ipytwist.worker`` does (``keepstart.enter``), so the pages of IPython are
+shared copy-on-write by every kernel started from this server.
+
+A request is one datagram on a ``SOCK_SEQPACKET`` socket (fd in :data:`FORK_FD_ENV`): a
+JSON object ``{"env", "cwd", "umask", "rlimits"}`` with the keeper's listening socket
+and the read end of its secret's pipe passed by ``SCM_RIGHTS``.  Nothing is answered:
+the service connects to the socket at once, as it does to a keeper it started itself.
+
+Made fresh in each child (what a fork would otherwise share with the server and with
+every other kernel): the environment and working directory (the service's at the
+request, not the server's at its start), the umask, resource limits, signal dispositions
+and mask, the session and process group (``enter`` calls ``setsid``; the interpreter
+its own group), the sync marker's token and the link (``enter``), the ``random`` state
+(and numpy's, if imported).  IPython's shell, hence its history session, is made only
+in the interpreter, after the fork.  Python's string hash seed is the server's.
+"""
+
+from __future__ import annotations
+
+import array
+import gc
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+from typing import Any
+
+__all__ = ["FORK_FD_ENV", "forked", "main"]
+
+#: The fd of the server's end of its socket with the service.
+FORK_FD_ENV = "IPYTWIST_FORK_FD"
+#: Largest request (the environment dominates).
+MAX_REQUEST = 1 << 20
+_FORKED = False
+
+
+def forked() -> bool:
+    """True in a keeper or interpreter forked by a fork server."""
+    return _FORKED
+
+
+def preload() -> None:
+    """What every interpreter imports before it is ready, imported once here."""
+    import IPython  # noqa: F401
+
+    from . import comms, debug, keeper, keepstart, notebook, requests, serve, shell  # noqa: F401
+    from .notebook import notebook_config
+
+    notebook_config()
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """One request and its two fds; None once the service has gone."""
+    fds = array.array("i")
+    data, ancdata, _flags, _addr = sock.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(2 * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None
+    return json.loads(data), list(fds)
+
+
+def _fresh(request: dict[str, Any], fds: list[int]) -> None:
+    """In the child: nothing of the server's own state that a kernel must not share."""
+    global _FORKED
+    _FORKED = True
+    for signum in signal.valid_signals():
+        try:
+            signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL, SIGSTOP
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for name, (soft, hard) in request["rlimits"].items():
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        except (ValueError, OSError, AttributeError):
+            pass  # a hard limit the service could raise and we cannot: the server's stays
+    os.umask(request["umask"])
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    from .keeper import LINK_FD_ENV, SECRET_FD_ENV
+
+    os.environ[LINK_FD_ENV] = str(fds[0])
+    os.environ[SECRET_FD_ENV] = str(fds[1])
+
+
+def _reseed() -> None:
+    """The interpreter's own random state (``random`` reseeds at fork by itself)."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def _child(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
+    """The keeper (its exit status), or the interpreter (``serve``'s)."""
+    sock.close()
+    _fresh(request, fds)
+    from . import detach
+    from .keepstart import enter
+
+    status = enter()
+    if status is not None:
+        return status
+    detach()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready
+    _reseed()
+    from .serve import serve
+
+    return serve()
+
+
+def _die_with_service() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: EOF on the socket ends it
+
+
+def main() -> int:
+    """Serve fork requests until the service closes its end."""
+    sock = socket.socket(fileno=int(os.environ.pop(FORK_FD_ENV)))
+    _die_with_service()
+    os.chdir("/")  # a kernel's directory is the request's, never the server's
+    preload()
+    gc.collect()
+    gc.freeze()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
+    while True:
+        try:
+            got = _receive(sock)
+        except (OSError, ValueError) as e:
+            print(f"ipytwist fork server: bad request ({type(e).__name__})", file=sys.stderr)
+            continue
+        if got is None:
+            return 0
+        request, fds = got
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                return _child(sock, request, fds)
+            except BaseException:
+                os._exit(127)
+        for fd in fds:
+            os.close(fd)

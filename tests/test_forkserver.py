@@ -1,0 +1,115 @@
+"""Kernels forked by the fork server (issue 20, prototype behind ``IPYTWIST_FORK_SERVER=1``):
+two kernels from one server share no random state, history session, environment or
+working directory; a dead fork server is replaced and a kernel start never fails.  Real
+service, REST and WebSocket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from benchlib.procs import wait_for
+from benchlib.wsclient import WSClient
+from support.durable import DurableService, durable_base
+
+#: What a kernel says of itself, as one JSON line.
+PROBE = """\
+import json, os, random, signal
+from ipytwist.worker.forkserver import forked
+print(json.dumps({
+    "forked": forked(),
+    "random": random.random(),
+    "session": get_ipython().history_manager.session_number,
+    "cwd": os.getcwd(),
+    "leak": os.environ.get("LEAKED"),
+    "fork_fd": os.environ.get("IPYTWIST_FORK_FD"),
+    "pgid_is_pid": os.getpgid(0) == os.getpid(),
+    "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+    "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
+}))
+"""
+
+
+class ForkService(DurableService):
+    """A durable service whose keepers the fork server forks."""
+
+    def __init__(self, base_dir: str) -> None:
+        super().__init__(base_dir)
+        self.env["IPYTWIST_FORK_SERVER"] = "1"
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "LEAKED": "from-the-service"}
+
+
+def _probe(svc: DurableService, kernel_id: str, before: str = "") -> dict[str, Any]:
+    ws = WSClient.connect(svc, kernel_id, "A")
+    try:
+        ws.kernel_info()
+        if before:
+            reply, _ = ws.execute(before)
+            assert reply["content"]["status"] == "ok", reply
+        reply, got = ws.execute(PROBE, timeout=60)
+        assert reply["content"]["status"] == "ok", reply
+        text = "".join(m["content"]["text"] for m in got if m["msg_type"] == "stream")
+        found: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+        return found
+    finally:
+        ws.close()
+
+
+@pytest.fixture(scope="module")
+def svc() -> Iterator[ForkService]:
+    with durable_base() as base:
+        service = ForkService(base).start()
+        try:
+            yield service
+        finally:
+            service.stop()
+
+
+def _fork_servers(svc: DurableService) -> list[int]:
+    assert svc.proc is not None
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == svc.proc.pid and b"ipytwist.worker.forkserver" in cmd:
+            found.append(int(name))
+    return found
+
+
+def test_two_forked_kernels_share_nothing_they_must_not(svc: ForkService) -> None:
+    first = svc.start_kernel()
+    # The first kernel changes what a careless fork server would hand on.
+    a = _probe(svc, first, "import os; os.chdir('/tmp'); os.environ['LEAKED'] = 'a'")
+    b = _probe(svc, svc.start_kernel())
+    assert a["forked"] and b["forked"]
+    assert a["random"] != b["random"]
+    assert a["session"] != b["session"]
+    assert a["cwd"] == "/tmp"
+    # The service's directory (the fork server itself sits in /) and its environment.
+    assert os.path.realpath(b["cwd"]) == os.path.realpath(svc.base_dir)
+    assert b["leak"] == "from-the-service" and b["fork_fd"] is None
+    assert b["pgid_is_pid"] and b["sigterm_default"] and b["sigchld_default"]
+
+
+def test_a_dead_fork_server_is_replaced(svc: ForkService) -> None:
+    svc.start_kernel()  # one server, at least, has started
+    servers = wait_for(lambda: _fork_servers(svc) or None, 30, "a fork server", 0.05)
+    for pid in servers:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not set(servers) & set(_fork_servers(svc)), 30, "its end", 0.05)
+    got = _probe(svc, svc.start_kernel())
+    assert got["forked"] is True
+    assert set(_fork_servers(svc)) - set(servers)
