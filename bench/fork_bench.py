@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import array
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -28,13 +29,12 @@ from collections.abc import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # the link's test client
 
-from benchlib.procs import descendants, keeper_pids, wait_for  # noqa: E402
+from benchlib.linkclient import LinkClient, event, is_reply  # noqa: E402
+from benchlib.procs import descendants, end_keepers, keeper_pids, wait_for  # noqa: E402
+from benchlib.servers import Service, checkout_env  # noqa: E402
 from benchlib.wsclient import WSClient  # noqa: E402
 from kernel_bench_metrics import pss_kib  # noqa: E402
-from support.durable import DurableService, durable_base  # noqa: E402
-from support.keeperlink import KERNEL, SECRET, Service, event, is_reply  # noqa: E402
 
 from ipytwist.kernel.forkclient import ENTRY  # noqa: E402
 from ipytwist.worker.forkserver import FORK_FD_ENV  # noqa: E402
@@ -47,6 +47,8 @@ from ipytwist.worker.keeper import (  # noqa: E402
     prepare_link,
 )
 
+SECRET = os.urandom(32)
+KERNEL = "kernel-fork-bench"
 Spawn = Callable[[dict[str, str], int, int], None]
 
 
@@ -83,7 +85,7 @@ def at_the_link(spawn: Spawn, base: str, n: int, name: str) -> tuple[list[float]
         spawn(env, listen.fileno(), r)
         os.close(r)
         listen.close()
-        svc = Service(path)
+        svc = LinkClient(path, SECRET, KERNEL)
         svc.until(lambda f: event(f).get("ev") == "ready")
         ready.append(time.perf_counter() - t0)
         svc.execute("1")
@@ -96,25 +98,26 @@ def at_the_link(spawn: Spawn, base: str, n: int, name: str) -> tuple[list[float]
 
 def through_the_service(fork: bool, starts: int, idle: int) -> dict[str, float]:
     """New kernel -> result of ``1`` (``starts`` in a row), then PSS of ``idle`` kernels."""
-    with durable_base() as base:
-        svc = DurableService(base)
-        if fork:
-            svc.env["IPYTWIST_FORK_SERVER"] = "1"
-        svc.start()
-        try:
-            _first_result(svc)  # a warm service (and fork server) for every mode
-            times = [_first_result(svc) for _ in range(starts)]
-            for kid in [m["id"] for m in svc.request("GET", "/api/kernels")]:
-                svc.delete_kernel(kid)
-            for _ in range(idle):
-                _first_result(svc)
-            time.sleep(1.0)  # idle: what the kernels hold once they have settled
-            return {**_stats(times), **_pss(svc, idle)}
-        finally:
-            svc.stop()
+    base = tempfile.mkdtemp(prefix="fs", dir="/tmp")  # short: a socket's path <= 107 bytes
+    env = {**checkout_env(os.path.join(base, "ipython")), "IPYTWIST_WORKER_LINK": "socket"}
+    svc = Service(base, env={**env, "IPYTWIST_FORK_SERVER": "1" if fork else "0"})
+    svc.start()
+    try:
+        _first_result(svc)  # a warm service (and fork server) for every mode
+        times = [_first_result(svc) for _ in range(starts)]
+        for kid in [m["id"] for m in svc.request("GET", "/api/kernels")]:
+            svc.delete_kernel(kid)
+        for _ in range(idle):
+            _first_result(svc)
+        time.sleep(1.0)  # idle: what the kernels hold once they have settled
+        return {**_stats(times), **_pss(svc, idle)}
+    finally:
+        svc.stop()
+        end_keepers(svc.state_dir)
+        shutil.rmtree(base, ignore_errors=True)
 
 
-def _first_result(svc: DurableService) -> float:
+def _first_result(svc: Service) -> float:
     t0 = time.perf_counter()
     kid = svc.start_kernel()
     ws = WSClient.connect(svc, kid, "A")
@@ -126,7 +129,7 @@ def _first_result(svc: DurableService) -> float:
     return took
 
 
-def _pss(svc: DurableService, idle: int) -> dict[str, float]:
+def _pss(svc: Service, idle: int) -> dict[str, float]:
     keepers = wait_for(lambda: len(keeper_pids(svc.state_dir)) >= idle or None, 30, "keepers")
     assert keepers
     pids = [p for k in keeper_pids(svc.state_dir) for p in (k, *descendants(k))]

@@ -3,19 +3,15 @@ stand-in for the service (tests/test_keeper*.py)."""
 
 from __future__ import annotations
 
-import array
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from benchlib.linkclient import LinkClient, event, is_reply  # noqa: F401 - re-exported for the tests
 
-from ipytwist.framing import RecordDecoder, encode_record
-from ipytwist.link.end import LinkEnd
-from ipytwist.link.unixpath import connect_unix
 from ipytwist.link.wire import Frame, Inbound, Kind, parse_output
 from ipytwist.worker.keeper import (
     KERNEL_ENV,
@@ -62,55 +58,11 @@ def keeper_fixture(tmp_path: Path) -> Iterator[Start]:
             proc.wait()
 
 
-class Service:
-    """The service's end, blocking: connects, sends, takes frames and acks them."""
+class Service(LinkClient):
+    """The service's end, blocking, with this module's secret and kernel id."""
 
     def __init__(self, path: str, inbound: Inbound | None = None, secret: bytes = SECRET) -> None:
-        self.sock = connect_unix(path, timeout=30)
-        self.end = LinkEnd(False, secret, KERNEL, inbound=inbound)
-        self.end.connection_made()
-        self.frames: list[Frame] = []
-        #: Descriptors the keeper sent (its request pipe, with ``PIPE``).
-        self.fds: list[int] = []
-
-    def send(self, kind: Kind, body: bytes) -> None:
-        self.sock.sendall(b"".join(self.end.send(kind, body)))
-
-    def execute(self, code: str) -> None:
-        self.send(Kind.REQUEST, encode_record({"req": "execute", "content": {"code": code}}))
-
-    def _ack(self, seq: int) -> None:
-        try:
-            if ack := self.end.acknowledge(seq):
-                self.sock.sendall(ack)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # a keeper that ends does not wait for the ack of its end
-
-    def until(self, done: Callable[[Frame], bool]) -> list[Frame]:
-        """Frames taken (and acked) up to the first for which ``done`` holds."""
-        got: list[Frame] = []
-        while True:
-            data, ancillary, _, _ = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(16))
-            for _, _, cdata in ancillary:
-                self.fds.extend(array.array("i", cdata))
-            assert data, "the keeper closed the link"
-            write, frames = self.end.data_received(data)
-            if write:
-                self.sock.sendall(b"".join(write))
-            for frame in frames:
-                self._ack(frame.seq)
-                got.append(frame)
-                if done(frame):
-                    return got
-
-
-def event(frame: Frame) -> dict[str, object]:
-    (record,) = RecordDecoder().feed(frame.body) if frame.kind is Kind.EVENT else [{}]
-    return record
-
-
-def is_reply(frame: Frame) -> bool:
-    return event(frame).get("ev") == "reply"
+        super().__init__(path, secret, KERNEL, inbound)
 
 
 def stdout(frames: list[Frame]) -> str:
