@@ -30,6 +30,7 @@ print(json.dumps({
     "pgid_is_pid": os.getpgid(0) == os.getpid(),
     "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
     "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
+    "sigpipe_ignored": signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN,
 }))
 """
 
@@ -102,6 +103,7 @@ def test_two_forked_kernels_share_nothing_they_must_not(svc: ForkService) -> Non
     assert os.path.realpath(b["cwd"]) == os.path.realpath(svc.base_dir)
     assert b["leak"] == "from-the-service" and b["fork_fd"] is None
     assert b["pgid_is_pid"] and b["sigterm_default"] and b["sigchld_default"]
+    assert b["sigpipe_ignored"]  # as in a new Python
 
 
 def test_a_dead_fork_server_is_replaced(svc: ForkService) -> None:

@@ -59,6 +59,11 @@ class ForkServer:
         #: How many times a server was started (a test counts restarts).
         self.starts = 0
 
+    def prestart(self) -> None:
+        """Start the server now, so that the first kernel does not wait for its imports."""
+        if self.sock is None:
+            self._start()
+
     def _start(self) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.set_inheritable(False)

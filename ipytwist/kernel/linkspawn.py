@@ -141,6 +141,8 @@ def choose_provisioner(
     ``default``.  Not ``durable``: the keepers end with this process."""
     if os.environ.get(LINK_ENV, default) == "socket":
         forks = ForkServer(reactor) if fork_server_wanted() else None
+        if forks is not None:
+            forks.prestart()
         directory = os.path.join(state_dir, "kernels")
         return LinkProvisioner(reactor, directory, orphan_timeout, durable, forks)
     return LocalProvisioner(reactor)

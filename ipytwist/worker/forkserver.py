@@ -37,6 +37,13 @@ FORK_FD_ENV = "IPYTWIST_FORK_FD"
 #: Largest request (the environment dominates).
 MAX_REQUEST = 1 << 20
 _FORKED = False
+#: Signal dispositions a new Python starts with (all others are the default): without
+#: SIGPIPE ignored a keeper whose service died before the handshake died writing HELLO.
+FRESH_PYTHON: dict[int, Any] = {
+    signal.SIGINT: signal.default_int_handler,
+    signal.SIGPIPE: signal.SIG_IGN,
+    signal.SIGXFSZ: signal.SIG_IGN,
+}
 
 
 def forked() -> bool:
@@ -74,7 +81,7 @@ def _fresh(request: dict[str, Any], fds: list[int]) -> None:
     _FORKED = True
     for signum in signal.valid_signals():
         try:
-            signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signum, FRESH_PYTHON.get(signum, signal.SIG_DFL))
         except (OSError, ValueError):
             pass  # SIGKILL, SIGSTOP
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -121,19 +128,11 @@ def _child(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
     return serve()
 
 
-def _die_with_service() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: EOF on the socket ends it
-
-
 def main() -> int:
     """Serve fork requests until the service closes its end."""
+    # No PDEATHSIG: a service that dies leaves EOF behind the requests it sent, and
+    # each of those still gets its keeper (a kernel start never fails because of us).
     sock = socket.socket(fileno=int(os.environ.pop(FORK_FD_ENV)))
-    _die_with_service()
     os.chdir("/")  # a kernel's directory is the request's, never the server's
     preload()
     gc.collect()
@@ -144,6 +143,8 @@ def main() -> int:
             got = _receive(sock)
         except (OSError, ValueError) as e:
             print(f"ipytwist fork server: bad request ({type(e).__name__})", file=sys.stderr)
+            if isinstance(e, OSError):
+                return 1
             continue
         if got is None:
             return 0
@@ -156,7 +157,8 @@ def main() -> int:
         if pid == 0:
             try:
                 return _child(sock, request, fds)
-            except BaseException:
+            except BaseException as e:
+                print(f"ipytwist fork server: a child failed ({e!r})", file=sys.stderr)
                 os._exit(127)
         for fd in fds:
             os.close(fd)
