@@ -105,21 +105,34 @@ def through_the_service(fork: bool, starts: int, idle: int) -> dict[str, float]:
     try:
         _first_result(svc)  # a warm service (and fork server) for every mode
         times = [_first_result(svc) for _ in range(starts)]
+        kid = svc.request("GET", "/api/kernels")[0]["id"]
+        restarts = [_restart_result(svc, kid) for _ in range(starts)]
         for kid in [m["id"] for m in svc.request("GET", "/api/kernels")]:
             svc.delete_kernel(kid)
         for _ in range(idle):
             _first_result(svc)
         time.sleep(1.0)  # idle: what the kernels hold once they have settled
-        return {**_stats(times), **_pss(svc, idle)}
+        restart = {f"restart_{k}": v for k, v in _stats(restarts).items()}
+        return {**_stats(times), **restart, **_pss(svc, idle)}
     finally:
         svc.stop()
         end_keepers(svc.state_dir)
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _restart_result(svc: Service, kid: str) -> float:
+    """``POST .../restart`` -> the result of ``1`` on a new WebSocket."""
+    t0 = time.perf_counter()
+    svc.request("POST", f"/api/kernels/{kid}/restart")
+    return _result_of_1(svc, kid, t0)
+
+
 def _first_result(svc: Service) -> float:
     t0 = time.perf_counter()
-    kid = svc.start_kernel()
+    return _result_of_1(svc, svc.start_kernel(), t0)
+
+
+def _result_of_1(svc: Service, kid: str, t0: float) -> float:
     ws = WSClient.connect(svc, kid, "A")
     ws.kernel_info()
     reply, _ = ws.execute("1")
@@ -144,6 +157,11 @@ def _stats(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
+def _ms(m: dict[str, float], prefix: str) -> str:
+    low, high = m[prefix + "min"] * 1e3, m[prefix + "max"] * 1e3
+    return f"{m[prefix + 'median'] * 1e3:.0f} ({low:.0f}-{high:.0f})"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--starts", type=int, default=20)
@@ -166,15 +184,13 @@ def main() -> int:
             f" | {s['median'] * 1e3:.1f} |"
         )
     print(
-        "\n| through the service | new kernel -> `1`: median (min-max) ms "
-        f"| PSS per idle kernel ({args.kernels}) MiB | other PSS MiB |\n|---|---:|---:|---:|"
+        "\n| through the service | new kernel -> `1`: median (min-max) ms | restart -> `1` "
+        f"| PSS per idle kernel ({args.kernels}) MiB | other PSS MiB |\n|---|---:|---:|---:|---:|"
     )
     for name, fork in (("today", False), ("fork server", True)):
         m = through_the_service(fork, args.starts, args.kernels)
-        print(
-            f"| {name} | {m['median'] * 1e3:.0f} ({m['min'] * 1e3:.0f}-{m['max'] * 1e3:.0f})"
-            f" | {m['pss_per_kernel']:.1f} | {m['pss_server']:.1f} |"
-        )
+        print(f"| {name} | {_ms(m, '')} | {_ms(m, 'restart_')}", end="")
+        print(f" | {m['pss_per_kernel']:.1f} | {m['pss_server']:.1f} |")
     return 0
 
 
