@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from support.durable import DurableService, durable_base
 
 #: What a kernel says of itself, as one JSON line.
 PROBE = """\
-import json, os, random, signal
+import json, os, random, resource, signal
 from ipytwist.worker.forkserver import forked
 print(json.dumps({
     "forked": forked(),
@@ -31,6 +32,7 @@ print(json.dumps({
     "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
     "sigchld_default": signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL,
     "sigpipe_ignored": signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN,
+    "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
 }))
 """
 
@@ -115,3 +117,36 @@ def test_a_dead_fork_server_is_replaced(svc: ForkService) -> None:
     got = _probe(svc, svc.start_kernel())
     assert got["forked"] is True
     assert set(_fork_servers(svc)) - set(servers)
+
+
+def test_a_kernel_gets_the_services_limits_at_its_start(svc: ForkService) -> None:
+    """The fork server started with the service's limits; lowered since, they are the
+    kernel's."""
+    assert svc.proc is not None
+    soft, hard = resource.prlimit(svc.proc.pid, resource.RLIMIT_NOFILE)
+    lower = min(soft, 512) - 1
+    resource.prlimit(svc.proc.pid, resource.RLIMIT_NOFILE, (lower, hard))
+    try:
+        got = _probe(svc, svc.start_kernel())
+    finally:
+        resource.prlimit(svc.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    assert got["forked"] and got["nofile"] == lower
+
+
+def test_a_kernel_started_just_before_the_service_dies_is_readopted() -> None:
+    """The request is in the server's queue when the service is SIGKILLed: the server
+    still forks its keeper (no PDEATHSIG; the keeper ignores SIGPIPE, as a new Python,
+    when it greets a service that is gone), and the next service re-adopts it."""
+    with durable_base() as base:
+        first = ForkService(base).start()
+        again = None
+        try:
+            kid = first.start_kernel()
+            first.kill()
+            again = ForkService(base).start()
+            again.listed(kid)
+            assert _probe(again, kid)["forked"]
+        finally:
+            first.stop()
+            if again is not None:
+                again.stop()
