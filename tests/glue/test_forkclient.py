@@ -1,0 +1,109 @@
+"""The service's end of the fork server, in process: a request carries the service's
+environment, directory and limits with the keeper's socket and secret; a server that
+cannot take it makes the keeper start as before; a dead server is replaced."""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import socket
+from collections.abc import Iterator
+from resource import RLIMIT_NOFILE, getrlimit
+from typing import Any
+
+import pytest
+from support.fake_process import FakeReactor
+from support.linkglue import Listener
+from twisted.python.failure import Failure
+
+from ipytwist.kernel.forkclient import ENTRY, ForkServer
+from ipytwist.kernel.linkspawn import KeeperProcess, LinkProvisioner
+from ipytwist.worker.forkserver import FORK_FD_ENV
+
+
+class KeepingReactor(FakeReactor):
+    """Keeps the fork server's end of the socket (the child would have it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[socket.socket] = []
+
+    def spawnProcess(  # type: ignore[override]  # the fake's own signature
+        self, processProtocol: Any, executable: Any, args: Any = (), env: Any = None, **kw: Any
+    ) -> Any:
+        if env and FORK_FD_ENV in env:
+            self.kept.append(socket.socket(fileno=os.dup(int(env[FORK_FD_ENV]))))
+        processProtocol.connectionMade = lambda: None  # the fake process has no stdin
+        return super().spawnProcess(processProtocol, executable, args, env, **kw)
+
+
+@pytest.fixture
+def reactor() -> Iterator[KeepingReactor]:
+    r = KeepingReactor()
+    yield r
+    for s in r.kept:
+        s.close()
+    r.close()
+
+
+def _receive(server: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    fds = array.array("i")
+    data, anc, _, _ = server.recvmsg(1 << 20, socket.CMSG_SPACE(8))
+    for _, _, payload in anc:
+        fds.frombytes(payload)
+    request: dict[str, Any] = json.loads(data)
+    return request, list(fds)
+
+
+def test_a_request_carries_the_keepers_socket_and_secret(
+    reactor: KeepingReactor, tmp_path: Any
+) -> None:
+    links = LinkProvisioner(reactor, str(tmp_path), forks=ForkServer(reactor))
+    path = str(tmp_path / "k" / "link.sock")
+    os.makedirs(os.path.dirname(path))
+    worker = links.spawn(Listener(), path, b"s" * 32, "k")
+    (started,) = reactor.spawned  # the server only: no keeper of the service's own
+    assert started["args"][-1] == ENTRY and worker.keeper is None
+    request, fds = _receive(reactor.kept[0])
+    try:
+        assert request["cwd"] == os.getcwd() and request["env"]["IPYTWIST_KERNEL_ID"] == "k"
+        assert request["rlimits"]["RLIMIT_NOFILE"] == list(getrlimit(RLIMIT_NOFILE))
+        assert socket.socket(fileno=os.dup(fds[0])).getsockname() == path
+        assert os.read(fds[1], 64) == b"s" * 32
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_a_server_that_cannot_take_it_leaves_the_keeper_to_start_as_before(
+    reactor: KeepingReactor, tmp_path: Any
+) -> None:
+    forks = ForkServer(reactor)
+    links = LinkProvisioner(reactor, str(tmp_path), forks=forks)
+    forks.prestart()
+    reactor.kept.pop().close()  # the server is gone, the service has not seen it yet
+    path = str(tmp_path / "k" / "link.sock")
+    os.makedirs(os.path.dirname(path))
+    worker = links.spawn(Listener(), path, b"s" * 32, "k")
+    assert [s["args"][1:] for s in reactor.spawned][-1] == ["-m", "ipytwist.worker"]
+    assert isinstance(worker.keeper, KeeperProcess)
+
+
+def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) -> None:
+    forks = ForkServer(reactor)
+    forks.prestart()
+    assert forks.process is not None
+    forks.process.processEnded(Failure(Exception("killed")))
+    r, w = os.pipe()
+    listen = socket.socket(socket.AF_UNIX)
+    try:
+        assert forks.fork({}, listen.fileno(), r)
+        assert forks.starts == 2
+        _, fds = _receive(reactor.kept[-1])
+        for fd in fds:
+            os.close(fd)
+    finally:
+        listen.close()
+        os.close(r)
+        os.close(w)
