@@ -31,12 +31,12 @@ CRASH_CODE = "import os; os.kill(os.getpid(), 9)"
 ANSWER_TIMEOUT = 120.0
 
 
-def memory_mib(pids: list[int]) -> dict[str, float]:
-    """PSS (shared pages counted once across all processes) and RSS of ``pids``, MiB."""
-    return {
-        "pss_mib": sum(pss_kib(p) for p in pids) / 1024,
-        "rss_mib": sum(rss_kib(p) for p in pids) / 1024,
-    }
+def memory_mib(pids: list[int]) -> dict[str, Any]:
+    """PSS (pages shared by N processes count 1/N) and RSS of ``pids`` in MiB, summed
+    and each (in the order of ``pids``: for ipytwist the keeper, then its interpreter)."""
+    pss = [pss_kib(p) / 1024 for p in pids]
+    rss = [rss_kib(p) / 1024 for p in pids]
+    return {"pss_mib": sum(pss), "rss_mib": sum(rss), "pss_each": pss, "rss_each": rss}
 
 
 def ws_result_of_1(ws: WSClient, timeout: float = ANSWER_TIMEOUT) -> None:
@@ -166,18 +166,29 @@ class PyKernels:
         self.sessions.clear()
 
 
+def reply_to(get: Any, msg_id: str, timeout: float) -> dict[str, Any]:
+    """The first message ``get`` (a channel's ``get_*_msg``) gives that is parented to
+    ``msg_id`` within ``timeout`` seconds; others are dropped.  Raises ``Empty``."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise Empty
+        msg: dict[str, Any] = get(timeout=left)
+        if parent_id(msg) == msg_id:
+            return msg
+
+
 def ready(kc: Any, km: Any, timeout: float = ANSWER_TIMEOUT) -> None:
-    """``kernel_info_request`` until answered with iopub delivering (a message on iopub
-    within 0.2 s of the reply), as ``wait_for_ready`` does, without its final flush."""
+    """``kernel_info_request`` until it is answered on shell and its status comes on
+    iopub (so iopub is subscribed to this kernel, not to one before a restart), as
+    ``wait_for_ready`` does, without its final 0.2 s flush."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         asked = kc.kernel_info()
         try:
-            while True:
-                msg = kc.get_shell_msg(timeout=1)
-                if parent_id(msg) == asked:
-                    break
-            kc.get_iopub_msg(timeout=0.2)
+            reply_to(kc.get_shell_msg, asked, 1.0)
+            reply_to(kc.get_iopub_msg, asked, 0.2)
             return
         except Empty:
             if not km.is_alive():

@@ -94,7 +94,9 @@ def run_many(svc: Service, n: int) -> dict[str, Any]:
         clients, times = await _start_all(svc, n)
         try:
             pids = [svc.pid, *descendants(svc.pid)]
-            return times, {**memory_mib(pids), "processes": len(pids)}
+            memory = memory_mib(pids)
+            total = {k: memory[k] for k in ("pss_mib", "rss_mib")}
+            return times, {**total, "processes": len(pids)}
         finally:
             for c in clients:
                 await c.close()
