@@ -8,9 +8,11 @@
 3. restart -> result of ``1`` (ipytwist: ``POST /api/kernels/<id>/restart``; ipykernel:
    ``KernelManager.restart_kernel``) and crash -> result of ``1`` (a cell SIGKILLs the
    interpreter; ipykernel has no recovery of its own: it stays dead);
-4. ``--many N``: N kernels asked for at once on one service (``instant_many.py``).
+4. ``--many N``: N kernels asked for at once on one service (``instant_many.py``);
+5. ``--round-trip``: ``kernel_bench.py``'s execute round trip and stdout throughput,
+   and the round trip's overhead above the client's floor (``instant_roundtrip.py``).
 
-The execute round trip and the stdout throughput are ``bench/kernel_bench.py``'s.  Prints
+Prints
 a markdown table (metric, unit, ipytwist, ipykernel, ratio, goal) and writes JSON to
 ``bench/results/instant-<time>.json``.  Every kernel and service it started is stopped
 on the way out, Ctrl-C and SIGTERM included.
@@ -34,6 +36,7 @@ from benchlib.results import machine, save, versions
 from benchlib.servers import Service, checkout_env
 from instant_kernels import PyKernels, TwistKernels, memory_mib
 from instant_many import run_many
+from instant_roundtrip import round_trip_rows, run_round_trip
 from kernel_bench import prepare_environment
 
 #: Seconds idle before the memory is read.
@@ -169,16 +172,19 @@ def table(r: dict[str, Any], args: argparse.Namespace) -> str:
     )
     if "many" in r:
         rows += many_rows(r["many"])
-    rows.append(
-        (
-            "round trip of `1` above the client floor; stdout throughput",
-            "",
-            "see `bench/kernel_bench.py`",
-            "",
-            "",
-            "<= 0.15x; >= 3x",
+    if "round_trip" in r:
+        rows += round_trip_rows(r["round_trip"])
+    else:
+        rows.append(
+            (
+                "round trip of `1` above the client floor; stdout throughput",
+                "",
+                "`--round-trip`",
+                "",
+                "",
+                "<= 0.15x; >= 3x",
+            )
         )
-    )
     legend = (
         "\nRatio = ipytwist / ipykernel, of the medians; in brackets the range of the ratios"
         " of the samples taken in turn. Crash: from the crashing cell's reply."
@@ -224,6 +230,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also N kernels at once on one service (200 if N is not given)",
     )
     p.add_argument(
+        "--round-trip",
+        type=int,
+        nargs="?",
+        const=300,
+        default=0,
+        metavar="RUNS",
+        help="also kernel_bench's round trips (300 if RUNS is not given), stdout throughput"
+        " and the client's floor",
+    )
+    p.add_argument(
         "--service-arg",
         action="append",
         default=[],
@@ -237,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         results = measure(args, root)
+        if args.round_trip:
+            print("round trips and stdout", file=sys.stderr, flush=True)
+            results["round_trip"] = run_round_trip(root, args.round_trip)
         if args.many:
             print(f"{args.many} kernels at once", file=sys.stderr, flush=True)
             with service(root, "many", args.service_arg) as svc:
