@@ -72,18 +72,27 @@ def list_latency(svc: Service, expect: int) -> list[float]:
     return samples
 
 
-def idle_cpu(root: int, window: float = IDLE_WINDOW) -> dict[str, float]:
+def idle_cpu(root: int, window: float = IDLE_WINDOW) -> dict[str, Any]:
     """CPU time of ``root`` and every process below it over ``window`` seconds of idling
-    (from ``/proc/<pid>/stat``), as a percentage of one core."""
+    (from ``/proc/<pid>/stat``), as a percentage of one core; the service's own share
+    and the five busiest processes (pid, seconds) too."""
     pids = [root, *descendants(root)]
     before = {p: cpu_seconds(p) for p in pids}
     time.sleep(window)  # the measurement itself: nothing is waited for
-    used = 0.0
+    each = {}
     for p, b in before.items():
         a = cpu_seconds(p)
         if a is not None and b is not None:
-            used += a - b
-    return {"processes": len(pids), "cpu_s": used, "core_percent": 100 * used / window}
+            each[p] = a - b
+    used = sum(each.values())
+    busiest = sorted(each.items(), key=lambda kv: -kv[1])[:5]
+    return {
+        "processes": len(pids),
+        "cpu_s": used,
+        "core_percent": 100 * used / window,
+        "service_cpu_s": each.get(root, 0.0),
+        "busiest": [[p, s] for p, s in busiest],
+    }
 
 
 def run_many(svc: Service, n: int) -> dict[str, Any]:
