@@ -43,10 +43,19 @@ def warn_if_exposed(bound: str, everywhere: bool, tls: bool) -> None:
         )
 
 
-def announce(url: str, token: str, info_path: str, terminal: int = 1) -> None:
+def announce(url: str, token: str, info_path: str, terminal: int = 1, hub_api: str = "") -> None:
     """Say that the service serves at ``url`` (ending in ``/``): the log gets the token
-    masked; a terminal on descriptor ``terminal`` gets the address to open."""
+    masked; a terminal on descriptor ``terminal`` gets the address to open.  Under
+    JupyterHub (``hub_api``: its API's URL) the service's own token lets no one in:
+    the log says whose logins count instead, and no address with a token is shown."""
     log.info("ipytwist is serving at {url}", url=url)
+    if hub_api:
+        log.info(
+            "logins go through JupyterHub ({api}): its tokens with this server's scope, "
+            "and its OAuth for browsers",
+            api=hub_api,
+        )
+        return
     log.info(
         "token {masked} (the whole token is in {path}, readable by you alone)",
         masked=masked(token),

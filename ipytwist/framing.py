@@ -24,6 +24,8 @@ MAX_RECORD_BYTES = 1 << 30
 _HAS_BUFFERS = 1 << 31
 #: At most this many buffers in one record.
 MAX_BUFFERS = 1 << 12
+#: Parts gathered into one ``writev`` (the system's limit is 1024 at least).
+_IOV_MAX = 1024
 
 
 class FramingError(ValueError):
@@ -75,18 +77,20 @@ def record_parts(obj: dict[str, Any]) -> list[bytes | memoryview]:
 
 
 def write_parts(fd: int, parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
-    """Write ``parts`` to ``fd`` for as long as it takes them; what it did not take
-    (nothing, on a blocking fd)."""
+    """Write ``parts`` to ``fd`` for as long as it takes them, gathered (``writev``: the
+    reader wakes once for what one call puts in); what it did not take (nothing, on a
+    blocking fd)."""
     rest = list(parts)
     while rest:
         try:
-            n = os.write(fd, rest[0])
+            n = os.writev(fd, rest[:_IOV_MAX])
         except (BlockingIOError, InterruptedError):
             break
-        if n < len(rest[0]):
-            rest[0] = memoryview(rest[0])[n:]
-        else:
+        while rest and n >= len(rest[0]):
+            n -= len(rest[0])
             del rest[0]
+        if n:
+            rest[0] = memoryview(rest[0])[n:]
     return rest
 
 

@@ -238,6 +238,7 @@ class _Listening(StreamServerEndpointService):
         description: str = "",
         exit_status: _ExitStatus,
         base_url: str = "/",
+        hub_api: str = "",
     ):
         StreamServerEndpointService.__init__(self, endpoint, factory)
         self.description = description
@@ -246,6 +247,7 @@ class _Listening(StreamServerEndpointService):
         self.state_dir = state_dir
         self.tls = tls
         self.base_url = base_url
+        self.hub_api = hub_api
         self.info_path = os.path.join(state_dir, "server.json")
 
     def privilegedStartService(self) -> None:
@@ -296,7 +298,8 @@ class _Listening(StreamServerEndpointService):
             log.critical("ipytwist cannot write {path}: {why}", path=self.info_path, why=e)
             self.exit_status.fail(1)
             return port
-        announce(base + "/", self.token, self.info_path)  # (the token: masked in the log)
+        # (the token: masked in the log; under JupyterHub not named at all)
+        announce(base + "/", self.token, self.info_path, hub_api=self.hub_api)
         return port
 
     def stopService(self) -> Deferred[None] | None:
@@ -379,6 +382,7 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
         description=listen,
         exit_status=exit_status,
         base_url=config.base_url,
+        hub_api=options["hub"].api_url if options.get("hub") is not None else "",
     )
     _child(listening, top)
     # What is made so far lives as long as the service (modules, classes, the service

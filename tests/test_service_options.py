@@ -118,14 +118,15 @@ class _Port:
         return self.address
 
 
-def _announced(tmp_path: Any, host: str, tls: bool = False) -> list[str]:
+def _announced(tmp_path: Any, host: str, tls: bool = False, hub_api: str = "") -> list[str]:
     lines: list[str] = []
 
     def observe(event: dict) -> None:
         lines.append(formatEvent(event))
 
+    state = str(tmp_path / "state")
     listening = _Listening(
-        None, None, "tok", str(tmp_path / "state"), tls, exit_status=_ExitStatus(None)
+        None, None, "tok", state, tls, exit_status=_ExitStatus(None), hub_api=hub_api
     )
     globalLogPublisher.addObserver(observe)
     try:
@@ -145,6 +146,18 @@ def test_binding_every_interface_is_said_plainly_and_warned_about(tmp_path: Any)
     assert not any("reachable from other machines" in line for line in quiet)
     tls = _announced(tmp_path, "0.0.0.0", tls=True)
     assert not any("reachable from other machines" in line for line in tls)
+
+
+def test_under_jupyterhub_the_log_names_the_hubs_logins_not_the_services_token(
+    tmp_path: Any,
+) -> None:
+    """``ipytwist singleuser``: the service's own token lets no one in, so the log does
+    not point at it (before, it named the masked token and server.json)."""
+    hub = _announced(tmp_path, "127.0.0.1", hub_api="http://127.0.0.1:8081/hub/api")
+    assert any("logins go through JupyterHub (http://127.0.0.1:8081/hub/api)" in x for x in hub)
+    assert not any("token" in line and "JupyterHub" not in line for line in hub)
+    alone = _announced(tmp_path, "127.0.0.1")
+    assert any("the whole token is in" in line for line in alone)
 
 
 def test_workers_do_not_inherit_the_token(monkeypatch: Any) -> None:

@@ -269,8 +269,9 @@ class HubAuthenticator(Authenticator):
 
         def finish(answer: tuple[str, dict[str, Any]]) -> bytes:
             token, user = answer
-            self.cache.put(token, self.admits(user))
-            if not self.admits(user):
+            admitted = self.admits(user)
+            self.cache.put(token, admitted)
+            if not admitted:
                 name = str(user.get("name", "?"))[:64]
                 self.refusals.warn(
                     "refused an OAuth login of {name}: no access", "scope", name=name

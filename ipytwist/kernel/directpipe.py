@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import select
+from collections.abc import Sequence
 
 from twisted.logger import Logger
 
@@ -50,13 +51,13 @@ class DirectPipe:
         self.close()
         self.fd = fd
 
-    def write(self, data: bytes) -> bool:
-        """Write ``data`` whole if it can go straight in now; False (nothing written) if
-        it must go through the keeper."""
-        if self.fd is None or len(data) > ATOMIC_BYTES:
+    def write(self, parts: Sequence[bytes | memoryview]) -> bool:
+        """Write a record's ``parts`` whole if it can go straight in now; False (nothing
+        written) if it must go through the keeper."""
+        if self.fd is None or sum(len(p) for p in parts) > ATOMIC_BYTES:
             return False
         try:
-            os.write(self.fd, data)  # (PIPE_BUF at most: all of it, or EAGAIN)
+            os.write(self.fd, b"".join(parts))  # (PIPE_BUF at most: all of it, or EAGAIN)
         except BlockingIOError:
             return False  # the interpreter is behind: the keeper queues it
         except OSError as e:

@@ -44,7 +44,7 @@ from ..link.wire import (
     parse_json_body,
     parse_output,
 )
-from .directpipe import ATOMIC_BYTES, DirectPipe
+from .directpipe import DirectPipe
 from .pipefeed import PipeFeeder, Writer
 from .process import Clock, describe_exit
 from .supervisor import WorkerListener
@@ -275,13 +275,7 @@ class LinkedWorker(Protocol):
             return
         parts = tuple(record_parts(record))
         out = self.end.out
-        if (
-            self.direct.fd is not None
-            and self.end.authenticated
-            and out.acked == out.sent
-            and sum(len(p) for p in parts) <= ATOMIC_BYTES
-            and self.direct.write(b"".join(parts))
-        ):
+        if self.end.authenticated and out.acked == out.sent and self.direct.write(parts):
             return
         self._settle()  # the ack rides on the request (its frame is not needed)
         self._write(self.end.send(Kind.REQUEST, parts))

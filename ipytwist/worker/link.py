@@ -74,21 +74,6 @@ class Interrupts:
             self._pending = False
 
 
-def _writev(fd: int, parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
-    """One ``writev`` of ``parts`` (the reader wakes once); what it did not take."""
-    try:
-        n = os.writev(fd, parts)
-    except (BlockingIOError, InterruptedError):
-        return parts
-    rest = list(parts)
-    while rest and n >= len(rest[0]):
-        n -= len(rest[0])
-        del rest[0]
-    if rest and n:
-        rest[0] = memoryview(rest[0])[n:]
-    return rest
-
-
 class WorkerLink:
     """Blocking reads of request records, atomic writes of event records."""
 
@@ -165,7 +150,7 @@ class WorkerLink:
                 return
             held, self._held = self._held, []
             self._write_markers(2 if held else 1)
-            parts = _writev(self.write_fd, held + parts) if held else parts
+            parts = held + parts  # (one write: the reader finds both at once)
             while parts:
                 parts = write_parts(self.write_fd, parts)
 

@@ -204,7 +204,11 @@ def zmq_storm(
 ) -> ZmqStormResult:
     """``clients`` ZeroMQ clients each send ``requests`` execute_requests of ``size``
     bytes of code (a comment) to one kernel, and read nothing; another kernel is probed
-    meanwhile.  (With ``size`` 0, kernel_info_requests.)"""
+    meanwhile.  (With ``size`` 0, kernel_info_requests.)
+
+    The storm is over once each client has the reply to a last ``pass`` of its own
+    (the kernel runs one client's requests in the order sent).  The probe stops there:
+    waiting for a quiet service while it still probes would measure the probe."""
     kid, probe_kid = svc.start_kernel(), svc.start_kernel()
     with open(svc.connection_file(kid)) as f:
         info = json.load(f)
@@ -223,15 +227,20 @@ def zmq_storm(
         rss_before, peak = rss_mib(svc.pid), 0.0
         with StallProbe(svc.url, svc.token, probe_kid, svc.pid) as probe:
             start = time.monotonic()
+            markers = []
             for sock in socks:
                 for _ in range(requests):
                     if size:
                         session.send(sock, "execute_request", content)
                     else:
                         session.send(sock, "kernel_info_request", {})
-            wait_quiet(svc.pid)
+                last = session.send(sock, "execute_request", execute_content("pass"))
+                markers.append(last["header"]["msg_id"])
+            for sock, marker in zip(socks, markers, strict=True):
+                _read_until_reply(session, sock, marker, QUIET_TIMEOUT)
             seconds = time.monotonic() - start
-            peak = rss_mib(svc.pid)
+        wait_quiet(svc.pid)
+        peak = rss_mib(svc.pid)
         return ZmqStormResult(
             clients, requests, size, probe.result, seconds, rss_before, max(peak, rss_before)
         )
@@ -239,3 +248,17 @@ def zmq_storm(
         ctx.destroy(0)
         svc.delete_kernel(kid)
         svc.delete_kernel(probe_kid)
+
+
+def _read_until_reply(
+    session: Session, sock: zmq.Socket[bytes], msg_id: str, timeout: float
+) -> None:
+    """Read ``sock`` until the reply to ``msg_id`` comes (or fail after ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(left * 1000):
+            raise AssertionError(f"no reply to the storm's last request in {timeout:.0f} s")
+        _, msg = session.recv(sock)
+        if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
+            return
