@@ -46,6 +46,9 @@ class Config:
     header_timeout: float = HEADER_TIMEOUT
     #: SIGTERM leaves the kernels' interpreters running for the next service.
     keep_kernels: bool = False
+    #: New kernels, restarts and recoveries are forked by a fork server that has
+    #: imported IPython (docs/fork-server.md), where this system can fork.
+    fork_server: bool = True
     #: Seconds a kernel's keeper waits for a service before it ends its interpreter.
     orphan_timeout: float = ORPHAN_TIMEOUT
     #: The URL prefix every page, asset, API route and cookie lives under ("/" or

@@ -55,6 +55,7 @@ class Options(usage.Options):
             "for everyone (default: it is answered and the kernel is left as it is).",
         ],
         ["keep-kernels", None, "SIGTERM leaves the kernels running for the next start."],
+        ["no-fork-server", None, "Start each kernel in a new Python, not forked from one."],
     ]
     optParameters = [
         [
@@ -193,6 +194,7 @@ class Options(usage.Options):
             trusted_proxies=tuple(self["trusted-proxy"]),
             header_timeout=self["header-timeout"],
             keep_kernels=bool(self["keep-kernels"]),
+            fork_server=not self["no-fork-server"],
             orphan_timeout=self["orphan-timeout"],
             base_url=self["base-url"],
         )
@@ -363,7 +365,9 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     host = KernelHost(
         reactor,
         config,
-        provisioner=choose_provisioner(reactor, config.state_dir, config.orphan_timeout),
+        provisioner=choose_provisioner(
+            reactor, config.state_dir, config.orphan_timeout, fork_server=config.fork_server
+        ),
         transports=[ZmqTransport(reactor, config), sockets],
     )
     _child(host, top)  # started first, stopped last

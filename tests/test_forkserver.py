@@ -1,6 +1,7 @@
-"""Kernels forked by the fork server (issue 20, prototype behind ``IPYTWIST_FORK_SERVER=1``):
-two kernels from one server share no random state, history session, environment or
-working directory; a dead fork server is replaced and a kernel start never fails.  Real
+"""Kernels forked by the fork server (the service's default; docs/fork-server.md): two
+kernels from one server share no random state, history session, environment or working
+directory; a dead fork server is replaced and a kernel start never fails; the record
+names the keeper at once; ``--no-fork-server`` starts each in a new Python.  Real
 service, REST and WebSocket."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from benchlib.procs import wait_for
+from benchlib.procs import children as _children
+from benchlib.procs import fork_servers, wait_for
 from benchlib.wsclient import WSClient
 from support.durable import DurableService, durable_base
 
@@ -38,11 +40,8 @@ print(json.dumps({
 
 
 class ForkService(DurableService):
-    """A durable service whose keepers the fork server forks."""
-
-    def __init__(self, base_dir: str) -> None:
-        super().__init__(base_dir)
-        self.env["IPYTWIST_FORK_SERVER"] = "1"
+    """A durable service (its keepers forked by its fork server, the default), with a
+    variable in its environment that its kernels must see."""
 
     def environment(self) -> dict[str, str]:
         return {**super().environment(), "LEAKED": "from-the-service"}
@@ -76,20 +75,7 @@ def svc() -> Iterator[ForkService]:
 
 def _fork_servers(svc: DurableService) -> list[int]:
     assert svc.proc is not None
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == svc.proc.pid and b"ipytwist.worker.forkserver" in cmd:
-            found.append(int(name))
-    return found
+    return fork_servers(svc.proc.pid)
 
 
 def test_two_forked_kernels_share_nothing_they_must_not(svc: ForkService) -> None:
@@ -152,3 +138,29 @@ def test_a_kernel_started_just_before_the_service_dies_is_readopted() -> None:
             first.stop()
             if again is not None:
                 again.stop()
+
+
+def test_the_record_names_the_forked_keeper_at_once(svc: ForkService) -> None:
+    """The server answers each request with the keeper's pid: the kernel's record has it
+    as soon as the kernel is listed (a SIGTERM right then can still end it)."""
+    kid = svc.start_kernel()
+    keeper = svc.record(kid)["keeper_pid"]
+    assert keeper in _fork_children(svc), keeper
+    with open(f"/proc/{keeper}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[3]) == keeper  # setsid: its own session
+
+
+def test_no_fork_server_starts_each_kernel_in_a_new_python() -> None:
+    with durable_base() as base:
+        plain = DurableService(base, "--no-fork-server").start()
+        try:
+            kid = plain.start_kernel()
+            assert not _fork_servers(plain)
+            assert _probe(plain, kid)["forked"] is False
+            assert plain.record(kid)["keeper_pid"] in _children(plain.pid)
+        finally:
+            plain.stop()
+
+
+def _fork_children(svc: DurableService) -> list[int]:
+    return [pid for server in _fork_servers(svc) for pid in _children(server)]

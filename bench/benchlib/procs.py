@@ -111,6 +111,19 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def fork_servers(pid: int) -> list[int]:
+    """The fork servers among ``pid``'s children (zombies not: their command is gone)."""
+    found = []
+    for child in children(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"ipytwist.worker.forkserver" in f.read():
+                    found.append(child)
+        except OSError:
+            pass
+    return found
+
+
 def parent(pid: int) -> int | None:
     """The parent of ``pid``; None if it is gone."""
     try:
@@ -121,8 +134,8 @@ def parent(pid: int) -> int | None:
 
 def kernel_processes(root: int, workers: Iterable[int]) -> tuple[int, ...]:
     """``workers`` (interpreters) and, for each one below ``root``, the processes between
-    it and ``root`` (its keeper, over the worker link), sorted: exactly what runs below a
-    service whose kernels are these interpreters."""
+    it and ``root`` (its keeper, over the worker link, and the fork server that forked
+    it), sorted: exactly what runs below a service whose kernels are these interpreters."""
     found: set[int] = set()
     for pid in workers:
         chain = [pid]

@@ -76,10 +76,8 @@ class KernelLink:
     def start(self, listener: WorkerListener) -> LinkedWorker:
         """A new keeper and interpreter for the kernel (its start, or a restart)."""
         worker = self._hooked(self.links.spawn(listener, self.path, self.secret, self.kernel_id))
-        keeper = worker.keeper.pid if worker.keeper is not None else None
+        keeper = worker.keeper.pid if worker.keeper is not None else worker.keeper_pid
         update_record(self.directory, keeper_pid=keeper)
-        if keeper is None:  # forked by the fork server: its handshake says its pid
-            worker.linked.addCallback(self._adopted)
         return worker
 
     def adopt(self, listener: WorkerListener, inbound: Inbound) -> LinkedWorker:

@@ -1,8 +1,8 @@
-"""The service's end of the fork server (prototype, issue 20; off unless
-``IPYTWIST_FORK_SERVER=1``): started on first use, asked to fork a keeper on a socket
-and secret the service made, started again on the next request once it has died.  A
-request it cannot take is refused here at once, and the caller starts the keeper as
-before (``worker/forkserver.py``)."""
+"""The service's end of the fork server (docs/fork-server.md): started with the service,
+asked to fork a keeper on a socket and secret the service made, started again on the
+next request once it has died.  A request it cannot take (dead, or no answer within
+:data:`ANSWER_TIMEOUT`: then it is killed, so it never forks that keeper late) is
+refused here, and the caller starts the keeper as before (``worker/forkserver.py``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,21 @@ import array
 import json
 import os
 import resource
+import select
 import socket
 import sys
 
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 
-from ..worker.forkserver import FORK_FD_ENV
+from ..worker.forkserver import FORK_FD_ENV, PID
 from .process import ProcessReactor
 
-__all__ = ["FORK_ENV", "ForkServer", "fork_server_wanted"]
+__all__ = ["ANSWER_TIMEOUT", "ForkServer", "fork_server_usable"]
 
-#: ``1`` starts keepers through a fork server.
-FORK_ENV = "IPYTWIST_FORK_SERVER"
+#: Seconds the service waits for the server's answer (a fork takes a few ms; a server
+#: that takes longer is wedged, and is replaced).
+ANSWER_TIMEOUT = 2.0
 #: Limits a kernel gets from the service at its start, not from the server's.
 RLIMITS: tuple[str, ...] = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE")
 RLIMITS += ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK", "RLIMIT_MEMLOCK")
@@ -32,9 +34,9 @@ RLIMITS += ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK", "RLIMIT_MEMLOCK")
 ENTRY = "import sys; from ipytwist.worker.forkserver import main; sys.exit(main())"
 
 
-def fork_server_wanted() -> bool:
-    """The environment asks for a fork server, and this system can fork safely."""
-    return os.environ.get(FORK_ENV, "0") == "1" and hasattr(os, "fork")
+def fork_server_usable() -> bool:
+    """This system can fork a process that has imported IPython (POSIX ``fork``)."""
+    return hasattr(os, "fork") and hasattr(socket, "SOCK_SEQPACKET")
 
 
 class _ServerProcess(ProcessProtocol):
@@ -84,18 +86,38 @@ class ForkServer:
         self.starts += 1
         return ours
 
-    def fork(self, env: dict[str, str], listen_fd: int, secret_fd: int) -> bool:
+    def fork(self, env: dict[str, str], listen_fd: int, secret_fd: int) -> int | None:
         """Ask for a keeper on ``listen_fd`` with its secret on ``secret_fd`` (both stay
-        the caller's to close); False if the server cannot take it now."""
+        the caller's to close): its pid, or None if the server cannot take it now."""
         request = {"env": env, "cwd": os.getcwd(), "umask": _umask(), "rlimits": _rlimits()}
         fds = array.array("i", [listen_fd, secret_fd])
         try:
             sock = self.sock or self._start()
             sock.sendmsg([json.dumps(request).encode()], [_rights(fds)])
+            return self._answer(sock)
         except OSError:
             self.close()
-            return False
-        return True
+            return None
+
+    def _answer(self, sock: socket.socket) -> int | None:
+        """The keeper's pid, as the server answers (the reactor waits for it: a fork
+        takes about as long as ``spawnProcess``'s own)."""
+        if not select.select([sock], [], [], ANSWER_TIMEOUT)[0]:
+            self._kill()
+            raise OSError("the fork server did not answer")
+        answer = sock.recv(PID.size)
+        if len(answer) != PID.size:
+            raise OSError("the fork server ended")
+        pid: int = PID.unpack(answer)[0]
+        return pid
+
+    def _kill(self) -> None:
+        process = self.process
+        if process is not None and process.transport is not None:
+            try:
+                process.transport.signalProcess("KILL")
+            except Exception:  # it has just ended: nothing to kill
+                pass
 
     def ended(self, process: _ServerProcess) -> None:
         """The server died: the next request starts another."""

@@ -109,6 +109,8 @@ class LinkedWorker(Protocol):
         #: The service leaves this keeper running (--keep-kernels): its link just closes.
         self.detached = False
         self.keeper: Keeper | None = None
+        #: The pid of a keeper the fork server forked for this worker (not our child).
+        self.keeper_pid: int | None = None
         self._feeder: PipeFeeder | None = None
         #: The interpreter's request pipe, once the keeper has handed it over.
         self.direct = DirectPipe()

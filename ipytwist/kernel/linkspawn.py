@@ -21,7 +21,7 @@ from ..worker.keeper import (
     SECRET_FD_ENV,
     prepare_link,
 )
-from .forkclient import ForkServer, fork_server_wanted
+from .forkclient import ForkServer, fork_server_usable
 from .linked import LinkedWorker
 from .process import TOKEN_ENV, LocalProvisioner, ProcessReactor
 from .supervisor import Provisioner, WorkerListener
@@ -76,7 +76,7 @@ class LinkProvisioner:
         forks: ForkServer | None = None,
     ) -> None:
         self.reactor = reactor
-        #: Keepers forked by this server when it takes them (prototype, off by default).
+        #: Keepers are forked by this server when it takes them (docs/fork-server.md).
         self.forks = forks
         self.directory = directory
         self.orphan_timeout = orphan_timeout
@@ -110,8 +110,10 @@ class LinkProvisioner:
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
             env[DIE_WITH_PARENT_ENV] = "1"
-        if self.forks is None or not self.forks.fork(env, listen.fileno(), r):
+        forked = self.forks.fork(env, listen.fileno(), r) if self.forks else None
+        if forked is None:
             self._exec(worker, env, listen.fileno(), r)
+        worker.keeper_pid = forked
         os.close(r)
         listen.close()
         connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
@@ -135,12 +137,15 @@ def choose_provisioner(
     orphan_timeout: float = DEFAULT_ORPHAN_TIMEOUT,
     durable: bool = True,
     default: str = "socket",
+    fork_server: bool = False,
 ) -> Provisioner:
     """Keepers on sockets in ``STATE/kernels`` (``IPYTWIST_WORKER_LINK=socket``) or
     today's pipes (``pipes``, :class:`~ipytwist.kernel.process.LocalProvisioner`); unset,
-    ``default``.  Not ``durable``: the keepers end with this process."""
+    ``default``.  Not ``durable``: the keepers end with this process.  ``fork_server``:
+    durable keepers are forked by a fork server, started now, where this system can."""
     if os.environ.get(LINK_ENV, default) == "socket":
-        forks = ForkServer(reactor) if fork_server_wanted() else None
+        wanted = fork_server and durable and fork_server_usable()
+        forks = ForkServer(reactor) if wanted else None
         if forks is not None:
             forks.prestart()
         directory = os.path.join(state_dir, "kernels")

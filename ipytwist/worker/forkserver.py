@@ -6,8 +6,9 @@ shared copy-on-write by every kernel started from this server.
 
 A request is one datagram on a ``SOCK_SEQPACKET`` socket (fd in :data:`FORK_FD_ENV`): a
 JSON object ``{"env", "cwd", "umask", "rlimits"}`` with the keeper's listening socket
-and the read end of its secret's pipe passed by ``SCM_RIGHTS``.  Nothing is answered:
-the service connects to the socket at once, as it does to a keeper it started itself.
+and the read end of its secret's pipe passed by ``SCM_RIGHTS``.  The answer is the
+keeper's pid (:data:`PID`, once forked); the service connects to the socket at once, as
+it does to a keeper it started itself.
 
 Made fresh in each child (what a fork would otherwise share with the server and with
 every other kernel): the environment and working directory (the service's at the
@@ -27,13 +28,16 @@ import os
 import resource
 import signal
 import socket
+import struct
 import sys
 from typing import Any
 
-__all__ = ["FORK_FD_ENV", "forked", "main"]
+__all__ = ["FORK_FD_ENV", "PID", "forked", "main"]
 
 #: The fd of the server's end of its socket with the service.
 FORK_FD_ENV = "IPYTWIST_FORK_FD"
+#: The answer to a request: the keeper's pid.
+PID = struct.Struct("=i")
 #: Largest request (the environment dominates).
 MAX_REQUEST = 1 << 20
 _FORKED = False
@@ -162,3 +166,13 @@ def main() -> int:
                 os._exit(127)
         for fd in fds:
             os.close(fd)
+        _answer(sock, pid)
+
+
+def _answer(sock: socket.socket, pid: int) -> None:
+    """Tell the service the keeper's pid; a service that has gone is not told (the
+    requests it sent before it went still get their keepers)."""
+    try:
+        sock.send(PID.pack(pid))
+    except OSError:
+        pass

@@ -1,6 +1,7 @@
 """The service's end of the fork server, in process: a request carries the service's
-environment, directory and limits with the keeper's socket and secret; a server that
-cannot take it makes the keeper start as before; a dead server is replaced."""
+environment, directory and limits with the keeper's socket and secret, and its answer
+is the keeper's pid; a server that cannot take it (gone, or silent: then it is killed)
+makes the keeper start as before; a dead server is replaced."""
 
 from __future__ import annotations
 
@@ -17,23 +18,31 @@ from support.fake_process import FakeReactor
 from support.linkglue import Listener
 from twisted.python.failure import Failure
 
+from ipytwist.kernel import forkclient
 from ipytwist.kernel.forkclient import ENTRY, ForkServer
 from ipytwist.kernel.linkspawn import KeeperProcess, LinkProvisioner
-from ipytwist.worker.forkserver import FORK_FD_ENV
+from ipytwist.worker.forkserver import FORK_FD_ENV, PID
+
+KEEPER = 99_999_002  # the pid the server answers (above any pid_max)
 
 
 class KeepingReactor(FakeReactor):
-    """Keeps the fork server's end of the socket (the child would have it)."""
+    """Keeps the fork server's end of the socket (the child would have it), with the
+    server's answer to its first request already waiting there (unless ``answer`` is
+    None: a silent server)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.kept: list[socket.socket] = []
+        self.answer: int | None = KEEPER
 
     def spawnProcess(  # type: ignore[override]  # the fake's own signature
         self, processProtocol: Any, executable: Any, args: Any = (), env: Any = None, **kw: Any
     ) -> Any:
         if env and FORK_FD_ENV in env:
             self.kept.append(socket.socket(fileno=os.dup(int(env[FORK_FD_ENV]))))
+            if self.answer is not None:
+                self.kept[-1].send(PID.pack(self.answer))
         processProtocol.connectionMade = lambda: None  # the fake process has no stdin
         return super().spawnProcess(processProtocol, executable, args, env, **kw)
 
@@ -65,6 +74,7 @@ def test_a_request_carries_the_keepers_socket_and_secret(
     worker = links.spawn(Listener(), path, b"s" * 32, "k")
     (started,) = reactor.spawned  # the server only: no keeper of the service's own
     assert started["args"][-1] == ENTRY and worker.keeper is None
+    assert worker.keeper_pid == KEEPER
     request, fds = _receive(reactor.kept[0])
     try:
         assert request["cwd"] == os.getcwd() and request["env"]["IPYTWIST_KERNEL_ID"] == "k"
@@ -90,6 +100,26 @@ def test_a_server_that_cannot_take_it_leaves_the_keeper_to_start_as_before(
     assert isinstance(worker.keeper, KeeperProcess)
 
 
+def test_a_silent_server_is_killed_and_the_keeper_starts_as_before(
+    reactor: KeepingReactor, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No answer in time: the server is SIGKILLed (it must never fork that keeper late,
+    beside the one started instead) and let go; the next request starts another."""
+    monkeypatch.setattr(forkclient, "ANSWER_TIMEOUT", 0.01)
+    reactor.answer = None
+    forks = ForkServer(reactor)
+    links = LinkProvisioner(reactor, str(tmp_path), forks=forks)
+    forks.prestart()
+    server = forks.process
+    assert server is not None and server.transport is not None
+    path = str(tmp_path / "k" / "link.sock")
+    os.makedirs(os.path.dirname(path))
+    worker = links.spawn(Listener(), path, b"s" * 32, "k")
+    assert server.transport.signals == ["KILL"]  # type: ignore[attr-defined]  # the fake's
+    assert isinstance(worker.keeper, KeeperProcess) and worker.keeper_pid is None
+    assert forks.sock is None and forks.process is None
+
+
 def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) -> None:
     forks = ForkServer(reactor)
     forks.prestart()
@@ -98,7 +128,7 @@ def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) 
     r, w = os.pipe()
     listen = socket.socket(socket.AF_UNIX)
     try:
-        assert forks.fork({}, listen.fileno(), r)
+        assert forks.fork({}, listen.fileno(), r) == KEEPER
         assert forks.starts == 2
         _, fds = _receive(reactor.kept[-1])
         for fd in fds:

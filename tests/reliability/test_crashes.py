@@ -242,17 +242,22 @@ def test_closing_fd_1_does_not_break_the_next_cell(ws: WSClient) -> None:
 def test_100_crash_cycles_leak_no_fds_processes_or_memory(tmp_path_factory: Any) -> None:
     """100 cycles of ``os._exit(1)`` + a ``1`` round trip, shared by two kernels: every
     crash is reported, every round trip works (each within 2 s), and afterwards the
-    service has the same fds (slack FD_SLACK), only the current workers (and their
-    keepers) below it, and
+    service has the same fds (slack FD_SLACK), only the current workers (their keepers,
+    the fork server) below it, and
     grew less than RSS_GROWTH_MIB, all against the state after a few warm-up cycles."""
     with running_service(tmp_path_factory, "cycles") as svc:
         r = crash_cycles(svc, CYCLES, CYCLE_KERNELS)
     assert not r.failures, r.failures[:5]
     assert len(r.recover_s) == CYCLES
     assert max(r.recover_s) < RECOVERY_SECONDS, (median(r.recover_s), max(r.recover_s))
-    # Below the service: the current interpreters and each one's keeper, nothing else.
+    # Below the service: the current interpreters, each one's keeper and the one fork
+    # server (the same one throughout), nothing else.
     assert len(r.workers) == CYCLE_KERNELS and set(r.workers) <= set(r.kernel_procs), r
-    assert len(r.kernel_procs) in (CYCLE_KERNELS, 2 * CYCLE_KERNELS), r.kernel_procs
+    servers_before, servers = r.fork_servers
+    assert servers == servers_before and len(servers) <= 1, r.fork_servers
+    assert set(servers) <= set(r.kernel_procs), (servers, r.kernel_procs)
+    kernels_own = len(r.kernel_procs) - len(servers)
+    assert kernels_own in (CYCLE_KERNELS, 2 * CYCLE_KERNELS), r.kernel_procs
     assert tuple(sorted(r.after.procs)) == r.kernel_procs, (r.before, r.after)
     assert tuple(sorted(r.before.procs)) == r.kernel_procs_before, r.before
     assert r.after.fds <= r.before.fds + FD_SLACK, (r.before, r.after)

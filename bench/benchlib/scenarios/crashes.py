@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..messages import is_reply_to, parent_id, stream_text
-from ..procs import descendants, kernel_processes, settle
+from ..procs import descendants, fork_servers, kernel_processes, settle
 from ..servers import Service
 from ..wsclient import WSClient
 from .common import Snapshot, snapshot
@@ -144,6 +144,8 @@ class CrashCycles:
     kernel_procs_before: tuple[int, ...]
     kernel_procs: tuple[int, ...]
     seconds: float
+    #: The fork servers among those (before, after): the service's one, the same.
+    fork_servers: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
 
 
 #: Crash cycles run before the "before" snapshot (lazy imports, first-use buffers).
@@ -190,10 +192,12 @@ def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
             warm = list(pool.map(_cycle, clients, [CYCLE_WARMUP] * kernels))
             assert not any(f for _, _, f in warm), warm
             _, expected_before, before = settled()
+            servers_before = tuple(fork_servers(svc.pid))
             started = time.monotonic()
             runs = list(pool.map(_cycle, clients, shares))
             seconds = time.monotonic() - started
         workers, expected, after = settled()
+        servers = tuple(fork_servers(svc.pid))
     finally:
         for ws in clients:
             ws.close()
@@ -210,6 +214,7 @@ def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
         expected_before,
         expected,
         seconds,
+        (servers_before, servers),
     )
 
 
