@@ -12,13 +12,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from ipytwist.kernel import Kernel, Request
-from ipytwist.kernel.supervisor import INTERRUPT_NUDGES, MAX_EARLY_DEATHS
+from ipytwist.kernel.supervisor import INTERRUPT_NUDGES
 from ipytwist.wire import TERMINAL_METADATA, new_message
 from ipytwist.worker import NUDGE_SIGNAL
 
 
-@pytest.fixture
-def env() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
+def started() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
+    """A kernel whose first (fake) worker is ready, its output log's subscriber, clock."""
     clock = Clock()
     prov = FakeProvisioner(first_pid=1000)
     kernel = Kernel(clock, prov)
@@ -27,6 +27,11 @@ def env() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
     kernel.start()
     prov.workers[0].ready()
     return kernel, prov, iopub, clock
+
+
+@pytest.fixture
+def env() -> tuple[Kernel, FakeProvisioner, Iopub, Clock]:
+    return started()
 
 
 def request(msg_type: str, content: dict | None = None) -> dict:
@@ -177,44 +182,6 @@ def test_without_stop_on_error_queued_executes_run(env: Any) -> None:
     kernel.handle("shell", execute("2"), client)
     w.reply({"status": "error", "ename": "E", "evalue": "", "traceback": []})
     assert [x["content"]["code"] for x in w.sent] == ["1/0", "2"]
-
-
-def test_worker_death_fails_the_cell_and_starts_a_new_worker(env: Any) -> None:
-    """The running cell gets an error naming the cause; clients see restarting, then idle
-    once the new worker is ready; queued executes are aborted."""
-    kernel, prov, iopub, _ = env
-    client = Client()
-    running, queued = execute("boom"), execute("next")
-    kernel.handle("shell", running, client)
-    kernel.handle("shell", queued, client)
-    prov.workers[0].die("was killed by signal 11 (SIGSEGV)")
-    reply = client.reply_to(running)["content"]
-    assert reply["status"] == "error"
-    assert "SIGSEGV" in reply["evalue"]
-    assert "execution_count" in reply
-    kinds = [t for t, _ in iopub.of(running)]
-    assert ("status", "restarting") in iopub.of(running)
-    assert "error" in kinds
-    assert kinds[-1] == "status" and iopub.of(running)[-1] == ("status", "idle")
-    assert client.reply_to(queued)["content"]["status"] == "aborted"
-    assert len(prov.workers) == 2
-    assert kernel.execution_state == "restarting"
-    prov.workers[1].ready()
-    assert iopub.states()[-1] == "idle"
-    after = execute("again")
-    kernel.handle("shell", after, client)
-    assert prov.workers[1].sent[-1]["content"]["code"] == "again"
-
-
-def test_worker_that_never_starts_is_given_up(env: Any) -> None:
-    """After repeated deaths before ready, the kernel reports dead and stops respawning."""
-    kernel, prov, iopub, _ = env
-    prov.workers[0].die()  # was ready: counts as a normal crash
-    for _ in range(MAX_EARLY_DEATHS):
-        prov.workers[-1].die("exited with status 1")
-    assert kernel.execution_state == "dead"
-    assert iopub.states()[-1] == "dead"
-    assert len(prov.workers) == MAX_EARLY_DEATHS + 1
 
 
 def test_interrupt_signals_only_running_code(env: Any) -> None:

@@ -278,8 +278,8 @@ class Kernel(Resumable):
         self._advance()
 
     def worker_died(self, text: str, giving_up: bool) -> None:
-        """The worker died: its request fails, queued cells are aborted, and a new
-        worker starts (unless it keeps dying before it is ever ready)."""
+        """The worker died: its request fails, queued cells are aborted (not if it ran
+        none: they wait for the next), and a new one starts (unless it keeps dying)."""
         self._output.flush()
         self.log.warn("kernel {id}: {text} Starting a new one.", id=self.id, text=text)
         current = self._queue.current
@@ -289,7 +289,7 @@ class Kernel(Resumable):
             why = f"WorkerDied: {text} A new interpreter has been started."
             self._out.output("error", {"ename": "WorkerDied", "evalue": text, "traceback": [why]})
             self._fail_current("WorkerDied", text)
-        for queued in self._queue.take_executes():
+        for queued in self._queue.take_executes() if current or giving_up else ():
             self._abort(queued)
         if giving_up:
             self.log.error("kernel {id}: interpreter fails to start; giving up", id=self.id)
