@@ -19,7 +19,7 @@ from queue import Empty
 from typing import Any
 
 from benchlib.messages import parent_id
-from benchlib.procs import rss_kib
+from benchlib.procs import fork_servers, rss_kib
 from benchlib.scenarios.crashes import crash_and_recover
 from benchlib.servers import Service
 from benchlib.wsclient import WSClient
@@ -76,6 +76,10 @@ class TwistKernels:
                 keeper = json.load(f)["keeper_pid"]
             out[kernel_id] = process_tree(keeper)
         return out
+
+    def shared(self) -> list[int]:
+        """Processes every kernel of the service relies on: its fork server."""
+        return fork_servers(self.svc.pid)
 
     def restart(self) -> float:
         """Restart the first kernel over REST, then execute ``1``: seconds to its result."""
@@ -145,6 +149,10 @@ class PyKernels:
             str(i): process_tree(km.provisioner.process.pid)
             for i, (km, _) in enumerate(self.sessions)
         }
+
+    def shared(self) -> list[int]:
+        """None: each kernel is a Python of its own."""
+        return []
 
     def restart(self) -> float:
         """``restart_kernel()`` (a shutdown_request first, as jupyter_server does), ready,
