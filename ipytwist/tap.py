@@ -20,6 +20,7 @@ from .announce import announce, warn_if_exposed
 from .config import Config
 from .host import KernelHost
 from .kernel.linkspawn import choose_provisioner
+from .kernel.supervisor import Provisioner
 from .kernel.transcript import MIN_BYTES as MIN_TRANSCRIPT_BYTES
 from .paths import default_state_dir
 from .private import write_private_json
@@ -200,6 +201,13 @@ class Options(usage.Options):
         )
 
 
+def _provisioner(reactor: Reactor, config: Config) -> Provisioner:
+    """Kernels behind keepers (forked by a fork server unless told not to), or pipes."""
+    return choose_provisioner(
+        reactor, config.state_dir, config.orphan_timeout, fork_server=config.fork_server
+    )
+
+
 def check_state_dir(path: str) -> None:
     """Refuse a state directory others could plant files (a server.json symlink) in."""
     try:
@@ -362,13 +370,9 @@ def makeService(options: Options, reactor: Reactor | None = None) -> MultiServic
     _child(exit_status, top)
     config = options.config()
     sockets = WebSocketTransport(reactor, config)
+    transports = (ZmqTransport(reactor, config), sockets)
     host = KernelHost(
-        reactor,
-        config,
-        provisioner=choose_provisioner(
-            reactor, config.state_dir, config.orphan_timeout, fork_server=config.fork_server
-        ),
-        transports=[ZmqTransport(reactor, config), sockets],
+        reactor, config, provisioner=_provisioner(reactor, config), transports=transports
     )
     _child(host, top)  # started first, stopped last
     # Until the token file is read, a token no one knows (nothing listens before).

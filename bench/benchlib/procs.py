@@ -134,17 +134,34 @@ def parent(pid: int) -> int | None:
 
 def kernel_processes(root: int, workers: Iterable[int]) -> tuple[int, ...]:
     """``workers`` (interpreters) and, for each one below ``root``, the processes between
-    it and ``root`` (its keeper, over the worker link, and the fork server that forked
-    it), sorted: exactly what runs below a service whose kernels are these interpreters."""
+    it and ``root`` (its keeper, over the worker link; not the fork server that forked
+    the keeper, which is the service's), sorted: exactly what runs below a service whose
+    kernels are these interpreters, its fork server aside."""
     found: set[int] = set()
+    servers = set(fork_servers(root))
     for pid in workers:
         chain = [pid]
         up = parent(pid)
-        while up is not None and up not in (root, 0, 1) and len(chain) < 8:
+        while up is not None and up not in (root, 0, 1) and up not in servers and len(chain) < 8:
             chain.append(up)
             up = parent(up)
-        found.update(chain if up == root else chain[:1])
+        found.update(chain if up == root or up in servers else chain[:1])
     return tuple(sorted(found))
+
+
+def kernel_descendants(pid: int) -> list[int]:
+    """Every process below the service ``pid`` but its fork server, sorted."""
+    servers = set(fork_servers(pid))
+    return [p for p in descendants(pid) if p not in servers]
+
+
+def kernel_children(pid: int) -> list[int]:
+    """The service's own children but its fork server, and the fork server's (the keepers
+    it forked): one per kernel."""
+    servers = fork_servers(pid)
+    return [p for p in children(pid) if p not in servers] + [
+        p for s in servers for p in children(s)
+    ]
 
 
 def descendants(pid: int) -> list[int]:

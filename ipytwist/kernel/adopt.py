@@ -76,7 +76,7 @@ class KernelLink:
     def start(self, listener: WorkerListener) -> LinkedWorker:
         """A new keeper and interpreter for the kernel (its start, or a restart)."""
         worker = self._hooked(self.links.spawn(listener, self.path, self.secret, self.kernel_id))
-        keeper = worker.keeper.pid if worker.keeper is not None else worker.keeper_pid
+        keeper = worker.keeper.pid if worker.keeper is not None else None
         update_record(self.directory, keeper_pid=keeper)
         return worker
 

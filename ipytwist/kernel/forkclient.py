@@ -11,8 +11,10 @@ import json
 import os
 import resource
 import select
+import signal
 import socket
 import sys
+import weakref
 
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
@@ -20,7 +22,7 @@ from twisted.python.failure import Failure
 from ..worker.forkserver import FORK_FD_ENV, PID
 from .process import ProcessReactor
 
-__all__ = ["ANSWER_TIMEOUT", "ForkServer", "fork_server_usable"]
+__all__ = ["ANSWER_TIMEOUT", "ForkServer", "ForkedKeeper", "fork_server_usable"]
 
 #: Seconds the service waits for the server's answer (a fork takes a few ms; a server
 #: that takes longer is wedged, and is replaced).
@@ -86,20 +88,20 @@ class ForkServer:
         self.starts += 1
         return ours
 
-    def fork(self, env: dict[str, str], listen_fd: int, secret_fd: int) -> int | None:
+    def fork(self, env: dict[str, str], listen_fd: int, secret_fd: int) -> ForkedKeeper | None:
         """Ask for a keeper on ``listen_fd`` with its secret on ``secret_fd`` (both stay
-        the caller's to close): its pid, or None if the server cannot take it now."""
+        the caller's to close): the keeper, or None if the server cannot take it now."""
         request = {"env": env, "cwd": os.getcwd(), "umask": _umask(), "rlimits": _rlimits()}
         fds = array.array("i", [listen_fd, secret_fd])
         try:
             sock = self.sock or self._start()
             sock.sendmsg([json.dumps(request).encode()], [_rights(fds)])
-            return self._answer(sock)
+            return ForkedKeeper(self._answer(sock))
         except OSError:
             self.close()
             return None
 
-    def _answer(self, sock: socket.socket) -> int | None:
+    def _answer(self, sock: socket.socket) -> int:
         """The keeper's pid, as the server answers (the reactor waits for it: a fork
         takes about as long as ``spawnProcess``'s own)."""
         if not select.select([sock], [], [], ANSWER_TIMEOUT)[0]:
@@ -148,3 +150,36 @@ def _rlimits() -> dict[str, tuple[int, int]]:
         for name in RLIMITS
         if hasattr(resource, name)
     }
+
+
+class ForkedKeeper:
+    """A keeper the fork server forked: not this service's child, so its end is not
+    reported (the link's end is its); signalled through a pidfd where there is one, so a
+    signal never reaches a later process with its pid."""
+
+    reports_end = False
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._pidfd: int | None = None
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            pass  # no pidfd here (or it has ended already): the pid alone
+        else:
+            weakref.finalize(self, os.close, self._pidfd)
+
+    @property
+    def pid(self) -> int | None:
+        """The keeper's pid."""
+        return self._pid
+
+    def kill(self) -> None:
+        """SIGTERM to the keeper: it ends its interpreter's group, then itself."""
+        try:
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
+            else:
+                os.kill(self._pid, signal.SIGTERM)
+        except OSError:
+            pass  # gone already

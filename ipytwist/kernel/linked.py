@@ -51,7 +51,11 @@ from .supervisor import WorkerListener
 
 
 class Keeper(typing.Protocol):
-    """The keeper as this service's child (``linkspawn.KeeperProcess``)."""
+    """A keeper this service started: its child (``linkspawn.KeeperProcess``), whose end
+    it is told of, or one its fork server forked (``forkclient.ForkedKeeper``)."""
+
+    #: Whether its end is reported (``LinkedWorker.keeper_ended``): a child's is.
+    reports_end: bool
 
     @property
     def pid(self) -> int | None:
@@ -109,8 +113,6 @@ class LinkedWorker(Protocol):
         #: The service leaves this keeper running (--keep-kernels): its link just closes.
         self.detached = False
         self.keeper: Keeper | None = None
-        #: The pid of a keeper the fork server forked for this worker (not our child).
-        self.keeper_pid: int | None = None
         self._feeder: PipeFeeder | None = None
         #: The interpreter's request pipe, once the keeper has handed it over.
         self.direct = DirectPipe()
@@ -233,15 +235,19 @@ class LinkedWorker(Protocol):
         self._ack_call = None
         if not self.linked.called:
             self.unreached(reason or Failure(LinkError("the link closed")))
-        elif self.keeper is None and not self.detached:
+        elif not self._end_reported() and not self.detached:
             self._exited("ended (its keeper closed the link)")
 
     def unreached(self, why: Failure) -> None:
         """The keeper was never reached (its socket is gone, refused, or it hung up).
         One this service started is then found by its end; an adopted one is not there."""
         if not self.linked.called:
-            self.alive = self.alive and self.keeper is not None
+            self.alive = self.alive and self._end_reported()
             self.linked.errback(why)
+
+    def _end_reported(self) -> bool:
+        """Whether the keeper's end will be told (a child's), else the link's end is its."""
+        return self.keeper is not None and self.keeper.reports_end
 
     def detach(self) -> None:
         """Close the link, leaving the keeper and its interpreter running."""

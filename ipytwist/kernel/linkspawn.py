@@ -38,6 +38,8 @@ DEFAULT_ORPHAN_TIMEOUT = 3600.0
 class KeeperProcess(ProcessProtocol):
     """The keeper as the service's child (while the service that started it lives)."""
 
+    reports_end = True
+
     def __init__(self, worker: LinkedWorker) -> None:
         self.worker = worker
 
@@ -110,10 +112,9 @@ class LinkProvisioner:
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
             env[DIE_WITH_PARENT_ENV] = "1"
-        forked = self.forks.fork(env, listen.fileno(), r) if self.forks else None
-        if forked is None:
+        worker.keeper = self.forks.fork(env, listen.fileno(), r) if self.forks else None
+        if worker.keeper is None:
             self._exec(worker, env, listen.fileno(), r)
-        worker.keeper_pid = forked
         os.close(r)
         listen.close()
         connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
@@ -147,7 +148,7 @@ def choose_provisioner(
         wanted = fork_server and durable and fork_server_usable()
         forks = ForkServer(reactor) if wanted else None
         if forks is not None:
-            forks.prestart()
+            reactor.callWhenRunning(forks.prestart)
         directory = os.path.join(state_dir, "kernels")
         return LinkProvisioner(reactor, directory, orphan_timeout, durable, forks)
     return LocalProvisioner(reactor)

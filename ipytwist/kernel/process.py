@@ -351,6 +351,9 @@ class ProcessReactor(Clock, Protocol):
     def seconds(self) -> float:
         """IReactorTime: the current time in seconds."""
 
+    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """IReactorCore: call once the reactor runs (now, if it does)."""
+
 
 class LocalProvisioner:
     """Start workers as child processes of this one (``python -m ipytwist.worker``)."""

@@ -8,7 +8,10 @@ from __future__ import annotations
 import array
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from resource import RLIMIT_NOFILE, getrlimit
 from typing import Any
@@ -19,7 +22,7 @@ from support.linkglue import Listener
 from twisted.python.failure import Failure
 
 from ipytwist.kernel import forkclient
-from ipytwist.kernel.forkclient import ENTRY, ForkServer
+from ipytwist.kernel.forkclient import ENTRY, ForkedKeeper, ForkServer
 from ipytwist.kernel.linkspawn import KeeperProcess, LinkProvisioner
 from ipytwist.worker.forkserver import FORK_FD_ENV, PID
 
@@ -73,8 +76,8 @@ def test_a_request_carries_the_keepers_socket_and_secret(
     os.makedirs(os.path.dirname(path))
     worker = links.spawn(Listener(), path, b"s" * 32, "k")
     (started,) = reactor.spawned  # the server only: no keeper of the service's own
-    assert started["args"][-1] == ENTRY and worker.keeper is None
-    assert worker.keeper_pid == KEEPER
+    assert started["args"][-1] == ENTRY and isinstance(worker.keeper, ForkedKeeper)
+    assert worker.keeper.pid == KEEPER and not worker.keeper.reports_end
     request, fds = _receive(reactor.kept[0])
     try:
         assert request["cwd"] == os.getcwd() and request["env"]["IPYTWIST_KERNEL_ID"] == "k"
@@ -116,7 +119,7 @@ def test_a_silent_server_is_killed_and_the_keeper_starts_as_before(
     os.makedirs(os.path.dirname(path))
     worker = links.spawn(Listener(), path, b"s" * 32, "k")
     assert server.transport.signals == ["KILL"]  # type: ignore[attr-defined]  # the fake's
-    assert isinstance(worker.keeper, KeeperProcess) and worker.keeper_pid is None
+    assert isinstance(worker.keeper, KeeperProcess)
     assert forks.sock is None and forks.process is None
 
 
@@ -128,7 +131,8 @@ def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) 
     r, w = os.pipe()
     listen = socket.socket(socket.AF_UNIX)
     try:
-        assert forks.fork({}, listen.fileno(), r) == KEEPER
+        keeper = forks.fork({}, listen.fileno(), r)
+        assert keeper is not None and keeper.pid == KEEPER
         assert forks.starts == 2
         _, fds = _receive(reactor.kept[-1])
         for fd in fds:
@@ -137,3 +141,17 @@ def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) 
         listen.close()
         os.close(r)
         os.close(w)
+
+
+def test_a_forked_keeper_is_signalled_through_its_pidfd() -> None:
+    """Not the service's child: SIGTERM goes through a pidfd taken at the fork, so once
+    it has ended (and its pid may be another's) a kill reaches nothing."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        keeper = ForkedKeeper(child.pid)
+        keeper.kill()
+        assert child.wait(10) == -signal.SIGTERM
+        keeper.kill()  # ended and reaped: nothing, and no error
+    finally:
+        child.kill()
+        child.wait()

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from ..procs import children, descendants, fd_count, rss_mib
+from ..procs import fd_count, kernel_children, kernel_descendants, rss_mib
 
 #: RSS is sampled this often (the soak takes its "after warm-up" and "end" figures as
 #: medians of the samples of a window before each point).
@@ -20,15 +20,19 @@ class Snapshot:
     """The service process at one moment."""
 
     fds: int
-    procs: tuple[int, ...]  # every process below it
+    procs: tuple[int, ...]  # every process below it (its fork server aside)
     rss_mib: float
-    #: Its own children: one per kernel (a worker over pipes, a keeper over the link).
+    #: One per kernel: a worker over pipes, a keeper over the link (the service's child,
+    #: or its fork server's).
     children: tuple[int, ...] = ()
 
 
 def snapshot(pid: int) -> Snapshot:
     return Snapshot(
-        fd_count(pid), tuple(descendants(pid)), rss_mib(pid), tuple(sorted(children(pid)))
+        fd_count(pid),
+        tuple(kernel_descendants(pid)),
+        rss_mib(pid),
+        tuple(sorted(kernel_children(pid))),
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..messages import is_reply_to, parent_id, stream_text
-from ..procs import descendants, fork_servers, kernel_processes, settle
+from ..procs import fork_servers, kernel_descendants, kernel_processes, settle
 from ..servers import Service
 from ..wsclient import WSClient
 from .common import Snapshot, snapshot
@@ -184,7 +184,7 @@ def crash_cycles(svc: Service, cycles: int, kernels: int = 1) -> CrashCycles:
         below it, the service."""
         workers = tuple(sorted(worker_pid(ws) for ws in clients))
         expected = kernel_processes(svc.pid, workers)
-        settle(lambda: tuple(sorted(descendants(svc.pid))) == expected, 10)
+        settle(lambda: tuple(kernel_descendants(svc.pid)) == expected, 10)
         return workers, expected, snapshot(svc.pid)
 
     try:

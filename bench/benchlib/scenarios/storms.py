@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from ..procs import children, cpu_seconds, rss_mib, settle, start_time
+from ..procs import cpu_seconds, kernel_children, rss_mib, settle, start_time
 from ..servers import Service
 
 #: How long every kernel of a storm may take to be idle.
@@ -32,9 +32,9 @@ def _cmdline(pid: int) -> str:
 
 
 def workers(svc: Service) -> dict[tuple[int, str], None]:
-    """The service's interpreters now, as (pid, start time) keys."""
+    """The service's interpreters now (or their keepers), as (pid, start time) keys."""
     found: dict[tuple[int, str], None] = {}
-    for pid in children(svc.pid):
+    for pid in kernel_children(svc.pid):
         started = start_time(pid)
         if started is not None and "ipytwist.worker" in _cmdline(pid):
             found[(pid, started)] = None
