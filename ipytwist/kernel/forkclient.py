@@ -14,10 +14,12 @@ import select
 import signal
 import socket
 import sys
-import weakref
+from collections.abc import Callable
 
+from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ..worker.forkserver import FORK_FD_ENV, PID
 from .process import ProcessReactor
@@ -154,10 +156,8 @@ def _rlimits() -> dict[str, tuple[int, int]]:
 
 class ForkedKeeper:
     """A keeper the fork server forked: not this service's child, so its end is not
-    reported (the link's end is its); signalled through a pidfd where there is one, so a
-    signal never reaches a later process with its pid."""
-
-    reports_end = False
+    reported as a child's; a pidfd (where there is one) tells it instead, and carries
+    the signals, so none reaches a later process with its pid."""
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
@@ -166,13 +166,18 @@ class ForkedKeeper:
             self._pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):
             pass  # no pidfd here (or it has ended already): the pid alone
-        else:
-            weakref.finalize(self, os.close, self._pidfd)
+        #: Whether its end is told (by the pidfd); else the link's end is its.
+        self.reports_end = self._pidfd is not None
 
     @property
     def pid(self) -> int | None:
         """The keeper's pid."""
         return self._pid
+
+    def watch(self, reactor: ProcessReactor, ended: Callable[[], None]) -> None:
+        """Call ``ended`` once the keeper has ended (its pidfd turns readable)."""
+        if self._pidfd is not None:
+            reactor.addReader(_PidfdReader(reactor, self._pidfd, ended))
 
     def kill(self) -> None:
         """SIGTERM to the keeper: it ends its interpreter's group, then itself."""
@@ -183,3 +188,26 @@ class ForkedKeeper:
                 os.kill(self._pid, signal.SIGTERM)
         except OSError:
             pass  # gone already
+
+
+@implementer(IReadDescriptor)
+class _PidfdReader:
+    """A pidfd on the reactor: readable once its process has ended; then closed."""
+
+    def __init__(self, reactor: ProcessReactor, fd: int, ended: Callable[[], None]) -> None:
+        self.reactor, self.fd, self.ended = reactor, fd, ended
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doRead(self) -> None:
+        self.reactor.removeReader(self)
+        os.close(self.fd)
+        self.fd = -1
+        self.ended()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """Twisted: the reactor lets it go (at shutdown)."""
+
+    def logPrefix(self) -> str:
+        return "pidfd"

@@ -65,7 +65,10 @@ class Keeper(typing.Protocol):
         """SIGTERM to the keeper."""
 
 
-__all__ = ["LinkedWorker"]
+__all__ = ["GONE_GRACE", "LinkedWorker"]
+
+#: Seconds between a forked keeper's end and the worker's, if its link has not ended.
+GONE_GRACE = 1.0
 
 _NAMES = {1: "stdout", 2: "stderr"}
 #: Acks wait this long for a request to ride on, or until this much was read.
@@ -255,6 +258,13 @@ class LinkedWorker(Protocol):
         self._write(self._settle())
         if self.transport is not None:
             self.transport.loseConnection()
+
+    def keeper_gone(self) -> None:
+        """A keeper not our child has ended (its pidfd says): what it sent last, its
+        ``EXITED`` and end included, is read even while output is paused; if the link
+        does not end by itself soon after, the worker has ended anyway."""
+        self.resume_output()
+        self.clock.callLater(GONE_GRACE, self._exited, "ended (its keeper ended)")
 
     def keeper_ended(self, reason: Failure) -> None:
         """The keeper process ended; without an ``EXITED``, so did the interpreter."""

@@ -112,9 +112,12 @@ class LinkProvisioner:
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
             env[DIE_WITH_PARENT_ENV] = "1"
-        worker.keeper = self.forks.fork(env, listen.fileno(), r) if self.forks else None
-        if worker.keeper is None:
+        forked = self.forks.fork(env, listen.fileno(), r) if self.forks else None
+        if forked is None:
             self._exec(worker, env, listen.fileno(), r)
+        else:
+            worker.keeper = forked
+            forked.watch(self.reactor, worker.keeper_gone)
         os.close(r)
         listen.close()
         connectProtocol(LinkClientEndpoint(self.reactor, path), worker)

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import (
     IProcessProtocol,
     IProcessTransport,
     IReactorTime,
+    IReadDescriptor,
 )
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -353,6 +354,12 @@ class ProcessReactor(Clock, Protocol):
 
     def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         """IReactorCore: call once the reactor runs (now, if it does)."""
+
+    def addReader(self, reader: IReadDescriptor) -> None:
+        """IReactorFDSet: call ``reader.doRead`` whenever its descriptor is readable."""
+
+    def removeReader(self, reader: IReadDescriptor) -> None:
+        """IReactorFDSet: stop watching ``reader``."""
 
 
 class LocalProvisioner:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -145,11 +146,18 @@ def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) 
 
 def test_a_forked_keeper_is_signalled_through_its_pidfd() -> None:
     """Not the service's child: SIGTERM goes through a pidfd taken at the fork, so once
-    it has ended (and its pid may be another's) a kill reaches nothing."""
+    it has ended (and its pid may be another's) a kill reaches nothing; the pidfd on the
+    reactor tells its end."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        keeper = ForkedKeeper(child.pid)
+        keeper, reactor, ended = ForkedKeeper(child.pid), FakeReactor(), []
+        keeper.watch(reactor, lambda: ended.append(True))
+        (pidfd,) = reactor.readers
+        assert keeper.reports_end and not select.select([pidfd], [], [], 0)[0]
         keeper.kill()
+        assert select.select([pidfd], [], [], 10)[0]  # readable: it has ended
+        pidfd.doRead()
+        assert ended == [True] and not reactor.readers
         assert child.wait(10) == -signal.SIGTERM
         keeper.kill()  # ended and reaped: nothing, and no error
     finally:
