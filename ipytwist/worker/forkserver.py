@@ -21,6 +21,7 @@ in the interpreter, after the fork.  Python's string hash seed is the server's.
 from __future__ import annotations
 
 import array
+import atexit
 import gc
 import json
 import os
@@ -52,13 +53,13 @@ def forked() -> bool:
 
 
 def preload() -> None:
-    """What every interpreter imports before it is ready, imported once here."""
+    """What every interpreter imports before it is ready, imported once here, and the
+    IPython shell it makes (``shell.premake``: no history database, no thread)."""
     import IPython  # noqa: F401
 
     from . import comms, debug, keeper, keepstart, notebook, requests, serve, shell  # noqa: F401
-    from .notebook import notebook_config
 
-    notebook_config()
+    shell.premake()
 
 
 def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
@@ -118,7 +119,8 @@ def _child(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
     from .keepstart import enter
 
     status = enter()
-    if status is not None:
+    if status is not None:  # the keeper, at its end: not the exit handlers of the
+        atexit._clear()  # server's imports and of its IPython shell (the interpreter's)
         return status
     detach()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready

@@ -127,10 +127,9 @@ def _reply(link: WorkerLink, content: Content) -> None:
 
 
 def _make_shell(link: WorkerLink) -> WorkerShell:
-    from .notebook import notebook_config
-    from .shell import WorkerShell
+    from .shell import kernel_shell
 
-    shell = WorkerShell.instance(emit=link.emit, config=notebook_config())
+    shell = kernel_shell(link.emit)
     if os.environ.get("IPYTWIST_COLORS", "1") == "0":
         import IPython
 
