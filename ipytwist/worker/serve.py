@@ -116,6 +116,7 @@ def _begin(std: StdFiles, shell: WorkerShell, rec: Content) -> None:
     from .notebook import parent_of
 
     std.restore()
+    shell.history_ready()
     shell.set_parent(parent_of(rec))
 
 
@@ -196,6 +197,7 @@ def _exit(shell: WorkerShell, std: StdFiles) -> None:
     # run fails on the temp files it already removed).
     atexit.unregister(shell.atexit_operations)
     try:
+        shell.history_ready()
         shell.atexit_operations()
     except Exception as e:  # exit goes on; say why on stderr
         print(f"ipytwist worker: exit handlers failed: {type(e).__name__}: {e}", file=sys.stderr)

@@ -22,6 +22,7 @@ from traitlets import Any as AnyTrait
 from traitlets import Callable as CallableTrait
 
 from ..dap import cell_path
+from .history import LateSessionHistory
 
 #: matplotlib's GUIs that draw in the frontend and need no event loop in the kernel
 #: (ipykernel's ``eventloops.loop_map`` has None for them): ``%matplotlib widget`` is
@@ -154,13 +155,14 @@ class ZMQInteractiveShell(InteractiveShell):
 
     def for_kernel(self, emit: Callable[[dict[str, Any]], None]) -> None:
         """Make a shell made before a fork this kernel's, as if made now: its output goes
-        to ``emit``, its history is a new session on a connection of its own, the
+        to ``emit``, its history is a new session on a connection of its own (inserted
+        late: :meth:`history_ready`), the
         namespace's history lists (``In``, ``Out``, ``_ih``, ``_oh``, ``_dh``) are that
         history's, and the files and encoding are this process's."""
         self.emit = emit
         configurables: list[Any] = self.configurables  # typed as a list of shells
         configurables.remove(self.history_manager)
-        self.history_manager = HistoryManager(shell=self, parent=self)
+        self.history_manager = LateSessionHistory(shell=self, parent=self)
         configurables.append(self.history_manager)
         self.init_user_ns()  # fills in over the old lists, by the same names
         self.init_encoding()
@@ -170,6 +172,12 @@ class ZMQInteractiveShell(InteractiveShell):
             "stderr": sys.stderr,
             "excepthook": sys.excepthook,
         }
+
+    def history_ready(self) -> None:
+        """Once the history's session is in the database (:meth:`for_kernel` has it
+        inserted while the kernel goes on starting): before the history is used."""
+        if isinstance(self.history_manager, LateSessionHistory):
+            self.history_manager.wait()
 
     def init_hooks(self) -> None:
         super().init_hooks()
