@@ -55,10 +55,14 @@ def forked() -> bool:
 def preload() -> None:
     """What every interpreter imports before it is ready, imported once here, and the
     IPython shell it makes (``shell.premake``: no history database, no thread)."""
+    import pwd  # noqa: F401  (getpass.getuser, for the kernel's session)
+
     import IPython  # noqa: F401
 
+    from .. import framing
     from . import comms, debug, keeper, keepstart, notebook, requests, serve, shell  # noqa: F401
 
+    framing.dumps({})  # the wire's encoder (orjson), which a keeper started alone never loads
     shell.premake()
 
 

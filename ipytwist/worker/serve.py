@@ -66,6 +66,7 @@ def serve() -> int:
     signal.signal(NUDGE_SIGNAL, lambda signum, frame: None)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
+    _history(shell)
 
     from .debug import DebugHandlers
     from .requests import RequestHandlers
@@ -137,12 +138,23 @@ def _make_shell(link: WorkerLink) -> WorkerShell:
         shell.colors = "nocolor" if IPython.version_info >= (9,) else "NoColor"
     # Otherwise IPython's default scheme ("Neutral"; "neutral" from IPython 9), as plain
     # IPython uses: it reads on the page's light background and on dark terminals.
+    return shell
+
+
+def _history(shell: WorkerShell) -> None:
+    """The kernel's history, once ``ready`` is out: a fork server's shell gets its own
+    now (its database work overlaps the service's handshake and the client's first
+    requests; a request waits for it in ``_begin``)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # its threads: main's SIGINT
+    try:
+        shell.own_history()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if shell.history_manager is not None:
         # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
         # requests and exit write the cache out first, so queries stay complete.
         shell.history_manager.db_cache_size = HISTORY_BATCH
         history_survives_memory_errors(shell.history_manager)
-    return shell
 
 
 def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:

@@ -137,8 +137,10 @@ class ZMQInteractiveShell(InteractiveShell):
 
     #: The process that made the shell: in a kernel forked by a fork server, the server.
     maker_pid = 0
+    #: True for the shell a fork server made, until a kernel has its own history.
+    premade = False
     #: False while a fork server makes the shell that its kernels reuse: its history
-    #: manager opens no database and starts no thread (:meth:`for_kernel` makes the real one).
+    #: manager opens no database and starts no thread (:meth:`own_history` makes the real one).
     history_at_init = True
 
     def init_instance_attrs(self) -> None:
@@ -155,16 +157,9 @@ class ZMQInteractiveShell(InteractiveShell):
 
     def for_kernel(self, emit: Callable[[dict[str, Any]], None]) -> None:
         """Make a shell made before a fork this kernel's, as if made now: its output goes
-        to ``emit``, its history is a new session on a connection of its own (inserted
-        late: :meth:`history_ready`), the
-        namespace's history lists (``In``, ``Out``, ``_ih``, ``_oh``, ``_dh``) are that
-        history's, and the files and encoding are this process's."""
+        to ``emit``, its files and encoding are this process's; its history is the
+        kernel's once :meth:`own_history` has run."""
         self.emit = emit
-        configurables: list[Any] = self.configurables  # typed as a list of shells
-        configurables.remove(self.history_manager)
-        self.history_manager = LateSessionHistory(shell=self, parent=self)
-        configurables.append(self.history_manager)
-        self.init_user_ns()  # fills in over the old lists, by the same names
         self.init_encoding()
         self._orig_sys_module_state = {
             "stdin": sys.stdin,
@@ -173,8 +168,22 @@ class ZMQInteractiveShell(InteractiveShell):
             "excepthook": sys.excepthook,
         }
 
+    def own_history(self) -> None:
+        """A shell made before a fork (without a history database): a history of this
+        kernel's, a new session on a connection of its own (inserted late: see
+        :meth:`history_ready`), and the namespace's history lists (``In``, ``Out``,
+        ``_ih``, ``_oh``, ``_dh``) of it.  Nothing for a shell made with its history."""
+        if not self.premade:
+            return
+        self.premade = False
+        configurables: list[Any] = self.configurables  # typed as a list of shells
+        configurables.remove(self.history_manager)
+        self.history_manager = LateSessionHistory(shell=self, parent=self)
+        configurables.append(self.history_manager)
+        self.init_user_ns()  # fills in over the old lists, by the same names
+
     def history_ready(self) -> None:
-        """Once the history's session is in the database (:meth:`for_kernel` has it
+        """Once the history's session is in the database (:meth:`own_history` has it
         inserted while the kernel goes on starting): before the history is used."""
         if isinstance(self.history_manager, LateSessionHistory):
             self.history_manager.wait()
@@ -252,6 +261,7 @@ def premake() -> WorkerShell:
         shell = WorkerShell.instance(emit=lambda event: None, config=notebook_config())
     finally:
         WorkerShell.history_at_init = True
+    shell.premade = True
     # What every kernel's first cell would do once (tokenize's regular expressions, the
     # formatters' lookups), done here; neither touches the namespace or the history.
     shell.transform_cell("1")
