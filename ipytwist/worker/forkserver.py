@@ -14,8 +14,10 @@ every other kernel): the environment and working directory (the service's at the
 request, not the server's at its start), the umask, resource limits, signal dispositions
 and mask, the session and process group (``enter`` calls ``setsid``; the interpreter
 its own group), the sync marker's token and the link (``enter``), the ``random`` state
-(and numpy's, if imported).  IPython's shell, hence its history session, is made only
-in the interpreter, after the fork.  Python's string hash seed is the server's.
+(and numpy's, if imported).  IPython's shell is made here once, without a history
+database or thread (``shell.premake``); each interpreter makes it its own after the
+fork (``shell.kernel_shell``: its output, a new history session, ``In``/``Out``).
+Python's string hash seed is the server's.
 """
 
 from __future__ import annotations
