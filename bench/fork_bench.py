@@ -59,7 +59,10 @@ def _exec(env: dict[str, str], listen: int, r: int) -> None:
 
 def _fork_server(base: str) -> tuple[Spawn, subprocess.Popen[bytes]]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    # The kernels' IPython directory (at_the_link's requests): the shell the server makes
+    # is reused only by kernels of the same IPython directory and home.
     env = {**os.environ, FORK_FD_ENV: str(theirs.fileno())}
+    env["IPYTHONDIR"] = os.path.join(base, "ipython")
     proc = subprocess.Popen([sys.executable, "-c", ENTRY], env=env, pass_fds=(theirs.fileno(),))
     theirs.close()
     import json

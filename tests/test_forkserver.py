@@ -17,6 +17,7 @@ import pytest
 from benchlib.procs import children as _children
 from benchlib.procs import fork_servers, wait_for
 from benchlib.wsclient import WSClient
+from support import durable
 from support.durable import DurableService, durable_base
 
 #: What a kernel says of itself, as one JSON line.
@@ -39,9 +40,8 @@ print(json.dumps({
 """
 
 
-class ForkService(DurableService):
-    """A durable service (its keepers forked by its fork server, the default), with a
-    variable in its environment that its kernels must see."""
+class ForkService(durable.ForkService):
+    """A fork service whose environment has a name a kernel may change."""
 
     def environment(self) -> dict[str, str]:
         return {**super().environment(), "LEAKED": "from-the-service"}
@@ -65,12 +65,8 @@ def _probe(svc: DurableService, kernel_id: str, before: str = "") -> dict[str, A
 
 @pytest.fixture(scope="module")
 def svc() -> Iterator[ForkService]:
-    with durable_base() as base:
-        service = ForkService(base).start()
-        try:
-            yield service
-        finally:
-            service.stop()
+    with durable.fork_service(ForkService) as service:
+        yield service
 
 
 def _fork_servers(svc: DurableService) -> list[int]:
@@ -92,6 +88,18 @@ def test_two_forked_kernels_share_nothing_they_must_not(svc: ForkService) -> Non
     assert b["leak"] == "from-the-service" and b["fork_fd"] is None
     assert b["pgid_is_pid"] and b["sigterm_default"] and b["sigchld_default"]
     assert b["sigpipe_ignored"]  # as in a new Python
+
+
+def test_the_fork_server_holds_no_thread_and_no_file(svc: ForkService) -> None:
+    """The server has made the IPython shell its kernels reuse, but no history database
+    connection (sqlite's must never cross a fork), no thread, and no open file but its
+    standard ones (the service's log)."""
+    assert _probe(svc, svc.start_kernel())["forked"]  # it has loaded all and forked
+    for pid in wait_for(lambda: _fork_servers(svc) or None, 30, "a fork server", 0.05):
+        assert os.listdir(f"/proc/{pid}/task") == [str(pid)]
+        fds = [int(fd) for fd in os.listdir(f"/proc/{pid}/fd")]
+        paths = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds if fd > 2]  # not stdio
+        assert [p for p in paths if p.startswith("/") and not p.startswith("/dev/")] == []
 
 
 def test_a_dead_fork_server_is_replaced(svc: ForkService) -> None:

@@ -29,12 +29,12 @@ class DebugHandlers:
         self._endpoint: tuple[str, int] | None = None
         #: The cell files' directory, once made (and found to be ours).
         self._cells: str | None = None
-        #: The files of the modules loaded before any cell ran: their frames are hidden.
-        self._internal = [
-            f
-            for m in list(sys.modules.values())
-            if isinstance(f := getattr(m, "__file__", None), str)
-        ]
+        #: The modules loaded before any cell ran: their files' frames are hidden (their
+        #: files looked up when the debugger starts, not at every kernel's start).
+        self._loaded = list(sys.modules.values())
+
+    def _internal(self) -> list[str]:
+        return [f for m in self._loaded if isinstance(f := getattr(m, "__file__", None), str)]
 
     def table(self) -> dict[str, Any]:
         return {
@@ -70,8 +70,8 @@ class DebugHandlers:
                 cleanup.remove(leading_empty_lines)
         self._cells = make_cell_dir(os.getpid())
         host, port = self._endpoint
-        pid = os.getpid()
-        return {"status": "ok", "host": host, "port": port, "pid": pid, "internal": self._internal}
+        pid, internal = os.getpid(), self._internal()
+        return {"status": "ok", "host": host, "port": port, "pid": pid, "internal": internal}
 
     def variables(self, c: Content) -> Content:
         """The user's global variables, as DAP ``variables`` (not expandable)."""

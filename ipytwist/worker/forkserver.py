@@ -15,13 +15,16 @@ every other kernel): the environment and working directory (the service's at the
 request, not the server's at its start), the umask, resource limits, signal dispositions
 and mask, the session and process group (``enter`` calls ``setsid``; the interpreter
 its own group), the sync marker's token and the link (``enter``), the ``random`` state
-(and numpy's, if imported).  IPython's shell, hence its history session, is made only
-in the interpreter, after the fork.  Python's string hash seed is the server's.
+(and numpy's, if imported).  IPython's shell is made here once, without a history
+database or thread (``shell.premake``); each interpreter makes it its own after the
+fork (``shell.kernel_shell``: its output, a new history session, ``In``/``Out``).
+Python's string hash seed is the server's.
 """
 
 from __future__ import annotations
 
 import array
+import atexit
 import gc
 import json
 import os
@@ -56,13 +59,17 @@ def forked() -> bool:
 
 
 def preload() -> None:
-    """What every interpreter imports before it is ready, imported once here."""
+    """What every interpreter imports before it is ready, imported once here, and the
+    IPython shell it makes (``shell.premake``: no history database, no thread)."""
+    import pwd  # noqa: F401  (getpass.getuser, for the kernel's session)
+
     import IPython  # noqa: F401
 
+    from .. import framing
     from . import comms, debug, keeper, keepstart, notebook, requests, serve, shell  # noqa: F401
-    from .notebook import notebook_config
 
-    notebook_config()
+    framing.dumps({})  # the wire's encoder (orjson), which a keeper started alone never loads
+    shell.premake()
 
 
 def _receive(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
@@ -122,7 +129,8 @@ def _child(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
     from .keepstart import enter
 
     status = enter()
-    if status is not None:
+    if status is not None:  # the keeper, at its end: not the exit handlers of the
+        atexit._clear()  # server's imports and of its IPython shell (the interpreter's)
         return status
     detach()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the shell is ready

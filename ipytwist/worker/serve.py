@@ -66,6 +66,7 @@ def serve() -> int:
     signal.signal(NUDGE_SIGNAL, lambda signum, frame: None)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     link.emit({"ev": "ready", "pid": os.getpid()})
+    _history(shell)
 
     from .debug import DebugHandlers
     from .requests import RequestHandlers
@@ -116,6 +117,7 @@ def _begin(std: StdFiles, shell: WorkerShell, rec: Content) -> None:
     from .notebook import parent_of
 
     std.restore()
+    shell.history_ready()
     shell.set_parent(parent_of(rec))
 
 
@@ -127,22 +129,32 @@ def _reply(link: WorkerLink, content: Content) -> None:
 
 
 def _make_shell(link: WorkerLink) -> WorkerShell:
-    from .notebook import notebook_config
-    from .shell import WorkerShell
+    from .shell import kernel_shell
 
-    shell = WorkerShell.instance(emit=link.emit, config=notebook_config())
+    shell = kernel_shell(link.emit)
     if os.environ.get("IPYTWIST_COLORS", "1") == "0":
         import IPython
 
         shell.colors = "nocolor" if IPython.version_info >= (9,) else "NoColor"
     # Otherwise IPython's default scheme ("Neutral"; "neutral" from IPython 9), as plain
     # IPython uses: it reads on the page's light background and on dark terminals.
+    return shell
+
+
+def _history(shell: WorkerShell) -> None:
+    """The kernel's history, once ``ready`` is out: a fork server's shell gets its own
+    now (its database work overlaps the service's handshake and the client's first
+    requests; a request waits for it in ``_begin``)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # its threads: main's SIGINT
+    try:
+        shell.own_history()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if shell.history_manager is not None:
         # Batch history commits (SQLite fsyncs on each) instead of one per cell; history
         # requests and exit write the cache out first, so queries stay complete.
         shell.history_manager.db_cache_size = HISTORY_BATCH
         history_survives_memory_errors(shell.history_manager)
-    return shell
 
 
 def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:
@@ -197,6 +209,7 @@ def _exit(shell: WorkerShell, std: StdFiles) -> None:
     # run fails on the temp files it already removed).
     atexit.unregister(shell.atexit_operations)
     try:
+        shell.history_ready()
         shell.atexit_operations()
     except Exception as e:  # exit goes on; say why on stderr
         print(f"ipytwist worker: exit handlers failed: {type(e).__name__}: {e}", file=sys.stderr)

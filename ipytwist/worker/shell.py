@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,12 +13,16 @@ from IPython.core import page, payloadpage
 from IPython.core.compilerop import CachingCompiler
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
+from IPython.core.history import HistoryManager
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
+from IPython.paths import get_ipython_dir
+from IPython.utils.path import get_home_dir
 from traitlets import Any as AnyTrait
 from traitlets import Callable as CallableTrait
 
 from ..dap import cell_path
+from .history import LateSessionHistory
 
 #: matplotlib's GUIs that draw in the frontend and need no event loop in the kernel
 #: (ipykernel's ``eventloops.loop_map`` has None for them): ``%matplotlib widget`` is
@@ -130,6 +135,59 @@ class ZMQInteractiveShell(InteractiveShell):
     #: emergency reserve there, see :mod:`ipytwist.worker.reserve`).
     on_memory_error: Callable[[], None] = staticmethod(lambda: None)
 
+    #: The process that made the shell: in a kernel forked by a fork server, the server.
+    maker_pid = 0
+    #: True for the shell a fork server made, until a kernel has its own history.
+    premade = False
+    #: False while a fork server makes the shell that its kernels reuse: its history
+    #: manager opens no database and starts no thread (:meth:`own_history` makes the real one).
+    history_at_init = True
+
+    def init_instance_attrs(self) -> None:
+        super().init_instance_attrs()
+        self.maker_pid = os.getpid()
+
+    def init_history(self) -> None:
+        if type(self).history_at_init:
+            super().init_history()
+            return
+        self.history_manager = HistoryManager(shell=self, parent=self, enabled=False)
+        configurables: list[Any] = self.configurables  # typed as a list of shells
+        configurables.append(self.history_manager)
+
+    def for_kernel(self, emit: Callable[[dict[str, Any]], None]) -> None:
+        """Make a shell made before a fork this kernel's, as if made now: its output goes
+        to ``emit``, its files and encoding are this process's; its history is the
+        kernel's once :meth:`own_history` has run."""
+        self.emit = emit
+        self.init_encoding()
+        self._orig_sys_module_state = {
+            "stdin": sys.stdin,
+            "stdout": sys.stdout,
+            "stderr": sys.stderr,
+            "excepthook": sys.excepthook,
+        }
+
+    def own_history(self) -> None:
+        """A shell made before a fork (without a history database): a history of this
+        kernel's, a new session on a connection of its own (inserted late: see
+        :meth:`history_ready`), and the namespace's history lists (``In``, ``Out``,
+        ``_ih``, ``_oh``, ``_dh``) of it.  Nothing for a shell made with its history."""
+        if not self.premade:
+            return
+        self.premade = False
+        configurables: list[Any] = self.configurables  # typed as a list of shells
+        configurables.remove(self.history_manager)
+        self.history_manager = LateSessionHistory(shell=self, parent=self)
+        configurables.append(self.history_manager)
+        self.init_user_ns()  # fills in over the old lists, by the same names
+
+    def history_ready(self) -> None:
+        """Once the history's session is in the database (:meth:`own_history` has it
+        inserted while the kernel goes on starting): before the history is used."""
+        if isinstance(self.history_manager, LateSessionHistory):
+            self.history_manager.wait()
+
     def init_hooks(self) -> None:
         super().init_hooks()
         # `obj?` and `%page` fill the execute reply's pager payload.
@@ -191,3 +249,38 @@ class ZMQInteractiveShell(InteractiveShell):
 
 #: The worker's shell, by the name the worker's code knows it.
 WorkerShell = ZMQInteractiveShell
+
+
+def premake() -> WorkerShell:
+    """In a fork server, before any fork: the shell its kernels reuse (:func:`kernel_shell`),
+    with neither a history database nor a thread, which must not cross a fork."""
+    from .notebook import notebook_config
+
+    WorkerShell.history_at_init = False
+    try:
+        shell = WorkerShell.instance(emit=lambda event: None, config=notebook_config())
+    finally:
+        WorkerShell.history_at_init = True
+    shell.premade = True
+    # What every kernel's first cell would do once (tokenize's regular expressions, the
+    # formatters' lookups), done here; neither touches the namespace or the history.
+    shell.transform_cell("1")
+    if shell.display_formatter is not None:
+        shell.display_formatter.format(1)
+    return shell
+
+
+def kernel_shell(emit: Callable[[dict[str, Any]], None]) -> WorkerShell:
+    """The kernel's shell, output to ``emit``: the one a fork server made before the fork,
+    made this kernel's, or a new one (no fork server, or one whose shell was made for
+    another IPython directory or home than this kernel's environment says)."""
+    from .notebook import notebook_config
+
+    if WorkerShell.initialized():
+        shell = WorkerShell.instance()
+        if shell.ipython_dir == get_ipython_dir() and shell.home_dir == get_home_dir():
+            shell.for_kernel(emit)
+            return shell
+        atexit.unregister(shell.atexit_operations)
+        WorkerShell.clear_instance()
+    return WorkerShell.instance(emit=emit, config=notebook_config())

@@ -11,7 +11,7 @@ import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from benchlib.procs import end_keepers, wait_for
 from benchlib.servers import Service, checkout_env
@@ -91,3 +91,22 @@ def durable_base() -> Iterator[str]:
     finally:
         end_keepers(os.path.join(base, "state"))
         shutil.rmtree(base, ignore_errors=True)
+
+
+class ForkService(DurableService):
+    """A durable service whose keepers its fork server forks (the default; a class of
+    its own so that the fork server's tests say what they rely on)."""
+
+
+F = TypeVar("F", bound=ForkService)
+
+
+@contextmanager
+def fork_service(kind: type[F]) -> Iterator[F]:
+    """A service of ``kind`` started on a durable base, stopped after."""
+    with durable_base() as base:
+        service = kind(base).start()
+        try:
+            yield service
+        finally:
+            service.stop()
