@@ -6,7 +6,7 @@
    of ``1``;
 2. new kernel -> result of ``1`` through the service (REST ``POST /api/kernels``, then
    the kernel's WebSocket), kernels started one after another, each mode its own
-   service (``IPYTWIST_FORK_SERVER=1`` or not);
+   service (the default, or ``--no-fork-server``);
 3. PSS of every process of 10 idle kernels (keeper + interpreter, from
    ``/proc/<pid>/smaps_rollup``), per kernel; the fork server's own PSS beside it.
 
@@ -103,7 +103,7 @@ def through_the_service(fork: bool, starts: int, idle: int) -> dict[str, float]:
     """New kernel -> result of ``1`` (``starts`` in a row), then PSS of ``idle`` kernels."""
     base = tempfile.mkdtemp(prefix="fs", dir="/tmp")  # short: a socket's path <= 107 bytes
     env = {**checkout_env(os.path.join(base, "ipython")), "IPYTWIST_WORKER_LINK": "socket"}
-    svc = Service(base, env={**env, "IPYTWIST_FORK_SERVER": "1" if fork else "0"})
+    svc = Service(base, *(() if fork else ("--no-fork-server",)), env=env)
     svc.start()
     try:
         _first_result(svc)  # a warm service (and fork server) for every mode

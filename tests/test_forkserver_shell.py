@@ -2,8 +2,8 @@
 forked kernel's shell is its own, as if made after the fork.  Two kernels of one
 server have their own history session in the database and see neither the other's
 history nor its names; ``In``, ``Out``, ``_dh`` and the execution count start afresh;
-magics, ``input()``, tracebacks and a restart work.  Real service, REST and WebSocket,
-with ``IPYTWIST_FORK_SERVER=1``."""
+magics, ``input()``, tracebacks and a restart work.  Real service (its fork server on,
+the default), REST and WebSocket."""
 
 from __future__ import annotations
 
