@@ -1,7 +1,7 @@
 """Kernels forked by the fork server (the service's default; docs/fork-server.md): two
 kernels from one server share no random state, history session, environment or working
 directory; a dead fork server is replaced and a kernel start never fails; the record
-names the keeper at once; ``--no-fork-server`` starts each in a new Python.  Real
+names the keeper; ``--no-fork-server`` starts each in a new Python.  Real
 service, REST and WebSocket."""
 
 from __future__ import annotations
@@ -148,11 +148,11 @@ def test_a_kernel_started_just_before_the_service_dies_is_readopted() -> None:
                 again.stop()
 
 
-def test_the_record_names_the_forked_keeper_at_once(svc: ForkService) -> None:
-    """The server answers each request with the keeper's pid: the kernel's record has it
-    as soon as the kernel is listed (a SIGTERM right then can still end it)."""
+def test_the_record_names_the_forked_keeper(svc: ForkService) -> None:
+    """The server answers each request with the keeper's pid, and the kernel's record
+    names it: the fork server's child, in a session of its own."""
     kid = svc.start_kernel()
-    keeper = svc.record(kid)["keeper_pid"]
+    keeper = svc.keeper(kid)
     assert keeper in _fork_children(svc), keeper
     with open(f"/proc/{keeper}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[3]) == keeper  # setsid: its own session
@@ -165,7 +165,7 @@ def test_no_fork_server_starts_each_kernel_in_a_new_python() -> None:
             kid = plain.start_kernel()
             assert not _fork_servers(plain)
             assert _probe(plain, kid)["forked"] is False
-            assert plain.record(kid)["keeper_pid"] in _children(plain.pid)
+            assert plain.keeper(kid) in _children(plain.pid)
         finally:
             plain.stop()
 

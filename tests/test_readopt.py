@@ -153,7 +153,7 @@ def test_sigterm_without_keep_kernels_ends_them() -> None:
         svc = DurableService(base).start()
         try:
             kid = svc.start_kernel()
-            keeper = svc.record(kid)["keeper_pid"]
+            keeper = svc.keeper(kid)
             ws = WSClient.connect(svc, kid)
             reply, got = ws.execute("import os\nprint(os.getpid())")
             ws.close()

@@ -26,7 +26,7 @@ def _pids(svc: DurableService, kernel_id: str) -> list[int]:
         ws.close()
     assert reply["content"]["status"] == "ok"
     interpreter, sleeper = map(int, stream_text(got).split())
-    return [svc.record(kernel_id)["keeper_pid"], interpreter, sleeper]
+    return [svc.keeper(kernel_id), interpreter, sleeper]
 
 
 def test_a_killed_services_workers_and_their_children_end_after_the_orphan_timeout() -> None:
@@ -69,10 +69,10 @@ def test_an_interpreter_restarted_keeps_its_socket_and_is_readopted() -> None:
         try:
             kid = svc.start_kernel()
             _pids(svc, kid)  # ready (a restart while starting is that start)
-            old_keeper = svc.record(kid)["keeper_pid"]
+            old_keeper = svc.keeper(kid)
             svc.request("POST", f"/api/kernels/{kid}/restart")
             wait_for(lambda: not pid_alive(old_keeper), 30, "the old keeper's end")
-            assert svc.record(kid)["keeper_pid"] != old_keeper
+            svc.keeper(kid, other_than=old_keeper)
             assert os.path.exists(os.path.join(svc.kernel_dir(kid), "link.sock"))
             svc.kill()
             again = svc.again()

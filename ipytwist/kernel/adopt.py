@@ -27,7 +27,7 @@ from ..wire import Message
 from .core import Kernel
 from .envelope import Envelope
 from .journal import KernelJournal, Restored
-from .linked import LinkedWorker, always, nothing, nowhere
+from .linked import Keeper, LinkedWorker, always, nothing, nowhere
 from .linkspawn import LinkProvisioner
 from .record import kernel_dir, make_kernel_dir, new_record, update_record
 from .requests import Request
@@ -75,10 +75,12 @@ class KernelLink:
 
     def start(self, listener: WorkerListener) -> LinkedWorker:
         """A new keeper and interpreter for the kernel (its start, or a restart)."""
-        worker = self._hooked(self.links.spawn(listener, self.path, self.secret, self.kernel_id))
-        keeper = worker.keeper.pid if worker.keeper is not None else None
-        update_record(self.directory, keeper_pid=keeper)
-        return worker
+
+        def told(keeper: Keeper) -> None:
+            update_record(self.directory, keeper_pid=keeper.pid)
+
+        worker = self.links.spawn(listener, self.path, self.secret, self.kernel_id, told)
+        return self._hooked(worker)
 
     def adopt(self, listener: WorkerListener, inbound: Inbound) -> LinkedWorker:
         """Connect to the kernel's running keeper (nothing is started); ``inbound``:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.protocol import ProcessProtocol
@@ -21,8 +22,8 @@ from ..worker.keeper import (
     SECRET_FD_ENV,
     prepare_link,
 )
-from .forkclient import ForkServer, fork_server_usable
-from .linked import LinkedWorker
+from .forkclient import ForkedKeeper, ForkServer, fork_server_usable
+from .linked import Keeper, LinkedWorker
 from .process import TOKEN_ENV, LocalProvisioner, ProcessReactor
 from .supervisor import Provisioner, WorkerListener
 
@@ -93,9 +94,15 @@ class LinkProvisioner:
         return self.spawn(listener, path, secrets.token_bytes(32), kernel_id)
 
     def spawn(
-        self, listener: WorkerListener, path: str, secret: bytes, kernel_id: str
+        self,
+        listener: WorkerListener,
+        path: str,
+        secret: bytes,
+        kernel_id: str,
+        told: Callable[[Keeper], None] = lambda keeper: None,
     ) -> LinkedWorker:
-        """Bind the socket (a stale one goes first), start the keeper on it, connect."""
+        """Bind the socket (a stale one goes first), start the keeper on it (through the
+        fork server, if there is one), connect; ``told(keeper)`` once it is known."""
         try:
             os.unlink(path)  # a keeper before this one (a restart), gone or going
         except FileNotFoundError:
@@ -104,28 +111,34 @@ class LinkProvisioner:
         worker = LinkedWorker(listener, secret, kernel_id, self.reactor)
         worker.linked.addErrback(lambda _: None)  # its keeper's end reports it
         env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-        env.update(
-            {LINK_FD_ENV: str(listen.fileno()), SECRET_FD_ENV: str(r), KERNEL_ENV: kernel_id}
-        )
-        env[LINK_PATH_ENV] = path
+        env.update({KERNEL_ENV: kernel_id, LINK_PATH_ENV: path})
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[ORPHAN_ENV] = str(self.orphan_timeout)
         if not self.durable:
             env[DIE_WITH_PARENT_ENV] = "1"
-        forked = self.forks.fork(env, listen.fileno(), r) if self.forks else None
-        if forked is None:
-            self._exec(worker, env, listen.fileno(), r)
-        else:
-            worker.keeper = forked
-            forked.watch(self.reactor, worker.keeper_gone)
+
+        def forked(keeper: ForkedKeeper) -> None:
+            worker.keeper = keeper
+            keeper.watch(self.reactor, worker.keeper_gone)
+            told(keeper)
+
+        def refused(listen_fd: int, secret_fd: int) -> None:
+            told(self._exec(worker, env, listen_fd, secret_fd))
+
+        fds = (listen.fileno(), r)
+        if self.forks is None or not self.forks.fork(env, fds, forked, refused):
+            refused(*fds)
         os.close(r)
         listen.close()
         connectProtocol(LinkClientEndpoint(self.reactor, path), worker)
         return worker
 
-    def _exec(self, worker: LinkedWorker, env: dict[str, str], listen: int, r: int) -> None:
+    def _exec(
+        self, worker: LinkedWorker, env: dict[str, str], listen: int, r: int
+    ) -> KeeperProcess:
         """The keeper as this service's child, in a new Python (not forked)."""
         keeper = worker.keeper = KeeperProcess(worker)
+        env = {**env, LINK_FD_ENV: str(listen), SECRET_FD_ENV: str(r)}
         self.reactor.spawnProcess(
             keeper,
             sys.executable,
@@ -133,6 +146,7 @@ class LinkProvisioner:
             env=env,
             childFDs={0: "w", 1: 1, 2: 2, listen: listen, r: r},
         )
+        return keeper
 
 
 def choose_provisioner(

@@ -69,21 +69,36 @@ def _receive(server: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return request, list(fds)
 
 
+def _spawn(links: LinkProvisioner, tmp_path: Any, told: list[Any]) -> Any:
+    path = str(tmp_path / "k" / "link.sock")
+    os.makedirs(os.path.dirname(path))
+    return links.spawn(Listener(), path, b"s" * 32, "k", told.append)
+
+
+def _answers(reactor: KeepingReactor) -> None:
+    """The reactor finds the server's socket readable (it reads every answer there)."""
+    for reader in list(reactor.readers):
+        if select.select([reader], [], [], 0)[0]:
+            reader.doRead()
+
+
 def test_a_request_carries_the_keepers_socket_and_secret(
     reactor: KeepingReactor, tmp_path: Any
 ) -> None:
-    links = LinkProvisioner(reactor, str(tmp_path), forks=ForkServer(reactor))
-    path = str(tmp_path / "k" / "link.sock")
-    os.makedirs(os.path.dirname(path))
-    worker = links.spawn(Listener(), path, b"s" * 32, "k")
+    """The request goes at once; the answer (the keeper's pid) is read by the reactor,
+    never waited for, and only then is the keeper the worker's and told."""
+    links, told = LinkProvisioner(reactor, str(tmp_path), forks=ForkServer(reactor)), []
+    worker = _spawn(links, tmp_path, told)
     (started,) = reactor.spawned  # the server only: no keeper of the service's own
-    assert started["args"][-1] == ENTRY and isinstance(worker.keeper, ForkedKeeper)
+    assert started["args"][-1] == ENTRY and worker.keeper is None and told == []
+    _answers(reactor)
+    assert isinstance(worker.keeper, ForkedKeeper) and told == [worker.keeper]
     assert worker.keeper.pid == KEEPER and not worker.keeper.reports_end
     request, fds = _receive(reactor.kept[0])
     try:
         assert request["cwd"] == os.getcwd() and request["env"]["IPYTWIST_KERNEL_ID"] == "k"
         assert request["rlimits"]["RLIMIT_NOFILE"] == list(getrlimit(RLIMIT_NOFILE))
-        assert socket.socket(fileno=os.dup(fds[0])).getsockname() == path
+        assert socket.socket(fileno=os.dup(fds[0])).getsockname() == str(tmp_path / "k/link.sock")
         assert os.read(fds[1], 64) == b"s" * 32
     finally:
         for fd in fds:
@@ -94,34 +109,50 @@ def test_a_server_that_cannot_take_it_leaves_the_keeper_to_start_as_before(
     reactor: KeepingReactor, tmp_path: Any
 ) -> None:
     forks = ForkServer(reactor)
-    links = LinkProvisioner(reactor, str(tmp_path), forks=forks)
+    links, told = LinkProvisioner(reactor, str(tmp_path), forks=forks), []
     forks.prestart()
     reactor.kept.pop().close()  # the server is gone, the service has not seen it yet
-    path = str(tmp_path / "k" / "link.sock")
-    os.makedirs(os.path.dirname(path))
-    worker = links.spawn(Listener(), path, b"s" * 32, "k")
+    worker = _spawn(links, tmp_path, told)
     assert [s["args"][1:] for s in reactor.spawned][-1] == ["-m", "ipytwist.worker"]
-    assert isinstance(worker.keeper, KeeperProcess)
+    assert isinstance(worker.keeper, KeeperProcess) and told == [worker.keeper]
 
 
+@pytest.mark.parametrize("answered_before", [False, True])
 def test_a_silent_server_is_killed_and_the_keeper_starts_as_before(
-    reactor: KeepingReactor, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    reactor: KeepingReactor, tmp_path: Any, answered_before: bool
 ) -> None:
-    """No answer in time: the server is SIGKILLed (it must never fork that keeper late,
-    beside the one started instead) and let go; the next request starts another."""
-    monkeypatch.setattr(forkclient, "ANSWER_TIMEOUT", 0.01)
+    """No answer in time (START_TIMEOUT for a server still importing, ANSWER_TIMEOUT once
+    it has answered): it is SIGKILLed, never to fork that keeper late beside the one
+    started instead, with copies of the descriptors the request carried."""
     reactor.answer = None
     forks = ForkServer(reactor)
-    links = LinkProvisioner(reactor, str(tmp_path), forks=forks)
+    links, told = LinkProvisioner(reactor, str(tmp_path), forks=forks), []
     forks.prestart()
+    forks.answered = answered_before
     server = forks.process
     assert server is not None and server.transport is not None
-    path = str(tmp_path / "k" / "link.sock")
-    os.makedirs(os.path.dirname(path))
-    worker = links.spawn(Listener(), path, b"s" * 32, "k")
+    worker = _spawn(links, tmp_path, told)
+    timeout = forkclient.ANSWER_TIMEOUT if answered_before else forkclient.START_TIMEOUT
+    reactor.advance(timeout - 0.01)
+    assert worker.keeper is None and server.transport.signals == []  # type: ignore[attr-defined]
+    reactor.advance(0.01)
     assert server.transport.signals == ["KILL"]  # type: ignore[attr-defined]  # the fake's
-    assert isinstance(worker.keeper, KeeperProcess)
+    assert isinstance(worker.keeper, KeeperProcess) and told == [worker.keeper]
+    (keeper,) = [s for s in reactor.spawned if s["args"][1:] == ["-m", "ipytwist.worker"]]
+    assert keeper["env"]["IPYTWIST_LINK_FD"] in {str(fd) for fd in keeper["childFDs"]}
     assert forks.sock is None and forks.process is None
+
+
+def test_what_a_dying_server_was_asked_starts_as_before(
+    reactor: KeepingReactor, tmp_path: Any
+) -> None:
+    reactor.answer = None
+    forks = ForkServer(reactor)
+    links, told = LinkProvisioner(reactor, str(tmp_path), forks=forks), []
+    worker = _spawn(links, tmp_path, told)
+    assert forks.process is not None and worker.keeper is None
+    forks.process.processEnded(Failure(Exception("killed")))
+    assert isinstance(worker.keeper, KeeperProcess) and told == [worker.keeper]
 
 
 def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) -> None:
@@ -131,10 +162,11 @@ def test_a_dead_server_is_replaced_on_the_next_request(reactor: KeepingReactor) 
     forks.process.processEnded(Failure(Exception("killed")))
     r, w = os.pipe()
     listen = socket.socket(socket.AF_UNIX)
+    got: list[ForkedKeeper] = []
     try:
-        keeper = forks.fork({}, listen.fileno(), r)
-        assert keeper is not None and keeper.pid == KEEPER
-        assert forks.starts == 2
+        assert forks.fork({}, (listen.fileno(), r), got.append, lambda *_: None)
+        _answers(reactor)
+        assert [k.pid for k in got] == [KEEPER] and forks.starts == 2
         _, fds = _receive(reactor.kept[-1])
         for fd in fds:
             os.close(fd)

@@ -67,6 +67,17 @@ class DurableService(Service):
             data: dict[str, Any] = json.load(f)
         return data
 
+    def keeper(self, kernel_id: str, other_than: int | None = None) -> int:
+        """The keeper the kernel's record names, once it names one (a fork server's
+        answer comes a moment after the start, or restart, was asked for)."""
+
+        def named() -> int | None:
+            pid = self.record(kernel_id).get("keeper_pid")
+            return pid if isinstance(pid, int) and pid != other_than else None
+
+        found: int = wait_for(named, 30, "the kernel's keeper in its record", 0.01)
+        return found
+
     def kernel_dir(self, kernel_id: str) -> str:
         return os.path.join(self.state_dir, "kernels", kernel_id)
 
