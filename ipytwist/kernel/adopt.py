@@ -98,9 +98,16 @@ class KernelLink:
     def _hooked(self, worker: LinkedWorker) -> LinkedWorker:
         worker.settled = lambda: self.settled()
         worker.publish = lambda: self.publish()
-        worker.on_safe = lambda stream, seq: self.on_safe(stream, seq)
+        worker.on_safe = lambda stream, seq: self._safe(worker, stream, seq)
         self.worker = worker
         return worker
+
+    def _safe(self, worker: LinkedWorker, stream: str, seq: int) -> None:
+        """Where the current worker's items are safe (the journal's resume point).  A
+        replaced worker's last items (its end) are made safe after its successor's first,
+        when that one starts fast: they must not move the point back to its stream."""
+        if worker is self.worker:
+            self.on_safe(stream, seq)
 
     def deliver(self, envelope: Envelope) -> None:
         """Subscribed to the kernel's output log after its journal: once a message is

@@ -211,3 +211,22 @@ def test_an_adopted_kernel_with_nothing_running_is_idle_once_reached() -> None:
     assert kernel.execution_state == "idle" and kernel.execution_count == 3
     kernel.handle("shell", execute("1"), Client())
     assert [r["req"] for r in link.worker.sent] == ["execute"]
+
+
+def test_a_replaced_workers_last_items_do_not_move_the_journals_resume_point(
+    tmp_path: Any,
+) -> None:
+    """After a restart through the fork server the new keeper's first item was made
+    safe before the old keeper's end: the journal's last point was the old stream's,
+    and a new service asked the new keeper for the wrong stream (it refused)."""
+    from ipytwist.kernel.adopt import KernelLink
+
+    link = KernelLink(None, str(tmp_path), KID, SECRET)  # type: ignore[arg-type]  # unused
+    told: list[tuple[str, int]] = []
+    link.on_safe = lambda stream, seq: told.append((stream, seq))
+    clock = Clock()
+    old = link._hooked(LinkedWorker(Listener(), SECRET, KID, clock))
+    new = link._hooked(LinkedWorker(Listener(), SECRET, KID, clock))
+    new.on_safe("new-stream", 1)
+    old.on_safe("old-stream", 5)
+    assert told == [("new-stream", 1)]
