@@ -25,7 +25,9 @@ class FakeLinks:
         self.provisioner = env.provisioner
         self.reactor = env.clock
 
-    def spawn(self, listener: Any, path: str, secret: bytes, kernel_id: str) -> Any:
+    def spawn(
+        self, listener: Any, path: str, secret: bytes, kernel_id: str, told: Any = None
+    ) -> Any:
         worker = self.provisioner.start(listener)
         worker.keeper = None
         return worker
