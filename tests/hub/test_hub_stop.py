@@ -14,7 +14,7 @@ def test_the_hub_stops_the_server_cleanly(hub: JupyterHubProcess, alice: UserSer
     assert kid
     pid = hub.server("alice")["state"]["pid"]
     state_dir = hub.state_dir("alice")
-    keepers = keeper_pids(state_dir)
+    keepers = wait_for(lambda: keeper_pids(state_dir), 30, "the kernel's keeper in its record")
     assert keepers and all(pid_alive(p) for p in keepers)
     r = hub.hub_api("DELETE", "/users/alice/server")
     assert r.status_code in (202, 204), r.text

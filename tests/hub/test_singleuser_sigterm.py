@@ -56,7 +56,8 @@ def test_sigterm_ends_the_kernels_and_exits_0(
         wait_for(listening, 60, "ipytwist singleuser to listen", step=0.1)
         r = requests.post(base + "api/kernels", headers=headers, json={}, timeout=30)
         assert r.status_code == 201, r.text
-        keepers = keeper_pids(os.path.join(home, "data", "ipytwist"))
+        state = os.path.join(home, "data", "ipytwist")
+        keepers = wait_for(lambda: keeper_pids(state), 30, "the kernel's keeper in its record")
         assert keepers and all(pid_alive(p) for p in keepers)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
