@@ -69,6 +69,8 @@ __all__ = ["GONE_GRACE", "LinkedWorker"]
 
 #: Seconds between a forked keeper's end and the worker's, if its link has not ended.
 GONE_GRACE = 1.0
+#: How a worker ended whose forked keeper ended without saying how its interpreter did.
+KEEPER_GONE = "ended (its keeper ended)"
 
 _NAMES = {1: "stdout", 2: "stderr"}
 #: Acks wait this long for a request to ride on, or until this much was read.
@@ -116,6 +118,8 @@ class LinkedWorker(Protocol):
         #: The service leaves this keeper running (--keep-kernels): its link just closes.
         self.detached = False
         self.keeper: Keeper | None = None
+        #: A forked keeper's pidfd has said it ended.
+        self._keeper_gone = False
         self._feeder: PipeFeeder | None = None
         #: The interpreter's request pipe, once the keeper has handed it over.
         self.direct = DirectPipe()
@@ -240,6 +244,8 @@ class LinkedWorker(Protocol):
             self.unreached(reason or Failure(LinkError("the link closed")))
         elif not self._end_reported() and not self.detached:
             self._exited("ended (its keeper closed the link)")
+        elif self._keeper_gone:
+            self._exited(KEEPER_GONE)
 
     def unreached(self, why: Failure) -> None:
         """The keeper was never reached (its socket is gone, refused, or it hung up).
@@ -261,10 +267,14 @@ class LinkedWorker(Protocol):
 
     def keeper_gone(self) -> None:
         """A keeper not our child has ended (its pidfd says): what it sent last, its
-        ``EXITED`` and end included, is read even while output is paused; if the link
-        does not end by itself soon after, the worker has ended anyway."""
+        ``EXITED`` and end included, is read even while output is paused; the worker has
+        ended once the link has too, or ``GONE_GRACE`` later at most."""
+        self._keeper_gone = True
+        if not self.end.connected:
+            self._exited(KEEPER_GONE)
+            return
         self.resume_output()
-        self.clock.callLater(GONE_GRACE, self._exited, "ended (its keeper ended)")
+        self.clock.callLater(GONE_GRACE, self._exited, KEEPER_GONE)
 
     def keeper_ended(self, reason: Failure) -> None:
         """The keeper process ended; without an ``EXITED``, so did the interpreter."""

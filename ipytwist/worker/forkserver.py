@@ -1,4 +1,4 @@
-"""A fork server (prototype, issue 20): :func:`main`, started by the service, imports
+"""The fork server (docs/fork-server.md): :func:`main`, started by the service, imports
 IPython and the worker's modules once, freezes them for the collector, then forks a
 keeper for each request the service sends; the keeper forks the interpreter as
 ``python -m ipytwist.worker`` does (``keepstart.enter``), so the pages of IPython are

@@ -195,3 +195,42 @@ def test_a_forked_keeper_is_signalled_through_its_pidfd() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+class _Gone:
+    """A forked keeper whose end its pidfd tells."""
+
+    reports_end, pid = True, KEEPER
+
+    def kill(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("link_first", [True, False])
+def test_a_forked_keeper_that_dies_without_a_word_ends_its_worker_at_once(
+    link_first: bool,
+) -> None:
+    """Killed outright (no ``EXITED``): the worker ends once both the link's end and the
+    pidfd's are seen, in either order, not a grace period later."""
+    from support.linkglue import KID, SECRET, Taking, shake
+    from twisted.internet.task import Clock
+
+    from ipytwist.kernel.linked import KEEPER_GONE, LinkedWorker
+    from ipytwist.link.end import LinkEnd
+
+    ended: list[str] = []
+    worker = LinkedWorker(Listener(), SECRET, KID, Clock())
+    worker.keeper = _Gone()
+    worker.ended.addCallback(ended.append)
+    transport = Taking()
+    worker.makeConnection(transport)
+    shake(worker, LinkEnd(True, SECRET, KID), transport)
+    first, second = (
+        (worker.connectionLost, worker.keeper_gone)
+        if link_first
+        else (worker.keeper_gone, worker.connectionLost)
+    )
+    first()
+    assert ended == []
+    second()
+    assert ended == [KEEPER_GONE]
