@@ -3,7 +3,12 @@ listed while no code runs, their bounds, rich representations and the modules.""
 
 from __future__ import annotations
 
+import os
+import sys
+import types
 from typing import Any
+
+import pytest
 
 from ipytwist.worker.debug import MAX_REPR, MAX_VARIABLES, DebugHandlers
 
@@ -62,3 +67,16 @@ def test_modules_are_paged_positions_in_sys_modules() -> None:
     one = handlers().modules({"startModule": json_module["id"], "moduleCount": 1})
     assert one["modules"] == [json_module]
     assert handlers().modules({"startModule": -3, "moduleCount": "x"})["modules"]
+
+
+def test_the_files_of_modules_loaded_before_the_handlers_are_internal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Their frames are hidden from the debugger; a module a cell imports later is not."""
+    debug = handlers()
+    later = types.ModuleType("a_cells_module")
+    later.__file__ = "/somewhere/a_cells_module.py"
+    monkeypatch.setitem(sys.modules, "a_cells_module", later)
+    internal = debug._internal()
+    assert os.__file__ in internal and pytest.__file__ in internal
+    assert later.__file__ not in internal

@@ -5,7 +5,9 @@ history, as IPython does, instead of failing the start.  A real history database
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,3 +72,45 @@ def test_a_database_that_refuses_the_session_leaves_history_unsaved(
     assert history.hist_file == ":memory:" and history.save_thread is None
     assert history.session_number == 0
     assert "Failed to create history session" in caplog.text
+
+
+def _opened(path: Path) -> int:
+    """How many descriptors of this process have ``path`` open."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+def test_only_the_saving_thread_opens_the_database_until_it_is_queried(
+    tmp_path: Path, made: list[LateSessionHistory]
+) -> None:
+    """A connection and a thread more per kernel cost it some 400 KiB each (issue 20):
+    the saving thread makes the tables and the session; the main thread's connection
+    waits for the first query."""
+    path = tmp_path / "history.sqlite"
+    before = set(threading.enumerate())
+    history = _history(path, made)
+    history.wait()
+    assert set(threading.enumerate()) - before == {history.save_thread}
+    assert history.session_number == 1
+    assert _opened(path) == 1
+    history.store_inputs(1, "x = 1")
+    assert [s for _, _, s in history.get_range(raw=True)] == ["x = 1"]
+    history.writeout_cache()
+    assert _opened(path) == 2
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside_as_ipython_does(
+    tmp_path: Path, made: list[LateSessionHistory]
+) -> None:
+    path = tmp_path / "history.sqlite"
+    path.write_bytes(b"not a database " * 100)
+    history = LateSessionHistory(hist_file=path)  # a Path, as IPython's shell gives it
+    made.append(history)
+    first_thread = history.save_thread
+    history.wait()
+    assert history.save_thread is not first_thread and history.save_thread.is_alive()
+    assert history.session_number == 1 and str(history.hist_file) == str(path)
+    assert (tmp_path / "history-corrupt.sqlite").read_bytes().startswith(b"not a database")
+    history.store_inputs(1, "x = 1")
+    history.writeout_cache()
+    assert [s for _, _, s in history.get_range(raw=True)] == ["x = 1"]

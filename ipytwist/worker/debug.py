@@ -3,6 +3,7 @@ names the debugger knows them by, and the user's variables while no code runs.""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -29,12 +30,15 @@ class DebugHandlers:
         self._endpoint: tuple[str, int] | None = None
         #: The cell files' directory, once made (and found to be ours).
         self._cells: str | None = None
-        #: The modules loaded before any cell ran: their files' frames are hidden (their
-        #: files looked up when the debugger starts, not at every kernel's start).
-        self._loaded = list(sys.modules.values())
+        #: How many modules were loaded before any cell ran (the first ones of
+        #: ``sys.modules``, which keeps their order): their files' frames are hidden.
+        #: Counted, not listed: a list would write to the page of each of some 800
+        #: modules, which in a forked kernel are shared with every other (1.2 MiB each).
+        self._loaded = len(sys.modules)
 
     def _internal(self) -> list[str]:
-        return [f for m in self._loaded if isinstance(f := getattr(m, "__file__", None), str)]
+        loaded = itertools.islice(sys.modules.values(), self._loaded)
+        return [f for m in loaded if isinstance(f := getattr(m, "__file__", None), str)]
 
     def table(self) -> dict[str, Any]:
         return {

@@ -62,6 +62,7 @@ def preload() -> None:
     """What every interpreter imports before it is ready, imported once here, and the
     IPython shell it makes (``shell.premake``: no history database, no thread)."""
     import pwd  # noqa: F401  (getpass.getuser, for the kernel's session)
+    import sqlite3
 
     import IPython  # noqa: F401
 
@@ -69,6 +70,8 @@ def preload() -> None:
     from . import comms, debug, keeper, keepstart, notebook, requests, serve, shell  # noqa: F401
 
     framing.dumps({})  # the wire's encoder (orjson), which a keeper started alone never loads
+    # SQLite's one-time set-up (the history's connections): done once here, not by each kernel.
+    sqlite3.connect(":memory:").close()
     shell.premake()
 
 
@@ -90,11 +93,7 @@ def _fresh(request: dict[str, Any], fds: list[int]) -> None:
     """In the child: nothing of the server's own state that a kernel must not share."""
     global _FORKED
     _FORKED = True
-    for signum in signal.valid_signals():
-        try:
-            signal.signal(signum, FRESH_PYTHON.get(signum, signal.SIG_DFL))
-        except (OSError, ValueError):
-            pass  # SIGKILL, SIGSTOP
+    _fresh_signals()
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     for name, (soft, hard) in request["rlimits"].items():
         try:
@@ -103,12 +102,33 @@ def _fresh(request: dict[str, Any], fds: list[int]) -> None:
             pass  # a hard limit the service could raise and we cannot: the server's stays
     os.umask(request["umask"])
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    _environment(request["env"])
     from .keeper import LINK_FD_ENV, SECRET_FD_ENV
 
     os.environ[LINK_FD_ENV] = str(fds[0])
     os.environ[SECRET_FD_ENV] = str(fds[1])
+
+
+def _fresh_signals() -> None:
+    """Each signal's disposition as a new Python's; only those that differ are set (each
+    set writes to pages the child shares with the server and every other kernel)."""
+    for signum in signal.valid_signals():
+        fresh = FRESH_PYTHON.get(signum, signal.SIG_DFL)
+        try:
+            if signal.getsignal(signum) is not fresh:
+                signal.signal(signum, fresh)
+        except (OSError, ValueError):
+            pass  # SIGKILL, SIGSTOP
+
+
+def _environment(env: dict[str, str]) -> None:
+    """``os.environ`` made ``env``, changing only what differs: each variable set copies
+    pages of the C environment and of the heap that the server's children share."""
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 def _reseed() -> None:

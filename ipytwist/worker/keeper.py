@@ -15,6 +15,7 @@ one read, the event record being read, and the requests not yet in fd 3.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import selectors
 import signal
@@ -95,7 +96,9 @@ class Keeper:
         self.out = FrameQueue()  # to the service
         self.feed = RequestFeed(req_w)  # requests for the interpreter
         self.uid = os.getuid()
-        self._recv = bytearray(1 << 18)  # (a fresh 256 KiB per recv cost three syscalls)
+        # One buffer for every recv (a fresh 256 KiB cost three syscalls each), mapped
+        # rather than allocated: only the pages a recv has written take memory.
+        self._recv = mmap.mmap(-1, 1 << 18)
         self.exited: str | None = None
         #: Ending: the service asked for it (stop, kill), or SIGTERM, or the orphan timeout.
         self.stopping = False
