@@ -22,9 +22,11 @@ from ..loglimit import LimitedLog
 from ..wire import Message
 from .aborts import InFlight, StopOnError, no_requests_in_flight
 from .comms import CONTROL_COMMS, comm_message, comm_refused
+from .deaths import WorkerDeaths
 from .debugger import Connect, Debugger
 from .events import iopub_content
 from .flow import OutputGate
+from .inputcount import InputAnnouncer
 from .output import DEFAULT_FLUSH_INTERVAL, OutputCoalescer
 from .outputlog import OutputLog
 from .publish import Publisher
@@ -39,7 +41,7 @@ from .supervisor import Provisioner, Worker, WorkerSupervisor
 __all__ = ["Kernel"]
 
 
-class Kernel(Resumable):
+class Kernel(Resumable, WorkerDeaths):
     """Request queue, busy/idle, parent headers, output fan-out, interrupt, restart."""
 
     log = Logger()
@@ -78,6 +80,7 @@ class Kernel(Resumable):
         self._out = Publisher(self.session, self.output_log)
         self._output = OutputCoalescer(reactor, self._out.stream, flush_interval)
         self._queue = RequestQueue()
+        self._inputs = InputAnnouncer()
         self._stop = StopOnError(
             self._queue, requests_in_flight, self._abort, lambda r: self.handle(*r), self._record
         )
@@ -205,11 +208,16 @@ class Kernel(Resumable):
             request = self._queue.start_next()
             self._out.parent = request.msg
             self.state.change("busy")
+            record = worker_record(request)
+            announced = self._inputs.announce(request, record)
             # The worker starts first, and works while busy is being published:
             # its events can only be read after this reactor turn, so order holds.
-            self.supervisor.send(worker_record(request))
+            self.supervisor.send(record)
             self._out.sent(request)
             self._out.status("busy", request.msg)
+            if announced is not None:
+                self.execution_count = announced["execution_count"]
+                self._out.output("execute_input", announced)
 
     def _finish_current(self, content: dict[str, Any]) -> None:
         started = self._queue.started
@@ -264,37 +272,17 @@ class Kernel(Resumable):
         elif kind == "log":  # the worker's comm package, about a client's message
             self.rejects.warn("worker: {text}", "worker-log", text=str(event.get("text"))[:200])
         elif kind == "reply" and self._queue.current is not None:
+            self._inputs.replied(event)
             self._finish_current(dict(event.get("content") or {}))
         else:
             self.log.warn("worker sent an unexpected event {k}", k=str(kind)[:64])
 
     def worker_ready(self) -> None:
         """The (new) worker can run code: the kernel is idle."""
+        self._inputs.forget()
         if self.state.ready(running=self._queue.current is not None):
             self._out.status("idle", None)
 
     def run_queued(self) -> None:
         """Queued requests start (once those waiting for the worker were told)."""
         self._advance()
-
-    def worker_died(self, text: str, giving_up: bool) -> None:
-        """The worker died: its request fails, queued cells are aborted (not if it ran
-        none: they wait for the next), and a new one starts (unless it keeps dying)."""
-        self._output.flush()
-        self.log.warn("kernel {id}: {text} Starting a new one.", id=self.id, text=text)
-        current = self._queue.current
-        self._out.status("restarting", current.msg if current else None)
-        self.state.replaced()
-        if current is not None:
-            why = f"WorkerDied: {text} A new interpreter has been started."
-            self._out.output("error", {"ename": "WorkerDied", "evalue": text, "traceback": [why]})
-            self._fail_current("WorkerDied", text)
-        for queued in self._queue.take_executes() if current or giving_up else ():
-            self._abort(queued)
-        if giving_up:
-            self.log.error("kernel {id}: interpreter fails to start; giving up", id=self.id)
-            self.state.change("dead")
-            self._out.status("dead", None)
-            self.shutdown()
-            return
-        self._output.reset()

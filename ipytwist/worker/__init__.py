@@ -17,6 +17,23 @@ NUDGE_SIGNAL = signal.SIGWINCH
 SYNC_ENV = "IPYTWIST_SYNC_TOKEN"
 
 
+#: The record key by which the kernel says it published a cell's ``execute_input``
+#: itself, with this execution count (the count the worker's last reply gave).
+ANNOUNCED = "input"
+
+
+def runs_as_cell(content: dict[str, object]) -> bool:
+    """Whether an ``execute_request``'s content runs as a cell that announces its input:
+    not silent, its code a string and its user expressions a dict (the worker refuses
+    others before anything runs)."""
+    expressions = content.get("user_expressions") or {}
+    return (
+        not content.get("silent", False)
+        and isinstance(content.get("code", ""), str)
+        and isinstance(expressions, dict)
+    )
+
+
 def sync_marker(token: str) -> bytes:
     """Bytes the worker writes to fds 1 and 2 just before each event record.
 

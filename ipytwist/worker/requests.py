@@ -58,6 +58,9 @@ class RequestHandlers:
         self.interrupts = interrupts
         self.comms = comms or WorkerComms(link.emit)
         self._allow_stdin = False
+        #: The execution count with which the kernel published the running request's
+        #: ``execute_input`` (its record's :data:`ANNOUNCED`), or None.
+        self.announced: object = None
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -112,7 +115,9 @@ class RequestHandlers:
         silent = bool(c.get("silent", False))
         store_history = bool(c.get("store_history", not silent))
         self._allow_stdin = bool(c.get("allow_stdin", False))
-        if not silent:
+        if not silent and self.announced != shell.execution_count:
+            # (the kernel published it with the count of our last reply, unless that
+            # has changed since or it did not know it: then it is ours to say)
             self.link.emit({"ev": "execute_input", "code": code, "count": shell.execution_count})
         shell.last_error = None
         count = shell.execution_count

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import error_content
-from . import EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
+from . import ANNOUNCED, EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
+from .partial import CellClock, flush_partial_lines
 from .reserve import MemoryReserve, after_release, history_survives_memory_errors
 from .stdio import StdFiles
 from .terminal import TerminalSize
@@ -25,7 +26,6 @@ if TYPE_CHECKING:  # imported where they are used: IPython loads after the signa
     from .requests import Content, Handler
     from .shell import WorkerShell
 
-PARTIAL_LINE_FLUSH_SECONDS = 0.05
 HISTORY_BATCH = 10
 
 
@@ -50,7 +50,7 @@ def serve() -> int:
     interrupts = Interrupts()
     reserve = MemoryReserve()
     link = _make_link(std, interrupts, reserve)
-    busy = threading.Event()
+    cells = CellClock()
     # Our helper threads (IPython's history saver, the flush thread) start with SIGINT
     # blocked: the kernel's SIGINT must land in the main thread, where it interrupts a
     # blocking call such as time.sleep; delivered to another thread it would not.
@@ -60,7 +60,7 @@ def serve() -> int:
     terminal = TerminalSize()
     terminal.install()
     threading.Thread(
-        target=_flush_partial_lines, args=(std, busy), name="flush", daemon=True
+        target=flush_partial_lines, args=(std, cells), name="flush", daemon=True
     ).start()
     interrupts.install()
     signal.signal(NUDGE_SIGNAL, lambda signum, frame: None)
@@ -73,7 +73,8 @@ def serve() -> int:
 
     comms = _notebook(shell, link)
     debug = DebugHandlers(shell)
-    handlers = {**RequestHandlers(shell, link, interrupts, comms).table(), **debug.table()}
+    requests = RequestHandlers(shell, link, interrupts, comms)
+    handlers = {**requests.table(), **debug.table()}
     while True:
         try:
             rec = link.read()
@@ -82,16 +83,17 @@ def serve() -> int:
         if rec is None or rec.get("req") == "shutdown":
             break
         after_release(reserve.release, _begin, std, shell, rec)
+        requests.announced = rec.get(ANNOUNCED)
         link.catch_up()  # markers missed while a cell had fd 1 or 2 closed or replaced
-        busy.set()
+        cells.start()
         try:
             with terminal.of(rec):
                 content = _run(handlers, rec, reserve.release)
         except SystemExit:
             break  # exit() outside a cell
         finally:
-            busy.clear()
-        _reply(link, content)
+            cells.done()
+        _reply(link, content, shell.execution_count)
         del content
         reserve.take()  # again, if user code let go of the memory a MemoryError used
     debug.close()
@@ -121,11 +123,14 @@ def _begin(std: StdFiles, shell: WorkerShell, rec: Content) -> None:
     shell.set_parent(parent_of(rec))
 
 
-def _reply(link: WorkerLink, content: Content) -> None:
+def _reply(link: WorkerLink, content: Content, count: int) -> None:
+    """The reply, with the execution count the next cell gets (the kernel announces
+    that cell's input with it)."""
+    event = {"ev": "reply", "content": content, "count": count}
     try:
-        link.emit({"ev": "reply", "content": content})
+        link.emit(event)
     except KeyboardInterrupt:
-        link.emit({"ev": "reply", "content": content})
+        link.emit(event)
 
 
 def _make_shell(link: WorkerLink) -> WorkerShell:
@@ -167,18 +172,6 @@ def _notebook(shell: WorkerShell, link: WorkerLink) -> WorkerComms:
     comms.install()
     shell.kernel = KernelStandIn(comms.manager)
     return comms
-
-
-def _flush_partial_lines(std: StdFiles, busy: threading.Event) -> None:
-    """``print('x', end='')`` then a long wait still shows ``x`` promptly."""
-    pause = threading.Event()
-    while True:
-        busy.wait()
-        pause.wait(PARTIAL_LINE_FLUSH_SECONDS)
-        try:
-            std.flush_python()
-        except MemoryError:
-            pass  # user code holds all memory: the main thread's flush writes it later
 
 
 def _run(
