@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
+import os
 import uuid
 from binascii import b2a_base64
 from collections import OrderedDict
@@ -106,6 +108,23 @@ def dumps_strings(obj: Any) -> bytes:
     return dumps(obj)
 
 
+def dumps_decoded(obj: Any) -> bytes:
+    """:func:`dumps` for values made of JSON's types alone (decoded from JSON, or built
+    of them: what the kernel sends), 10-20x faster with orjson.  orjson writes a
+    non-finite float as ``null``: output holding ``null`` is encoded again by
+    :func:`dumps`, as is whatever orjson refuses (lone surrogates, non-string keys,
+    integers past 64 bits)."""
+    if _orjson is not None:
+        try:
+            out: bytes = _orjson.dumps(obj)
+        except (TypeError, _orjson.JSONEncodeError):
+            pass
+        else:
+            if b"null" not in out:
+                return out
+    return dumps(obj)
+
+
 def too_deep(raw: Iterable[bytes], *values: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether any of ``values``, decoded from the JSON texts ``raw``, nests lists and
     objects more than ``limit`` levels deep.  Counting brackets in ``raw`` first makes
@@ -138,9 +157,28 @@ def loads_untrusted(data: bytes, max_depth: int | None = MAX_JSON_DEPTH) -> Any:
     return value
 
 
+class _MessageIds:
+    """Message ids as jupyter_client makes them: this process's random prefix and a count
+    (a fresh uuid4 per message cost 3 us); a forked child takes a prefix of its own."""
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = uuid.uuid4().hex + "_"
+        self.count = itertools.count(1)
+
+    def new(self) -> str:
+        return self.prefix + str(next(self.count))
+
+
+new_msg_id = _MessageIds().new
+
+
 def new_header(msg_type: str, session: str, username: str = "kernel") -> dict[str, str]:
     return {
-        "msg_id": uuid.uuid4().hex,
+        "msg_id": new_msg_id(),
         "msg_type": msg_type,
         "username": username,
         "session": session,
@@ -236,10 +274,10 @@ class WireCodec:
 
     def serialize(self, msg: Message, idents: list[bytes] | tuple[bytes, ...] = ()) -> list[bytes]:
         parts = [
-            dumps(msg["header"]),
-            dumps(msg.get("parent_header") or {}),
-            dumps(msg.get("metadata") or {}),
-            dumps(msg.get("content") or {}),
+            dumps_decoded(msg["header"]),
+            dumps_decoded(msg.get("parent_header") or {}),
+            dumps_decoded(msg.get("metadata") or {}),
+            dumps_decoded(msg.get("content") or {}),
         ]
         frames = [*idents, DELIMITER, self.signer.sign(parts), *parts]
         frames.extend(bytes(b) for b in msg.get("buffers") or ())

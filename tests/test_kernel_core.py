@@ -67,7 +67,7 @@ def test_requests_before_ready_wait_for_the_worker() -> None:
     prov.workers[0].ready()
     # The request's header goes with it: the worker's get_parent() is that request.
     assert prov.workers[0].sent == [
-        {"req": "execute", "content": {"code": "1"}, "header": msg["header"]}
+        {"req": "execute", "content": {"code": "1"}, "header": msg["header"], "sigints": 0}
     ]
 
 

@@ -57,3 +57,43 @@ def test_stale_interrupt_is_discarded_when_the_next_request_is_read() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+def _read_after_signals(irq: Interrupts, signals: int, record: dict) -> bool:
+    """Whether the request read after ``signals`` SIGINTs starts interrupted."""
+    r, w = os.pipe()
+    try:
+        link = WorkerLink(r, -1, irq)
+        for _ in range(signals):
+            irq.handler(2, None)
+        os.write(w, encode_record(record))
+        assert link.read() == record
+        try:
+            with irq.user_code():
+                return False
+        except KeyboardInterrupt:
+            return True
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_an_interrupt_sent_after_the_request_was_sent_is_for_it() -> None:
+    """The kernel announces a cell before the worker reads it: a client may interrupt it
+    that soon.  The record says the kernel had sent no SIGINT before it: this one is
+    for it."""
+    assert _read_after_signals(Interrupts(), 1, {"req": "execute", "sigints": 0})
+
+
+def test_interrupts_the_kernel_sent_before_the_request_are_stale() -> None:
+    irq = Interrupts()
+    assert not _read_after_signals(irq, 2, {"req": "execute", "sigints": 2})
+    assert _read_after_signals(irq, 1, {"req": "execute", "sigints": 2})  # a third: fresh
+
+
+def test_a_new_kernels_count_starts_over() -> None:
+    """An adopted worker: the new kernel counts from 0, what came before is not fresh."""
+    irq = Interrupts()
+    assert not _read_after_signals(irq, 3, {"req": "execute", "sigints": 3})
+    assert not _read_after_signals(irq, 0, {"req": "execute", "sigints": 0})
+    assert _read_after_signals(irq, 1, {"req": "execute", "sigints": 0})

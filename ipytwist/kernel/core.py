@@ -208,7 +208,7 @@ class Kernel(Resumable, WorkerDeaths):
             request = self._queue.start_next()
             self._out.parent = request.msg
             self.state.change("busy")
-            record = worker_record(request)
+            record = worker_record(request, self.supervisor.sigints)
             announced = self._inputs.announce(request, record)
             # The worker starts first, and works while busy is being published:
             # its events can only be read after this reactor turn, so order holds.

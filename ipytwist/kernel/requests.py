@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, Protocol
 from twisted.internet.defer import Deferred
 
 from ..wire import TERMINAL_METADATA, Message, new_message
+from ..worker import SIGINTS_BEFORE
 
 __all__ = [
     "DEBUG_REQUESTS",
@@ -81,14 +82,16 @@ def is_execute(msg: Message) -> bool:
     return bool(msg["header"]["msg_type"] == "execute_request")
 
 
-def worker_record(request: Request) -> dict[str, Any]:
-    """What the worker is sent for ``request``: its kind and content, and the size of
-    the client's terminal if the client gave one (the worker checks it)."""
+def worker_record(request: Request, sigints: int = 0) -> dict[str, Any]:
+    """What the worker is sent for ``request``: its kind and content, the SIGINTs sent
+    to the worker before it, and the size of the client's terminal if the client gave
+    one (the worker checks it)."""
     msg = request.msg
     record: dict[str, Any] = {
         "req": WORKER_REQUESTS.get(request.msg_type) or DEBUG_REQUESTS[request.msg_type],
         "content": msg["content"],
         "header": msg["header"],
+        SIGINTS_BEFORE: sigints,
     }
     if request.msg_type in NO_REPLY:
         # The comm's handler gets the whole message; its binary buffers go raw, after

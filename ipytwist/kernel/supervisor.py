@@ -150,6 +150,8 @@ class WorkerSupervisor:
         self.stopping = False
         self.early_deaths = 0
         self._ready_waiters: list[Deferred[None]] = []
+        #: SIGINTs sent to the current worker (each request says how many came before it).
+        self.sigints = 0
 
     @property
     def pid(self) -> int | None:
@@ -164,6 +166,7 @@ class WorkerSupervisor:
     def spawn(self) -> None:
         """Start a (new) worker."""
         self.ready = False
+        self.sigints = 0
         link = _Link(self)
         self.worker = link.worker = self.provisioner.start(link)
         self.gate.attach(self.worker)
@@ -172,6 +175,7 @@ class WorkerSupervisor:
         """Take on a worker that runs already (``make`` connects to it, given the
         listener); it is ready once :meth:`adopted` is called."""
         self.ready = False
+        self.sigints = 0
         link = _Link(self)
         self.worker = link.worker = make(link)
         self.gate.attach(self.worker)
@@ -201,6 +205,7 @@ class WorkerSupervisor:
         if worker is None:
             return
         worker.signal(signal.SIGINT)
+        self.sigints += 1
         for delay in INTERRUPT_NUDGES:
             self.reactor.callLater(delay, self._nudge, worker, still_running)
 

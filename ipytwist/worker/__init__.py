@@ -17,6 +17,10 @@ NUDGE_SIGNAL = signal.SIGWINCH
 SYNC_ENV = "IPYTWIST_SYNC_TOKEN"
 
 
+#: The record key by which the kernel says how many SIGINTs it had sent the worker
+#: before the record: one that lands while the worker waits for a request is meant for
+#: that request only if the worker has had more than that (see ``link.Interrupts``).
+SIGINTS_BEFORE = "sigints"
 #: The record key by which the kernel says it published a cell's ``execute_input``
 #: itself, with this execution count (the count the worker's last reply gave).
 ANNOUNCED = "input"

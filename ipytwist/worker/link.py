@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from ..framing import RecordDecoder, record_parts, write_parts
+from . import SIGINTS_BEFORE
 from .reserve import after_release
 from .stdio import identity
 
@@ -28,11 +29,16 @@ class Interrupts:
         self.armed = False
         self._held = 0
         self._pending = False
+        #: SIGINTs had, less those before the kernel that sends them began counting.
+        self.received = 0
+        self._base = 0
+        self._last_before = 0
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self.handler)
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
         if not self.armed:
             # The kernel only interrupts while a request is out: one that arrives
             # just before user code starts is meant for it (cleared by discard()).
@@ -57,9 +63,21 @@ class Interrupts:
                 self._pending = False
                 raise KeyboardInterrupt
 
-    def discard(self) -> None:
-        """Forget an interrupt that arrived between requests (meant for a finished one)."""
-        self._pending = False
+    def discard(self, sent_before: object = None) -> None:
+        """A request is read: forget an interrupt that arrived between requests, meant for
+        a finished one.  ``sent_before`` is the number of SIGINTs the kernel had sent
+        before the request (its record's ``SIGINTS_BEFORE``): an interrupt beyond those
+        was sent after it, for it (the kernel announces a cell before the worker reads
+        it: a client may interrupt it that soon).  A count lower than the last one is a
+        new kernel's (the worker was adopted): counted from here."""
+        if not isinstance(sent_before, int):
+            self._pending = False
+            return
+        if sent_before < self._last_before:
+            self._base = self.received - sent_before
+        self._last_before = sent_before
+        if self.received - self._base <= sent_before:
+            self._pending = False
 
     @contextmanager
     def user_code(self) -> Iterator[None]:
@@ -119,9 +137,10 @@ class WorkerLink:
             except MemoryError:  # a record the decoder keeps until it is decoded
                 self.on_memory_error()
                 self._queue.extend(self._decoder.feed(b""))
-        if not self.interrupts.armed:
-            self.interrupts.discard()  # a new request starts with no interrupt pending
-        return self._queue.popleft()
+        record = self._queue.popleft()
+        if not self.interrupts.armed:  # a new request starts with no stale interrupt
+            self.interrupts.discard(record.get(SIGINTS_BEFORE))
+        return record
 
     def read_matching(self, kind: str) -> dict[str, Any] | None:
         """Wait for a record of ``kind``; others wait in the queue for the main loop."""

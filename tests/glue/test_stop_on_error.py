@@ -60,6 +60,7 @@ def test_an_execute_read_from_a_websocket_before_the_reply_leaves_is_aborted(
         "req": "execute",
         "content": {"code": "3"},
         "header": later["header"],
+        "sigints": 0,
     }
     cell = hk.transcript.cells[in_flight["msg_id"]]
     assert cell.state == "aborted"

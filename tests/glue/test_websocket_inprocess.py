@@ -132,7 +132,12 @@ def test_an_execute_goes_to_the_worker_and_its_reply_to_the_asking_session_only(
     req = request("execute_request", content={"code": "6*7", "silent": False})
     asking.send(req)
     worker = env.provisioner.workers[0]
-    assert worker.sent[-1] == {"req": "execute", "content": req["content"], "header": req["header"]}
+    assert worker.sent[-1] == {
+        "req": "execute",
+        "content": req["content"],
+        "header": req["header"],
+        "sigints": 0,
+    }
     worker.reply({"status": "ok", "user_expressions": {}})
     for ws in (asking, other):
         states = [
