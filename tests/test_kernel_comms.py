@@ -53,6 +53,7 @@ def test_a_comm_msg_sent_while_a_cell_runs_is_handled_after_it(env: Env) -> None
             "metadata": {},
         },
         "buffers": [b"\x00\xff"],
+        "sigints": 0,
     }
     worker.reply({"status": "ok"})
     # Busy and idle around it, as ipykernel does for every shell message; no reply.

@@ -69,7 +69,7 @@ class LateSessionHistory(HistoryManager):
             super().init_db()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]  # IPython's is unannotated
         if self._due and self.save_thread is None:  # no saving thread: insert it now
             self._due, self._inserted = False, None
             try:
@@ -131,7 +131,7 @@ class LateSessionHistory(HistoryManager):
                 return
             if self.save_thread is not None:  # its connection is to the file moved aside
                 self.save_thread.stop()
-                self.save_thread = HistorySavingThread(self)  # type: ignore[no-untyped-call]
+                self.save_thread = HistorySavingThread(self)  # type: ignore[no-untyped-call]  # IPython's is unannotated
                 self.save_thread.start()
 
     def _unsaved(self, error: sqlite3.Error) -> None:

@@ -62,8 +62,7 @@ _NAMES = {1: "stdout", 2: "stderr"}
 #: After a read of an output pipe, leave it alone this long (``kernel.process``'s pause).
 PIPE_READ_PAUSE = 0.01
 _READ = 1 << 16
-#: An ack of requests rides on the next frame to the service, or goes alone this much later
-#: (an ``ACK`` per request would wake the service once more per request).
+#: An ack of requests rides on the next frame to the service, or goes alone this late.
 ACK_DELAY = 0.02
 _SHUTDOWN = plain_record({"req": "shutdown"})
 
@@ -96,9 +95,7 @@ class Keeper:
         self.out = FrameQueue()  # to the service
         self.feed = RequestFeed(req_w)  # requests for the interpreter
         self.uid = os.getuid()
-        # One buffer for every recv (a fresh 256 KiB cost three syscalls each), mapped
-        # rather than allocated: only the pages a recv has written take memory.
-        self._recv = mmap.mmap(-1, 1 << 18)
+        self._recv = mmap.mmap(-1, 1 << 18)  # for all recvs; a page costs once written
         self.exited: str | None = None
         #: Ending: the service asked for it (stop, kill), or SIGTERM, or the orphan timeout.
         self.stopping = False

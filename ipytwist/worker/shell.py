@@ -23,6 +23,7 @@ from traitlets import Callable as CallableTrait
 
 from ..dap import cell_path
 from .history import LateSessionHistory
+from .scalars import plain_only
 
 #: matplotlib's GUIs that draw in the frontend and need no event loop in the kernel
 #: (ipykernel's ``eventloops.loop_map`` has None for them): ``%matplotlib widget`` is
@@ -64,6 +65,12 @@ class EventDisplayHook(DisplayHook):
 
     def start_displayhook(self) -> None:
         self._event: dict[str, Any] = {"ev": "execute_result", "data": {}, "metadata": {}}
+
+    def compute_format_data(self, result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """IPython's, quicker for a number or a string (see :mod:`.scalars`)."""
+        formatter = self.shell.display_formatter if self.shell is not None else None
+        quick = plain_only(formatter, result) if formatter is not None else None
+        return quick if quick is not None else super().compute_format_data(result)
 
     def write_output_prompt(self) -> None:
         self._event["execution_count"] = self.prompt_count
