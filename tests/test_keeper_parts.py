@@ -29,7 +29,7 @@ from support.keeperlink import (
 from ipytwist.framing import encode_record
 from ipytwist.link.unixpath import SUN_PATH_MAX, bind_unix, connect_unix
 from ipytwist.link.wire import LINK_WINDOW, FrameDecoder, Kind, json_body
-from ipytwist.worker.keeper import KILL_AFTER, Keeper
+from ipytwist.worker.keeper import IDLE_WAKE, KILL_AFTER, Keeper
 
 MiB = 1 << 20
 
@@ -245,3 +245,20 @@ def test_a_service_that_stops_reading_costs_the_keeper_its_window(keeper) -> Non
     frames = service.until(is_reply)
     lines = stdout(frames).splitlines()
     assert lines == [str(i).zfill(99) for i in range(400_000)]
+
+
+def test_an_idle_keeper_sleeps_until_something_is_due(tmp_path: Path) -> None:
+    """No wakeup twice a second per idle kernel (2 % of a core for 200): with nothing
+    due it sleeps its longest; an orphan wakes for its timeout."""
+    pipes = [os.pipe() for _ in range(4)]
+    readers = {1: pipes[0][0], 2: pipes[1][0], 4: pipes[2][0]}
+    interpreter = ("00", os.getpid(), readers, pipes[3][1])
+    keeper = Keeper(bind_unix(str(tmp_path / "k.sock")), SECRET, KERNEL, 10, interpreter)
+    try:
+        assert 9 < keeper._register() <= 10  # an orphan: its timeout is what is due
+        keeper.orphaned_at = None  # a service is connected
+        assert keeper._register() > IDLE_WAKE - 1
+    finally:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
