@@ -35,6 +35,8 @@ import struct
 import sys
 from typing import Any
 
+from .pools import fill_pools
+
 __all__ = ["FORK_FD_ENV", "PID", "forked", "main"]
 
 #: The fd of the server's end of its socket with the service.
@@ -168,6 +170,7 @@ def main() -> int:
     os.chdir("/")  # a kernel's directory is the request's, never the server's
     preload()
     gc.collect()
+    fill_pools()
     gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
     while True:
