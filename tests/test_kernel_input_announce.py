@@ -101,3 +101,20 @@ def test_each_cell_has_one_execute_input_with_its_count(kc: BlockingKernelClient
         reply_to(kc.get_shell_msg, msg_id)
         counts.append(msgs[1]["content"]["execution_count"])
     assert counts[2:] == [42, 43] and counts[1] == counts[0] + 1
+
+
+def test_each_request_says_how_many_sigints_came_before_it() -> None:
+    """The worker tells apart an interrupt for a request it has not read yet from one
+    for a finished request by this count (worker/link.py ``Interrupts.discard``).  A
+    reply that says the worker had more (user code sent itself one) raises it."""
+    kernel, prov, _, _ = started()
+    client, worker = Client(), prov.workers[0]
+    kernel.handle("shell", execute("os.kill(os.getpid(), 2)"), client)
+    assert worker.sent[-1]["sigints"] == 0
+    worker.listener.worker_event({"ev": "reply", "content": {"status": "ok"}, "sigints": 1})
+    kernel.handle("shell", execute("while True: pass"), client)
+    assert worker.sent[-1]["sigints"] == 1
+    kernel.interrupt()
+    _reply(prov, 3)  # an older worker says nothing of its SIGINTs
+    kernel.handle("shell", execute("1"), client)
+    assert worker.sent[-1]["sigints"] == 2

@@ -97,3 +97,17 @@ def test_a_new_kernels_count_starts_over() -> None:
     assert not _read_after_signals(irq, 3, {"req": "execute", "sigints": 3})
     assert not _read_after_signals(irq, 0, {"req": "execute", "sigints": 0})
     assert _read_after_signals(irq, 1, {"req": "execute", "sigints": 0})
+
+
+def test_the_count_a_reply_reports_follows_the_kernels() -> None:
+    """Each reply tells the kernel how many SIGINTs the worker has had (the kernel
+    counts from the highest); after an adopting kernel starts over, from there."""
+    irq = Interrupts()
+    for _ in range(3):
+        irq.handler(2, None)
+    assert irq.count == 3
+    irq.discard(3)
+    irq.discard(0)  # a new kernel's first request
+    assert irq.count == 0
+    irq.handler(2, None)
+    assert irq.count == 1

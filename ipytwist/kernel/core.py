@@ -273,6 +273,7 @@ class Kernel(Resumable, WorkerDeaths):
             self.rejects.warn("worker: {text}", "worker-log", text=str(event.get("text"))[:200])
         elif kind == "reply" and self._queue.current is not None:
             self._inputs.replied(event)
+            self.supervisor.replied(event)
             self._finish_current(dict(event.get("content") or {}))
         else:
             self.log.warn("worker sent an unexpected event {k}", k=str(kind)[:64])

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 
-from ..worker import NUDGE_SIGNAL
+from ..worker import NUDGE_SIGNAL, SIGINTS_BEFORE
 from .flow import OutputGate
 
 __all__ = [
@@ -198,6 +198,14 @@ class WorkerSupervisor:
         """A request record for the current worker (dropped while there is none)."""
         if self.worker is not None:
             self.worker.send(record)
+
+    def replied(self, event: dict[str, Any]) -> None:
+        """The worker's reply says how many SIGINTs it has had: more than were sent
+        (user code sent itself one) are counted as sent, so that one sent later is
+        still told apart from those before the next request."""
+        had = event.get(SIGINTS_BEFORE)
+        if type(had) is int and had > self.sigints:
+            self.sigints = had
 
     def interrupt(self, still_running: Callable[[], bool]) -> None:
         """SIGINT now, and nudges later for as long as ``still_running()``."""

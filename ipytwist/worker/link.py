@@ -63,6 +63,12 @@ class Interrupts:
                 self._pending = False
                 raise KeyboardInterrupt
 
+    @property
+    def count(self) -> int:
+        """The SIGINTs had, counted as the current kernel counts them (each reply tells
+        it: one that user code sent itself is then counted by both)."""
+        return self.received - self._base
+
     def discard(self, sent_before: object = None) -> None:
         """A request is read: forget an interrupt that arrived between requests, meant for
         a finished one.  ``sent_before`` is the number of SIGINTs the kernel had sent
@@ -76,7 +82,7 @@ class Interrupts:
         if sent_before < self._last_before:
             self._base = self.received - sent_before
         self._last_before = sent_before
-        if self.received - self._base <= sent_before:
+        if self.count <= sent_before:
             self._pending = False
 
     @contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import error_content
-from . import ANNOUNCED, EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SYNC_ENV, sync_marker
+from . import ANNOUNCED, EVENT_FD, NUDGE_SIGNAL, REQUEST_FD, SIGINTS_BEFORE, SYNC_ENV, sync_marker
 from .link import Interrupts, WorkerLink
 from .partial import CellClock, flush_partial_lines
 from .reserve import MemoryReserve, after_release, history_survives_memory_errors
@@ -93,7 +93,7 @@ def serve() -> int:
             break  # exit() outside a cell
         finally:
             cells.done()
-        _reply(link, content, shell.execution_count)
+        _reply(link, content, shell.execution_count, interrupts.count)
         del content
         reserve.take()  # again, if user code let go of the memory a MemoryError used
     debug.close()
@@ -123,10 +123,10 @@ def _begin(std: StdFiles, shell: WorkerShell, rec: Content) -> None:
     shell.set_parent(parent_of(rec))
 
 
-def _reply(link: WorkerLink, content: Content, count: int) -> None:
+def _reply(link: WorkerLink, content: Content, count: int, sigints: int) -> None:
     """The reply, with the execution count the next cell gets (the kernel announces
-    that cell's input with it)."""
-    event = {"ev": "reply", "content": content, "count": count}
+    that cell's input with it) and the SIGINTs had so far (the kernel counts from it)."""
+    event = {"ev": "reply", "content": content, "count": count, SIGINTS_BEFORE: sigints}
     try:
         link.emit(event)
     except KeyboardInterrupt:
