@@ -95,34 +95,34 @@ def dumps(obj: Any) -> bytes:
         ).encode("ascii")
 
 
+def _orjson_dumps(obj: Any) -> bytes | None:
+    """orjson's encoding of ``obj``; None without orjson, or for what it refuses (lone
+    surrogates, non-string keys, integers past 64 bits, unknown types)."""
+    if _orjson is None:
+        return None
+    try:
+        out: bytes = _orjson.dumps(obj)
+    except (TypeError, _orjson.JSONEncodeError):
+        return None
+    return out
+
+
 def dumps_strings(obj: Any) -> bytes:
     """:func:`dumps` for a message whose values are strings (stream output), 3-4x faster
-    when orjson is installed.  Whatever orjson refuses (lone surrogates, non-string
-    keys, unknown types) goes through :func:`dumps`; orjson would write a non-finite
-    float as null, which is why this is only for messages that carry none."""
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(obj)
-        except (TypeError, _orjson.JSONEncodeError):
-            pass
-    return dumps(obj)
+    when orjson is installed; what orjson refuses goes through :func:`dumps`.  orjson
+    would write a non-finite float as null, which is why this is only for messages
+    that carry none."""
+    out = _orjson_dumps(obj)
+    return out if out is not None else dumps(obj)
 
 
 def dumps_decoded(obj: Any) -> bytes:
     """:func:`dumps` for values made of JSON's types alone (decoded from JSON, or built
     of them: what the kernel sends), 10-20x faster with orjson.  orjson writes a
     non-finite float as ``null``: output holding ``null`` is encoded again by
-    :func:`dumps`, as is whatever orjson refuses (lone surrogates, non-string keys,
-    integers past 64 bits)."""
-    if _orjson is not None:
-        try:
-            out: bytes = _orjson.dumps(obj)
-        except (TypeError, _orjson.JSONEncodeError):
-            pass
-        else:
-            if b"null" not in out:
-                return out
-    return dumps(obj)
+    :func:`dumps`, as is whatever orjson refuses."""
+    out = _orjson_dumps(obj)
+    return out if out is not None and b"null" not in out else dumps(obj)
 
 
 def too_deep(raw: Iterable[bytes], *values: Any, limit: int = MAX_JSON_DEPTH) -> bool:

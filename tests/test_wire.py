@@ -24,6 +24,7 @@ from ipytwist.wire import (
     WireCodec,
     WireError,
     dumps,
+    dumps_decoded,
     dumps_strings,
     new_message,
     reply_type,
@@ -270,3 +271,22 @@ def test_dumps_strings_writes_what_dumps_writes(text: str) -> None:
     included (they take the slow path)."""
     msg = new_message("stream", {"name": "stdout", "text": text}, "s")
     assert dumps_strings(msg) == dumps(msg)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"status": "ok", "execution_count": 3, "payload": [], "user_expressions": {}},
+        {"x": float("nan"), "y": float("inf")},  # orjson would write null
+        {"none": None, "text": "null"},
+        {"text": "\udc80lone"},
+        {"big": 2**70},
+        {1: "non-string key"},
+        [1.5, True, "caf\u00e9 \U0001f600"],
+    ],
+    ids=repr,
+)
+def test_dumps_decoded_writes_what_dumps_writes(value: object) -> None:
+    """The fast encoder of the ZeroMQ frames gives the same bytes as dumps; NaN stays
+    NaN, and what orjson refuses takes the slow path."""
+    assert dumps_decoded(value) == dumps(value)

@@ -177,8 +177,8 @@ class ZMQInteractiveShell(InteractiveShell):
 
     def own_history(self) -> None:
         """A shell made before a fork (without a history database): a history of this
-        kernel's, a new session on a connection of its own (inserted late: see
-        :meth:`history_ready`), and the namespace's history lists (``In``, ``Out``,
+        kernel's, whose new session its saving thread inserts while the kernel goes on
+        (see :meth:`history_ready`), and the namespace's history lists (``In``, ``Out``,
         ``_ih``, ``_oh``, ``_dh``) of it.  Nothing for a shell made with its history."""
         if not self.premade:
             return
