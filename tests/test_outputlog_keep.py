@@ -86,6 +86,23 @@ def test_a_reader_behind_when_a_message_came_is_not_owed_it() -> None:
     assert fast.take() is big
 
 
+def test_a_gap_is_followed_by_the_message_after_it_even_once_that_left_the_log() -> None:
+    """A reader slower than the log gets a gap, then the message that came after the
+    gap, kept for it meanwhile: never two gaps in a row (two notices for one lag)."""
+    log = OutputLog(max_messages=3)
+    for i in range(5):
+        log.publish(text(str(i)))
+    slow = Reader(log, (1, 0))
+    gap = slow.take()
+    assert isinstance(gap, Gap) and gap.messages == 2 and gap.next is not None
+    for i in range(5):
+        log.publish(text(str(5 + i)))
+        assert log.logged_messages <= 3  # what it keeps counts in the bound
+    assert gap.next.seq < log.first_logged_seq
+    assert slow.take() is gap.next
+    assert isinstance(slow.take(), Gap)  # then what it missed since, as one gap
+
+
 def test_each_reader_keeps_at_most_the_message_it_writes_and_the_next() -> None:
     """A reader writing one message, at the end when the next comes, keeps both; the
     messages after that are not kept for it, and closing it lets everything go."""
@@ -170,6 +187,8 @@ def test_what_readers_keep_stays_counted_and_owed_messages_arrive(steps: list[An
             got = readers[arg].take()
             if arg in owed:
                 assert got is owed.pop(arg)
+            if isinstance(got, Gap) and got.next is not None:
+                owed[arg] = got.next
         elif op == "done":
             readers[arg].cursor.done()
         elif op == "close":

@@ -332,6 +332,9 @@ class OutputLog:
                 at = (first, nxt.offset if nxt is not None else self._total_bytes)
                 gap = Gap(first - seq, at[1] - cursor.offset, nxt)
                 self._move(cursor, at)
+                if nxt is not None:  # kept for the reader: a gap is never followed by one
+                    nxt.keepers += 1
+                    cursor.owed = nxt
                 return gap
             env = self._get(seq)
             env.keepers += 1
