@@ -22,14 +22,26 @@ from __future__ import annotations
 from typing import Protocol, cast
 
 from autobahn.twisted.websocket import WebSocketServerProtocol
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ..pacing import QUANTUM_BYTES, QUANTUM_MESSAGES, ReadPacer
 
-__all__ = ["OutboxProducer", "PacedProducer", "PacedProtocol"]
+__all__ = [
+    "CLOSE_HANDSHAKE_SECONDS",
+    "LINGER_SECONDS",
+    "OutboxProducer",
+    "PacedProducer",
+    "PacedProtocol",
+]
+
+#: How long the peer has to answer our close frame (autobahn's default).
+CLOSE_HANDSHAKE_SECONDS = 1.0
+#: Then how long it may still send (the rest of a message refused) before the
+#: connection is cut: our side is closed, what comes is read and dropped.
+LINGER_SECONDS = 10.0
 
 
 class _Reading(Protocol):
@@ -113,6 +125,7 @@ class PacedProtocol(WebSocketServerProtocol):
     #: Messages read in the current piece.
     _messages = 0
     _producer: PacedProducer | None = None
+    _linger: IDelayedCall | None = None
 
     def paced(self, producer: IPushProducer) -> PacedProducer:
         """``producer`` (what writes to this connection) resumed in its turn."""
@@ -151,8 +164,27 @@ class PacedProtocol(WebSocketServerProtocol):
         super().onMessageEnd()
         self._messages += 1
 
+    def onCloseHandshakeTimeout(self) -> None:
+        """autobahn: the peer has not answered our close frame in time.  autobahn resets
+        the connection, and a peer still sending (the rest of a message too big: the
+        close frame came at its head) would get the reset, not the frame that says
+        why.  So our side is closed after the close frame, what still comes is read
+        and dropped, and the reset comes only :data:`LINGER_SECONDS` later."""
+        self.closeHandshakeTimeoutCall = None
+        half_close = getattr(self.transport, "loseWriteConnection", None)
+        if self._linger is not None or half_close is None or self.state == self.STATE_CLOSED:
+            super().onCloseHandshakeTimeout()
+            return
+        half_close()
+        self._linger = self.pacer.reactor.callLater(LINGER_SECONDS, self._linger_over)
+
+    def _linger_over(self) -> None:
+        super().onCloseHandshakeTimeout()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Twisted: the connection is gone; it leaves the pacer's line."""
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
         pacer = getattr(self, "pacer", None)
         if pacer is not None:
             pacer.forget(self)

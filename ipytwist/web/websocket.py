@@ -30,7 +30,7 @@ from ..pacing import ReadPacer, pacer_for
 from ..wire import DEFAULT_MAX_MESSAGE_BYTES, Message, new_message
 from .away import AwayReplies
 from .outbox import Outbox, OwedTotal, ReplyQueue
-from .reading import OutboxProducer, PacedProtocol
+from .reading import CLOSE_HANDSHAKE_SECONDS, OutboxProducer, PacedProtocol
 from .wsformat import V1_PROTOCOL, FrameError, Framers, decode_legacy, decode_v1
 
 MAX_SESSIONS = 1000
@@ -241,11 +241,11 @@ class _Factory(WebSocketServerFactory):
             autoPingTimeout=60,
             maxMessagePayloadSize=max_message_bytes,
             maxFramePayloadSize=max_message_bytes,
-            # A message past the limit (or another protocol error) gets a close frame
-            # that says why (1009 and the sizes), not a dropped TCP connection.
+            # A message past the limit (or another protocol error) gets a close frame that
+            # says why (1009 and the sizes), not a dropped TCP connection; then it lingers.
             failByDrop=False,
-            # Origin is checked on the HTTP request before the upgrade (see site.py).
-            allowedOrigins=["*"],
+            closeHandshakeTimeout=CLOSE_HANDSHAKE_SECONDS,
+            allowedOrigins=["*"],  # Origin is checked before the upgrade (see site.py)
             allowNullOrigin=True,
         )
 
