@@ -154,6 +154,9 @@ def test_the_record_names_the_forked_keeper(svc: ForkService) -> None:
     kid = svc.start_kernel()
     keeper = svc.keeper(kid)
     assert keeper in _fork_children(svc), keeper
+    # The answer (and the kernel's start) may come before the keeper's setsid; its
+    # interpreter, which answers requests, is forked after it.
+    assert _probe(svc, kid)["forked"] is True
     with open(f"/proc/{keeper}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[3]) == keeper  # setsid: its own session
 
