@@ -54,7 +54,7 @@ def test_a_peer_that_closes_while_the_connection_lingers_ends_the_linger(
     ws.protocol.onCloseHandshakeTimeout()
     ws.close()  # its close frame, then its end of the connection
     assert half == ["half"]
-    lingering = [c for c in env.clock.getDelayedCalls() if "linger" in repr(c.func)]
+    lingering = [c for c in env.clock.getDelayedCalls() if c.func == ws.protocol._linger_over]
     assert not lingering
 
 
